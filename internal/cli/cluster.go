@@ -47,7 +47,7 @@ func newClusterCreateCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "cluster %s ready at %s in %s (%d nodes)\n",
+			fmt.Fprintf(cmd.ErrOrStderr(), "cluster %s ready at %s in %s (nodes: %d)\n",
 				c.Name, c.APIURL, time.Since(start).Round(100*time.Millisecond), c.Nodes)
 			fmt.Fprintf(cmd.OutOrStdout(), "%s\n", c.Kubeconfig())
 			return nil

@@ -15,6 +15,7 @@ package clustertest
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"strings"
@@ -46,6 +47,9 @@ func Main(m *testing.M, o Options) {
 }
 
 func run(m *testing.M, o Options) int {
+	if !flag.Parsed() {
+		flag.Parse() // for testing.Verbose before m.Run
+	}
 	dir, err := os.MkdirTemp("", "converge-test-cluster-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "clustertest:", err)

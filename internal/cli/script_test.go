@@ -1,0 +1,79 @@
+package cli_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/rogpeppe/go-internal/testscript"
+
+	"converge.dev/converge/internal/cli"
+	"converge.dev/converge/internal/controlplane"
+	"converge.dev/converge/internal/localcluster"
+)
+
+func TestMain(m *testing.M) {
+	testscript.Main(m, map[string]func(){
+		"converge": func() { os.Exit(cli.Run(context.Background(), os.Args[1:], os.Stdout, os.Stderr)) },
+	})
+}
+
+// TestScripts runs the CLI's script tests in testdata/script. Each script
+// has its own CONVERGE_HOME; clusters it leaves behind are deleted after it.
+func TestScripts(t *testing.T) {
+	// Build (or find) the control plane here, once, with progress on
+	// stderr; scripts then find it in the shared cache.
+	if _, err := controlplane.Ensure(context.Background(), controlplane.Options{Progress: os.Stderr}); err != nil {
+		t.Fatal(err)
+	}
+	cacheDir, err := os.UserCacheDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	testscript.Run(t, testscript.Params{
+		Dir: filepath.Join("testdata", "script"),
+		Setup: func(env *testscript.Env) error {
+			home := filepath.Join(env.WorkDir, "home")
+			env.Setenv(localcluster.HomeEnv, home)
+			env.Setenv("XDG_CACHE_HOME", cacheDir)
+			env.Defer(func() { deleteAll(home) })
+			return nil
+		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"no-cluster-processes": noClusterProcesses,
+		},
+	})
+}
+
+// deleteAll stops whatever clusters a failed script left running.
+func deleteAll(home string) {
+	store := localcluster.Store{Dir: home}
+	all, _ := store.List(context.Background())
+	for _, c := range all {
+		store.Delete(context.Background(), c.Name)
+	}
+}
+
+// noClusterProcesses fails if any process runs a control plane whose
+// folder is under $CONVERGE_HOME.
+func noClusterProcesses(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 0 {
+		ts.Fatalf("usage: no-cluster-processes")
+	}
+	home := ts.Getenv(localcluster.HomeEnv)
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		cmdline, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		line := strings.ReplaceAll(string(cmdline), "\x00", " ")
+		if strings.Contains(line, controlplane.BinaryName) && strings.Contains(line, home) {
+			stat, _ := os.ReadFile(strings.TrimSuffix(p, "cmdline") + "stat")
+			ts.Fatalf("process left: %s (%s)", line, fmt.Sprint(strings.Fields(string(stat))[2:3]))
+		}
+	}
+}
