@@ -1,0 +1,103 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+	"sigs.k8s.io/yaml"
+
+	"converge.dev/converge/internal/health"
+	"converge.dev/converge/internal/object"
+)
+
+// healthEntry is one line of `converge health -o json`, in file order.
+type healthEntry struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	Namespace  string `json:"namespace"`
+	Name       string `json:"name"`
+	// Status is empty when no rule covers the kind and the object's status
+	// says nothing readable: no health is invented for it.
+	Status  health.Status `json:"status"`
+	Message string        `json:"message"`
+}
+
+func newHealthCmd() *cobra.Command {
+	var file, output string
+	cmd := &cobra.Command{
+		Use:   "health -f FILE",
+		Short: "Assess the health of the objects in a file, offline",
+		Long: `Assess every object in a YAML or JSON file (or - for stdin) with the same
+rules the engine uses: built-in rules for core kinds, then the generic
+status-conditions rule for custom resources.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if file == "" {
+				return fmt.Errorf("health: -f FILE is required")
+			}
+			data, err := readInput(cmd.InOrStdin(), file)
+			if err != nil {
+				return err
+			}
+			objs, err := object.Decode(data, file)
+			if err != nil {
+				return err
+			}
+			entries := make([]healthEntry, 0, len(objs))
+			for _, d := range objs {
+				o := d.Object
+				r, ok := health.Assess(o)
+				if !ok {
+					r, ok = health.Generic(o)
+				}
+				if !ok {
+					r.Message = "no health rule for " + o.GroupVersionKind().GroupKind().String()
+				}
+				entries = append(entries, healthEntry{o.GetAPIVersion(), o.GetKind(), o.GetNamespace(), o.GetName(), r.Status, r.Message})
+			}
+			return printHealth(cmd.OutOrStdout(), output, entries)
+		},
+	}
+	cmd.Flags().StringVarP(&file, "filename", "f", "", "file to read, or - for stdin")
+	cmd.Flags().StringVarP(&output, "output", "o", "", "output format: json or yaml (default: a table)")
+	return cmd
+}
+
+func readInput(stdin io.Reader, file string) ([]byte, error) {
+	if file == "-" {
+		return io.ReadAll(stdin)
+	}
+	return os.ReadFile(file)
+}
+
+func printHealth(w io.Writer, format string, entries []healthEntry) error {
+	switch format {
+	case "json":
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(entries)
+	case "yaml":
+		data, err := yaml.Marshal(entries)
+		if err != nil {
+			return err
+		}
+		_, err = w.Write(data)
+		return err
+	case "", "wide":
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "KIND\tNAMESPACE\tNAME\tSTATUS\tMESSAGE")
+		for _, e := range entries {
+			status := string(e.Status)
+			if status == "" {
+				status = "-"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", e.Kind, e.Namespace, e.Name, status, e.Message)
+		}
+		return tw.Flush()
+	}
+	return fmt.Errorf("health: output format %q: use json or yaml", format)
+}
