@@ -1,0 +1,176 @@
+// Package git fetches revisions of Git repositories with go-git, over
+// https (basic auth or token), ssh (key and known_hosts) and file://.
+//
+// Each repository URL has one bare clone in the cache; each commit is
+// materialised once into a read-only tree shared by every unit that uses
+// it, so many units in one monorepo cost one fetch.
+package git
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/gofrs/flock"
+	gogit "github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/config"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/transport"
+
+	"converge.dev/converge/internal/source"
+)
+
+// Options configure a Fetcher.
+type Options struct {
+	// CacheDir holds bare clones and materialised trees. Required.
+	CacheDir string
+	// Timeout bounds one Fetch, network and checkout included. If zero,
+	// two minutes.
+	Timeout time.Duration
+	// MaxAge lets a ref resolved less than MaxAge ago be reused without
+	// asking the remote again, so that units sharing a repository in one
+	// reconcile round cost one round trip. If zero, every Fetch asks.
+	MaxAge time.Duration
+}
+
+// Fetcher fetches Git revisions. It is safe for concurrent use, also
+// across processes sharing CacheDir.
+type Fetcher struct {
+	o Options
+
+	mu       sync.Mutex
+	urlLocks map[string]*sync.Mutex
+	resolved map[string]resolvedRef
+}
+
+type resolvedRef struct {
+	hash plumbing.Hash
+	at   time.Time
+}
+
+// ErrRefNotFound means the remote has no ref or tag matching the request.
+var ErrRefNotFound = errors.New("revision not found")
+
+// New returns a Fetcher.
+func New(o Options) *Fetcher {
+	if o.Timeout == 0 {
+		o.Timeout = 2 * time.Minute
+	}
+	return &Fetcher{o: o, urlLocks: map[string]*sync.Mutex{}, resolved: map[string]resolvedRef{}}
+}
+
+// Fetch resolves ref in the repository at repoURL to a commit and returns
+// a snapshot of its tree. Errors never contain credentials. A remote that
+// cannot be contacted gives an error wrapping source.ErrUnreachable.
+func (f *Fetcher) Fetch(ctx context.Context, repoURL string, ref source.Ref, auth Auth) (source.Snapshot, error) {
+	if err := ref.Validate(); err != nil {
+		return source.Snapshot{}, fmt.Errorf("git %s: %w", Redact(repoURL), err)
+	}
+	if f.o.CacheDir == "" {
+		return source.Snapshot{}, errors.New("git: Options.CacheDir is required")
+	}
+	ctx, cancel := context.WithTimeout(ctx, f.o.Timeout)
+	defer cancel()
+
+	unlock, err := f.lock(repoURL)
+	if err != nil {
+		return source.Snapshot{}, err
+	}
+	defer unlock()
+
+	r, err := f.open(repoURL)
+	if err != nil {
+		return source.Snapshot{}, fmt.Errorf("git %s: open cache: %w", Redact(repoURL), err)
+	}
+	tauth, err := auth.method(repoURL)
+	if err != nil {
+		return source.Snapshot{}, fmt.Errorf("git %s: auth: %w", Redact(repoURL), err)
+	}
+	hash, err := f.resolve(ctx, r, repoURL, ref, tauth)
+	if err != nil {
+		return source.Snapshot{}, fmt.Errorf("git %s %s: %w", Redact(repoURL), ref, err)
+	}
+	dir, err := f.materialise(r, hash)
+	if err != nil {
+		return source.Snapshot{}, fmt.Errorf("git %s %s: checkout %s: %w", Redact(repoURL), ref, hash, err)
+	}
+	return source.Snapshot{Revision: hash.String(), Dir: dir}, nil
+}
+
+// lock serialises work on one repository, within this process and across
+// processes that share the cache.
+func (f *Fetcher) lock(repoURL string) (func(), error) {
+	f.mu.Lock()
+	m, ok := f.urlLocks[repoURL]
+	if !ok {
+		m = &sync.Mutex{}
+		f.urlLocks[repoURL] = m
+	}
+	f.mu.Unlock()
+	m.Lock()
+	if err := os.MkdirAll(filepath.Join(f.o.CacheDir, "repos"), 0o755); err != nil {
+		m.Unlock()
+		return nil, fmt.Errorf("git cache: %w", err)
+	}
+	fl := flock.New(f.repoDir(repoURL) + ".lock")
+	if err := fl.Lock(); err != nil {
+		m.Unlock()
+		return nil, fmt.Errorf("git cache lock: %w", err)
+	}
+	return func() { fl.Unlock(); m.Unlock() }, nil
+}
+
+func (f *Fetcher) repoDir(repoURL string) string {
+	return filepath.Join(f.o.CacheDir, "repos", shortHash(repoURL))
+}
+
+// open returns the bare clone for repoURL, creating it on first use.
+func (f *Fetcher) open(repoURL string) (*gogit.Repository, error) {
+	dir := f.repoDir(repoURL)
+	r, err := gogit.PlainOpen(dir)
+	if err == nil {
+		return r, nil
+	}
+	if !errors.Is(err, gogit.ErrRepositoryNotExists) {
+		return nil, err
+	}
+	r, err = gogit.PlainInit(dir, true)
+	if err != nil {
+		return nil, err
+	}
+	_, err = r.CreateRemote(&config.RemoteConfig{Name: "origin", URLs: []string{repoURL}})
+	return r, err
+}
+
+// unreachable wraps a transport error so callers can tell "could not
+// talk to the remote" from "the remote has no such ref".
+func unreachable(err error) error {
+	if errors.Is(err, ErrRefNotFound) || errors.Is(err, context.Canceled) {
+		return err
+	}
+	if errors.Is(err, transport.ErrEmptyRemoteRepository) {
+		return fmt.Errorf("%w: repository is empty", ErrRefNotFound)
+	}
+	return fmt.Errorf("%w: %s", source.ErrUnreachable, redactText(err.Error()))
+}
+
+// Redact removes credentials from a URL so it can appear in errors,
+// events, status and logs.
+func Redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	if _, hasPassword := u.User.Password(); hasPassword || u.Scheme == "https" || u.Scheme == "http" {
+		u.User = url.User(u.User.Username())
+		if hasPassword {
+			u.User = url.UserPassword(u.User.Username(), "redacted")
+		}
+	}
+	return u.String()
+}

@@ -1,0 +1,331 @@
+package git
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/fluxcd/pkg/gittestserver"
+	gogit "github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/config"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/object"
+
+	"converge.dev/converge/internal/source"
+)
+
+// repo is a working repository that tests commit to and publish.
+type repo struct {
+	t    *testing.T
+	r    *gogit.Repository
+	dir  string
+	bare string // published copy, served by the test server
+}
+
+func newRepo(t *testing.T, bare string) *repo {
+	t.Helper()
+	dir := t.TempDir()
+	r, err := gogit.PlainInitWithOptions(dir, &gogit.PlainInitOptions{
+		InitOptions: gogit.InitOptions{DefaultBranch: plumbing.NewBranchReferenceName("main")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := gogit.PlainInit(bare, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.CreateRemote(&config.RemoteConfig{Name: "published", URLs: []string{bare}}); err != nil {
+		t.Fatal(err)
+	}
+	return &repo{t: t, r: r, dir: dir, bare: bare}
+}
+
+// commit writes files (an empty content deletes) and commits them.
+func (p *repo) commit(msg string, files map[string]string) plumbing.Hash {
+	p.t.Helper()
+	wt, err := p.r.Worktree()
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	for name, content := range files {
+		path := filepath.Join(p.dir, name)
+		if content == "" {
+			os.Remove(path)
+		} else {
+			os.MkdirAll(filepath.Dir(path), 0o755)
+			if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+				p.t.Fatal(err)
+			}
+		}
+	}
+	if err := wt.AddWithOptions(&gogit.AddOptions{All: true}); err != nil {
+		p.t.Fatal(err)
+	}
+	h, err := wt.Commit(msg, &gogit.CommitOptions{Author: sig(), AllowEmptyCommits: true})
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	return h
+}
+
+func (p *repo) tag(name string, annotated bool) {
+	p.t.Helper()
+	head, _ := p.r.Head()
+	var opts *gogit.CreateTagOptions
+	if annotated {
+		opts = &gogit.CreateTagOptions{Message: "release " + name, Tagger: sig()}
+	}
+	if _, err := p.r.CreateTag(name, head.Hash(), opts); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+func (p *repo) branch(name string) {
+	p.t.Helper()
+	head, _ := p.r.Head()
+	ref := plumbing.NewHashReference(plumbing.NewBranchReferenceName(name), head.Hash())
+	if err := p.r.Storer.SetReference(ref); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+// publish pushes every branch and tag to the served bare repository.
+func (p *repo) publish() {
+	p.t.Helper()
+	err := p.r.Push(&gogit.PushOptions{
+		RemoteName: "published",
+		RefSpecs:   []config.RefSpec{"+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"},
+		Force:      true,
+	})
+	if err != nil && !errors.Is(err, gogit.NoErrAlreadyUpToDate) {
+		p.t.Fatal(err)
+	}
+	// HEAD of the bare repository names main, as a forge's would.
+	b, _ := gogit.PlainOpen(p.bare)
+	b.Storer.SetReference(plumbing.NewSymbolicReference(plumbing.HEAD, plumbing.NewBranchReferenceName("main")))
+}
+
+func sig() *object.Signature {
+	return &object.Signature{Name: "test", Email: "test@converge.dev", When: time.Unix(1700000000, 0)}
+}
+
+func read(t *testing.T, snap source.Snapshot, name string) string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(snap.Dir, name))
+	if err != nil {
+		t.Fatalf("snapshot %s: %v", snap.Revision, err)
+	}
+	return string(data)
+}
+
+// fixture publishes a repository with history: main (two commits), a
+// release branch, tags v1.0.0 (light), v1.2.0 (annotated), v2.0.0 and a
+// tag that is not a version.
+func fixture(t *testing.T, bare string) (p *repo, first, second plumbing.Hash) {
+	p = newRepo(t, bare)
+	first = p.commit("one", map[string]string{"app/config.yaml": "version: 1\n"})
+	p.tag("v1.0.0", false)
+	p.branch("release")
+	p.commit("one point two", map[string]string{"app/config.yaml": "version: 1.2\n"})
+	p.tag("v1.2.0", true)
+	p.tag("latest-build", false)
+	second = p.commit("two", map[string]string{"app/config.yaml": "version: 2\n", "app/extra.yaml": "x: 1\n"})
+	p.tag("v2.0.0", true)
+	p.publish()
+	return p, first, second
+}
+
+func TestFetchOverHTTP(t *testing.T) {
+	srv, err := gittestserver.NewTempGitServer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(srv.Root())
+	srv.Auth("alice", "s3cret-pass")
+	var requests atomic.Int32
+	srv.AddHTTPMiddlewares(func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			requests.Add(1)
+			next.ServeHTTP(w, r)
+		})
+	})
+	if err := srv.StartHTTP(); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.StopHTTP()
+	p, first, second := fixture(t, filepath.Join(srv.Root(), "org", "app.git"))
+	url := srv.HTTPAddress() + "/org/app.git"
+	auth := Auth{Username: "alice", Password: "s3cret-pass"}
+	f := New(Options{CacheDir: t.TempDir()})
+	ctx := context.Background()
+
+	tests := []struct {
+		ref     source.Ref
+		wantRev plumbing.Hash
+		want    string
+	}{
+		{source.Ref{}, second, "version: 2\n"},
+		{source.Ref{Branch: "main"}, second, "version: 2\n"},
+		{source.Ref{Branch: "release"}, first, "version: 1\n"},
+		{source.Ref{Tag: "v1.0.0"}, first, "version: 1\n"},
+		{source.Ref{SemVer: "1.x"}, plumbing.ZeroHash, "version: 1.2\n"},
+		{source.Ref{SemVer: ">=1.0.0 <1.1.0"}, first, "version: 1\n"},
+		{source.Ref{SemVer: "*"}, second, "version: 2\n"},
+		{source.Ref{Name: "v2.0.0"}, second, "version: 2\n"},
+		{source.Ref{Name: "release"}, first, "version: 1\n"},
+		{source.Ref{Commit: first.String()[:10]}, first, "version: 1\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.ref.String(), func(t *testing.T) {
+			snap, err := f.Fetch(ctx, url, tt.ref, auth)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.wantRev != plumbing.ZeroHash && snap.Revision != tt.wantRev.String() {
+				t.Errorf("revision: got %s, want %s", snap.Revision, tt.wantRev)
+			}
+			if got := read(t, snap, "app/config.yaml"); got != tt.want {
+				t.Errorf("app/config.yaml: got %q, want %q", got, tt.want)
+			}
+		})
+	}
+
+	t.Run("new commit is picked up, old snapshot kept", func(t *testing.T) {
+		old, err := f.Fetch(ctx, url, source.Ref{Branch: "main"}, auth)
+		if err != nil {
+			t.Fatal(err)
+		}
+		third := p.commit("three", map[string]string{"app/extra.yaml": ""})
+		p.publish()
+		snap, err := f.Fetch(ctx, url, source.Ref{Branch: "main"}, auth)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if snap.Revision != third.String() {
+			t.Errorf("revision: got %s, want %s", snap.Revision, third)
+		}
+		if _, err := os.Stat(filepath.Join(snap.Dir, "app/extra.yaml")); !os.IsNotExist(err) {
+			t.Errorf("deleted file still in the new snapshot: %v", err)
+		}
+		if read(t, old, "app/extra.yaml") != "x: 1\n" {
+			t.Error("old snapshot changed")
+		}
+	})
+
+	t.Run("max age reuses a resolution", func(t *testing.T) {
+		cached := New(Options{CacheDir: t.TempDir(), MaxAge: time.Minute})
+		if _, err := cached.Fetch(ctx, url, source.Ref{Branch: "main"}, auth); err != nil {
+			t.Fatal(err)
+		}
+		before := requests.Load()
+		for i := 0; i < 5; i++ {
+			if _, err := cached.Fetch(ctx, url, source.Ref{Branch: "main"}, auth); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n := requests.Load() - before; n != 0 {
+			t.Errorf("5 fetches within MaxAge sent %d requests, want 0", n)
+		}
+	})
+
+	t.Run("missing ref", func(t *testing.T) {
+		for _, ref := range []source.Ref{{Branch: "nope"}, {SemVer: "9.x"}, {Commit: "deadbeefdeadbeef"}} {
+			_, err := f.Fetch(ctx, url, ref, auth)
+			if !errors.Is(err, ErrRefNotFound) || errors.Is(err, source.ErrUnreachable) {
+				t.Errorf("%s: got %v, want ErrRefNotFound", ref, err)
+			}
+		}
+	})
+
+	t.Run("bad credentials never leak", func(t *testing.T) {
+		_, err := f.Fetch(ctx, url, source.Ref{}, Auth{Username: "alice", Password: "wrong-pass-123"})
+		if err == nil {
+			t.Fatal("fetch with a wrong password succeeded")
+		}
+		withCreds := strings.Replace(url, "http://", "http://alice:wrong-pass-123@", 1)
+		_, err2 := f.Fetch(ctx, withCreds, source.Ref{}, Auth{})
+		for _, e := range []error{err, err2} {
+			if e == nil || strings.Contains(e.Error(), "wrong-pass-123") || strings.Contains(e.Error(), "s3cret") {
+				t.Errorf("error leaks a secret or is nil: %v", e)
+			}
+		}
+	})
+}
+
+func TestFetchUnreachable(t *testing.T) {
+	f := New(Options{CacheDir: t.TempDir(), Timeout: 5 * time.Second})
+	_, err := f.Fetch(context.Background(), "http://user:topsecret@127.0.0.1:1/org/app.git", source.Ref{}, Auth{})
+	if !errors.Is(err, source.ErrUnreachable) {
+		t.Errorf("got %v, want ErrUnreachable", err)
+	}
+	if err != nil && strings.Contains(err.Error(), "topsecret") {
+		t.Errorf("error leaks the password: %v", err)
+	}
+}
+
+func TestFetchFileURL(t *testing.T) {
+	bare := filepath.Join(t.TempDir(), "app.git")
+	_, _, second := fixture(t, bare)
+	f := New(Options{CacheDir: t.TempDir()})
+	snap, err := f.Fetch(context.Background(), "file://"+bare, source.Ref{}, Auth{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snap.Revision != second.String() || read(t, snap, "app/config.yaml") != "version: 2\n" {
+		t.Errorf("got revision %s, want %s with version 2", snap.Revision, second)
+	}
+}
+
+func TestFetchOverSSH(t *testing.T) {
+	srv, err := gittestserver.NewTempGitServer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(srv.Root())
+	keyDir := t.TempDir()
+	srv.KeyDir(keyDir)
+	if err := srv.ListenSSH(); err != nil {
+		t.Fatal(err)
+	}
+	go srv.StartSSH()
+	defer srv.StopSSH()
+	_, _, second := fixture(t, filepath.Join(srv.Root(), "org", "app.git"))
+
+	pubs, _ := filepath.Glob(filepath.Join(keyDir, "*.pub"))
+	if len(pubs) != 1 {
+		t.Fatalf("server host key: found %v", pubs)
+	}
+	hostKey, _ := os.ReadFile(pubs[0])
+	addr := strings.TrimPrefix(srv.SSHAddress(), "ssh://git@")
+	host, port, _ := strings.Cut(addr, ":")
+	knownHosts := fmt.Sprintf("[%s]:%s %s", host, port, hostKey)
+	clientKey := generateKey(t)
+	url := srv.SSHAddress() + "/org/app.git"
+	f := New(Options{CacheDir: t.TempDir()})
+
+	snap, err := f.Fetch(context.Background(), url, source.Ref{Tag: "v2.0.0"}, Auth{SSHKey: clientKey, KnownHosts: []byte(knownHosts)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snap.Revision != second.String() {
+		t.Errorf("revision: got %s, want %s", snap.Revision, second)
+	}
+
+	// A host key that does not match known_hosts is refused.
+	wrong := fmt.Sprintf("[%s]:%s %s", host, port, "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl")
+	_, err = New(Options{CacheDir: t.TempDir()}).Fetch(context.Background(), url, source.Ref{}, Auth{SSHKey: clientKey, KnownHosts: []byte(wrong)})
+	if err == nil {
+		t.Error("fetch with a mismatched known_hosts succeeded")
+	}
+	_, err = f.Fetch(context.Background(), url, source.Ref{}, Auth{SSHKey: clientKey})
+	if err == nil || !strings.Contains(err.Error(), "known_hosts") {
+		t.Errorf("fetch without known_hosts: got %v, want an error naming known_hosts", err)
+	}
+}

@@ -1,0 +1,214 @@
+package git
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/Masterminds/semver/v3"
+	gogit "github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/config"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/transport"
+
+	"converge.dev/converge/internal/source"
+)
+
+// resolve turns ref into a commit present in the local clone, fetching
+// only what is missing, shallow where the protocol allows it.
+func (f *Fetcher) resolve(ctx context.Context, r *gogit.Repository, repoURL string, ref source.Ref, auth transport.AuthMethod) (plumbing.Hash, error) {
+	key := repoURL + "\x00" + ref.String()
+	if f.o.MaxAge > 0 {
+		f.mu.Lock()
+		prev, ok := f.resolved[key]
+		f.mu.Unlock()
+		if ok && time.Since(prev.at) < f.o.MaxAge {
+			return prev.hash, nil
+		}
+	}
+	var hash plumbing.Hash
+	var err error
+	if ref.Commit != "" {
+		hash, err = f.resolveCommit(ctx, r, ref.Commit, auth)
+	} else {
+		hash, err = f.resolveRef(ctx, r, ref, auth)
+	}
+	if err != nil {
+		return plumbing.ZeroHash, err
+	}
+	if f.o.MaxAge > 0 {
+		f.mu.Lock()
+		f.resolved[key] = resolvedRef{hash: hash, at: time.Now()}
+		f.mu.Unlock()
+	}
+	return hash, nil
+}
+
+// resolveRef lists the remote's refs (one round trip), picks the wanted
+// one and fetches it at depth 1 unless the commit is already here.
+func (f *Fetcher) resolveRef(ctx context.Context, r *gogit.Repository, ref source.Ref, auth transport.AuthMethod) (plumbing.Hash, error) {
+	remote, err := r.Remote("origin")
+	if err != nil {
+		return plumbing.ZeroHash, err
+	}
+	refs, err := remote.ListContext(ctx, &gogit.ListOptions{Auth: auth})
+	if err != nil {
+		return plumbing.ZeroHash, unreachable(err)
+	}
+	name, err := pick(refs, ref)
+	if err != nil {
+		return plumbing.ZeroHash, err
+	}
+	target := byName(refs)[name]
+	if h, err := peel(r, target); err == nil {
+		if _, err := r.CommitObject(h); err == nil {
+			return h, nil // already here: no fetch
+		}
+	}
+	{
+		local := plumbing.ReferenceName("refs/converge/" + strings.TrimPrefix(name.String(), "refs/"))
+		spec := config.RefSpec(fmt.Sprintf("+%s:%s", name, local))
+		if err := fetch(ctx, r, spec, auth, 1); err != nil {
+			return plumbing.ZeroHash, err
+		}
+	}
+	return peel(r, target)
+}
+
+// resolveCommit finds a commit by (possibly abbreviated) SHA. Servers do
+// not let clients fetch arbitrary SHAs, so this fetches every branch and
+// tag in full when the commit is not already here.
+func (f *Fetcher) resolveCommit(ctx context.Context, r *gogit.Repository, sha string, auth transport.AuthMethod) (plumbing.Hash, error) {
+	if h, err := r.ResolveRevision(plumbing.Revision(sha)); err == nil {
+		if _, err := r.CommitObject(*h); err == nil {
+			return *h, nil
+		}
+	}
+	for _, spec := range []config.RefSpec{"+refs/heads/*:refs/converge/heads/*", "+refs/tags/*:refs/converge/tags/*"} {
+		if err := fetch(ctx, r, spec, auth, 0); err != nil {
+			return plumbing.ZeroHash, err
+		}
+	}
+	h, err := r.ResolveRevision(plumbing.Revision(sha))
+	if err != nil {
+		return plumbing.ZeroHash, fmt.Errorf("%w: no commit %s on any branch or tag", ErrRefNotFound, sha)
+	}
+	return *h, nil
+}
+
+func fetch(ctx context.Context, r *gogit.Repository, spec config.RefSpec, auth transport.AuthMethod, depth int) error {
+	err := r.FetchContext(ctx, &gogit.FetchOptions{
+		RemoteName: "origin",
+		RefSpecs:   []config.RefSpec{spec},
+		Auth:       auth,
+		Depth:      depth,
+		Tags:       gogit.NoTags,
+		Force:      true,
+	})
+	if err == nil || errors.Is(err, gogit.NoErrAlreadyUpToDate) {
+		return nil
+	}
+	if depth > 0 {
+		// A shallow fetch on top of an older shallow clone can fail on
+		// some servers; a full fetch of the same ref always works.
+		return fetch(ctx, r, spec, auth, 0)
+	}
+	return unreachable(err)
+}
+
+// peel follows an annotated tag to its commit.
+func peel(r *gogit.Repository, h plumbing.Hash) (plumbing.Hash, error) {
+	if tag, err := r.TagObject(h); err == nil {
+		c, err := tag.Commit()
+		if err != nil {
+			return plumbing.ZeroHash, fmt.Errorf("tag %s: %w", tag.Name, err)
+		}
+		return c.Hash, nil
+	}
+	return h, nil
+}
+
+func byName(refs []*plumbing.Reference) map[plumbing.ReferenceName]plumbing.Hash {
+	m := map[plumbing.ReferenceName]plumbing.Hash{}
+	for _, r := range refs {
+		if r.Type() == plumbing.HashReference {
+			m[r.Name()] = r.Hash()
+		}
+	}
+	return m
+}
+
+// pick chooses the remote ref that ref asks for.
+func pick(refs []*plumbing.Reference, ref source.Ref) (plumbing.ReferenceName, error) {
+	have := byName(refs)
+	try := func(names ...plumbing.ReferenceName) (plumbing.ReferenceName, error) {
+		for _, n := range names {
+			if _, ok := have[n]; ok {
+				return n, nil
+			}
+		}
+		return "", fmt.Errorf("%w: remote has no %s", ErrRefNotFound, ref)
+	}
+	switch {
+	case ref.Branch != "":
+		return try(plumbing.NewBranchReferenceName(ref.Branch))
+	case ref.Tag != "":
+		return try(plumbing.NewTagReferenceName(ref.Tag))
+	case ref.Name != "":
+		return try(plumbing.NewBranchReferenceName(ref.Name), plumbing.NewTagReferenceName(ref.Name))
+	case ref.SemVer != "":
+		return pickSemver(have, ref.SemVer)
+	}
+	// HEAD: the remote usually advertises it as a symbolic ref.
+	for _, r := range refs {
+		if r.Name() == plumbing.HEAD && r.Type() == plumbing.SymbolicReference {
+			return try(r.Target())
+		}
+	}
+	return try(plumbing.HEAD, plumbing.NewBranchReferenceName("main"), plumbing.NewBranchReferenceName("master"))
+}
+
+// pickSemver returns the tag with the highest version matching the
+// constraint; tags that are not versions are ignored.
+func pickSemver(have map[plumbing.ReferenceName]plumbing.Hash, constraint string) (plumbing.ReferenceName, error) {
+	c, err := semver.NewConstraint(constraint)
+	if err != nil {
+		return "", fmt.Errorf("semver range %q: %w", constraint, err)
+	}
+	type cand struct {
+		v    *semver.Version
+		name plumbing.ReferenceName
+	}
+	var cands []cand
+	for name := range have {
+		if !name.IsTag() {
+			continue
+		}
+		v, err := semver.NewVersion(name.Short())
+		if err != nil || !c.Check(v) {
+			continue
+		}
+		cands = append(cands, cand{v, name})
+	}
+	if len(cands) == 0 {
+		return "", fmt.Errorf("%w: no tag matches semver %q", ErrRefNotFound, constraint)
+	}
+	sort.Slice(cands, func(i, j int) bool { return cands[i].v.GreaterThan(cands[j].v) })
+	return cands[0].name, nil
+}
+
+func shortHash(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:])[:16]
+}
+
+var userinfoRE = regexp.MustCompile(`(\w+://)[^/@\s]+@`)
+
+// redactText strips credentials from URLs inside a transport error.
+func redactText(s string) string { return userinfoRE.ReplaceAllString(s, "${1}redacted@") }
