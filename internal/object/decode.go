@@ -5,11 +5,13 @@ package object
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utiljson "k8s.io/apimachinery/pkg/util/json"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 )
 
@@ -34,14 +36,22 @@ func Decode(data []byte, file string) ([]Decoded, error) {
 	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
 	var out []Decoded
 	for doc := 1; ; doc++ {
-		var m map[string]any
-		err := dec.Decode(&m)
+		var raw json.RawMessage
+		err := dec.Decode(&raw)
 		if errors.Is(err, io.EOF) {
 			return out, nil
 		}
 		src := Source{File: file, Document: doc}
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", src, err)
+		}
+		// apimachinery's json keeps whole numbers as int64, as the rest of
+		// Kubernetes expects of unstructured objects.
+		var m map[string]any
+		if len(raw) > 0 && string(raw) != "null" {
+			if err := utiljson.Unmarshal(raw, &m); err != nil {
+				return nil, fmt.Errorf("%s: %w", src, err)
+			}
 		}
 		if len(m) == 0 {
 			continue

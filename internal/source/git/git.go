@@ -16,11 +16,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/gofrs/flock"
 	gogit "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/transport"
+	"github.com/gofrs/flock"
 
 	"converge.dev/converge/internal/source"
 )

@@ -1,0 +1,75 @@
+package render
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"converge.dev/converge/internal/object"
+)
+
+// DirectoryOptions configure RenderDirectory.
+type DirectoryOptions struct {
+	// Recurse reads sub-folders too. Argo CD's directory.recurse defaults
+	// to false; the CLI sets it.
+	Recurse bool
+	// MaxFileSize bounds one file. If zero, DefaultMaxFileSize.
+	MaxFileSize int64
+}
+
+// RenderDirectory reads every .yaml, .yml and .json file under dir (a
+// folder inside root), in lexical path order, as multi-document streams.
+// Each object remembers its file, relative to root.
+func RenderDirectory(root, dir string, o DirectoryOptions) ([]object.Decoded, error) {
+	if err := CheckTree(root, dir, o.MaxFileSize); err != nil {
+		return nil, err
+	}
+	var files []string
+	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if path != dir && (!o.Recurse || strings.HasPrefix(d.Name(), ".")) {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		switch strings.ToLower(filepath.Ext(path)) {
+		case ".yaml", ".yml", ".json":
+			files = append(files, path)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(files)
+	var out []object.Decoded
+	for _, path := range files {
+		rel, _ := filepath.Rel(root, path)
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", rel, err)
+		}
+		objs, err := DecodeManifests(data, filepath.ToSlash(rel))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, objs...)
+	}
+	return out, nil
+}
+
+// DecodeManifests decodes a manifest stream; every renderer's output goes
+// through it. The YAML library stops a document whose aliases expand out
+// of proportion (a "billion laughs"); that is reported as ErrAliasBomb.
+func DecodeManifests(data []byte, file string) ([]object.Decoded, error) {
+	objs, err := object.Decode(data, file)
+	if err != nil && strings.Contains(err.Error(), "excessive aliasing") {
+		return nil, fmt.Errorf("%s: %w", file, ErrAliasBomb)
+	}
+	return objs, err
+}
