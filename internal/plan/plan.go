@@ -1,0 +1,195 @@
+// Package plan decides what a sync will do, without doing it: from the
+// desired objects, what the API server predicts they would become, the
+// live objects and the unit's inventory, it returns ordered steps, each
+// with an action and a diff. It is pure, so diff and `sync --dry-run`
+// share it with sync, and "why this order?" has one answer.
+package plan
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"converge.dev/converge/internal/diff"
+	"converge.dev/converge/internal/object"
+)
+
+// OwnerAnnotation names the unit that applied an object. Pruning only
+// ever considers objects that carry it with the unit's own id.
+const OwnerAnnotation = "converge.dev/owner"
+
+// WaveAnnotation is Argo CD's sync wave, honoured as-is.
+const WaveAnnotation = "argocd.argoproj.io/sync-wave"
+
+// Action is what a step does.
+type Action string
+
+// The actions.
+const (
+	Create    Action = "create"
+	Update    Action = "update"
+	Unchanged Action = "unchanged"
+	Prune     Action = "prune"
+	// Conflict: the live object belongs to another unit; it is left alone.
+	Conflict Action = "conflict"
+	// Orphan: the unit owns it but no longer desires it, and pruning is
+	// off or not allowed for it; it is reported, not deleted.
+	Orphan Action = "orphan"
+)
+
+// Step is one object's part in the sync.
+type Step struct {
+	Ref    object.Ref
+	Action Action
+	Wave   int
+	// Source is the file the object was rendered from (empty for prune).
+	Source object.Source
+	// Desired is the object to apply, with the owner annotation set.
+	Desired *unstructured.Unstructured
+	// Live is the object as the server holds it now, nil if absent.
+	Live *unstructured.Unstructured
+	// Diff is the unified diff of live against predicted.
+	Diff string
+	// Reason explains a Conflict or an Orphan.
+	Reason string
+}
+
+// Input is everything Make looks at.
+type Input struct {
+	// Unit is the owner id written on every applied object.
+	Unit string
+	// Desired are the rendered objects, owner annotation already set.
+	Desired []object.Decoded
+	// Predicted holds the server's dry-run result per desired object; an
+	// object missing from it is compared with its desired form.
+	Predicted map[object.Key]*unstructured.Unstructured
+	// Live holds the live object for every desired and inventory key that
+	// exists.
+	Live map[object.Key]*unstructured.Unstructured
+	// Inventory is what the unit applied last time.
+	Inventory []object.Ref
+	// Prune deletes owned objects that are no longer desired.
+	Prune bool
+	// PruneNamespaces lets Prune delete Namespaces. If false, a Namespace
+	// is never deleted by a sync: deleting one deletes everything in it,
+	// including objects no unit owns.
+	PruneNamespaces bool
+}
+
+// Plan is the ordered steps of one sync.
+type Plan struct {
+	Steps []Step
+}
+
+// Make returns the plan. Apply steps are ordered foundations first
+// (Namespaces and CRDs), then by wave, then by kind (Helm's order), then
+// namespace and name; prune steps follow in the reverse order.
+func Make(in Input) (Plan, error) {
+	var apply, prune []Step
+	desired := map[object.Key]bool{}
+	for _, d := range in.Desired {
+		ref := object.RefOf(d.Object)
+		desired[ref.Key()] = true
+		wave, err := waveOf(d)
+		if err != nil {
+			return Plan{}, err
+		}
+		s := Step{Ref: ref, Wave: wave, Source: d.Source, Desired: d.Object, Live: in.Live[ref.Key()]}
+		switch owner := ownerOf(s.Live); {
+		case s.Live == nil:
+			s.Action = Create
+		case owner != "" && owner != in.Unit:
+			s.Action, s.Reason = Conflict, fmt.Sprintf("owned by unit %q", owner)
+		default:
+			s.Action = Unchanged
+		}
+		if s.Action != Conflict {
+			pred := in.Predicted[ref.Key()]
+			if pred == nil {
+				pred = d.Object
+			}
+			r, err := diff.Compare(ref.String(), s.Live, pred)
+			if err != nil {
+				return Plan{}, err
+			}
+			if r.Changed && s.Action == Unchanged {
+				s.Action = Update
+			}
+			s.Diff = r.Unified
+		}
+		apply = append(apply, s)
+	}
+	for _, ref := range in.Inventory {
+		if desired[ref.Key()] {
+			continue
+		}
+		live := in.Live[ref.Key()]
+		if live == nil || ownerOf(live) != in.Unit {
+			continue // gone already, or no longer ours: never touched
+		}
+		s := Step{Ref: ref, Live: live, Action: Prune}
+		switch {
+		case !in.Prune:
+			s.Action, s.Reason = Orphan, "no longer in Git; pruning is off"
+		case ref.Group == "" && ref.Kind == "Namespace" && !in.PruneNamespaces:
+			s.Action, s.Reason = Orphan, "no longer in Git; namespaces are not pruned (it would delete everything inside)"
+		}
+		if s.Action == Prune {
+			r, _ := diff.Compare(ref.String(), live, nil)
+			s.Diff = r.Unified
+		}
+		prune = append(prune, s)
+	}
+	sort.SliceStable(apply, func(i, j int) bool { return less(apply[i], apply[j]) })
+	sort.SliceStable(prune, func(i, j int) bool { return less(prune[j], prune[i]) })
+	return Plan{Steps: append(apply, prune...)}, nil
+}
+
+func less(a, b Step) bool {
+	fa, fb := object.IsFoundation(a.Ref), object.IsFoundation(b.Ref)
+	switch {
+	case fa != fb:
+		return fa
+	case a.Wave != b.Wave:
+		return a.Wave < b.Wave
+	case object.KindOrder(a.Ref.Kind) != object.KindOrder(b.Ref.Kind):
+		return object.KindOrder(a.Ref.Kind) < object.KindOrder(b.Ref.Kind)
+	case a.Ref.Kind != b.Ref.Kind:
+		return a.Ref.Kind < b.Ref.Kind
+	case a.Ref.Namespace != b.Ref.Namespace:
+		return a.Ref.Namespace < b.Ref.Namespace
+	}
+	return a.Ref.Name < b.Ref.Name
+}
+
+func waveOf(d object.Decoded) (int, error) {
+	s, ok := d.Object.GetAnnotations()[WaveAnnotation]
+	if !ok || s == "" {
+		return 0, nil
+	}
+	w, err := strconv.Atoi(s)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %s: annotation %s: %q is not an integer", d.Source, object.RefOf(d.Object), WaveAnnotation, s)
+	}
+	return w, nil
+}
+
+func ownerOf(live *unstructured.Unstructured) string {
+	if live == nil {
+		return ""
+	}
+	return live.GetAnnotations()[OwnerAnnotation]
+}
+
+// Changes counts the steps that would write: creates, updates and prunes.
+func (p Plan) Changes() int {
+	n := 0
+	for _, s := range p.Steps {
+		if s.Action == Create || s.Action == Update || s.Action == Prune {
+			n++
+		}
+	}
+	return n
+}
