@@ -52,9 +52,6 @@ status-conditions rule for custom resources.`,
 				o := d.Object
 				r, ok := health.Assess(o)
 				if !ok {
-					r, ok = health.Generic(o)
-				}
-				if !ok {
 					r.Message = "no health rule for " + o.GroupVersionKind().GroupKind().String()
 				}
 				entries = append(entries, healthEntry{o.GetAPIVersion(), o.GetKind(), o.GetNamespace(), o.GetName(), r.Status, r.Message})

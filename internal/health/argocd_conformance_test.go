@@ -10,7 +10,6 @@ import (
 	"strings"
 	"testing"
 
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 )
 
@@ -64,7 +63,7 @@ func TestArgoCDHealthConformance(t *testing.T) {
 			if input == "" {
 				input = c.InputPathLower
 			}
-			got, ok := assessAll(readObject(t, filepath.Join(kindDir, input)))
+			got, ok := Assess(readObject(t, filepath.Join(kindDir, input)))
 			k.cases++
 			total.cases++
 			statusOK := ok && string(got.Status) == c.HealthStatus.Status
@@ -121,15 +120,6 @@ func TestArgoCDHealthConformance(t *testing.T) {
 		t.Errorf("agreement dropped: status %d (recorded %d), message %d (recorded %d)",
 			total.status, want["status"], total.message, want["message"])
 	}
-}
-
-// assessAll is the built-in assessment the engine uses: a core-kind rule,
-// else the generic conditions rule.
-func assessAll(obj *unstructured.Unstructured) (Result, bool) {
-	if r, ok := Assess(obj); ok {
-		return r, true
-	}
-	return Generic(obj)
 }
 
 func readAgreement(t *testing.T, path string) map[string]int {

@@ -52,7 +52,7 @@ func TestBuiltinConformance(t *testing.T) {
 		}
 		cases++
 		t.Run(file, func(t *testing.T) {
-			got, ok := Assess(readObject(t, filepath.Join(dir, file)))
+			got, ok := Core(readObject(t, filepath.Join(dir, file)))
 			if want == "-" {
 				if ok {
 					t.Errorf("got %s %q, want no built-in rule", got.Status, got.Message)

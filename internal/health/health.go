@@ -63,10 +63,20 @@ var builtin = map[schema.GroupKind]rule{
 // ownsDeletion lists the kinds whose rule words deletion itself.
 var ownsDeletion = map[schema.GroupKind]bool{{Group: "apiextensions.k8s.io", Kind: "CustomResourceDefinition"}: true}
 
-// Assess returns obj's health and true, or false when no built-in rule
-// covers its kind. An object being deleted is Progressing whatever its
-// kind: it is on its way somewhere.
+// Assess is the engine's assessment: the kind's built-in rule, else the
+// generic conditions rule. It returns false when neither has anything to
+// say, and no health is invented.
 func Assess(obj *unstructured.Unstructured) (Result, bool) {
+	if r, ok := Core(obj); ok {
+		return r, true
+	}
+	return Generic(obj)
+}
+
+// Core applies the built-in rule for obj's kind, or returns false if its
+// kind has none. An object being deleted is Progressing whatever its kind:
+// it is on its way somewhere.
+func Core(obj *unstructured.Unstructured) (Result, bool) {
 	r, ok := builtin[obj.GroupVersionKind().GroupKind()]
 	if !ok {
 		return Result{}, false

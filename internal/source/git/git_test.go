@@ -13,108 +13,11 @@ import (
 	"time"
 
 	"github.com/fluxcd/pkg/gittestserver"
-	gogit "github.com/go-git/go-git/v5"
-	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
-	"github.com/go-git/go-git/v5/plumbing/object"
 
+	"converge.dev/converge/internal/gittest"
 	"converge.dev/converge/internal/source"
 )
-
-// repo is a working repository that tests commit to and publish.
-type repo struct {
-	t    *testing.T
-	r    *gogit.Repository
-	dir  string
-	bare string // published copy, served by the test server
-}
-
-func newRepo(t *testing.T, bare string) *repo {
-	t.Helper()
-	dir := t.TempDir()
-	r, err := gogit.PlainInitWithOptions(dir, &gogit.PlainInitOptions{
-		InitOptions: gogit.InitOptions{DefaultBranch: plumbing.NewBranchReferenceName("main")},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := gogit.PlainInit(bare, true); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := r.CreateRemote(&config.RemoteConfig{Name: "published", URLs: []string{bare}}); err != nil {
-		t.Fatal(err)
-	}
-	return &repo{t: t, r: r, dir: dir, bare: bare}
-}
-
-// commit writes files (an empty content deletes) and commits them.
-func (p *repo) commit(msg string, files map[string]string) plumbing.Hash {
-	p.t.Helper()
-	wt, err := p.r.Worktree()
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	for name, content := range files {
-		path := filepath.Join(p.dir, name)
-		if content == "" {
-			os.Remove(path)
-		} else {
-			os.MkdirAll(filepath.Dir(path), 0o755)
-			if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-				p.t.Fatal(err)
-			}
-		}
-	}
-	if err := wt.AddWithOptions(&gogit.AddOptions{All: true}); err != nil {
-		p.t.Fatal(err)
-	}
-	h, err := wt.Commit(msg, &gogit.CommitOptions{Author: sig(), AllowEmptyCommits: true})
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	return h
-}
-
-func (p *repo) tag(name string, annotated bool) {
-	p.t.Helper()
-	head, _ := p.r.Head()
-	var opts *gogit.CreateTagOptions
-	if annotated {
-		opts = &gogit.CreateTagOptions{Message: "release " + name, Tagger: sig()}
-	}
-	if _, err := p.r.CreateTag(name, head.Hash(), opts); err != nil {
-		p.t.Fatal(err)
-	}
-}
-
-func (p *repo) branch(name string) {
-	p.t.Helper()
-	head, _ := p.r.Head()
-	ref := plumbing.NewHashReference(plumbing.NewBranchReferenceName(name), head.Hash())
-	if err := p.r.Storer.SetReference(ref); err != nil {
-		p.t.Fatal(err)
-	}
-}
-
-// publish pushes every branch and tag to the served bare repository.
-func (p *repo) publish() {
-	p.t.Helper()
-	err := p.r.Push(&gogit.PushOptions{
-		RemoteName: "published",
-		RefSpecs:   []config.RefSpec{"+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"},
-		Force:      true,
-	})
-	if err != nil && !errors.Is(err, gogit.NoErrAlreadyUpToDate) {
-		p.t.Fatal(err)
-	}
-	// HEAD of the bare repository names main, as a forge's would.
-	b, _ := gogit.PlainOpen(p.bare)
-	b.Storer.SetReference(plumbing.NewSymbolicReference(plumbing.HEAD, plumbing.NewBranchReferenceName("main")))
-}
-
-func sig() *object.Signature {
-	return &object.Signature{Name: "test", Email: "test@converge.dev", When: time.Unix(1700000000, 0)}
-}
 
 func read(t *testing.T, snap source.Snapshot, name string) string {
 	t.Helper()
@@ -128,17 +31,17 @@ func read(t *testing.T, snap source.Snapshot, name string) string {
 // fixture publishes a repository with history: main (two commits), a
 // release branch, tags v1.0.0 (light), v1.2.0 (annotated), v2.0.0 and a
 // tag that is not a version.
-func fixture(t *testing.T, bare string) (p *repo, first, second plumbing.Hash) {
-	p = newRepo(t, bare)
-	first = p.commit("one", map[string]string{"app/config.yaml": "version: 1\n"})
-	p.tag("v1.0.0", false)
-	p.branch("release")
-	p.commit("one point two", map[string]string{"app/config.yaml": "version: 1.2\n"})
-	p.tag("v1.2.0", true)
-	p.tag("latest-build", false)
-	second = p.commit("two", map[string]string{"app/config.yaml": "version: 2\n", "app/extra.yaml": "x: 1\n"})
-	p.tag("v2.0.0", true)
-	p.publish()
+func fixture(t *testing.T, bare string) (p *gittest.Repo, first, second plumbing.Hash) {
+	p = gittest.NewRepo(t, bare)
+	first = p.Commit("one", map[string]string{"app/config.yaml": "version: 1\n"})
+	p.Tag("v1.0.0", false)
+	p.Branch("release")
+	p.Commit("one point two", map[string]string{"app/config.yaml": "version: 1.2\n"})
+	p.Tag("v1.2.0", true)
+	p.Tag("latest-build", false)
+	second = p.Commit("two", map[string]string{"app/config.yaml": "version: 2\n", "app/extra.yaml": "x: 1\n"})
+	p.Tag("v2.0.0", true)
+	p.Publish()
 	return p, first, second
 }
 
@@ -202,8 +105,8 @@ func TestFetchOverHTTP(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		third := p.commit("three", map[string]string{"app/extra.yaml": ""})
-		p.publish()
+		third := p.Commit("three", map[string]string{"app/extra.yaml": ""})
+		p.Publish()
 		snap, err := f.Fetch(ctx, url, source.Ref{Branch: "main"}, auth)
 		if err != nil {
 			t.Fatal(err)

@@ -1,0 +1,165 @@
+// Package apply executes a plan on a small Target interface, stage by
+// stage: foundations (Namespaces, CRDs), then each sync wave, then
+// prunes. It is level-based and idempotent: running it again after a
+// failure applies what is still different and nothing else. It does not
+// log; it returns what it did.
+package apply
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+
+	"converge.dev/converge/internal/health"
+	"converge.dev/converge/internal/object"
+	"converge.dev/converge/internal/plan"
+)
+
+// Target is what apply needs from a cluster.
+type Target interface {
+	Apply(ctx context.Context, obj *unstructured.Unstructured) (*unstructured.Unstructured, error)
+	Delete(ctx context.Context, ref object.Ref, uid types.UID) error
+	Get(ctx context.Context, ref object.Ref) (*unstructured.Unstructured, error)
+	WaitEstablished(ctx context.Context, crdName string) error
+}
+
+// Options configure Run.
+type Options struct {
+	// Wait holds each wave until its objects are healthy before the next
+	// starts, and the last wave before Run returns. A Degraded object
+	// stops the sync.
+	Wait bool
+	// Poll is the interval between health checks. If zero, 500ms.
+	Poll time.Duration
+}
+
+// Event records one thing Run did, in order.
+type Event struct {
+	Ref    object.Ref
+	Action plan.Action
+	Wave   int
+	At     time.Time
+}
+
+// Result is what Run did.
+type Result struct {
+	Events []Event
+}
+
+// StepError is a failed step; Source names the file it came from.
+type StepError struct {
+	Step plan.Step
+	Err  error
+}
+
+func (e *StepError) Error() string {
+	if e.Step.Source.File != "" {
+		return fmt.Sprintf("%s: %v", e.Step.Source, e.Err)
+	}
+	return e.Err.Error()
+}
+
+func (e *StepError) Unwrap() error { return e.Err }
+
+// Run executes p on t.
+func Run(ctx context.Context, t Target, p plan.Plan, o Options) (Result, error) {
+	if o.Poll == 0 {
+		o.Poll = 500 * time.Millisecond
+	}
+	var res Result
+	for _, stage := range stages(p) {
+		var applied []plan.Step
+		for _, s := range stage {
+			switch s.Action {
+			case plan.Create, plan.Update:
+				if _, err := t.Apply(ctx, s.Desired); err != nil {
+					return res, &StepError{s, err}
+				}
+				res.Events = append(res.Events, Event{s.Ref, s.Action, s.Wave, time.Now()})
+				applied = append(applied, s)
+				if s.Ref.Group == "apiextensions.k8s.io" && s.Ref.Kind == "CustomResourceDefinition" {
+					if err := t.WaitEstablished(ctx, s.Ref.Name); err != nil {
+						return res, &StepError{s, err}
+					}
+				}
+			case plan.Prune:
+				if err := t.Delete(ctx, s.Ref, s.Live.GetUID()); err != nil {
+					return res, &StepError{s, err}
+				}
+				res.Events = append(res.Events, Event{s.Ref, s.Action, s.Wave, time.Now()})
+			}
+		}
+		if o.Wait {
+			if err := waitHealthy(ctx, t, stage, o.Poll); err != nil {
+				return res, err
+			}
+		}
+	}
+	return res, nil
+}
+
+// stages cuts the ordered plan where the wave or the foundation boundary
+// changes; prunes form the last stage.
+func stages(p plan.Plan) [][]plan.Step {
+	var out [][]plan.Step
+	key := func(s plan.Step) string {
+		switch {
+		case s.Action == plan.Prune || s.Action == plan.Orphan:
+			return "prune"
+		case object.IsFoundation(s.Ref):
+			return "foundation"
+		}
+		return fmt.Sprint("wave ", s.Wave)
+	}
+	for i, s := range p.Steps {
+		if i == 0 || key(s) != key(p.Steps[i-1]) {
+			out = append(out, nil)
+		}
+		out[len(out)-1] = append(out[len(out)-1], s)
+	}
+	return out
+}
+
+// waitHealthy polls every applied or unchanged object of a stage until
+// each is Healthy or Suspended (or has no health rule). Degraded fails at
+// once: the next wave must not start on top of a broken one.
+func waitHealthy(ctx context.Context, t Target, stage []plan.Step, poll time.Duration) error {
+	for {
+		pending := ""
+		for _, s := range stage {
+			if s.Action == plan.Prune || s.Action == plan.Orphan || s.Action == plan.Conflict {
+				continue
+			}
+			live, err := t.Get(ctx, s.Ref)
+			if err != nil {
+				return &StepError{s, err}
+			}
+			if live == nil {
+				pending = fmt.Sprintf("%s: Missing", s.Ref)
+				continue
+			}
+			r, ok := health.Assess(live)
+			if !ok {
+				continue
+			}
+			switch r.Status {
+			case health.Degraded:
+				return &StepError{s, fmt.Errorf("%s is Degraded: %s", s.Ref, r.Message)}
+			case health.Healthy, health.Suspended:
+			default:
+				pending = fmt.Sprintf("%s: %s %s", s.Ref, r.Status, r.Message)
+			}
+		}
+		if pending == "" {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for health: %w (last: %s)", ctx.Err(), pending)
+		case <-time.After(poll):
+		}
+	}
+}

@@ -1,0 +1,114 @@
+package cluster
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"sort"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"converge.dev/converge/internal/object"
+)
+
+// InventoryNamespace holds the inventories of units that have no object
+// of their own to keep them in (CLI units).
+const InventoryNamespace = "converge-system"
+
+// Inventory is the exact set of objects a unit applied, with their API
+// versions: the only thing pruning ever deletes from.
+type Inventory struct {
+	Unit     string       `json:"unit"`
+	Revision string       `json:"revision"`
+	Objects  []object.Ref `json:"objects"`
+}
+
+func inventoryName(unit string) string {
+	if dnsLabel.MatchString(unit) && len(unit) <= 50 {
+		return "inventory-" + unit
+	}
+	h := sha256.Sum256([]byte(unit))
+	return "inventory-" + hex.EncodeToString(h[:])[:16]
+}
+
+var dnsLabel = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+
+// LoadInventory returns the unit's stored inventory, empty if it has none.
+func (c *Client) LoadInventory(ctx context.Context, unit string) (Inventory, error) {
+	cm, err := c.cs.CoreV1().ConfigMaps(InventoryNamespace).Get(ctx, inventoryName(unit), metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return Inventory{Unit: unit}, nil
+	}
+	if err != nil {
+		return Inventory{}, fmt.Errorf("unit %s: load inventory: %w", unit, err)
+	}
+	var inv Inventory
+	if err := json.Unmarshal([]byte(cm.Data["inventory"]), &inv); err != nil {
+		return Inventory{}, fmt.Errorf("unit %s: inventory ConfigMap %s/%s: %w", unit, InventoryNamespace, cm.Name, err)
+	}
+	if inv.Unit != unit {
+		return Inventory{}, fmt.Errorf("unit %s: inventory ConfigMap %s/%s belongs to unit %q", unit, InventoryNamespace, cm.Name, inv.Unit)
+	}
+	return inv, nil
+}
+
+// SaveInventory stores inv, writing only if it differs from what is
+// stored, so a steady-state resync writes nothing.
+func (c *Client) SaveInventory(ctx context.Context, inv Inventory) error {
+	sort.Slice(inv.Objects, func(i, j int) bool { return inv.Objects[i].String() < inv.Objects[j].String() })
+	prev, err := c.LoadInventory(ctx, inv.Unit)
+	if err != nil {
+		return err
+	}
+	if prev.Revision == inv.Revision && sameRefs(prev.Objects, inv.Objects) {
+		return nil
+	}
+	data, err := json.Marshal(inv)
+	if err != nil {
+		return err
+	}
+	if err := c.ensureNamespace(ctx, InventoryNamespace); err != nil {
+		return fmt.Errorf("unit %s: save inventory: %w", inv.Unit, err)
+	}
+	cm := &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: inventoryName(inv.Unit), Namespace: InventoryNamespace,
+			Labels: map[string]string{"app.kubernetes.io/managed-by": "converge"}},
+		Data: map[string]string{"inventory": string(data)},
+	}
+	_, err = c.cs.CoreV1().ConfigMaps(InventoryNamespace).Update(ctx, cm, metav1.UpdateOptions{FieldManager: FieldManager})
+	if apierrors.IsNotFound(err) {
+		_, err = c.cs.CoreV1().ConfigMaps(InventoryNamespace).Create(ctx, cm, metav1.CreateOptions{FieldManager: FieldManager})
+	}
+	if err != nil {
+		return fmt.Errorf("unit %s: save inventory: %w", inv.Unit, err)
+	}
+	return nil
+}
+
+func (c *Client) ensureNamespace(ctx context.Context, name string) error {
+	_, err := c.cs.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		_, err = c.cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
+		if apierrors.IsAlreadyExists(err) {
+			return nil
+		}
+	}
+	return err
+}
+
+func sameRefs(a, b []object.Ref) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,156 @@
+// Package engine holds the use cases that the CLI, the controller and
+// `converge up` share: render a unit from a source revision, diff it
+// against the cluster, sync it, and report its status. It wires source,
+// render, plan, apply and cluster together and owns no logic of theirs.
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+
+	"converge.dev/converge/internal/cluster"
+	"converge.dev/converge/internal/object"
+	"converge.dev/converge/internal/render"
+	"converge.dev/converge/internal/render/helm"
+	"converge.dev/converge/internal/render/kustomize"
+	"converge.dev/converge/internal/source"
+	"converge.dev/converge/internal/source/git"
+)
+
+// Unit is one unit of desired state: a folder of a repository at a
+// revision, destined for one cluster.
+type Unit struct {
+	// Name identifies the unit; it is written on every object it applies
+	// and names its inventory. Required for diff, sync and status.
+	Name string
+	// RepoURL is the Git repository (https, ssh or file://).
+	RepoURL string
+	// Revision is a branch, tag, commit, "semver:<range>" or "" for HEAD;
+	// see source.ParseRevision.
+	Revision string
+	// Path is the folder inside the repository. Empty is the root.
+	Path string
+	// DestNamespace is given to namespaced objects that name none. If
+	// empty, "default".
+	DestNamespace string
+	// Render configures rendering.
+	Render RenderOptions
+	// Auth are the repository's credentials.
+	Auth git.Auth
+}
+
+// RenderOptions configure how a unit's folder is rendered.
+type RenderOptions struct {
+	// Kind forces a renderer. If empty, render.Detect picks one.
+	Kind render.Kind `json:"kind,omitempty"`
+	// Recurse reads sub-folders of a plain directory.
+	Recurse bool `json:"recurse,omitempty"`
+	// AllowRemoteBases lets kustomize fetch remote bases itself.
+	AllowRemoteBases bool `json:"allowRemoteBases,omitempty"`
+	// HelmReleaseName, HelmValueFiles and HelmValues configure Helm.
+	HelmReleaseName string         `json:"helmReleaseName,omitempty"`
+	HelmValueFiles  []string       `json:"helmValueFiles,omitempty"`
+	HelmValues      map[string]any `json:"helmValues,omitempty"`
+}
+
+// Options configure an Engine.
+type Options struct {
+	// Fetcher fetches Git sources. Required.
+	Fetcher *git.Fetcher
+	// Cluster is the target. Required for everything but Render.
+	Cluster *cluster.Client
+	// KubeVersion is passed to Helm when there is no Cluster to ask.
+	KubeVersion string
+}
+
+// Engine runs units. It is safe for concurrent use.
+type Engine struct {
+	o Options
+
+	mu      sync.Mutex
+	renders map[string][]object.Decoded
+}
+
+// New returns an Engine.
+func New(o Options) *Engine {
+	return &Engine{o: o, renders: map[string][]object.Decoded{}}
+}
+
+// Rendered is a unit rendered at one revision.
+type Rendered struct {
+	Revision string
+	Objects  []object.Decoded
+}
+
+// Render fetches the unit's revision and renders its folder. Renders are
+// cached by (revision, path, options): a revision never changes.
+func (e *Engine) Render(ctx context.Context, u Unit) (Rendered, error) {
+	snap, err := e.o.Fetcher.Fetch(ctx, u.RepoURL, source.ParseRevision(u.Revision), u.Auth)
+	if err != nil {
+		return Rendered{}, err
+	}
+	key, _ := json.Marshal(struct {
+		Rev, Path, NS string
+		O             RenderOptions
+	}{snap.Revision, u.Path, u.DestNamespace, u.Render})
+	e.mu.Lock()
+	cached, ok := e.renders[string(key)]
+	e.mu.Unlock()
+	if ok {
+		return Rendered{Revision: snap.Revision, Objects: cached}, nil
+	}
+	objs, err := e.render(ctx, snap, u)
+	if err != nil {
+		return Rendered{}, fmt.Errorf("render %s at %.12s: %w", u.Path, snap.Revision, err)
+	}
+	e.mu.Lock()
+	if len(e.renders) > 256 { // bounded: drop everything rather than track age
+		e.renders = map[string][]object.Decoded{}
+	}
+	e.renders[string(key)] = objs
+	e.mu.Unlock()
+	return Rendered{Revision: snap.Revision, Objects: objs}, nil
+}
+
+// ErrNotFolder is a unit path that is not a folder of the repository.
+var ErrNotFolder = errors.New("not a folder in the repository")
+
+func (e *Engine) render(ctx context.Context, snap source.Snapshot, u Unit) ([]object.Decoded, error) {
+	dir, err := render.Join(snap.Dir, u.Path)
+	if err != nil {
+		return nil, err
+	}
+	if render.Detect(dir) == render.Directory && !isDir(dir) {
+		return nil, fmt.Errorf("%q: %w", u.Path, ErrNotFolder)
+	}
+	kind := u.Render.Kind
+	if kind == "" {
+		kind = render.Detect(dir)
+	}
+	switch kind {
+	case render.Directory:
+		return render.RenderDirectory(snap.Dir, dir, render.DirectoryOptions{Recurse: u.Render.Recurse})
+	case render.Kustomize:
+		return kustomize.Render(snap.Dir, dir, kustomize.Options{AllowRemoteBases: u.Render.AllowRemoteBases})
+	case render.Helm:
+		kv := e.o.KubeVersion
+		if e.o.Cluster != nil {
+			if v, err := e.o.Cluster.ServerVersion(ctx); err == nil {
+				kv = v
+			}
+		}
+		name := u.Render.HelmReleaseName
+		if name == "" {
+			name = filepath.Base(dir)
+		}
+		return helm.Render(snap.Dir, dir, helm.Options{
+			ReleaseName: name, Namespace: u.DestNamespace, ValueFiles: u.Render.HelmValueFiles,
+			Values: u.Render.HelmValues, KubeVersion: kv,
+		})
+	}
+	return nil, fmt.Errorf("unknown renderer %q (use directory, kustomize or helm)", kind)
+}

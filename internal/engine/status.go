@@ -1,0 +1,68 @@
+package engine
+
+import (
+	"context"
+
+	"converge.dev/converge/internal/health"
+	"converge.dev/converge/internal/object"
+	"converge.dev/converge/internal/plan"
+)
+
+// ObjectStatus keeps the three states apart for one object: is it in Git
+// (desired), does the cluster match (live), and does it work (runtime).
+type ObjectStatus struct {
+	Ref object.Ref `json:"ref"`
+	// InGit is false for an object the unit owns that Git no longer has.
+	InGit bool `json:"inGit"`
+	// Sync is Synced, OutOfSync, Missing (not in the cluster) or Conflict.
+	Sync string `json:"sync"`
+	// Health is empty when no rule assesses the kind.
+	Health  health.Status `json:"health,omitempty"`
+	Message string        `json:"message,omitempty"`
+	Source  string        `json:"source,omitempty"`
+}
+
+// UnitStatus is a unit's status.
+type UnitStatus struct {
+	Unit     string         `json:"unit"`
+	Revision string         `json:"revision"`
+	Synced   bool           `json:"synced"`
+	Health   health.Status  `json:"health"`
+	Objects  []ObjectStatus `json:"objects"`
+}
+
+// Status compares the unit's revision with the cluster, object by object.
+// It changes nothing.
+func (e *Engine) Status(ctx context.Context, u Unit) (UnitStatus, error) {
+	rep, err := e.Diff(ctx, u, SyncOptions{Prune: true, AllowEmpty: true})
+	if err != nil {
+		return UnitStatus{}, err
+	}
+	st := UnitStatus{Unit: u.Name, Revision: rep.Revision, Synced: true, Health: health.Healthy}
+	for _, s := range rep.Plan.Steps {
+		os := ObjectStatus{Ref: s.Ref, InGit: s.Desired != nil, Source: s.Source.File}
+		switch s.Action {
+		case plan.Create:
+			os.Sync, os.Health = "Missing", health.Missing
+		case plan.Unchanged:
+			os.Sync = "Synced"
+		case plan.Update, plan.Prune, plan.Orphan:
+			os.Sync = "OutOfSync"
+		case plan.Conflict:
+			os.Sync, os.Message = "Conflict", s.Reason
+		}
+		if os.Sync != "Synced" {
+			st.Synced = false
+		}
+		if s.Live != nil {
+			if r, ok := health.Assess(s.Live); ok {
+				os.Health, os.Message = r.Status, r.Message
+			}
+		}
+		if os.Health != "" && os.InGit {
+			st.Health = health.Worst(st.Health, os.Health)
+		}
+		st.Objects = append(st.Objects, os)
+	}
+	return st, nil
+}

@@ -1,0 +1,259 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+
+	"converge.dev/converge/internal/apply"
+	"converge.dev/converge/internal/cluster"
+	"converge.dev/converge/internal/object"
+	"converge.dev/converge/internal/plan"
+)
+
+// SyncOptions configure Diff and Sync.
+type SyncOptions struct {
+	// Prune deletes objects the unit applied before and Git no longer has.
+	Prune bool
+	// AllowEmpty lets a render with no objects prune everything the unit
+	// owns. If false, such a sync is refused: an empty render is far more
+	// often a mistake (a wrong path, a broken overlay) than a wish.
+	AllowEmpty bool
+	// DryRun plans and validates on the server but changes nothing.
+	DryRun bool
+	// Wait holds each wave until it is healthy, and the sync until all is.
+	Wait bool
+	// Force takes fields owned by other field managers.
+	Force bool
+}
+
+// Report is a planned (and maybe executed) sync.
+type Report struct {
+	Unit     string
+	Revision string
+	Plan     plan.Plan
+	// Events is what was done, in order; empty for diff and dry runs.
+	Events []apply.Event
+}
+
+// ErrEmptyRender refuses to prune everything because a render was empty.
+var ErrEmptyRender = errors.New("render is empty; refusing to prune everything the unit owns (allow empty to do it)")
+
+// ErrConflict means some desired objects belong to another unit.
+var ErrConflict = errors.New("objects owned by another unit")
+
+// Diff plans the unit against the cluster with a server-side dry run of
+// every object. It changes nothing.
+func (e *Engine) Diff(ctx context.Context, u Unit, o SyncOptions) (Report, error) {
+	o.DryRun = true
+	return e.plan(ctx, u, o)
+}
+
+// Sync applies the unit: fetch, render, validate every object with a
+// server-side dry run, plan, then apply wave by wave and prune. If any
+// step before applying fails, nothing is applied and nothing is pruned.
+func (e *Engine) Sync(ctx context.Context, u Unit, o SyncOptions) (Report, error) {
+	rep, err := e.plan(ctx, u, o)
+	if err != nil || o.DryRun {
+		return rep, err
+	}
+	res, err := apply.Run(ctx, target{e.o.Cluster, o.Force}, rep.Plan, apply.Options{Wait: o.Wait})
+	rep.Events = res.Events
+	if err != nil {
+		return rep, fmt.Errorf("unit %s: sync: %w", u.Name, err)
+	}
+	if err := e.o.Cluster.SaveInventory(ctx, inventoryAfter(u.Name, rep)); err != nil {
+		return rep, err
+	}
+	return rep, nil
+}
+
+func (e *Engine) plan(ctx context.Context, u Unit, o SyncOptions) (Report, error) {
+	if u.Name == "" {
+		return Report{}, errors.New("unit name is required")
+	}
+	if e.o.Cluster == nil {
+		return Report{}, errors.New("engine: no cluster")
+	}
+	r, err := e.Render(ctx, u)
+	if err != nil {
+		return Report{}, fmt.Errorf("unit %s: %w", u.Name, err)
+	}
+	desired, err := e.prepare(u, r.Objects)
+	if err != nil {
+		return Report{}, fmt.Errorf("unit %s: %w", u.Name, err)
+	}
+	inv, err := e.o.Cluster.LoadInventory(ctx, u.Name)
+	if err != nil {
+		return Report{}, err
+	}
+	if len(desired) == 0 && len(inv.Objects) > 0 && o.Prune && !o.AllowEmpty {
+		return Report{}, fmt.Errorf("unit %s: %w (%d objects owned)", u.Name, ErrEmptyRender, len(inv.Objects))
+	}
+	live, err := e.live(ctx, desired, inv.Objects)
+	if err != nil {
+		return Report{}, fmt.Errorf("unit %s: %w", u.Name, err)
+	}
+	predicted, err := e.validate(ctx, u.Name, desired, live, o.Force)
+	if err != nil {
+		return Report{}, fmt.Errorf("unit %s: %w", u.Name, err)
+	}
+	p, err := plan.Make(plan.Input{Unit: u.Name, Desired: desired, Predicted: predicted, Live: live, Inventory: inv.Objects, Prune: o.Prune})
+	if err != nil {
+		return Report{}, fmt.Errorf("unit %s: %w", u.Name, err)
+	}
+	return Report{Unit: u.Name, Revision: r.Revision, Plan: p}, nil
+}
+
+// prepare gives namespaced objects the destination namespace and stamps
+// the owner annotation, on copies: rendered objects are cached and shared.
+func (e *Engine) prepare(u Unit, objs []object.Decoded) ([]object.Decoded, error) {
+	ns := u.DestNamespace
+	if ns == "" {
+		ns = "default"
+	}
+	crdScopes := map[schema.GroupKind]bool{} // kinds defined in this very render
+	for _, d := range objs {
+		if d.Object.GetKind() == "CustomResourceDefinition" {
+			g, _, _ := unstructured.NestedString(d.Object.Object, "spec", "group")
+			k, _, _ := unstructured.NestedString(d.Object.Object, "spec", "names", "kind")
+			scope, _, _ := unstructured.NestedString(d.Object.Object, "spec", "scope")
+			crdScopes[schema.GroupKind{Group: g, Kind: k}] = scope == "Namespaced"
+		}
+	}
+	seen := map[object.Key]object.Source{}
+	out := make([]object.Decoded, 0, len(objs))
+	for _, d := range objs {
+		obj := d.Object.DeepCopy()
+		gvk := obj.GroupVersionKind()
+		namespaced, known := crdScopes[gvk.GroupKind()]
+		if !known {
+			var err error
+			namespaced, err = e.o.Cluster.IsNamespaced(gvk)
+			if errors.Is(err, cluster.ErrUnknownKind) {
+				return nil, fmt.Errorf("%s: %s: %w", d.Source, object.RefOf(obj), err)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("%s: %s: %w", d.Source, object.RefOf(obj), err)
+			}
+		}
+		if namespaced && obj.GetNamespace() == "" {
+			obj.SetNamespace(ns)
+		}
+		if !namespaced {
+			obj.SetNamespace("")
+		}
+		ann := obj.GetAnnotations()
+		if ann == nil {
+			ann = map[string]string{}
+		}
+		ann[plan.OwnerAnnotation] = u.Name
+		obj.SetAnnotations(ann)
+		key := object.RefOf(obj).Key()
+		if prev, dup := seen[key]; dup {
+			return nil, fmt.Errorf("%s: %s is also rendered by %s", d.Source, object.RefOf(obj), prev)
+		}
+		seen[key] = d.Source
+		out = append(out, object.Decoded{Object: obj, Source: d.Source})
+	}
+	return out, nil
+}
+
+// live reads every desired and inventory object.
+func (e *Engine) live(ctx context.Context, desired []object.Decoded, inv []object.Ref) (map[object.Key]*unstructured.Unstructured, error) {
+	out := map[object.Key]*unstructured.Unstructured{}
+	refs := make([]object.Ref, 0, len(desired)+len(inv))
+	for _, d := range desired {
+		refs = append(refs, object.RefOf(d.Object))
+	}
+	refs = append(refs, inv...)
+	for _, ref := range refs {
+		if _, done := out[ref.Key()]; done {
+			continue
+		}
+		obj, err := e.o.Cluster.Get(ctx, ref)
+		if err != nil {
+			return nil, err
+		}
+		if obj != nil {
+			out[ref.Key()] = obj
+		}
+	}
+	return out, nil
+}
+
+// validate dry-runs every desired object on the server: admission,
+// schema and field-ownership errors surface here, before anything is
+// applied. Custom resources whose CRD arrives in the same sync cannot be
+// checked yet; they are compared as rendered. Objects owned by another
+// unit are not sent.
+func (e *Engine) validate(ctx context.Context, unit string, desired []object.Decoded, live map[object.Key]*unstructured.Unstructured, force bool) (map[object.Key]*unstructured.Unstructured, error) {
+	out := map[object.Key]*unstructured.Unstructured{}
+	var errs []error
+	for _, d := range desired {
+		ref := object.RefOf(d.Object)
+		if l := live[ref.Key()]; l != nil {
+			if owner := l.GetAnnotations()[plan.OwnerAnnotation]; owner != "" && owner != unit {
+				continue
+			}
+		}
+		pred, err := e.o.Cluster.Apply(ctx, d.Object, cluster.ApplyOptions{DryRun: true, Force: force})
+		if errors.Is(err, cluster.ErrUnknownKind) {
+			continue
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", d.Source, err))
+			continue
+		}
+		out[ref.Key()] = pred
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("validation failed, nothing applied: %w", errors.Join(errs...))
+	}
+	return out, nil
+}
+
+// inventoryAfter is what the unit owns after a sync: everything applied
+// or unchanged, plus orphans it still owns (so a later prune finds them).
+func inventoryAfter(unit string, rep Report) cluster.Inventory {
+	inv := cluster.Inventory{Unit: unit, Revision: rep.Revision}
+	for _, s := range rep.Plan.Steps {
+		switch s.Action {
+		case plan.Create, plan.Update, plan.Unchanged, plan.Orphan:
+			inv.Objects = append(inv.Objects, s.Ref)
+		}
+	}
+	return inv
+}
+
+// target adapts cluster.Client to apply.Target.
+type target struct {
+	c     *cluster.Client
+	force bool
+}
+
+func (t target) Apply(ctx context.Context, obj *unstructured.Unstructured) (*unstructured.Unstructured, error) {
+	return t.c.Apply(ctx, obj, cluster.ApplyOptions{Force: t.force})
+}
+
+func (t target) Delete(ctx context.Context, ref object.Ref, uid types.UID) error {
+	return t.c.Delete(ctx, ref, uid)
+}
+
+func (t target) Get(ctx context.Context, ref object.Ref) (*unstructured.Unstructured, error) {
+	return t.c.Get(ctx, ref)
+}
+
+func (t target) WaitEstablished(ctx context.Context, name string) error {
+	return t.c.WaitEstablished(ctx, name)
+}
+
+func isDir(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.IsDir()
+}
