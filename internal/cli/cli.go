@@ -52,6 +52,6 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newClusterCmd(), newHealthCmd(), newVersionCmd())
+	root.AddCommand(newClusterCmd(), newRenderCmd(), newDiffCmd(), newSyncCmd(), newStatusCmd(), newHealthCmd(), newVersionCmd())
 	return root
 }

@@ -1,14 +1,12 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
-	"sigs.k8s.io/yaml"
 
 	"converge.dev/converge/internal/health"
 	"converge.dev/converge/internal/object"
@@ -72,29 +70,17 @@ func readInput(stdin io.Reader, file string) ([]byte, error) {
 }
 
 func printHealth(w io.Writer, format string, entries []healthEntry) error {
-	switch format {
-	case "json":
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(entries)
-	case "yaml":
-		data, err := yaml.Marshal(entries)
-		if err != nil {
-			return err
-		}
-		_, err = w.Write(data)
+	if done, err := writeStructured(w, format, entries); done {
 		return err
-	case "", "wide":
-		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "KIND\tNAMESPACE\tNAME\tSTATUS\tMESSAGE")
-		for _, e := range entries {
-			status := string(e.Status)
-			if status == "" {
-				status = "-"
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", e.Kind, e.Namespace, e.Name, status, e.Message)
-		}
-		return tw.Flush()
 	}
-	return fmt.Errorf("health: output format %q: use json or yaml", format)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "KIND\tNAMESPACE\tNAME\tSTATUS\tMESSAGE")
+	for _, e := range entries {
+		status := string(e.Status)
+		if status == "" {
+			status = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", e.Kind, e.Namespace, e.Name, status, e.Message)
+	}
+	return tw.Flush()
 }

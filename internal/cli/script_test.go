@@ -16,6 +16,8 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	// testscript re-runs this binary as the "converge" command; only the
+	// parent process runs tests.
 	testscript.Main(m, map[string]func(){
 		"converge": func() { os.Exit(cli.Run(context.Background(), os.Args[1:], os.Stdout, os.Stderr)) },
 	})
@@ -33,17 +35,28 @@ func TestScripts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// One cluster with a node for the scripts that sync; each script works
+	// in namespaces of its own.
+	c, err := localcluster.Start(context.Background(), localcluster.Options{
+		Name: "scripts", Dir: t.TempDir(), Nodes: 1, WaitNodes: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Stop(context.Background()) })
 	testscript.Run(t, testscript.Params{
 		Dir: filepath.Join("testdata", "script"),
 		Setup: func(env *testscript.Env) error {
 			home := filepath.Join(env.WorkDir, "home")
 			env.Setenv(localcluster.HomeEnv, home)
 			env.Setenv("XDG_CACHE_HOME", cacheDir)
+			env.Setenv("KUBECONFIG", c.Kubeconfig())
 			env.Defer(func() { deleteAll(home) })
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"no-cluster-processes": noClusterProcesses,
+			"gitcommit":            gitCommit,
 		},
 	})
 }

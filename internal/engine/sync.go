@@ -189,14 +189,24 @@ func (e *Engine) live(ctx context.Context, desired []object.Decoded, inv []objec
 
 // validate dry-runs every desired object on the server: admission,
 // schema and field-ownership errors surface here, before anything is
-// applied. Custom resources whose CRD arrives in the same sync cannot be
-// checked yet; they are compared as rendered. Objects owned by another
-// unit are not sent.
+// applied. Objects the server cannot check yet, because their CRD or
+// their Namespace arrives in the same sync, are compared as rendered and
+// checked when applied. Objects owned by another unit are not sent.
 func (e *Engine) validate(ctx context.Context, unit string, desired []object.Decoded, live map[object.Key]*unstructured.Unstructured, force bool) (map[object.Key]*unstructured.Unstructured, error) {
+	newNamespaces := map[string]bool{}
+	for _, d := range desired {
+		ref := object.RefOf(d.Object)
+		if ref.Group == "" && ref.Kind == "Namespace" && live[ref.Key()] == nil {
+			newNamespaces[ref.Name] = true
+		}
+	}
 	out := map[object.Key]*unstructured.Unstructured{}
 	var errs []error
 	for _, d := range desired {
 		ref := object.RefOf(d.Object)
+		if newNamespaces[ref.Namespace] {
+			continue
+		}
 		if l := live[ref.Key()]; l != nil {
 			if owner := l.GetAnnotations()[plan.OwnerAnnotation]; owner != "" && owner != unit {
 				continue

@@ -1,0 +1,97 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+
+	"converge.dev/converge/internal/engine"
+	"converge.dev/converge/internal/plan"
+)
+
+func newDiffCmd() *cobra.Command {
+	var f unitFlags
+	var o engine.SyncOptions
+	cmd := &cobra.Command{
+		Use:   "diff --repo URL [--revision REF] [--path P] [--dest-namespace NS] [--name UNIT]",
+		Short: "Show what a sync would change; exit 1 if anything would",
+		Long: `Diff renders the revision, dry-runs every object on the server and
+compares the result with the live objects, like kubectl diff. Server-set
+fields are left out and Secret values are masked. Exit codes: 0 no
+differences, 1 differences, 2 error.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			u, err := f.unit()
+			if err != nil {
+				return err
+			}
+			eng, err := f.engine(true)
+			if err != nil {
+				return err
+			}
+			rep, err := eng.Diff(cmd.Context(), u, o)
+			if err != nil {
+				return err
+			}
+			if done, err := writeStructured(cmd.OutOrStdout(), f.output, reportJSON(rep)); done && err != nil {
+				return err
+			} else if !done {
+				printDiff(cmd.OutOrStdout(), rep)
+			}
+			if rep.Plan.Changes() > 0 || hasOrphans(rep) {
+				return exitError{ExitDiff}
+			}
+			return nil
+		},
+	}
+	f.register(cmd, true)
+	cmd.Flags().BoolVar(&o.Prune, "prune", false, "include deletions of objects no longer in Git")
+	cmd.Flags().BoolVar(&o.Force, "force-conflicts", false, "diff as if fields owned by other managers were taken")
+	return cmd
+}
+
+func printDiff(w io.Writer, rep engine.Report) {
+	for _, s := range rep.Plan.Steps {
+		switch s.Action {
+		case plan.Create, plan.Update, plan.Prune:
+			fmt.Fprint(w, s.Diff)
+		case plan.Conflict, plan.Orphan:
+			fmt.Fprintf(w, "# %s %s: %s\n", s.Action, s.Ref, s.Reason)
+		}
+	}
+}
+
+func hasOrphans(rep engine.Report) bool {
+	for _, s := range rep.Plan.Steps {
+		if s.Action == plan.Orphan {
+			return true
+		}
+	}
+	return false
+}
+
+// stepJSON is one step as -o json|yaml prints it.
+type stepJSON struct {
+	Action string `json:"action"`
+	Object string `json:"object"`
+	Wave   int    `json:"wave"`
+	Source string `json:"source,omitempty"`
+	Reason string `json:"reason,omitempty"`
+	Diff   string `json:"diff,omitempty"`
+}
+
+type reportOut struct {
+	Unit     string     `json:"unit"`
+	Revision string     `json:"revision"`
+	Changes  int        `json:"changes"`
+	Steps    []stepJSON `json:"steps"`
+}
+
+func reportJSON(rep engine.Report) reportOut {
+	out := reportOut{Unit: rep.Unit, Revision: rep.Revision, Changes: rep.Plan.Changes()}
+	for _, s := range rep.Plan.Steps {
+		out.Steps = append(out.Steps, stepJSON{string(s.Action), s.Ref.String(), s.Wave, s.Source.File, s.Reason, s.Diff})
+	}
+	return out
+}

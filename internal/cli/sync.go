@@ -1,0 +1,102 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"converge.dev/converge/internal/engine"
+	"converge.dev/converge/internal/plan"
+)
+
+func newSyncCmd() *cobra.Command {
+	var f unitFlags
+	var o engine.SyncOptions
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "sync --repo URL [--revision REF] [--path P] [--dest-namespace NS] [--name UNIT]",
+		Short: "Converge the cluster to a Git revision",
+		Long: `Sync renders the revision, validates every object with a server-side dry
+run, then applies in order (Namespaces and CRDs, then waves, then kinds)
+with server-side apply, and prunes with --prune. If fetching, rendering or
+validation fails, nothing is applied and nothing is pruned.
+Exit codes: 0 converged, 1 not converged (conflicts, or --wait saw a
+failure), 2 error.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			u, err := f.unit()
+			if err != nil {
+				return err
+			}
+			eng, err := f.engine(true)
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			if timeout > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, timeout)
+				defer cancel()
+			}
+			rep, err := eng.Sync(ctx, u, o)
+			if err != nil && len(rep.Events) == 0 {
+				return err
+			}
+			if done, werr := writeStructured(cmd.OutOrStdout(), f.output, reportJSON(rep)); done && werr != nil {
+				return werr
+			} else if !done {
+				printSync(cmd, rep)
+			}
+			if err != nil {
+				fmt.Fprintf(cmd.ErrOrStderr(), "converge: %v\n", err)
+				return exitError{ExitDiff}
+			}
+			for _, s := range rep.Plan.Steps {
+				if s.Action == plan.Conflict {
+					return exitError{ExitDiff}
+				}
+			}
+			return nil
+		},
+	}
+	f.register(cmd, true)
+	cmd.Flags().BoolVar(&o.Prune, "prune", false, "delete objects this unit applied that are no longer in Git")
+	cmd.Flags().BoolVar(&o.AllowEmpty, "allow-empty", false, "let an empty render prune everything the unit owns")
+	cmd.Flags().BoolVar(&o.DryRun, "dry-run", false, "plan and validate on the server (dryRun=All), change nothing")
+	cmd.Flags().BoolVar(&o.Wait, "wait", false, "wait for each wave to be healthy before the next, and for all at the end")
+	cmd.Flags().BoolVar(&o.Force, "force-conflicts", false, "take fields owned by other field managers")
+	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "give up after this long")
+	return cmd
+}
+
+func printSync(cmd *cobra.Command, rep engine.Report) {
+	w := cmd.OutOrStdout()
+	done := map[string]bool{}
+	for _, e := range rep.Events {
+		done[e.Ref.String()] = true
+		fmt.Fprintf(w, "%s %s\n", pastTense(e.Action), e.Ref)
+	}
+	for _, s := range rep.Plan.Steps {
+		switch {
+		case s.Action == plan.Conflict || s.Action == plan.Orphan:
+			fmt.Fprintf(w, "%s %s: %s\n", s.Action, s.Ref, s.Reason)
+		case rep.Events == nil && s.Action != plan.Unchanged:
+			fmt.Fprintf(w, "would %s %s\n", s.Action, s.Ref)
+		}
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "unit %s at %.12s: %d changes\n", rep.Unit, rep.Revision, len(rep.Events))
+}
+
+func pastTense(a plan.Action) string {
+	switch a {
+	case plan.Create:
+		return "created"
+	case plan.Update:
+		return "updated"
+	case plan.Prune:
+		return "pruned"
+	}
+	return string(a)
+}
