@@ -124,6 +124,23 @@ func (c *Client) Get(ctx context.Context, ref object.Ref) (*unstructured.Unstruc
 	return obj, nil
 }
 
+// List reads every object of a kind in a namespace ("" for all, or for a
+// cluster-scoped kind). An unknown kind lists as empty.
+func (c *Client) List(ctx context.Context, gvk schema.GroupVersionKind, namespace string) ([]unstructured.Unstructured, error) {
+	ri, err := c.resource(object.Ref{Group: gvk.Group, Version: gvk.Version, Kind: gvk.Kind, Namespace: namespace})
+	if errors.Is(err, ErrUnknownKind) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list %s in %q: %w", gvk, namespace, err)
+	}
+	list, err := ri.List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("list %s in %q: %w", gvk, namespace, err)
+	}
+	return list.Items, nil
+}
+
 // ApplyOptions configure Apply.
 type ApplyOptions struct {
 	// Force takes ownership of fields another manager owns. If false, a

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -164,24 +165,54 @@ func (e *Engine) prepare(u Unit, objs []object.Decoded) ([]object.Decoded, error
 	return out, nil
 }
 
-// live reads every desired and inventory object.
+// listThreshold is the number of objects of one kind in one namespace
+// from which a LIST is cheaper than a GET each.
+const listThreshold = 4
+
+// live reads every desired and inventory object: one LIST per kind and
+// namespace where many objects share them, a GET each otherwise.
 func (e *Engine) live(ctx context.Context, desired []object.Decoded, inv []object.Ref) (map[object.Key]*unstructured.Unstructured, error) {
-	out := map[object.Key]*unstructured.Unstructured{}
-	refs := make([]object.Ref, 0, len(desired)+len(inv))
-	for _, d := range desired {
-		refs = append(refs, object.RefOf(d.Object))
+	type group struct {
+		gvk schema.GroupVersionKind
+		ns  string
 	}
-	refs = append(refs, inv...)
-	for _, ref := range refs {
-		if _, done := out[ref.Key()]; done {
+	groups := map[group][]object.Ref{}
+	seen := map[object.Key]bool{}
+	add := func(ref object.Ref) {
+		if !seen[ref.Key()] {
+			seen[ref.Key()] = true
+			g := group{ref.GVK(), ref.Namespace}
+			groups[g] = append(groups[g], ref)
+		}
+	}
+	for _, d := range desired {
+		add(object.RefOf(d.Object))
+	}
+	for _, ref := range inv {
+		add(ref)
+	}
+	out := map[object.Key]*unstructured.Unstructured{}
+	for g, refs := range groups {
+		if len(refs) >= listThreshold {
+			items, err := e.o.Cluster.List(ctx, g.gvk, g.ns)
+			if err != nil {
+				return nil, err
+			}
+			for i := range items {
+				if key := object.RefOf(&items[i]).Key(); seen[key] {
+					out[key] = &items[i]
+				}
+			}
 			continue
 		}
-		obj, err := e.o.Cluster.Get(ctx, ref)
-		if err != nil {
-			return nil, err
-		}
-		if obj != nil {
-			out[ref.Key()] = obj
+		for _, ref := range refs {
+			obj, err := e.o.Cluster.Get(ctx, ref)
+			if err != nil {
+				return nil, err
+			}
+			if obj != nil {
+				out[ref.Key()] = obj
+			}
 		}
 	}
 	return out, nil
@@ -200,9 +231,13 @@ func (e *Engine) validate(ctx context.Context, unit string, desired []object.Dec
 			newNamespaces[ref.Name] = true
 		}
 	}
-	out := map[object.Key]*unstructured.Unstructured{}
-	var errs []error
-	for _, d := range desired {
+	// Dry runs are independent and each costs a round trip: send them a
+	// few at a time, and keep results in render order.
+	preds := make([]*unstructured.Unstructured, len(desired))
+	errs := make([]error, len(desired))
+	sem := make(chan struct{}, validateConcurrency)
+	var wg sync.WaitGroup
+	for i, d := range desired {
 		ref := object.RefOf(d.Object)
 		if newNamespaces[ref.Namespace] {
 			continue
@@ -212,21 +247,35 @@ func (e *Engine) validate(ctx context.Context, unit string, desired []object.Dec
 				continue
 			}
 		}
-		pred, err := e.o.Cluster.Apply(ctx, d.Object, cluster.ApplyOptions{DryRun: true, Force: force})
-		if errors.Is(err, cluster.ErrUnknownKind) {
-			continue
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", d.Source, err))
-			continue
-		}
-		out[ref.Key()] = pred
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			pred, err := e.o.Cluster.Apply(ctx, d.Object, cluster.ApplyOptions{DryRun: true, Force: force})
+			switch {
+			case errors.Is(err, cluster.ErrUnknownKind):
+			case err != nil:
+				errs[i] = fmt.Errorf("%s: %w", d.Source, err)
+			default:
+				preds[i] = pred
+			}
+		}()
 	}
-	if len(errs) > 0 {
-		return nil, fmt.Errorf("validation failed, nothing applied: %w", errors.Join(errs...))
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("validation failed, nothing applied: %w", err)
+	}
+	out := map[object.Key]*unstructured.Unstructured{}
+	for i, p := range preds {
+		if p != nil {
+			out[object.RefOf(desired[i].Object).Key()] = p
+		}
 	}
 	return out, nil
 }
+
+// validateConcurrency bounds the dry runs in flight for one unit.
+const validateConcurrency = 8
 
 // inventoryAfter is what the unit owns after a sync: everything applied
 // or unchanged, plus orphans it still owns (so a later prune finds them).
