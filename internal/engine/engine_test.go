@@ -333,3 +333,20 @@ func TestConflictWithAnotherUnit(t *testing.T) {
 		t.Error("first unit's object changed")
 	}
 }
+
+// TestSyncOverSSH syncs from the same kind of server over ssh, with a key
+// and known_hosts.
+func TestSyncOverSSH(t *testing.T) {
+	e := newEnv(t, "app")
+	srv := gittest.NewServer(t, "", "")
+	base, knownHosts := srv.SSH(t)
+	repo := gittest.NewRepo(t, srv.Root()+"/org/apps.git")
+	repo.CopyDir("initial", "testdata", "")
+	repo.Publish()
+	e.unit.RepoURL = base + "/org/apps.git"
+	e.unit.Auth = git.Auth{SSHKey: gittest.ClientKey(t), KnownHosts: []byte(knownHosts)}
+	rep := e.sync(SyncOptions{})
+	if rep.Plan.Changes() != 3 || e.configMap("settings")["mode"] != "blue" {
+		t.Errorf("sync over ssh: %s", actions(rep))
+	}
+}

@@ -3,7 +3,6 @@ package git
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -187,30 +186,11 @@ func TestFetchFileURL(t *testing.T) {
 }
 
 func TestFetchOverSSH(t *testing.T) {
-	srv, err := gittestserver.NewTempGitServer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(srv.Root())
-	keyDir := t.TempDir()
-	srv.KeyDir(keyDir)
-	if err := srv.ListenSSH(); err != nil {
-		t.Fatal(err)
-	}
-	go srv.StartSSH()
-	defer srv.StopSSH()
+	srv := gittest.NewServer(t, "", "")
+	base, knownHosts := srv.SSH(t)
 	_, _, second := fixture(t, filepath.Join(srv.Root(), "org", "app.git"))
-
-	pubs, _ := filepath.Glob(filepath.Join(keyDir, "*.pub"))
-	if len(pubs) != 1 {
-		t.Fatalf("server host key: found %v", pubs)
-	}
-	hostKey, _ := os.ReadFile(pubs[0])
-	addr := strings.TrimPrefix(srv.SSHAddress(), "ssh://git@")
-	host, port, _ := strings.Cut(addr, ":")
-	knownHosts := fmt.Sprintf("[%s]:%s %s", host, port, hostKey)
-	clientKey := generateKey(t)
-	url := srv.SSHAddress() + "/org/app.git"
+	clientKey := gittest.ClientKey(t)
+	url := base + "/org/app.git"
 	f := New(Options{CacheDir: t.TempDir()})
 
 	snap, err := f.Fetch(context.Background(), url, source.Ref{Tag: "v2.0.0"}, Auth{SSHKey: clientKey, KnownHosts: []byte(knownHosts)})
@@ -222,7 +202,8 @@ func TestFetchOverSSH(t *testing.T) {
 	}
 
 	// A host key that does not match known_hosts is refused.
-	wrong := fmt.Sprintf("[%s]:%s %s", host, port, "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl")
+	host := strings.Fields(knownHosts)[0]
+	wrong := host + " ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
 	_, err = New(Options{CacheDir: t.TempDir()}).Fetch(context.Background(), url, source.Ref{}, Auth{SSHKey: clientKey, KnownHosts: []byte(wrong)})
 	if err == nil {
 		t.Error("fetch with a mismatched known_hosts succeeded")
