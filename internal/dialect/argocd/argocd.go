@@ -1,0 +1,229 @@
+// Package argocd translates Argo CD's Application and AppProject into
+// engine units and back into Argo CD's status shape, so that existing
+// manifests, dashboards and habits keep working on converge.
+package argocd
+
+import (
+	"fmt"
+	"path"
+	"sort"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/yaml"
+
+	"converge.dev/converge/internal/api/argocd/v1alpha1"
+	"converge.dev/converge/internal/engine"
+	"converge.dev/converge/internal/render"
+)
+
+// InClusterServer is the destination server of the cluster converge runs
+// in; it is the only destination supported so far.
+const InClusterServer = "https://kubernetes.default.svc"
+
+// UnitName is the owner id an Application's objects carry.
+func UnitName(app *v1alpha1.Application) string {
+	return "argocd." + app.Namespace + "." + app.Name
+}
+
+// Options is how an Application wants to be synced.
+type Options struct {
+	Sync            engine.SyncOptions
+	Automated       bool
+	SelfHeal        bool
+	CreateNamespace bool
+}
+
+// ToUnit translates an Application into a unit and its sync options.
+func ToUnit(app *v1alpha1.Application) (engine.Unit, Options, error) {
+	src := app.Spec.Source
+	if src == nil {
+		return engine.Unit{}, Options{}, fmt.Errorf("spec.source is required (spec.sources is not supported yet)")
+	}
+	if d := app.Spec.Destination; (d.Server != "" && d.Server != InClusterServer) || (d.Name != "" && d.Name != "in-cluster") {
+		return engine.Unit{}, Options{}, fmt.Errorf("spec.destination: only the in-cluster destination (%s) is supported yet", InClusterServer)
+	}
+	u := engine.Unit{
+		Name:          UnitName(app),
+		RepoURL:       src.RepoURL,
+		Revision:      src.TargetRevision,
+		Path:          src.Path,
+		DestNamespace: app.Spec.Destination.Namespace,
+	}
+	if src.Directory != nil {
+		u.Render.Recurse = src.Directory.Recurse
+		u.Render.Kind = render.Directory
+	}
+	if h := src.Helm; h != nil {
+		u.Render.Kind = render.Helm
+		u.Render.HelmReleaseName = h.ReleaseName
+		if u.Render.HelmReleaseName == "" {
+			u.Render.HelmReleaseName = app.Name // Argo CD's default
+		}
+		u.Render.HelmValueFiles = h.ValueFiles
+		if h.Values != "" {
+			if err := yaml.Unmarshal([]byte(h.Values), &u.Render.HelmValues); err != nil {
+				return engine.Unit{}, Options{}, fmt.Errorf("spec.source.helm.values: %w", err)
+			}
+		}
+	}
+	var o Options
+	if p := app.Spec.SyncPolicy; p != nil {
+		if a := p.Automated; a != nil {
+			o.Automated, o.SelfHeal = true, a.SelfHeal
+			o.Sync.Prune, o.Sync.AllowEmpty = a.Prune, a.AllowEmpty
+		}
+		for _, opt := range p.SyncOptions {
+			if opt == "CreateNamespace=true" {
+				o.CreateNamespace = true
+			}
+		}
+	}
+	return u, o, nil
+}
+
+// supportedSyncOptions are the syncOptions converge honours; the engine
+// already applies out-of-sync objects only, with server-side apply, and
+// prunes last.
+var supportedSyncOptions = map[string]bool{
+	"CreateNamespace=true": true, "CreateNamespace=false": true,
+	"ApplyOutOfSyncOnly=true": true, "ApplyOutOfSyncOnly=false": true,
+	"PruneLast=true": true, "ServerSideApply=true": true, "Validate=true": true,
+}
+
+// known lists the spec fields converge supports, as dotted paths; a
+// trailing ".*" accepts any field below.
+var known = []string{
+	"spec.project", "spec.source.repoURL", "spec.source.path", "spec.source.targetRevision",
+	"spec.source.directory.recurse", "spec.source.helm.valueFiles", "spec.source.helm.values",
+	"spec.source.helm.releaseName", "spec.destination.server", "spec.destination.namespace",
+	"spec.destination.name", "spec.syncPolicy.automated.prune", "spec.syncPolicy.automated.selfHeal",
+	"spec.syncPolicy.automated.allowEmpty", "spec.syncPolicy.syncOptions", "spec.syncPolicy.retry.*",
+	"spec.revisionHistoryLimit",
+}
+
+// Unsupported names every field of the Application's spec, and every
+// syncOption, that converge does not act on, sorted. They are reported,
+// never silently ignored.
+func Unsupported(app *unstructured.Unstructured) []string {
+	var out []string
+	var walk func(prefix string, v any)
+	walk = func(prefix string, v any) {
+		if isKnown(prefix) {
+			return
+		}
+		m, ok := v.(map[string]any)
+		if !ok || len(m) == 0 {
+			if !isPrefixOfKnown(prefix) || !ok {
+				out = append(out, prefix)
+			}
+			return
+		}
+		if !isPrefixOfKnown(prefix) {
+			out = append(out, prefix)
+			return
+		}
+		for k, child := range m {
+			walk(prefix+"."+k, child)
+		}
+	}
+	spec, _, _ := unstructured.NestedMap(app.Object, "spec")
+	for k, v := range spec {
+		walk("spec."+k, v)
+	}
+	opts, _, _ := unstructured.NestedStringSlice(app.Object, "spec", "syncPolicy", "syncOptions")
+	for _, o := range opts {
+		if !supportedSyncOptions[o] {
+			out = append(out, "spec.syncPolicy.syncOptions["+o+"]")
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func isKnown(p string) bool {
+	for _, k := range known {
+		if k == p || (strings.HasSuffix(k, ".*") && strings.HasPrefix(p, strings.TrimSuffix(k, "*"))) {
+			return true
+		}
+	}
+	return false
+}
+
+func isPrefixOfKnown(p string) bool {
+	for _, k := range known {
+		if strings.HasPrefix(k, p+".") {
+			return true
+		}
+	}
+	return false
+}
+
+// Permits checks an Application against its project's source repositories
+// and destinations. Patterns are globs, as Argo CD documents them.
+func Permits(proj *v1alpha1.AppProject, app *v1alpha1.Application) error {
+	repo := ""
+	if app.Spec.Source != nil {
+		repo = app.Spec.Source.RepoURL
+	}
+	if !anyGlob(proj.Spec.SourceRepos, repo) {
+		return fmt.Errorf("application repo %s is not permitted in project '%s'", repo, proj.Name)
+	}
+	d := app.Spec.Destination
+	for _, pd := range proj.Spec.Destinations {
+		serverOK := (pd.Server != "" && glob(pd.Server, orDefault(d.Server, InClusterServer))) || (pd.Name != "" && glob(pd.Name, orDefault(d.Name, "in-cluster")))
+		if serverOK && glob(orDefault(pd.Namespace, "*"), d.Namespace) {
+			return nil
+		}
+	}
+	return fmt.Errorf("application destination server '%s' and namespace '%s' do not match any of the allowed destinations in project '%s'", orDefault(d.Server, d.Name), d.Namespace, proj.Name)
+}
+
+func anyGlob(patterns []string, s string) bool {
+	for _, p := range patterns {
+		if glob(p, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// glob matches like Argo CD's project patterns: '*' spans anything, a
+// leading '!' is not supported here and never matches.
+func glob(pattern, s string) bool {
+	if pattern == "*" {
+		return true
+	}
+	ok, err := path.Match(pattern, s)
+	if err == nil && ok {
+		return true
+	}
+	// path.Match stops '*' at '/'; URLs need it to cross.
+	return wildcard(pattern, s)
+}
+
+func wildcard(pattern, s string) bool {
+	parts := strings.Split(pattern, "*")
+	if len(parts) == 1 {
+		return pattern == s
+	}
+	if !strings.HasPrefix(s, parts[0]) {
+		return false
+	}
+	s = s[len(parts[0]):]
+	for _, p := range parts[1 : len(parts)-1] {
+		i := strings.Index(s, p)
+		if i < 0 {
+			return false
+		}
+		s = s[i+len(p):]
+	}
+	return strings.HasSuffix(s, parts[len(parts)-1])
+}
+
+func orDefault(s, d string) string {
+	if s == "" {
+		return d
+	}
+	return s
+}

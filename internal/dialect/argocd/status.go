@@ -1,0 +1,126 @@
+package argocd
+
+import (
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"converge.dev/converge/internal/api/argocd/v1alpha1"
+	"converge.dev/converge/internal/engine"
+)
+
+// Argo CD's sync statuses.
+const (
+	Synced    = "Synced"
+	OutOfSync = "OutOfSync"
+	Unknown   = "Unknown"
+)
+
+// WriteStatus fills the Application's status from a unit's status, the
+// way Argo CD shapes it.
+func WriteStatus(app *v1alpha1.Application, st engine.UnitStatus, now time.Time) {
+	s := &app.Status
+	s.Sync.Status = OutOfSync
+	if st.Synced {
+		s.Sync.Status = Synced
+	}
+	s.Sync.Revision = st.Revision
+	if app.Spec.Source != nil {
+		s.Sync.ComparedTo = v1alpha1.ComparedTo{Source: *app.Spec.Source, Destination: app.Spec.Destination}
+	}
+	s.Health = v1alpha1.HealthStatus{Status: string(st.Health)}
+	s.Resources = nil
+	for _, o := range st.Objects {
+		rs := v1alpha1.ResourceStatus{
+			Group: o.Ref.Group, Version: o.Ref.Version, Kind: o.Ref.Kind,
+			Namespace: o.Ref.Namespace, Name: o.Ref.Name, Status: argoSync(o.Sync),
+			RequiresPruning: !o.InGit,
+		}
+		if o.Health != "" {
+			rs.Health = &v1alpha1.HealthStatus{Status: string(o.Health), Message: o.Message}
+		}
+		s.Resources = append(s.Resources, rs)
+	}
+	t := metav1.NewTime(now)
+	s.ReconciledAt = &t
+}
+
+func argoSync(s string) string {
+	switch s {
+	case "Synced":
+		return Synced
+	case "OutOfSync", "Missing", "Conflict":
+		return OutOfSync
+	}
+	return Unknown
+}
+
+// RecordSync fills operationState and history after a sync attempt.
+func RecordSync(app *v1alpha1.Application, op v1alpha1.Operation, rep engine.Report, started time.Time, err error, now time.Time) {
+	fin := metav1.NewTime(now)
+	state := &v1alpha1.OperationState{
+		Operation: op, Phase: "Succeeded", Message: "successfully synced (all tasks run)",
+		StartedAt: metav1.NewTime(started), FinishedAt: &fin,
+		SyncResult: &v1alpha1.SyncResult{Revision: rep.Revision},
+	}
+	if app.Spec.Source != nil {
+		state.SyncResult.Source = *app.Spec.Source
+	}
+	if err != nil {
+		state.Phase, state.Message = "Failed", err.Error()
+	}
+	for _, e := range rep.Events {
+		state.SyncResult.Resources = append(state.SyncResult.Resources, v1alpha1.ResourceResult{
+			Group: e.Ref.Group, Version: e.Ref.Version, Kind: e.Ref.Kind, Namespace: e.Ref.Namespace, Name: e.Ref.Name,
+			Status: "Synced", Message: string(e.Action), SyncPhase: "Sync",
+		})
+	}
+	app.Status.OperationState = state
+	if err != nil || rep.Revision == "" {
+		return
+	}
+	h := app.Status.History
+	if len(h) > 0 && h[len(h)-1].Revision == rep.Revision && len(rep.Events) == 0 {
+		return // nothing new was deployed
+	}
+	id := int64(0)
+	if len(h) > 0 {
+		id = h[len(h)-1].ID + 1
+	}
+	entry := v1alpha1.RevisionHistory{ID: id, Revision: rep.Revision, DeployedAt: fin}
+	if app.Spec.Source != nil {
+		entry.Source = *app.Spec.Source
+	}
+	h = append(h, entry)
+	limit := 10
+	if app.Spec.RevisionHistoryLimit != nil {
+		limit = int(*app.Spec.RevisionHistoryLimit)
+	}
+	if len(h) > limit {
+		h = h[len(h)-limit:]
+	}
+	app.Status.History = h
+}
+
+// SetCondition replaces the conditions of one type with a single one
+// (keeping its time if the message is unchanged), or removes them when
+// message is empty.
+func SetCondition(app *v1alpha1.Application, typ, message string, now time.Time) {
+	var out []v1alpha1.ApplicationCondition
+	var prev *v1alpha1.ApplicationCondition
+	for i, c := range app.Status.Conditions {
+		if c.Type == typ {
+			prev = &app.Status.Conditions[i]
+			continue
+		}
+		out = append(out, c)
+	}
+	if message != "" {
+		t := metav1.NewTime(now)
+		if prev != nil && prev.Message == message && prev.LastTransitionTime != nil {
+			t = *prev.LastTransitionTime
+		}
+		out = append(out, v1alpha1.ApplicationCondition{Type: typ, Message: message, LastTransitionTime: &t})
+	}
+	app.Status.Conditions = out
+}
