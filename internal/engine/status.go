@@ -32,9 +32,10 @@ type UnitStatus struct {
 }
 
 // Status compares the unit's revision with the cluster, object by object.
-// It changes nothing.
+// It changes nothing. Fields that another field manager took over count as
+// drift (OutOfSync), not as an error: the comparison is forced.
 func (e *Engine) Status(ctx context.Context, u Unit) (UnitStatus, error) {
-	rep, err := e.Diff(ctx, u, SyncOptions{Prune: true, AllowEmpty: true})
+	rep, err := e.Diff(ctx, u, SyncOptions{Prune: true, AllowEmpty: true, Force: true})
 	if err != nil {
 		return UnitStatus{}, err
 	}

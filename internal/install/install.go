@@ -7,6 +7,8 @@ import (
 	"embed"
 	"io/fs"
 	"sort"
+
+	"converge.dev/converge/internal/object"
 )
 
 //go:generate go run sigs.k8s.io/controller-tools/cmd/controller-gen@v0.23.0 object paths=../api/... crd:crdVersions=v1 output:crd:dir=./crds
@@ -14,19 +16,24 @@ import (
 //go:embed crds/*.yaml
 var crdFiles embed.FS
 
-// CRDs returns the CRD manifests, in file name order.
-func CRDs() (map[string][]byte, []string) {
-	out := map[string][]byte{}
-	var names []string
-	entries, _ := fs.ReadDir(crdFiles, "crds")
-	for _, e := range entries {
-		data, err := crdFiles.ReadFile("crds/" + e.Name())
-		if err != nil {
-			continue
-		}
-		out["crds/"+e.Name()] = data
-		names = append(names, "crds/"+e.Name())
+// CRDs returns the CRDs, in file name order.
+func CRDs() ([]object.Decoded, error) {
+	names, err := fs.Glob(crdFiles, "crds/*.yaml")
+	if err != nil {
+		return nil, err
 	}
 	sort.Strings(names)
-	return out, names
+	var out []object.Decoded
+	for _, name := range names {
+		data, err := crdFiles.ReadFile(name)
+		if err != nil {
+			return nil, err
+		}
+		objs, err := object.Decode(data, name)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, objs...)
+	}
+	return out, nil
 }

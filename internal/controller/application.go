@@ -1,0 +1,262 @@
+// Package controller holds converge's controller-runtime reconcilers: each
+// loads a dialect's custom resource, turns it into an engine unit, runs the
+// engine and writes the dialect's status back.
+package controller
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+
+	"converge.dev/converge/internal/api/argocd/v1alpha1"
+	"converge.dev/converge/internal/dialect/argocd"
+	"converge.dev/converge/internal/engine"
+	"converge.dev/converge/internal/health"
+	"converge.dev/converge/internal/object"
+)
+
+// syncTimeout bounds one sync, waits for health included.
+const syncTimeout = 3 * time.Minute
+
+// RefreshAnnotation asks for an immediate reconcile, as in Argo CD.
+const RefreshAnnotation = "argocd.argoproj.io/refresh"
+
+// ApplicationReconciler reconciles Argo CD Applications.
+type ApplicationReconciler struct {
+	Client client.Client
+	Engine *engine.Engine
+	// Interval is how often an Application is compared with Git when
+	// nothing else happens. If zero, three minutes; a tenth of it is
+	// added at random so that Applications do not move in lockstep.
+	Interval time.Duration
+	// Concurrency is the number of Applications reconciled at once. If
+	// zero, 4.
+	Concurrency int
+}
+
+// SetupWithManager registers the reconciler. Status writes do not wake
+// it: only spec changes and annotations (refresh) do, plus the interval.
+func (r *ApplicationReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if r.Concurrency == 0 {
+		r.Concurrency = 4
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&v1alpha1.Application{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		WithOptions(controller.Options{MaxConcurrentReconciles: r.Concurrency}).
+		Complete(r)
+}
+
+func (r *ApplicationReconciler) interval() time.Duration {
+	d := r.Interval
+	if d == 0 {
+		d = 3 * time.Minute
+	}
+	return d + time.Duration(rand.Int64N(int64(d)/10+1))
+}
+
+// Reconcile compares one Application with Git, syncs it when its policy
+// or an operation says so, and writes Argo CD's status.
+func (r *ApplicationReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	app := &v1alpha1.Application{}
+	if err := r.Client.Get(ctx, req.NamespacedName, app); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	orig := app.DeepCopy()
+	now := time.Now()
+
+	raw := &unstructured.Unstructured{}
+	raw.SetGroupVersionKind(v1alpha1.GroupVersion.WithKind("Application"))
+	if err := r.Client.Get(ctx, req.NamespacedName, raw); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	unsupported := ""
+	if fields := argocd.Unsupported(raw); len(fields) > 0 {
+		unsupported = "fields not supported by converge, ignored: " + strings.Join(fields, ", ")
+	}
+	argocd.SetCondition(app, "UnsupportedFields", unsupported, now)
+
+	res, err := r.reconcile(ctx, app, now)
+	if perr := r.writeStatus(ctx, orig, app); perr != nil {
+		return ctrl.Result{}, perr
+	}
+	if r.clearRefresh(ctx, app) != nil {
+		return ctrl.Result{Requeue: true}, nil
+	}
+	return res, err
+}
+
+func (r *ApplicationReconciler) reconcile(ctx context.Context, app *v1alpha1.Application, now time.Time) (ctrl.Result, error) {
+	unit, opts, err := argocd.ToUnit(app)
+	if err == nil {
+		err = r.checkProject(ctx, app)
+	}
+	if err != nil {
+		argocd.SetCondition(app, "InvalidSpecError", err.Error(), now)
+		app.Status.Sync.Status = argocd.Unknown
+		return ctrl.Result{RequeueAfter: r.interval()}, nil
+	}
+	argocd.SetCondition(app, "InvalidSpecError", "", now)
+
+	st, err := r.Engine.Status(ctx, unit)
+	if err != nil {
+		argocd.SetCondition(app, "ComparisonError", err.Error(), now)
+		app.Status.Sync.Status = argocd.Unknown
+		return ctrl.Result{RequeueAfter: r.retryAfter(app)}, nil
+	}
+	argocd.SetCondition(app, "ComparisonError", "", now)
+	if err := r.checkKinds(ctx, app, st); err != nil {
+		argocd.SetCondition(app, "InvalidSpecError", err.Error(), now)
+		argocd.WriteStatus(app, st, now)
+		return ctrl.Result{RequeueAfter: r.interval()}, nil
+	}
+
+	op, sync := r.wantSync(app, opts, st)
+	if sync {
+		st, err = r.sync(ctx, app, unit, opts, op, now)
+		if err != nil {
+			return ctrl.Result{RequeueAfter: r.retryAfter(app)}, nil
+		}
+	}
+	argocd.WriteStatus(app, st, now)
+	if !st.Synced || (st.Health != health.Healthy && st.Health != health.Suspended) {
+		// Still converging: look again soon rather than at the interval.
+		return ctrl.Result{RequeueAfter: 2 * time.Second}, nil
+	}
+	return ctrl.Result{RequeueAfter: r.interval()}, nil
+}
+
+// wantSync decides, as Argo CD does: an operation always syncs; automated
+// sync runs when Git moved to a revision not yet synced, or, with
+// selfHeal, whenever the live state drifted.
+func (r *ApplicationReconciler) wantSync(app *v1alpha1.Application, opts argocd.Options, st engine.UnitStatus) (v1alpha1.Operation, bool) {
+	if app.Operation != nil && app.Operation.Sync != nil {
+		return *app.Operation, true
+	}
+	if !opts.Automated || st.Synced {
+		return v1alpha1.Operation{}, false
+	}
+	op := v1alpha1.Operation{Sync: &v1alpha1.SyncOperation{Revision: st.Revision, Prune: opts.Sync.Prune},
+		InitiatedBy: &v1alpha1.InitiatedBy{Automated: true}}
+	last := app.Status.OperationState
+	if opts.SelfHeal || last == nil || last.SyncResult == nil || last.SyncResult.Revision != st.Revision {
+		return op, true
+	}
+	return op, false
+}
+
+func (r *ApplicationReconciler) sync(ctx context.Context, app *v1alpha1.Application, unit engine.Unit, opts argocd.Options, op v1alpha1.Operation, now time.Time) (engine.UnitStatus, error) {
+	so := opts.Sync
+	if op.Sync != nil {
+		so.Prune = so.Prune || op.Sync.Prune
+		so.DryRun = op.Sync.DryRun
+	}
+	if opts.CreateNamespace && unit.DestNamespace != "" {
+		if err := r.ensureNamespace(ctx, unit.DestNamespace); err != nil {
+			argocd.SetCondition(app, "SyncError", err.Error(), now)
+			return engine.UnitStatus{}, err
+		}
+	}
+	// A sync waits for each wave's health; it must not hold a worker forever.
+	sctx, cancel := context.WithTimeout(ctx, syncTimeout)
+	defer cancel()
+	rep, err := r.Engine.Sync(sctx, unit, so)
+	argocd.RecordSync(app, op, rep, now, err, time.Now())
+	if err != nil {
+		if prev := app.Status.OperationState; prev != nil {
+			prev.RetryCount++
+		}
+		argocd.SetCondition(app, "SyncError", err.Error(), now)
+		return engine.UnitStatus{}, err
+	}
+	argocd.SetCondition(app, "SyncError", "", now)
+	if app.Operation != nil {
+		patch := client.RawPatch(types.MergePatchType, []byte(`{"operation":null}`))
+		if err := r.Client.Patch(ctx, app.DeepCopy(), patch); err != nil {
+			return engine.UnitStatus{}, fmt.Errorf("clear operation: %w", err)
+		}
+	}
+	st, err := r.Engine.Status(ctx, unit)
+	if err != nil {
+		argocd.SetCondition(app, "ComparisonError", err.Error(), now)
+	}
+	return st, err
+}
+
+// retryAfter backs off after failures: 5s, 10s, 20s ... up to 3 minutes.
+func (r *ApplicationReconciler) retryAfter(app *v1alpha1.Application) time.Duration {
+	n := int64(0)
+	if s := app.Status.OperationState; s != nil {
+		n = s.RetryCount
+	}
+	d := 5 * time.Second << min(n, 6)
+	return min(d, 3*time.Minute)
+}
+
+func (r *ApplicationReconciler) checkProject(ctx context.Context, app *v1alpha1.Application) error {
+	proj, err := r.project(ctx, app)
+	if err != nil {
+		return err
+	}
+	return argocd.Permits(proj, app)
+}
+
+func (r *ApplicationReconciler) checkKinds(ctx context.Context, app *v1alpha1.Application, st engine.UnitStatus) error {
+	proj, err := r.project(ctx, app)
+	if err != nil {
+		return err
+	}
+	var refs []object.Ref
+	for _, o := range st.Objects {
+		if o.InGit {
+			refs = append(refs, o.Ref)
+		}
+	}
+	return argocd.PermitsKinds(proj, refs)
+}
+
+func (r *ApplicationReconciler) project(ctx context.Context, app *v1alpha1.Application) (*v1alpha1.AppProject, error) {
+	proj := &v1alpha1.AppProject{}
+	err := r.Client.Get(ctx, types.NamespacedName{Namespace: app.Namespace, Name: app.Spec.Project}, proj)
+	if apierrors.IsNotFound(err) {
+		return nil, fmt.Errorf("application references project %s which does not exist", app.Spec.Project)
+	}
+	return proj, err
+}
+
+func (r *ApplicationReconciler) ensureNamespace(ctx context.Context, name string) error {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
+	if err := r.Client.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create namespace %s: %w", name, err)
+	}
+	return nil
+}
+
+// writeStatus patches the status subresource when it changed.
+func (r *ApplicationReconciler) writeStatus(ctx context.Context, orig, app *v1alpha1.Application) error {
+	if err := r.Client.Status().Patch(ctx, app, client.MergeFrom(orig)); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("application %s/%s: write status: %w", app.Namespace, app.Name, err)
+	}
+	return nil
+}
+
+// clearRefresh removes the refresh annotation once it has been honoured.
+func (r *ApplicationReconciler) clearRefresh(ctx context.Context, app *v1alpha1.Application) error {
+	if _, ok := app.Annotations[RefreshAnnotation]; !ok {
+		return nil
+	}
+	patch := client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"annotations":{"`+RefreshAnnotation+`":null}}}`))
+	return r.Client.Patch(ctx, app.DeepCopy(), patch)
+}

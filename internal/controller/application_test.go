@@ -1,0 +1,198 @@
+package controller
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	"converge.dev/converge/internal/api/argocd/v1alpha1"
+	"converge.dev/converge/internal/cluster"
+	"converge.dev/converge/internal/clustertest"
+	"converge.dev/converge/internal/engine"
+	"converge.dev/converge/internal/gittest"
+	"converge.dev/converge/internal/install"
+	"converge.dev/converge/internal/source/git"
+)
+
+func TestMain(m *testing.M) { clustertest.Main(m, clustertest.Options{Nodes: 1}) }
+
+// setup installs the CRDs, starts the controller in-process and returns a
+// client and a repository holding the seed's layout.
+func setup(t *testing.T) (client.Client, *gittest.Repo) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	cfg := clustertest.RESTConfig(t)
+	cc, err := cluster.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crds, err := install.CRDs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range crds {
+		if _, err := cc.Apply(ctx, d.Object, cluster.ApplyOptions{Force: true}); err != nil {
+			t.Fatal(err)
+		}
+		if err := cc.WaitEstablished(ctx, d.Object.GetName()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, _ := Scheme()
+	c, err := client.New(cfg, client.Options{Scheme: s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng := engine.New(engine.Options{Fetcher: git.New(git.Options{CacheDir: t.TempDir()}), Cluster: cc})
+	go func() {
+		if err := Run(ctx, cfg, Options{Engine: eng, Interval: 2 * time.Second}); err != nil && ctx.Err() == nil {
+			t.Errorf("controller: %v", err)
+		}
+	}()
+	repo := gittest.NewRepo(t, t.TempDir()+"/apps.git")
+	repo.CopyDir("initial", "testdata/repo", "")
+	repo.Publish()
+	return c, repo
+}
+
+func create(t *testing.T, c client.Client, obj client.Object) {
+	t.Helper()
+	if err := c.Create(context.Background(), obj); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func seedApplication(t *testing.T, repoURL string) *v1alpha1.Application {
+	t.Helper()
+	data, err := os.ReadFile("testdata/seed-application.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Unchanged but for repoURL.
+	data = []byte(strings.Replace(string(data), "https://git.example.com/platform/apps.git", repoURL, 1))
+	app := &v1alpha1.Application{}
+	if err := yaml.Unmarshal(data, app); err != nil {
+		t.Fatal(err)
+	}
+	return app
+}
+
+func waitApp(t *testing.T, c client.Client, what string, cond func(*v1alpha1.Application) bool) *v1alpha1.Application {
+	t.Helper()
+	app := &v1alpha1.Application{}
+	err := wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, 90*time.Second, true, func(ctx context.Context) (bool, error) {
+		if err := c.Get(ctx, types.NamespacedName{Namespace: "argocd", Name: "orders-api-prod"}, app); err != nil {
+			return false, nil
+		}
+		return cond(app), nil
+	})
+	if err != nil {
+		out, _ := yaml.Marshal(app.Status)
+		t.Fatalf("waiting for %s: %v\nstatus:\n%s", what, err, out)
+	}
+	return app
+}
+
+// TestSeedApplication runs the seed's §3.1 Application (only repoURL
+// changed) under the controller: it becomes Synced and Healthy, a manual
+// image change is reverted by selfHeal, and a file removed from Git is
+// pruned.
+func TestSeedApplication(t *testing.T) {
+	c, repo := setup(t)
+	ctx := context.Background()
+	for _, ns := range []string{"argocd", "orders-prod"} {
+		create(t, c, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
+	}
+	create(t, c, &v1alpha1.AppProject{
+		ObjectMeta: metav1.ObjectMeta{Name: "regulated-platform", Namespace: "argocd"},
+		Spec: v1alpha1.AppProjectSpec{
+			SourceRepos:  []string{"file://*"},
+			Destinations: []v1alpha1.ApplicationDestination{{Server: "https://kubernetes.default.svc", Namespace: "orders-*"}},
+		},
+	})
+	create(t, c, seedApplication(t, gittest.FileURL(repo.Bare)))
+
+	app := waitApp(t, c, "Synced and Healthy", func(a *v1alpha1.Application) bool {
+		return a.Status.Sync.Status == "Synced" && a.Status.Health.Status == "Healthy"
+	})
+	if len(app.Status.Resources) != 3 || len(app.Status.History) != 1 || app.Status.OperationState == nil ||
+		app.Status.OperationState.Phase != "Succeeded" || app.Status.ReconciledAt == nil || app.Status.Sync.Revision == "" {
+		out, _ := yaml.Marshal(app.Status)
+		t.Errorf("status shape:\n%s", out)
+	}
+	for _, cond := range app.Status.Conditions {
+		t.Errorf("unexpected condition %s: %s", cond.Type, cond.Message)
+	}
+
+	t.Run("selfHeal reverts a manual image change", func(t *testing.T) {
+		dep := &appsv1.Deployment{}
+		if err := c.Get(ctx, types.NamespacedName{Namespace: "orders-prod", Name: "orders-api"}, dep); err != nil {
+			t.Fatal(err)
+		}
+		dep.Spec.Template.Spec.Containers[0].Image = "registry.example.com/orders-api:hotfix"
+		if err := c.Update(ctx, dep, client.FieldOwner("kubectl-set")); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+			c.Get(ctx, types.NamespacedName{Namespace: "orders-prod", Name: "orders-api"}, dep)
+			return dep.Spec.Template.Spec.Containers[0].Image == "registry.example.com/orders-api:1.4.2", nil
+		})
+		if err != nil {
+			t.Fatalf("image not reverted: %s", dep.Spec.Template.Spec.Containers[0].Image)
+		}
+		t.Logf("reverted after %s", time.Since(start).Round(100*time.Millisecond))
+	})
+
+	t.Run("a file removed from Git is pruned", func(t *testing.T) {
+		repo.Commit("drop config", map[string]string{
+			"apps/orders-api/base/config.yaml":        "",
+			"apps/orders-api/base/kustomization.yaml": "resources: [deployment.yaml, service.yaml]\n",
+		})
+		repo.Publish()
+		err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+			err := c.Get(ctx, types.NamespacedName{Namespace: "orders-prod", Name: "orders-api-config"}, &corev1.ConfigMap{})
+			return err != nil, nil
+		})
+		if err != nil {
+			t.Fatal("orders-api-config was not pruned")
+		}
+		waitApp(t, c, "Synced after prune, the new revision in history", func(a *v1alpha1.Application) bool {
+			h := a.Status.History
+			return a.Status.Sync.Status == "Synced" && len(a.Status.Resources) == 2 && len(h) > 0 && h[len(h)-1].Revision == a.Status.Sync.Revision
+		})
+	})
+
+	t.Run("without selfHeal, drift stays OutOfSync", func(t *testing.T) {
+		app := &v1alpha1.Application{}
+		c.Get(ctx, types.NamespacedName{Namespace: "argocd", Name: "orders-api-prod"}, app)
+		app.Spec.SyncPolicy.Automated.SelfHeal = false
+		if err := c.Update(ctx, app); err != nil {
+			t.Fatal(err)
+		}
+		dep := &appsv1.Deployment{}
+		c.Get(ctx, types.NamespacedName{Namespace: "orders-prod", Name: "orders-api"}, dep)
+		dep.Spec.Template.Spec.Containers[0].Image = "registry.example.com/orders-api:hotfix"
+		if err := c.Update(ctx, dep, client.FieldOwner("kubectl-set")); err != nil {
+			t.Fatal(err)
+		}
+		waitApp(t, c, "OutOfSync", func(a *v1alpha1.Application) bool { return a.Status.Sync.Status == "OutOfSync" })
+		time.Sleep(5 * time.Second) // more than two polling intervals
+		c.Get(ctx, types.NamespacedName{Namespace: "orders-prod", Name: "orders-api"}, dep)
+		if img := dep.Spec.Template.Spec.Containers[0].Image; img != "registry.example.com/orders-api:hotfix" {
+			t.Errorf("drift reverted without selfHeal: image %s", img)
+		}
+		waitApp(t, c, "still OutOfSync", func(a *v1alpha1.Application) bool { return a.Status.Sync.Status == "OutOfSync" })
+	})
+}

@@ -1,0 +1,80 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/go-logr/logr"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"converge.dev/converge/internal/api/argocd/v1alpha1"
+	"converge.dev/converge/internal/engine"
+)
+
+// Options configure Run.
+type Options struct {
+	// Engine runs the units. Required.
+	Engine *engine.Engine
+	// LeaderElection makes only one replica reconcile at a time.
+	LeaderElection bool
+	// LeaderElectionNamespace holds the lease. If empty, the in-cluster
+	// namespace or "default".
+	LeaderElectionNamespace string
+	// Concurrency is the number of Applications reconciled at once. If
+	// zero, 4.
+	Concurrency int
+	// Interval is the Git polling interval. If zero, three minutes.
+	Interval time.Duration
+	// MetricsAddr serves Prometheus metrics. If empty, they are off.
+	MetricsAddr string
+	// Logger receives controller-runtime's logs. The zero Logger drops
+	// them.
+	Logger logr.Logger
+}
+
+// Scheme knows the built-in kinds and the dialects' kinds.
+func Scheme() (*runtime.Scheme, error) {
+	s := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(s); err != nil {
+		return nil, err
+	}
+	if err := v1alpha1.AddToScheme(s); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Run runs the controllers until ctx is done.
+func Run(ctx context.Context, cfg *rest.Config, o Options) error {
+	s, err := Scheme()
+	if err != nil {
+		return err
+	}
+	ctrl.SetLogger(o.Logger)
+	metrics := o.MetricsAddr
+	if metrics == "" {
+		metrics = "0"
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                  s,
+		LeaderElection:          o.LeaderElection,
+		LeaderElectionID:        "converge-controller",
+		LeaderElectionNamespace: o.LeaderElectionNamespace,
+		Metrics:                 metricsserver.Options{BindAddress: metrics},
+		HealthProbeBindAddress:  "0",
+	})
+	if err != nil {
+		return fmt.Errorf("controller manager: %w", err)
+	}
+	r := &ApplicationReconciler{Client: mgr.GetClient(), Engine: o.Engine, Interval: o.Interval, Concurrency: o.Concurrency}
+	if err := r.SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("application controller: %w", err)
+	}
+	return mgr.Start(ctx)
+}
