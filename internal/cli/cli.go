@@ -52,6 +52,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newClusterCmd(), newRenderCmd(), newDiffCmd(), newSyncCmd(), newStatusCmd(), newHealthCmd(), newVersionCmd())
+	root.AddCommand(newClusterCmd(), newRenderCmd(), newDiffCmd(), newSyncCmd(), newStatusCmd(), newHealthCmd(),
+		newControllerCmd(), newInstallCmd(), newAppCmd(), newVersionCmd())
 	return root
 }

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 
 	"github.com/spf13/cobra"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"converge.dev/converge/internal/cluster"
 	"converge.dev/converge/internal/engine"
@@ -93,14 +92,9 @@ func (f *unitFlags) engine(withCluster bool) (*engine.Engine, error) {
 	}
 	o := engine.Options{Fetcher: git.New(git.Options{CacheDir: filepath.Join(cache, "converge", "git")})}
 	if withCluster {
-		rules := clientcmd.NewDefaultClientConfigLoadingRules()
-		if f.kubeconfig != "" {
-			rules.ExplicitPath = f.kubeconfig
-		}
-		cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules,
-			&clientcmd.ConfigOverrides{CurrentContext: f.context}).ClientConfig()
+		cfg, err := restConfig(f.kubeconfig, f.context)
 		if err != nil {
-			return nil, fmt.Errorf("kubeconfig: %w", err)
+			return nil, err
 		}
 		cfg.QPS, cfg.Burst = 50, 100
 		c, err := cluster.New(cfg)

@@ -1,0 +1,58 @@
+package cli
+
+import (
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+	"k8s.io/klog/v2"
+
+	"converge.dev/converge/internal/cluster"
+	"converge.dev/converge/internal/controller"
+	"converge.dev/converge/internal/engine"
+	"converge.dev/converge/internal/source/git"
+)
+
+func newControllerCmd() *cobra.Command {
+	var kubeconfig, kcontext, metrics string
+	var o controller.Options
+	cmd := &cobra.Command{
+		Use:   "controller",
+		Short: "Run the controller: reconcile Argo CD Applications in the cluster",
+		Long: `The controller watches Applications and AppProjects (argoproj.io/v1alpha1)
+and converges each Application with the same engine the CLI uses. It runs
+in the cluster (in-cluster config) or against a kubeconfig. Install the
+CRDs first with converge install.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := restConfig(kubeconfig, kcontext)
+			if err != nil {
+				return err
+			}
+			cfg.QPS, cfg.Burst = 50, 100
+			c, err := cluster.New(cfg)
+			if err != nil {
+				return err
+			}
+			cache, err := os.UserCacheDir()
+			if err != nil {
+				cache = os.TempDir()
+			}
+			o.Engine = engine.New(engine.Options{Cluster: c,
+				Fetcher: git.New(git.Options{CacheDir: filepath.Join(cache, "converge", "git"), MaxAge: 5 * time.Second})})
+			o.MetricsAddr = metrics
+			o.Logger = klog.NewKlogr()
+			return controller.Run(cmd.Context(), cfg, o)
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster, $KUBECONFIG or ~/.kube/config)")
+	fs.StringVar(&kcontext, "context", "", "kubeconfig context")
+	fs.BoolVar(&o.LeaderElection, "leader-elect", false, "elect a leader so that only one replica reconciles")
+	fs.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader lease")
+	fs.IntVar(&o.Concurrency, "concurrency", 4, "Applications reconciled at once")
+	fs.DurationVar(&o.Interval, "interval", 3*time.Minute, "how often each Application is compared with Git")
+	fs.StringVar(&metrics, "metrics-addr", "", "address for Prometheus metrics, e.g. :8080 (default: off)")
+	return cmd
+}
