@@ -14,6 +14,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -45,6 +46,8 @@ type ApplicationReconciler struct {
 	// Concurrency is the number of Applications reconciled at once. If
 	// zero, 4.
 	Concurrency int
+
+	live *liveWatches
 }
 
 // SetupWithManager registers the reconciler. Status writes do not wake
@@ -53,10 +56,15 @@ func (r *ApplicationReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Concurrency == 0 {
 		r.Concurrency = 4
 	}
-	return ctrl.NewControllerManagedBy(mgr).
+	c, err := ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.Application{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.Concurrency}).
-		Complete(r)
+		Build(r)
+	if err != nil {
+		return err
+	}
+	r.live = &liveWatches{ctrl: c, cache: mgr.GetCache(), watched: map[schema.GroupVersionKind]bool{}}
+	return nil
 }
 
 func (r *ApplicationReconciler) interval() time.Duration {
@@ -117,6 +125,7 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app *v1alpha1.App
 		return ctrl.Result{RequeueAfter: r.retryAfter(app)}, nil
 	}
 	argocd.SetCondition(app, "ComparisonError", "", now)
+	r.watchLive(ctx, st)
 	if err := r.checkKinds(ctx, app, st); err != nil {
 		argocd.SetCondition(app, "InvalidSpecError", err.Error(), now)
 		argocd.WriteStatus(app, st, now)
@@ -136,6 +145,17 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app *v1alpha1.App
 		return ctrl.Result{RequeueAfter: 2 * time.Second}, nil
 	}
 	return ctrl.Result{RequeueAfter: r.interval()}, nil
+}
+
+// watchLive makes sure every kind the Application manages is watched.
+// A kind that cannot be watched falls back to polling.
+func (r *ApplicationReconciler) watchLive(ctx context.Context, st engine.UnitStatus) {
+	if r.live == nil {
+		return
+	}
+	for _, o := range st.Objects {
+		r.live.ensure(ctx, o.Ref.GVK())
+	}
 }
 
 // wantSync decides, as Argo CD does: an operation always syncs; automated

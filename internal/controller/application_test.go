@@ -56,7 +56,9 @@ func setup(t *testing.T) (client.Client, *gittest.Repo) {
 	}
 	eng := engine.New(engine.Options{Fetcher: git.New(git.Options{CacheDir: t.TempDir()}), Cluster: cc})
 	go func() {
-		if err := Run(ctx, cfg, Options{Engine: eng, Interval: 2 * time.Second}); err != nil && ctx.Err() == nil {
+		// A long interval: every reaction below must come from an event
+		// (a live change, or the refresh annotation), not from polling.
+		if err := Run(ctx, cfg, Options{Engine: eng, Interval: 10 * time.Minute}); err != nil && ctx.Err() == nil {
 			t.Errorf("controller: %v", err)
 		}
 	}()
@@ -150,7 +152,7 @@ func TestSeedApplication(t *testing.T) {
 			return dep.Spec.Template.Spec.Containers[0].Image == "registry.example.com/orders-api:1.4.2", nil
 		})
 		if err != nil {
-			t.Fatalf("image not reverted: %s", dep.Spec.Template.Spec.Containers[0].Image)
+			t.Fatalf("image not reverted within 30s (the polling interval is 10m): %s", dep.Spec.Template.Spec.Containers[0].Image)
 		}
 		t.Logf("reverted after %s", time.Since(start).Round(100*time.Millisecond))
 	})
@@ -161,6 +163,11 @@ func TestSeedApplication(t *testing.T) {
 			"apps/orders-api/base/kustomization.yaml": "resources: [deployment.yaml, service.yaml]\n",
 		})
 		repo.Publish()
+		// Argo CD's hard refresh annotation asks for a comparison now.
+		refresh := client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"annotations":{"argocd.argoproj.io/refresh":"normal"}}}`))
+		if err := c.Patch(ctx, &v1alpha1.Application{ObjectMeta: metav1.ObjectMeta{Namespace: "argocd", Name: "orders-api-prod"}}, refresh); err != nil {
+			t.Fatal(err)
+		}
 		err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
 			err := c.Get(ctx, types.NamespacedName{Namespace: "orders-prod", Name: "orders-api-config"}, &corev1.ConfigMap{})
 			return err != nil, nil
@@ -188,7 +195,7 @@ func TestSeedApplication(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitApp(t, c, "OutOfSync", func(a *v1alpha1.Application) bool { return a.Status.Sync.Status == "OutOfSync" })
-		time.Sleep(5 * time.Second) // more than two polling intervals
+		time.Sleep(3 * time.Second) // time for a wrong revert to happen
 		c.Get(ctx, types.NamespacedName{Namespace: "orders-prod", Name: "orders-api"}, dep)
 		if img := dep.Spec.Template.Spec.Containers[0].Image; img != "registry.example.com/orders-api:hotfix" {
 			t.Errorf("drift reverted without selfHeal: image %s", img)
