@@ -2,8 +2,10 @@ package controller
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -12,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
@@ -26,12 +29,28 @@ import (
 
 func TestMain(m *testing.M) { clustertest.Main(m, clustertest.Options{Nodes: 1}) }
 
-// setup installs the CRDs, starts the controller in-process and returns a
-// client and a repository holding the seed's layout.
+var (
+	startOnce sync.Once
+	started   client.Client
+)
+
+// setup installs the CRDs and starts one controller for the package (it
+// runs until the test binary exits), then returns a client and a fresh
+// repository holding the seed's layout.
 func setup(t *testing.T) (client.Client, *gittest.Repo) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
+	startOnce.Do(func() { started = startController(t) })
+	if started == nil {
+		t.Fatal("controller did not start")
+	}
+	repo := gittest.NewRepo(t, t.TempDir()+"/apps.git")
+	repo.CopyDir("initial", "testdata/repo", "")
+	repo.Publish()
+	return started, repo
+}
+
+func startController(t *testing.T) client.Client {
+	ctx := context.Background()
 	cfg := clustertest.RESTConfig(t)
 	cc, err := cluster.New(cfg)
 	if err != nil {
@@ -54,18 +73,20 @@ func setup(t *testing.T) (client.Client, *gittest.Repo) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng := engine.New(engine.Options{Fetcher: git.New(git.Options{CacheDir: t.TempDir()}), Cluster: cc})
+	// The git cache outlives single tests: it is the package's.
+	cache, err := os.MkdirTemp("", "converge-controller-test-git-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng := engine.New(engine.Options{Fetcher: git.New(git.Options{CacheDir: cache}), Cluster: cc})
 	go func() {
-		// A long interval: every reaction below must come from an event
-		// (a live change, or the refresh annotation), not from polling.
-		if err := Run(ctx, cfg, Options{Engine: eng, Interval: 10 * time.Minute}); err != nil && ctx.Err() == nil {
-			t.Errorf("controller: %v", err)
+		// A long interval: every reaction the tests expect must come from
+		// an event (a live change, the refresh annotation), not polling.
+		if err := Run(ctx, cfg, Options{Engine: eng, Interval: 10 * time.Minute}); err != nil {
+			fmt.Fprintln(os.Stderr, "controller:", err)
 		}
 	}()
-	repo := gittest.NewRepo(t, t.TempDir()+"/apps.git")
-	repo.CopyDir("initial", "testdata/repo", "")
-	repo.Publish()
-	return c, repo
+	return c
 }
 
 func create(t *testing.T, c client.Client, obj client.Object) {
@@ -182,10 +203,15 @@ func TestSeedApplication(t *testing.T) {
 	})
 
 	t.Run("without selfHeal, drift stays OutOfSync", func(t *testing.T) {
-		app := &v1alpha1.Application{}
-		c.Get(ctx, types.NamespacedName{Namespace: "argocd", Name: "orders-api-prod"}, app)
-		app.Spec.SyncPolicy.Automated.SelfHeal = false
-		if err := c.Update(ctx, app); err != nil {
+		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			app := &v1alpha1.Application{}
+			if err := c.Get(ctx, types.NamespacedName{Namespace: "argocd", Name: "orders-api-prod"}, app); err != nil {
+				return err
+			}
+			app.Spec.SyncPolicy.Automated.SelfHeal = false
+			return c.Update(ctx, app)
+		})
+		if err != nil {
 			t.Fatal(err)
 		}
 		dep := &appsv1.Deployment{}
@@ -202,4 +228,57 @@ func TestSeedApplication(t *testing.T) {
 		}
 		waitApp(t, c, "still OutOfSync", func(a *v1alpha1.Application) bool { return a.Status.Sync.Status == "OutOfSync" })
 	})
+}
+
+// TestProjectViolationsAreBlocked: an Application outside its project's
+// repos or destinations, or rendering a kind the project forbids, gets an
+// InvalidSpecError condition and nothing of it is applied.
+func TestProjectViolationsAreBlocked(t *testing.T) {
+	c, repo := setup(t)
+	ctx := context.Background()
+	ns := clustertest.Namespace(t)
+	create(t, c, &v1alpha1.AppProject{
+		ObjectMeta: metav1.ObjectMeta{Name: "strict", Namespace: ns},
+		Spec: v1alpha1.AppProjectSpec{
+			SourceRepos:                []string{"file://*"},
+			Destinations:               []v1alpha1.ApplicationDestination{{Server: "https://kubernetes.default.svc", Namespace: "allowed-*"}},
+			NamespaceResourceBlacklist: []metav1.GroupKind{{Group: "", Kind: "ConfigMap"}},
+		},
+	})
+	cases := []struct {
+		name, repoURL, dest, want string
+	}{
+		{"foreign-repo", "https://git.example.com/other.git", "allowed-x", "is not permitted in project 'strict'"},
+		{"foreign-dest", gittest.FileURL(repo.Bare), ns, "do not match any of the allowed destinations"},
+		{"forbidden-kind", gittest.FileURL(repo.Bare), "allowed-x", "resource /ConfigMap:orders-api-config is not permitted in project strict"},
+	}
+	create(t, c, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "allowed-x"}})
+	for _, tc := range cases {
+		app := seedApplication(t, tc.repoURL)
+		app.Name, app.Namespace = tc.name, ns
+		app.Spec.Project = "strict"
+		app.Spec.Destination.Namespace = tc.dest
+		create(t, c, app)
+	}
+	for _, tc := range cases {
+		got := &v1alpha1.Application{}
+		err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+			c.Get(ctx, types.NamespacedName{Namespace: ns, Name: tc.name}, got)
+			for _, cond := range got.Status.Conditions {
+				if cond.Type == "InvalidSpecError" && strings.Contains(cond.Message, tc.want) {
+					return true, nil
+				}
+			}
+			return false, nil
+		})
+		if err != nil {
+			t.Errorf("%s: conditions %+v, want InvalidSpecError containing %q", tc.name, got.Status.Conditions, tc.want)
+		}
+	}
+	for _, dest := range []string{"allowed-x", ns} {
+		dep := &appsv1.Deployment{}
+		if err := c.Get(ctx, types.NamespacedName{Namespace: dest, Name: "orders-api"}, dep); err == nil {
+			t.Errorf("a blocked Application applied orders-api in %s", dest)
+		}
+	}
 }
