@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -46,6 +47,8 @@ type ApplicationReconciler struct {
 	// Concurrency is the number of Applications reconciled at once. If
 	// zero, 4.
 	Concurrency int
+	// Recorder emits Kubernetes Events on Applications. If nil, none.
+	Recorder events.EventRecorder
 
 	live *liveWatches
 }
@@ -56,6 +59,7 @@ func (r *ApplicationReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Concurrency == 0 {
 		r.Concurrency = 4
 	}
+	registerMetrics()
 	c, err := ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.Application{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.Concurrency}).
@@ -97,6 +101,7 @@ func (r *ApplicationReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	argocd.SetCondition(app, "UnsupportedFields", unsupported, now)
 
 	res, err := r.reconcile(ctx, app, now)
+	setAppInfo(app.Namespace, app.Name, app.Spec.Project, app.Status.Sync.Status, app.Status.Health.Status)
 	if perr := r.writeStatus(ctx, orig, app); perr != nil {
 		return ctrl.Result{}, perr
 	}
@@ -192,8 +197,16 @@ func (r *ApplicationReconciler) sync(ctx context.Context, app *v1alpha1.Applicat
 	// A sync waits for each wave's health; it must not hold a worker forever.
 	sctx, cancel := context.WithTimeout(ctx, syncTimeout)
 	defer cancel()
+	r.event(app, corev1.EventTypeNormal, "OperationStarted", "Sync", "Initiated sync to %s", orDefault(op.Sync.Revision, "HEAD"))
 	rep, err := r.Engine.Sync(sctx, unit, so)
 	argocd.RecordSync(app, op, rep, now, err, time.Now())
+	phase := app.Status.OperationState.Phase
+	observeSync(app.Namespace, app.Name, phase, time.Since(now))
+	if err != nil {
+		r.event(app, corev1.EventTypeWarning, "OperationCompleted", "Sync", "Sync operation to %.12s failed: %v", rep.Revision, err)
+	} else {
+		r.event(app, corev1.EventTypeNormal, "OperationCompleted", "Sync", "Sync operation to %.12s succeeded: %d changes", rep.Revision, len(rep.Events))
+	}
 	if err != nil {
 		if prev := app.Status.OperationState; prev != nil {
 			prev.RetryCount++
@@ -213,6 +226,19 @@ func (r *ApplicationReconciler) sync(ctx context.Context, app *v1alpha1.Applicat
 		argocd.SetCondition(app, "ComparisonError", err.Error(), now)
 	}
 	return st, err
+}
+
+func (r *ApplicationReconciler) event(app *v1alpha1.Application, typ, reason, action, note string, args ...any) {
+	if r.Recorder != nil {
+		r.Recorder.Eventf(app, nil, typ, reason, action, note, args...)
+	}
+}
+
+func orDefault(s, d string) string {
+	if s == "" {
+		return d
+	}
+	return s
 }
 
 // retryAfter backs off after failures: 5s, 10s, 20s ... up to 3 minutes.

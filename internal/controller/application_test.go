@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/yaml"
 
 	"converge.dev/converge/internal/api/argocd/v1alpha1"
@@ -157,6 +158,44 @@ func TestSeedApplication(t *testing.T) {
 	for _, cond := range app.Status.Conditions {
 		t.Errorf("unexpected condition %s: %s", cond.Type, cond.Message)
 	}
+
+	t.Run("events and metrics", func(t *testing.T) {
+		err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 10*time.Second, true, func(ctx context.Context) (bool, error) {
+			list := &corev1.EventList{}
+			c.List(ctx, list, client.InNamespace("argocd"))
+			for _, e := range list.Items {
+				if e.InvolvedObject.Name == "orders-api-prod" && e.Reason == "OperationCompleted" && strings.Contains(e.Message, "succeeded") {
+					return true, nil
+				}
+			}
+			return false, nil
+		})
+		if err != nil {
+			t.Error("no OperationCompleted event on the Application")
+		}
+		got := map[string]float64{}
+		families, _ := ctrlmetrics.Registry.Gather()
+		for _, f := range families {
+			for _, m := range f.GetMetric() {
+				labels := map[string]string{}
+				for _, l := range m.GetLabel() {
+					labels[l.GetName()] = l.GetValue()
+				}
+				if labels["name"] != "orders-api-prod" {
+					continue
+				}
+				switch f.GetName() {
+				case "converge_app_sync_total":
+					got["sync "+labels["phase"]] += m.GetCounter().GetValue()
+				case "converge_app_info":
+					got["info "+labels["sync_status"]+"/"+labels["health_status"]] = m.GetGauge().GetValue()
+				}
+			}
+		}
+		if got["sync Succeeded"] < 1 || got["info Synced/Healthy"] != 1 {
+			t.Errorf("metrics for orders-api-prod: %v", got)
+		}
+	})
 
 	t.Run("selfHeal reverts a manual image change", func(t *testing.T) {
 		dep := &appsv1.Deployment{}

@@ -1,0 +1,44 @@
+package controller
+
+import (
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+)
+
+// Metrics are registered with controller-runtime's registry, which also
+// carries the work queue's depth, latency and retries.
+var (
+	syncTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "converge_app_sync_total",
+		Help: "Syncs of Applications, by outcome phase (Succeeded, Failed).",
+	}, []string{"namespace", "name", "phase"})
+	syncDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "converge_app_sync_duration_seconds",
+		Help:    "Duration of Application syncs, health waits included.",
+		Buckets: prometheus.ExponentialBuckets(0.05, 2, 12),
+	}, []string{"namespace", "name"})
+	appInfo = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "converge_app_info",
+		Help: "1 for each Application, labelled with its current sync and health status.",
+	}, []string{"namespace", "name", "project", "sync_status", "health_status"})
+)
+
+var registerOnce sync.Once
+
+func registerMetrics() {
+	registerOnce.Do(func() { metrics.Registry.MustRegister(syncTotal, syncDuration, appInfo) })
+}
+
+func observeSync(namespace, name, phase string, d time.Duration) {
+	syncTotal.WithLabelValues(namespace, name, phase).Inc()
+	syncDuration.WithLabelValues(namespace, name).Observe(d.Seconds())
+}
+
+// setAppInfo keeps exactly one series per Application.
+func setAppInfo(namespace, name, project, syncStatus, health string) {
+	appInfo.DeletePartialMatch(prometheus.Labels{"namespace": namespace, "name": name})
+	appInfo.WithLabelValues(namespace, name, project, syncStatus, health).Set(1)
+}
