@@ -22,11 +22,7 @@ fields are left out and Secret values are masked. Exit codes: 0 no
 differences, 1 differences, 2 error.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			u, err := f.unit()
-			if err != nil {
-				return err
-			}
-			eng, err := f.engine(true)
+			u, eng, err := f.setup(true)
 			if err != nil {
 				return err
 			}

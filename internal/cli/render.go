@@ -17,11 +17,7 @@ func newRenderCmd() *cobra.Command {
 		Short: "Render a folder of a Git revision to Kubernetes objects, offline (no cluster)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			u, err := f.unit()
-			if err != nil {
-				return err
-			}
-			eng, err := f.engine(false)
+			u, eng, err := f.setup(false)
 			if err != nil {
 				return err
 			}

@@ -21,11 +21,7 @@ Conflict), and does it work (runtime health, with the reason when not).
 With --check, exit 1 unless everything is Synced and Healthy.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			u, err := f.unit()
-			if err != nil {
-				return err
-			}
-			eng, err := f.engine(true)
+			u, eng, err := f.setup(true)
 			if err != nil {
 				return err
 			}

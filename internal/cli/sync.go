@@ -26,11 +26,7 @@ Exit codes: 0 converged, 1 not converged (conflicts, or --wait saw a
 failure), 2 error.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			u, err := f.unit()
-			if err != nil {
-				return err
-			}
-			eng, err := f.engine(true)
+			u, eng, err := f.setup(true)
 			if err != nil {
 				return err
 			}

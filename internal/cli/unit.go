@@ -83,6 +83,16 @@ func (f *unitFlags) unit() (engine.Unit, error) {
 	}, nil
 }
 
+// setup reads the unit from the flags and builds its engine.
+func (f *unitFlags) setup(withCluster bool) (engine.Unit, *engine.Engine, error) {
+	u, err := f.unit()
+	if err != nil {
+		return engine.Unit{}, nil, err
+	}
+	eng, err := f.engine(withCluster)
+	return u, eng, err
+}
+
 // engine builds an Engine; with a cluster it connects through the
 // kubeconfig the way kubectl does.
 func (f *unitFlags) engine(withCluster bool) (*engine.Engine, error) {
