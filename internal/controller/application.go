@@ -14,6 +14,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
@@ -39,6 +40,11 @@ const RefreshAnnotation = "argocd.argoproj.io/refresh"
 // ApplicationReconciler reconciles Argo CD Applications.
 type ApplicationReconciler struct {
 	Client client.Client
+	// Reader reads Applications straight from the API server. The cache
+	// can lag behind a spec change (selfHeal turned off) while a drift
+	// event is already being handled; reading live avoids acting on the
+	// old spec. If nil, Client is used.
+	Reader client.Reader
 	Engine *engine.Engine
 	// Interval is how often an Application is compared with Git when
 	// nothing else happens. If zero, three minutes; a tenth of it is
@@ -82,18 +88,22 @@ func (r *ApplicationReconciler) interval() time.Duration {
 // Reconcile compares one Application with Git, syncs it when its policy
 // or an operation says so, and writes Argo CD's status.
 func (r *ApplicationReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	app := &v1alpha1.Application{}
-	if err := r.Client.Get(ctx, req.NamespacedName, app); err != nil {
+	reader := r.Reader
+	if reader == nil {
+		reader = r.Client
+	}
+	raw := &unstructured.Unstructured{}
+	raw.SetGroupVersionKind(v1alpha1.GroupVersion.WithKind("Application"))
+	if err := reader.Get(ctx, req.NamespacedName, raw); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	app := &v1alpha1.Application{}
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(raw.Object, app); err != nil {
+		return ctrl.Result{}, fmt.Errorf("application %s: %w", req.NamespacedName, err)
 	}
 	orig := app.DeepCopy()
 	now := time.Now()
 
-	raw := &unstructured.Unstructured{}
-	raw.SetGroupVersionKind(v1alpha1.GroupVersion.WithKind("Application"))
-	if err := r.Client.Get(ctx, req.NamespacedName, raw); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
-	}
 	unsupported := ""
 	if fields := argocd.Unsupported(raw); len(fields) > 0 {
 		unsupported = "fields not supported by converge, ignored: " + strings.Join(fields, ", ")

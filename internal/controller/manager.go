@@ -72,7 +72,7 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 	if err != nil {
 		return fmt.Errorf("controller manager: %w", err)
 	}
-	r := &ApplicationReconciler{Client: mgr.GetClient(), Engine: o.Engine, Interval: o.Interval, Concurrency: o.Concurrency,
+	r := &ApplicationReconciler{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Engine: o.Engine, Interval: o.Interval, Concurrency: o.Concurrency,
 		Recorder: mgr.GetEventRecorder("converge-controller")}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("application controller: %w", err)

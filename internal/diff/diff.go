@@ -58,9 +58,21 @@ type Result struct {
 }
 
 // Compare diffs live against predicted (either may be nil: created or
-// deleted) under the label name, masking Secret values in both.
-func Compare(name string, live, predicted *unstructured.Unstructured) (Result, error) {
-	a, b := Normalize(live), Normalize(predicted)
+// deleted) under the label name, masking Secret values in both. Fields
+// that ignore rules cover are left out of both sides.
+func Compare(name string, live, predicted *unstructured.Unstructured, ignore []Ignore) (Result, error) {
+	a, b := live.DeepCopy(), predicted.DeepCopy()
+	if len(ignore) > 0 {
+		for _, o := range []*unstructured.Unstructured{a, b} {
+			if o == nil {
+				continue
+			}
+			if err := Strip(o, live, ignore); err != nil {
+				return Result{}, fmt.Errorf("%s: ignoreDifferences: %w", name, err)
+			}
+		}
+	}
+	a, b = Normalize(a), Normalize(b)
 	// Most objects of a steady-state resync are unchanged: compare the
 	// trees before paying for two YAML renderings.
 	if a != nil && b != nil && equality.Semantic.DeepEqual(a.Object, b.Object) {

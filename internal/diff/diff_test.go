@@ -62,7 +62,7 @@ func TestCompare(t *testing.T) {
 			if live != nil {
 				before = live.DeepCopy()
 			}
-			got, err := Compare("cm", live, pred)
+			got, err := Compare("cm", live, pred, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

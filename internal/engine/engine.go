@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"converge.dev/converge/internal/cluster"
+	"converge.dev/converge/internal/diff"
 	"converge.dev/converge/internal/object"
 	"converge.dev/converge/internal/render"
 	"converge.dev/converge/internal/render/helm"
@@ -41,6 +42,12 @@ type Unit struct {
 	Render RenderOptions
 	// Auth are the repository's credentials.
 	Auth git.Auth
+	// Ignore lists differences that do not count (ignoreDifferences).
+	Ignore []diff.Ignore
+	// RespectIgnoreDifferences applies live values for ignored fields, so
+	// a sync never changes a field another owner manages (an HPA's
+	// replicas). If false, ignored fields are only left out of diffs.
+	RespectIgnoreDifferences bool
 }
 
 // RenderOptions configure how a unit's folder is rendered.

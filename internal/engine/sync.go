@@ -13,6 +13,7 @@ import (
 
 	"converge.dev/converge/internal/apply"
 	"converge.dev/converge/internal/cluster"
+	"converge.dev/converge/internal/diff"
 	"converge.dev/converge/internal/object"
 	"converge.dev/converge/internal/plan"
 )
@@ -100,11 +101,19 @@ func (e *Engine) plan(ctx context.Context, u Unit, o SyncOptions) (Report, error
 	if err != nil {
 		return Report{}, fmt.Errorf("unit %s: %w", u.Name, err)
 	}
+	if u.RespectIgnoreDifferences {
+		for _, d := range desired {
+			if err := diff.Respect(d.Object, live[object.RefOf(d.Object).Key()], u.Ignore); err != nil {
+				return Report{}, fmt.Errorf("unit %s: %s: %w", u.Name, d.Source, err)
+			}
+		}
+	}
 	predicted, err := e.validate(ctx, u.Name, desired, live, o.Force)
 	if err != nil {
 		return Report{}, fmt.Errorf("unit %s: %w", u.Name, err)
 	}
-	p, err := plan.Make(plan.Input{Unit: u.Name, Desired: desired, Predicted: predicted, Live: live, Inventory: inv.Objects, Prune: o.Prune})
+	p, err := plan.Make(plan.Input{Unit: u.Name, Desired: desired, Predicted: predicted, Live: live, Inventory: inv.Objects,
+		Prune: o.Prune, Ignore: u.Ignore})
 	if err != nil {
 		return Report{}, fmt.Errorf("unit %s: %w", u.Name, err)
 	}

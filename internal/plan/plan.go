@@ -72,6 +72,8 @@ type Input struct {
 	Inventory []object.Ref
 	// Prune deletes owned objects that are no longer desired.
 	Prune bool
+	// Ignore lists differences that do not count (ignoreDifferences).
+	Ignore []diff.Ignore
 	// PruneNamespaces lets Prune delete Namespaces. If false, a Namespace
 	// is never deleted by a sync: deleting one deletes everything in it,
 	// including objects no unit owns.
@@ -110,7 +112,7 @@ func Make(in Input) (Plan, error) {
 			if pred == nil {
 				pred = d.Object
 			}
-			r, err := diff.Compare(ref.String(), s.Live, pred)
+			r, err := diff.Compare(ref.String(), s.Live, pred, in.Ignore)
 			if err != nil {
 				return Plan{}, err
 			}
@@ -137,7 +139,7 @@ func Make(in Input) (Plan, error) {
 			s.Action, s.Reason = Orphan, "no longer in Git; namespaces are not pruned (it would delete everything inside)"
 		}
 		if s.Action == Prune {
-			r, _ := diff.Compare(ref.String(), live, nil)
+			r, _ := diff.Compare(ref.String(), live, nil, nil)
 			s.Diff = r.Unified
 		}
 		prune = append(prune, s)

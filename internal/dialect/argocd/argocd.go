@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"converge.dev/converge/internal/api/argocd/v1alpha1"
+	"converge.dev/converge/internal/diff"
 	"converge.dev/converge/internal/engine"
 	"converge.dev/converge/internal/render"
 )
@@ -67,6 +68,10 @@ func ToUnit(app *v1alpha1.Application) (engine.Unit, Options, error) {
 			}
 		}
 	}
+	for _, ig := range app.Spec.IgnoreDifferences {
+		u.Ignore = append(u.Ignore, diff.Ignore{Group: ig.Group, Kind: ig.Kind, Name: ig.Name, Namespace: ig.Namespace,
+			JSONPointers: ig.JSONPointers, JQPathExpressions: ig.JQPathExpressions, ManagedFieldsManagers: ig.ManagedFieldsManagers})
+	}
 	// Argo CD's own applies always win over other field managers: that is
 	// what selfHeal means, and what a manual sync does.
 	o := Options{Sync: engine.SyncOptions{Force: true, Wait: true}}
@@ -76,8 +81,11 @@ func ToUnit(app *v1alpha1.Application) (engine.Unit, Options, error) {
 			o.Sync.Prune, o.Sync.AllowEmpty = a.Prune, a.AllowEmpty
 		}
 		for _, opt := range p.SyncOptions {
-			if opt == "CreateNamespace=true" {
+			switch opt {
+			case "CreateNamespace=true":
 				o.CreateNamespace = true
+			case "RespectIgnoreDifferences=true":
+				u.RespectIgnoreDifferences = true
 			}
 		}
 	}
@@ -91,6 +99,7 @@ var supportedSyncOptions = map[string]bool{
 	"CreateNamespace=true": true, "CreateNamespace=false": true,
 	"ApplyOutOfSyncOnly=true": true, "ApplyOutOfSyncOnly=false": true,
 	"PruneLast=true": true, "ServerSideApply=true": true, "Validate=true": true,
+	"RespectIgnoreDifferences=true": true, "RespectIgnoreDifferences=false": true,
 }
 
 // known lists the spec fields converge supports, as dotted paths; a
@@ -101,7 +110,7 @@ var known = []string{
 	"spec.source.helm.releaseName", "spec.destination.server", "spec.destination.namespace",
 	"spec.destination.name", "spec.syncPolicy.automated.prune", "spec.syncPolicy.automated.selfHeal",
 	"spec.syncPolicy.automated.allowEmpty", "spec.syncPolicy.syncOptions", "spec.syncPolicy.retry.*",
-	"spec.revisionHistoryLimit",
+	"spec.revisionHistoryLimit", "spec.ignoreDifferences",
 }
 
 // Unsupported names every field of the Application's spec, and every

@@ -53,11 +53,9 @@ func TestSeedApplication(t *testing.T) {
 func TestUnsupportedFieldsAreNamed(t *testing.T) {
 	_, raw := load(t, "unsupported-application.yaml")
 	want := []string{
-		"spec.ignoreDifferences",
 		"spec.source.helm.parameters",
 		"spec.source.kustomize",
 		"spec.syncPolicy.syncOptions[Replace=true]",
-		"spec.syncPolicy.syncOptions[RespectIgnoreDifferences=true]",
 	}
 	if got := Unsupported(raw); strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("got %v\nwant %v", got, want)

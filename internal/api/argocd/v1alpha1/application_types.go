@@ -33,6 +33,20 @@ type ApplicationSpec struct {
 	SyncPolicy *SyncPolicy `json:"syncPolicy,omitempty"`
 	// RevisionHistoryLimit bounds status.history. Default 10.
 	RevisionHistoryLimit *int64 `json:"revisionHistoryLimit,omitempty"`
+	// IgnoreDifferences lists differences that do not make the
+	// Application OutOfSync.
+	IgnoreDifferences []ResourceIgnoreDifferences `json:"ignoreDifferences,omitempty"`
+}
+
+// ResourceIgnoreDifferences is one ignoreDifferences rule.
+type ResourceIgnoreDifferences struct {
+	Group                 string   `json:"group,omitempty"`
+	Kind                  string   `json:"kind"`
+	Name                  string   `json:"name,omitempty"`
+	Namespace             string   `json:"namespace,omitempty"`
+	JSONPointers          []string `json:"jsonPointers,omitempty"`
+	JQPathExpressions     []string `json:"jqPathExpressions,omitempty"`
+	ManagedFieldsManagers []string `json:"managedFieldsManagers,omitempty"`
 }
 
 // ApplicationSource is where the desired state comes from.
