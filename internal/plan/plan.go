@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
@@ -19,6 +20,9 @@ import (
 // OwnerAnnotation names the unit that applied an object. Pruning only
 // ever considers objects that carry it with the unit's own id.
 const OwnerAnnotation = "converge.dev/owner"
+
+// SyncOptionsAnnotation carries Argo CD's per-object sync options.
+const SyncOptionsAnnotation = "argocd.argoproj.io/sync-options"
 
 // WaveAnnotation is Argo CD's sync wave, honoured as-is.
 const WaveAnnotation = "argocd.argoproj.io/sync-wave"
@@ -137,6 +141,10 @@ func Make(in Input) (Plan, error) {
 			s.Action, s.Reason = Orphan, "no longer in Git; pruning is off"
 		case ref.Group == "" && ref.Kind == "Namespace" && !in.PruneNamespaces:
 			s.Action, s.Reason = Orphan, "no longer in Git; namespaces are not pruned (it would delete everything inside)"
+		case hasSyncOption(live, "Prune=false"):
+			s.Action, s.Reason = Orphan, "no longer in Git; kept by its sync option Prune=false"
+		case hasSyncOption(live, "Prune=confirm"):
+			s.Action, s.Reason = Orphan, "no longer in Git; its sync option Prune=confirm asks a person to delete it"
 		}
 		if s.Action == Prune {
 			r, _ := diff.Compare(ref.String(), live, nil, nil)
@@ -176,6 +184,17 @@ func waveOf(d object.Decoded) (int, error) {
 		return 0, fmt.Errorf("%s: %s: annotation %s: %q is not an integer", d.Source, object.RefOf(d.Object), WaveAnnotation, s)
 	}
 	return w, nil
+}
+
+// hasSyncOption reports whether obj's sync-options annotation, a comma
+// separated list, holds opt.
+func hasSyncOption(obj *unstructured.Unstructured, opt string) bool {
+	for _, o := range strings.Split(obj.GetAnnotations()[SyncOptionsAnnotation], ",") {
+		if strings.TrimSpace(o) == opt {
+			return true
+		}
+	}
+	return false
 }
 
 func ownerOf(live *unstructured.Unstructured) string {

@@ -142,3 +142,29 @@ func TestBadWave(t *testing.T) {
 		t.Errorf("got %v, want an error naming file, document, object and annotation", err)
 	}
 }
+
+func TestPruneSyncOptions(t *testing.T) {
+	live := map[object.Key]*unstructured.Unstructured{}
+	var inv []object.Ref
+	for name, opts := range map[string]string{"keep": "Prune=false", "ask": "ServerSideApply=true, Prune=confirm", "drop": "ServerSideApply=true"} {
+		o := owned(cm(name, "1"), "u")
+		ann := o.GetAnnotations()
+		ann[SyncOptionsAnnotation] = opts
+		o.SetAnnotations(ann)
+		live[object.RefOf(o).Key()] = o
+		inv = append(inv, object.RefOf(o))
+	}
+	p, err := Make(Input{Unit: "u", Live: live, Inventory: inv, Prune: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, s := range p.Steps {
+		got[s.Ref.Name] = string(s.Action) + ": " + s.Reason
+	}
+	if !strings.HasPrefix(got["keep"], "orphan") || !strings.Contains(got["keep"], "Prune=false") ||
+		!strings.HasPrefix(got["ask"], "orphan") || !strings.Contains(got["ask"], "Prune=confirm") ||
+		!strings.HasPrefix(got["drop"], "prune") {
+		t.Errorf("got %v", got)
+	}
+}
