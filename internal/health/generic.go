@@ -51,6 +51,39 @@ func Generic(obj *unstructured.Unstructured) (Result, bool) {
 		}
 		return Result{Progressing, message(c)}, true
 	}
+	return phase(obj)
+}
+
+// phaseWords maps the words controllers commonly put in status.phase,
+// status.state, status.status or status.health to a status. Words whose
+// meaning differs between kinds ("Running", "Deployed") are left out:
+// guessing there would be worse than saying nothing.
+var phaseWords = map[string]Status{
+	"failed": Degraded, "failure": Degraded, "error": Degraded, "errored": Degraded,
+	"configerror": Degraded, "degraded": Degraded, "invalid": Degraded, "crashloopbackoff": Degraded, "red": Degraded,
+	"pending": Progressing, "creating": Progressing, "provisioning": Progressing, "initializing": Progressing,
+	"deploying": Progressing, "updating": Progressing, "upgrading": Progressing, "restarting": Progressing,
+	"scalingup": Progressing, "scalingdown": Progressing, "inprogress": Progressing, "progressing": Progressing,
+	"reconciling": Progressing, "starting": Progressing, "waiting": Progressing, "upgradepending": Progressing,
+	"yellow": Progressing,
+	"ready": Healthy, "available": Healthy, "succeeded": Healthy, "successful": Healthy, "completed": Healthy,
+	"complete": Healthy, "bound": Healthy, "active": Healthy, "healthy": Healthy, "green": Healthy,
+	"paused": Suspended, "suspended": Suspended,
+}
+
+// phase reads a status word when an object has no usable conditions.
+func phase(obj *unstructured.Unstructured) (Result, bool) {
+	for _, field := range []string{"phase", "state", "status", "health"} {
+		word, ok, _ := unstructured.NestedString(obj.Object, "status", field)
+		if !ok || word == "" {
+			continue
+		}
+		key := strings.ToLower(strings.NewReplacer(" ", "", "_", "", "-", "").Replace(word))
+		if st, known := phaseWords[key]; known {
+			msg, _, _ := unstructured.NestedString(obj.Object, "status", "message")
+			return Result{st, msg}, true
+		}
+	}
 	return Result{}, false
 }
 
