@@ -126,7 +126,7 @@ func readAgreement(t *testing.T, path string) map[string]int {
 	t.Helper()
 	data, err := os.ReadFile(path)
 	if err != nil {
-		t.Fatalf("%v: record it with go test -run ArgoCD -update-agreement", err)
+		t.Fatalf("%v: record it with go test ./internal/health -run ArgoCD -update-agreement", err)
 	}
 	f := strings.Fields(string(data))
 	out := map[string]int{}

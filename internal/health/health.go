@@ -64,10 +64,13 @@ var builtin = map[schema.GroupKind]rule{
 var ownsDeletion = map[schema.GroupKind]bool{{Group: "apiextensions.k8s.io", Kind: "CustomResourceDefinition"}: true}
 
 // Assess is the engine's assessment: the kind's built-in rule, else the
-// generic conditions rule. It returns false when neither has anything to
+// rule of its family of custom resources, else the generic rule. It returns false when neither has anything to
 // say, and no health is invented.
 func Assess(obj *unstructured.Unstructured) (Result, bool) {
 	if r, ok := Core(obj); ok {
+		return r, true
+	}
+	if r, ok := family(obj); ok {
 		return r, true
 	}
 	return Generic(obj)
