@@ -66,7 +66,7 @@ var phaseWords = map[string]Status{
 	"scalingup": Progressing, "scalingdown": Progressing, "inprogress": Progressing, "progressing": Progressing,
 	"reconciling": Progressing, "starting": Progressing, "waiting": Progressing, "upgradepending": Progressing,
 	"yellow": Progressing,
-	"ready": Healthy, "available": Healthy, "succeeded": Healthy, "successful": Healthy, "completed": Healthy,
+	"ready":  Healthy, "available": Healthy, "succeeded": Healthy, "successful": Healthy, "completed": Healthy,
 	"complete": Healthy, "bound": Healthy, "active": Healthy, "healthy": Healthy, "green": Healthy,
 	"paused": Suspended, "suspended": Suspended,
 }
