@@ -247,31 +247,14 @@ func get(obj any, p path) (any, bool) {
 	return cur, true
 }
 
-// remove deletes the value at p; list items are removed last-first by the
-// caller so indexes stay valid.
-func remove(obj any, p path) {
-	if len(p) == 0 {
-		return
-	}
-	parent, ok := get(obj, p[:len(p)-1])
-	if !ok {
-		return
-	}
-	switch k := p[len(p)-1].(type) {
-	case string:
-		if m, ok := parent.(map[string]any); ok {
-			delete(m, k)
-		}
-	case int:
-		// Removing list items would shift the others; blank it instead.
-		if l, ok := parent.([]any); ok && k < len(l) {
-			l[k] = nil
-		}
-	}
-}
+// remove deletes the value at p. A list item is blanked rather than
+// removed, so that the other paths into the same list stay valid.
+func remove(obj any, p path) { write(obj, p, nil, true) }
 
 // set writes v at p, which must exist up to its parent.
-func set(obj any, p path, v any) {
+func set(obj any, p path, v any) { write(obj, p, v, false) }
+
+func write(obj any, p path, v any, del bool) {
 	if len(p) == 0 {
 		return
 	}
@@ -282,7 +265,11 @@ func set(obj any, p path, v any) {
 	switch k := p[len(p)-1].(type) {
 	case string:
 		if m, ok := parent.(map[string]any); ok {
-			m[k] = v
+			if del {
+				delete(m, k)
+			} else {
+				m[k] = v
+			}
 		}
 	case int:
 		if l, ok := parent.([]any); ok && k < len(l) {
