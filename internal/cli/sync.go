@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -29,6 +30,11 @@ failure), 2 error.`,
 			u, eng, err := f.setup(true)
 			if err != nil {
 				return err
+			}
+			// The controller owns these units; a CLI sync with other flags
+			// could prune what an Application applied.
+			if strings.HasPrefix(u.Name, "argocd.") {
+				return fmt.Errorf("unit %s belongs to an Argo CD Application run by the controller: use converge app sync", u.Name)
 			}
 			ctx := cmd.Context()
 			if timeout > 0 {

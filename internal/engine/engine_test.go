@@ -350,3 +350,18 @@ func TestSyncOverSSH(t *testing.T) {
 		t.Errorf("sync over ssh: %s", actions(rep))
 	}
 }
+
+// TestMissingNamespace: a diff shows objects bound for a namespace that
+// does not exist as to be created; a sync refuses before applying any.
+func TestMissingNamespace(t *testing.T) {
+	e := newEnv(t, "app")
+	e.unit.DestNamespace = e.ns + "-absent"
+	rep, err := e.eng.Diff(context.Background(), e.unit, SyncOptions{})
+	if err != nil || rep.Plan.Changes() != 3 {
+		t.Fatalf("diff: %d changes, %v", rep.Plan.Changes(), err)
+	}
+	_, err = e.eng.Sync(context.Background(), e.unit, SyncOptions{})
+	if err == nil || !strings.Contains(err.Error(), `namespace "`+e.unit.DestNamespace+`" does not exist`) {
+		t.Errorf("sync into a missing namespace: got %v", err)
+	}
+}

@@ -108,7 +108,7 @@ func (e *Engine) plan(ctx context.Context, u Unit, o SyncOptions) (Report, error
 			}
 		}
 	}
-	predicted, err := e.validate(ctx, u.Name, desired, live, o.Force)
+	predicted, err := e.validate(ctx, u.Name, desired, live, o)
 	if err != nil {
 		return Report{}, fmt.Errorf("unit %s: %w", u.Name, err)
 	}
@@ -231,14 +231,34 @@ func (e *Engine) live(ctx context.Context, desired []object.Decoded, inv []objec
 // schema and field-ownership errors surface here, before anything is
 // applied. Objects the server cannot check yet, because their CRD or
 // their Namespace arrives in the same sync, are compared as rendered and
-// checked when applied. Objects owned by another unit are not sent.
-func (e *Engine) validate(ctx context.Context, unit string, desired []object.Decoded, live map[object.Key]*unstructured.Unstructured, force bool) (map[object.Key]*unstructured.Unstructured, error) {
+// checked when applied. An object whose namespace does not exist at all
+// is compared as rendered for a diff, and refused by a sync, before
+// anything is applied. Objects owned by another unit are not sent.
+func (e *Engine) validate(ctx context.Context, unit string, desired []object.Decoded, live map[object.Key]*unstructured.Unstructured, o SyncOptions) (map[object.Key]*unstructured.Unstructured, error) {
+	force := o.Force
 	newNamespaces := map[string]bool{}
 	for _, d := range desired {
 		ref := object.RefOf(d.Object)
 		if ref.Group == "" && ref.Kind == "Namespace" && live[ref.Key()] == nil {
 			newNamespaces[ref.Name] = true
 		}
+	}
+	missing, err := e.missingNamespaces(ctx, desired, newNamespaces)
+	if err != nil {
+		return nil, err
+	}
+	var errs0 []error
+	for _, d := range desired {
+		ns := d.Object.GetNamespace()
+		if missing[ns] {
+			if !o.DryRun {
+				errs0 = append(errs0, fmt.Errorf("%s: %s: namespace %q does not exist (add it to the source, or create it)", d.Source, object.RefOf(d.Object), ns))
+			}
+			newNamespaces[ns] = true // compared as rendered
+		}
+	}
+	if len(errs0) > 0 {
+		return nil, fmt.Errorf("validation failed, nothing applied: %w", errors.Join(errs0...))
 	}
 	// Dry runs are independent and each costs a round trip: send them a
 	// few at a time, and keep results in render order.
@@ -278,6 +298,28 @@ func (e *Engine) validate(ctx context.Context, unit string, desired []object.Dec
 	for i, p := range preds {
 		if p != nil {
 			out[object.RefOf(desired[i].Object).Key()] = p
+		}
+	}
+	return out, nil
+}
+
+// missingNamespaces returns the namespaces desired objects use that
+// neither exist nor arrive in this sync.
+func (e *Engine) missingNamespaces(ctx context.Context, desired []object.Decoded, arriving map[string]bool) (map[string]bool, error) {
+	out := map[string]bool{}
+	checked := map[string]bool{}
+	for _, d := range desired {
+		ns := d.Object.GetNamespace()
+		if ns == "" || arriving[ns] || checked[ns] {
+			continue
+		}
+		checked[ns] = true
+		obj, err := e.o.Cluster.Get(ctx, object.Ref{Version: "v1", Kind: "Namespace", Name: ns})
+		if err != nil {
+			return nil, err
+		}
+		if obj == nil {
+			out[ns] = true
 		}
 	}
 	return out, nil

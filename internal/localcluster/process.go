@@ -69,8 +69,9 @@ func launch(ctx context.Context, o Options, bin string) (*Cluster, error) {
 	}
 	c.PID = cmd.Process.Pid
 	c.cmd = cmd
-	c.exited = make(chan struct{})
-	go func() { cmd.Wait(); close(c.exited) }()
+	exited := make(chan struct{})
+	c.exited = exited
+	go func() { cmd.Wait(); close(exited) }()
 
 	if err := c.save(); err != nil {
 		c.kill()
@@ -89,8 +90,9 @@ func launch(ctx context.Context, o Options, bin string) (*Cluster, error) {
 		return nil, fmt.Errorf("cluster %s: %w\nlast lines of %s:\n%s", c.Name, err, c.LogPath(), tail)
 	}
 	if o.Detach {
-		// Nobody waits for a detached cluster; init reaps it.
-		c.cmd.Process.Release()
+		// A detached cluster is found again through /proc, like one started
+		// by another process. The goroutine above still reaps it if it dies
+		// while this process lives (converge up); otherwise init does.
 		c.cmd, c.exited = nil, nil
 	}
 	return c, nil

@@ -1,0 +1,159 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"converge.dev/converge/internal/cluster"
+	"converge.dev/converge/internal/controller"
+	"converge.dev/converge/internal/controlplane"
+	"converge.dev/converge/internal/demo"
+	"converge.dev/converge/internal/engine"
+	"converge.dev/converge/internal/install"
+	"converge.dev/converge/internal/localcluster"
+	"converge.dev/converge/internal/source/git"
+)
+
+func newUpCmd() *cobra.Command {
+	var name string
+	var keep bool
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Local cluster, demo Git repository and controller, in one command",
+		Long: `up creates (or reuses) a local cluster with a node, publishes a demo Git
+repository (orders-api with dev, staging and prod overlays), installs the
+CRDs, applies the demo AppProject and Applications, and runs the controller
+until Ctrl-C. On exit it deletes the cluster it created, unless --keep.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return up(cmd, name, keep)
+		},
+	}
+	cmd.Flags().StringVar(&name, "name", "converge", "local cluster to create or reuse")
+	cmd.Flags().BoolVar(&keep, "keep", false, "keep a cluster that up created when it exits")
+	return cmd
+}
+
+func up(cmd *cobra.Command, name string, keep bool) error {
+	ctx, out := cmd.Context(), cmd.ErrOrStderr()
+	store, err := localcluster.DefaultStore()
+	if err != nil {
+		return err
+	}
+	c, created, err := upCluster(ctx, store, name, out)
+	if err != nil {
+		return err
+	}
+	if created && !keep {
+		defer func() {
+			fmt.Fprintf(out, "deleting cluster %s (use --keep to keep it)\n", name)
+			store.Delete(context.Background(), name)
+		}()
+	}
+	cfg, err := c.RESTConfig()
+	if err != nil {
+		return err
+	}
+	cc, err := cluster.New(cfg)
+	if err != nil {
+		return err
+	}
+	crds, err := install.CRDs()
+	if err != nil {
+		return err
+	}
+	for _, d := range crds {
+		if _, err := cc.Apply(ctx, d.Object, cluster.ApplyOptions{Force: true}); err != nil {
+			return err
+		}
+		if err := cc.WaitEstablished(ctx, d.Object.GetName()); err != nil {
+			return err
+		}
+	}
+	url, err := demo.Publish(filepath.Join(store.Dir, "demo"))
+	if err != nil {
+		return err
+	}
+	if err := ensureNamespace(ctx, cfg, "argocd"); err != nil {
+		return err
+	}
+	apps, err := demo.Applications(url)
+	if err != nil {
+		return err
+	}
+	// The project first: an Application whose project is missing waits a
+	// whole polling interval.
+	sort.SliceStable(apps, func(i, j int) bool {
+		return apps[i].Object.GetKind() == "AppProject" && apps[j].Object.GetKind() != "AppProject"
+	})
+	for _, d := range apps {
+		if _, err := cc.Apply(ctx, d.Object, cluster.ApplyOptions{Force: true}); err != nil {
+			return err
+		}
+	}
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		cache = os.TempDir()
+	}
+	eng := engine.New(engine.Options{Cluster: cc, Fetcher: git.New(git.Options{CacheDir: filepath.Join(cache, "converge", "git"), MaxAge: 2 * time.Second})})
+	fmt.Fprintf(out, `converge is up.
+  demo repository: %s
+  kubeconfig:      %s
+Look at:
+  kubectl --kubeconfig %s get applications -n argocd
+  kubectl --kubeconfig %s get deploy -A -l app.kubernetes.io/name=orders-api
+  converge status --kubeconfig %s --repo %s --path apps/orders-api/overlays/prod -n orders-prod --name argocd.argocd.orders-api-prod
+Ctrl-C stops the controller%s.
+`, url, c.Kubeconfig(), c.Kubeconfig(), c.Kubeconfig(), c.Kubeconfig(), url, map[bool]string{true: " and deletes the cluster", false: ""}[created && !keep])
+	err = controller.Run(ctx, cfg, controller.Options{Engine: eng, Interval: 30 * time.Second})
+	if err != nil && ctx.Err() == nil {
+		return err
+	}
+	return nil
+}
+
+// upCluster reuses a running cluster of that name or creates one.
+func upCluster(ctx context.Context, store localcluster.Store, name string, out io.Writer) (*localcluster.Cluster, bool, error) {
+	c, err := store.Get(name)
+	if err == nil {
+		if !c.Alive() {
+			return nil, false, fmt.Errorf("cluster %s exists but is not running: delete it with converge cluster delete %s", name, name)
+		}
+		fmt.Fprintf(out, "reusing cluster %s at %s\n", name, c.APIURL)
+		return c, false, nil
+	}
+	if !errors.Is(err, localcluster.ErrNotFound) {
+		return nil, false, err
+	}
+	c, err = store.Create(ctx, name, localcluster.Options{Nodes: 1, WaitNodes: true, Build: controlplane.Options{Progress: out}})
+	if err != nil {
+		return nil, false, err
+	}
+	fmt.Fprintf(out, "created cluster %s at %s\n", name, c.APIURL)
+	return c, true, nil
+}
+
+func ensureNamespace(ctx context.Context, cfg *rest.Config, name string) error {
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	_, err = cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("namespace %s: %w", name, err)
+	}
+	return nil
+}

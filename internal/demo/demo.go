@@ -1,0 +1,107 @@
+// Package demo holds the Git repository that `converge up` serves: the
+// seed's orders-api with dev, staging and prod overlays (§6), and the Argo
+// CD AppProject and Applications that deploy it.
+package demo
+
+import (
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	gogit "github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/config"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/object"
+
+	objects "converge.dev/converge/internal/object"
+)
+
+//go:embed repo
+var files embed.FS
+
+// Publish writes the demo repository under dir (a working tree and a bare
+// repository beside it) and returns the bare repository's file:// URL. A
+// repository already there is updated, not replaced, so its history grows
+// with each `converge up` only when the demo changes.
+func Publish(dir string) (string, error) {
+	work, bare := filepath.Join(dir, "work"), filepath.Join(dir, "apps.git")
+	r, err := gogit.PlainOpen(work)
+	if errors.Is(err, gogit.ErrRepositoryNotExists) {
+		r, err = gogit.PlainInitWithOptions(work, &gogit.PlainInitOptions{
+			InitOptions: gogit.InitOptions{DefaultBranch: plumbing.NewBranchReferenceName("main")}})
+		if err == nil {
+			_, err = gogit.PlainInit(bare, true)
+		}
+		if err == nil {
+			_, err = r.CreateRemote(&config.RemoteConfig{Name: "origin", URLs: []string{bare}})
+		}
+	}
+	if err != nil {
+		return "", fmt.Errorf("demo repository: %w", err)
+	}
+	err = fs.WalkDir(files, "repo", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := files.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		target := filepath.Join(work, strings.TrimPrefix(path, "repo/"))
+		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+			return err
+		}
+		return os.WriteFile(target, data, 0o644)
+	})
+	if err != nil {
+		return "", fmt.Errorf("demo repository: %w", err)
+	}
+	wt, err := r.Worktree()
+	if err != nil {
+		return "", err
+	}
+	if err := wt.AddWithOptions(&gogit.AddOptions{All: true}); err != nil {
+		return "", err
+	}
+	if st, err := wt.Status(); err == nil && !st.IsClean() {
+		sig := &object.Signature{Name: "converge up", Email: "up@converge.dev", When: time.Now()}
+		if _, err := wt.Commit("demo applications", &gogit.CommitOptions{Author: sig}); err != nil {
+			return "", fmt.Errorf("demo repository: commit: %w", err)
+		}
+	}
+	err = r.Push(&gogit.PushOptions{RemoteName: "origin", RefSpecs: []config.RefSpec{"+refs/heads/main:refs/heads/main"}})
+	if err != nil && !errors.Is(err, gogit.NoErrAlreadyUpToDate) {
+		return "", fmt.Errorf("demo repository: publish: %w", err)
+	}
+	b, err := gogit.PlainOpen(bare)
+	if err != nil {
+		return "", err
+	}
+	if err := b.Storer.SetReference(plumbing.NewSymbolicReference(plumbing.HEAD, plumbing.NewBranchReferenceName("main"))); err != nil {
+		return "", err
+	}
+	return "file://" + filepath.ToSlash(bare), nil
+}
+
+// Applications returns the AppProject and Applications, pointed at url.
+func Applications(url string) ([]objects.Decoded, error) {
+	var out []objects.Decoded
+	err := fs.WalkDir(files, "repo/argocd", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := files.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		objs, err := objects.Decode([]byte(strings.ReplaceAll(string(data), "REPO_URL", url)), path)
+		out = append(out, objs...)
+		return err
+	})
+	return out, err
+}
