@@ -4,12 +4,10 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 
 	"converge.dev/converge/internal/cluster"
 	"converge.dev/converge/internal/install"
-	"converge.dev/converge/internal/object"
 )
 
 func newInstallCmd() *cobra.Command {
@@ -45,16 +43,12 @@ Deployment in converge-system. --dry-run prints them instead.`,
 			if err != nil {
 				return err
 			}
-			for _, d := range objs {
-				if _, err := c.Apply(cmd.Context(), d.Object, cluster.ApplyOptions{Force: true}); err != nil {
-					return err
-				}
-				if isCRD(d.Object) {
-					if err := c.WaitEstablished(cmd.Context(), d.Object.GetName()); err != nil {
-						return err
-					}
-				}
-				fmt.Fprintf(cmd.OutOrStdout(), "applied %s\n", object.RefOf(d.Object))
+			done, err := install.Apply(cmd.Context(), c, objs)
+			for _, ref := range done {
+				fmt.Fprintf(cmd.OutOrStdout(), "applied %s\n", ref)
+			}
+			if err != nil {
+				return err
 			}
 			return nil
 		},
@@ -66,5 +60,3 @@ Deployment in converge-system. --dry-run prints them instead.`,
 	fs.StringVar(&kcontext, "context", "", "kubeconfig context")
 	return cmd
 }
-
-func isCRD(o *unstructured.Unstructured) bool { return o.GetKind() == "CustomResourceDefinition" }

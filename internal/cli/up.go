@@ -75,13 +75,8 @@ func up(cmd *cobra.Command, name string, keep bool) error {
 	if err != nil {
 		return err
 	}
-	for _, d := range crds {
-		if _, err := cc.Apply(ctx, d.Object, cluster.ApplyOptions{Force: true}); err != nil {
-			return err
-		}
-		if err := cc.WaitEstablished(ctx, d.Object.GetName()); err != nil {
-			return err
-		}
+	if _, err := install.Apply(ctx, cc, crds); err != nil {
+		return err
 	}
 	url, err := demo.Publish(filepath.Join(store.Dir, "demo"))
 	if err != nil {
@@ -99,10 +94,8 @@ func up(cmd *cobra.Command, name string, keep bool) error {
 	sort.SliceStable(apps, func(i, j int) bool {
 		return apps[i].Object.GetKind() == "AppProject" && apps[j].Object.GetKind() != "AppProject"
 	})
-	for _, d := range apps {
-		if _, err := cc.Apply(ctx, d.Object, cluster.ApplyOptions{Force: true}); err != nil {
-			return err
-		}
+	if _, err := install.Apply(ctx, cc, apps); err != nil {
+		return err
 	}
 	cache, err := os.UserCacheDir()
 	if err != nil {

@@ -61,13 +61,8 @@ func startController(t *testing.T) client.Client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, d := range crds {
-		if _, err := cc.Apply(ctx, d.Object, cluster.ApplyOptions{Force: true}); err != nil {
-			t.Fatal(err)
-		}
-		if err := cc.WaitEstablished(ctx, d.Object.GetName()); err != nil {
-			t.Fatal(err)
-		}
+	if _, err := install.Apply(ctx, cc, crds); err != nil {
+		t.Fatal(err)
 	}
 	s, _ := Scheme()
 	c, err := client.New(cfg, client.Options{Scheme: s})

@@ -4,10 +4,12 @@
 package install
 
 import (
+	"context"
 	"embed"
 	"io/fs"
 	"sort"
 
+	"converge.dev/converge/internal/cluster"
 	"converge.dev/converge/internal/object"
 )
 
@@ -36,4 +38,23 @@ func CRDs() ([]object.Decoded, error) {
 		out = append(out, objs...)
 	}
 	return out, nil
+}
+
+// Apply server-side applies objs in order, waiting for each CRD to be
+// Established so that what follows can use it. It returns the refs
+// applied, in order.
+func Apply(ctx context.Context, c *cluster.Client, objs []object.Decoded) ([]object.Ref, error) {
+	var done []object.Ref
+	for _, d := range objs {
+		if _, err := c.Apply(ctx, d.Object, cluster.ApplyOptions{Force: true}); err != nil {
+			return done, err
+		}
+		if d.Object.GetKind() == "CustomResourceDefinition" {
+			if err := c.WaitEstablished(ctx, d.Object.GetName()); err != nil {
+				return done, err
+			}
+		}
+		done = append(done, object.RefOf(d.Object))
+	}
+	return done, nil
 }
