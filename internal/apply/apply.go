@@ -7,6 +7,7 @@ package apply
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -47,6 +48,8 @@ type Event struct {
 // Result is what Run did.
 type Result struct {
 	Events []Event
+	// Hooks are the hooks that ran, in the order they completed.
+	Hooks []HookResult
 }
 
 // StepError is a failed step; Source names the file it came from.
@@ -64,41 +67,85 @@ func (e *StepError) Error() string {
 
 func (e *StepError) Unwrap() error { return e.Err }
 
-// Run executes p on t.
+// Run executes p on t. Hooks run in their phases: PreSync before
+// anything else, Sync inside their wave, PostSync once everything else
+// is applied and healthy. Each hook is awaited until it completes. If any
+// step fails, the SyncFail hooks run and the first error is returned.
 func Run(ctx context.Context, t Target, p plan.Plan, o Options) (Result, error) {
 	if o.Poll == 0 {
 		o.Poll = 500 * time.Millisecond
 	}
 	var res Result
-	for _, stage := range stages(p) {
-		var applied []plan.Step
+	var main, fail [][]plan.Step
+	for _, st := range stages(p) {
+		if st[0].Action == plan.Hook && st[0].Hook == plan.SyncFail {
+			fail = append(fail, st)
+		} else {
+			main = append(main, st)
+		}
+	}
+	// PostSync hooks run only on a healthy sync, so the stages before
+	// them are awaited even when the caller did not ask to wait.
+	wait := o.Wait || p.HasHooks(plan.PostSync)
+	err := run(ctx, t, main, wait, o.Poll, &res)
+	if err != nil && len(fail) > 0 {
+		fctx := ctx
+		if ctx.Err() != nil { // the sync timed out: SyncFail still gets its chance
+			var cancel context.CancelFunc
+			fctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), syncFailTimeout)
+			defer cancel()
+		}
+		if ferr := run(fctx, t, fail, true, o.Poll, &res); ferr != nil {
+			err = errors.Join(err, fmt.Errorf("SyncFail hooks: %w", ferr))
+		}
+	}
+	return res, err
+}
+
+// syncFailTimeout bounds SyncFail hooks that run after the sync's own
+// context has ended.
+const syncFailTimeout = 2 * time.Minute
+
+func run(ctx context.Context, t Target, stages [][]plan.Step, wait bool, poll time.Duration, res *Result) error {
+	for _, stage := range stages {
+		var hooks []plan.Step
 		for _, s := range stage {
 			switch s.Action {
 			case plan.Create, plan.Update:
 				if _, err := t.Apply(ctx, s.Desired); err != nil {
-					return res, &StepError{s, err}
+					return &StepError{s, err}
 				}
 				res.Events = append(res.Events, Event{s.Ref, s.Action, s.Wave, time.Now()})
-				applied = append(applied, s)
 				if s.Ref.Group == "apiextensions.k8s.io" && s.Ref.Kind == "CustomResourceDefinition" {
 					if err := t.WaitEstablished(ctx, s.Ref.Name); err != nil {
-						return res, &StepError{s, err}
+						return &StepError{s, err}
 					}
 				}
 			case plan.Prune:
 				if err := t.Delete(ctx, s.Ref, s.Live.GetUID()); err != nil {
-					return res, &StepError{s, err}
+					return &StepError{s, err}
 				}
 				res.Events = append(res.Events, Event{s.Ref, s.Action, s.Wave, time.Now()})
+			case plan.Hook:
+				if err := startHook(ctx, t, s, poll); err != nil {
+					return &StepError{s, err}
+				}
+				res.Events = append(res.Events, Event{s.Ref, s.Action, s.Wave, time.Now()})
+				hooks = append(hooks, s)
 			}
 		}
-		if o.Wait {
-			if err := waitHealthy(ctx, t, stage, o.Poll); err != nil {
-				return res, err
+		if len(hooks) > 0 {
+			if err := awaitHooks(ctx, t, hooks, poll, res); err != nil {
+				return err
+			}
+		}
+		if wait {
+			if err := waitHealthy(ctx, t, stage, poll); err != nil {
+				return err
 			}
 		}
 	}
-	return res, nil
+	return nil
 }
 
 // stages cuts the ordered plan where the wave or the foundation boundary
@@ -107,6 +154,10 @@ func stages(p plan.Plan) [][]plan.Step {
 	var out [][]plan.Step
 	key := func(s plan.Step) string {
 		switch {
+		case s.Hook != "" && s.Hook != plan.Sync:
+			return fmt.Sprint(s.Hook, " wave ", s.Wave)
+		case s.Hook == plan.Sync:
+			return fmt.Sprint("wave ", s.Wave)
 		case s.Action == plan.Prune || s.Action == plan.Orphan:
 			return "prune"
 		case object.IsFoundation(s.Ref):
@@ -130,7 +181,7 @@ func waitHealthy(ctx context.Context, t Target, stage []plan.Step, poll time.Dur
 	for {
 		pending := ""
 		for _, s := range stage {
-			if s.Action == plan.Prune || s.Action == plan.Orphan || s.Action == plan.Conflict {
+			if s.Action == plan.Prune || s.Action == plan.Orphan || s.Action == plan.Conflict || s.Action == plan.Hook {
 				continue
 			}
 			live, err := t.Get(ctx, s.Ref)

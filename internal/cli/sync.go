@@ -78,12 +78,24 @@ func printSync(cmd *cobra.Command, rep engine.Report) {
 	done := map[string]bool{}
 	for _, e := range rep.Events {
 		done[e.Ref.String()] = true
+		if e.Action == plan.Hook {
+			continue // reported below, with how it ended
+		}
 		fmt.Fprintf(w, "%s %s\n", pastTense(e.Action), e.Ref)
+	}
+	for _, h := range rep.Hooks {
+		outcome := "succeeded"
+		if !h.Succeeded {
+			outcome = "failed: " + h.Message
+		}
+		fmt.Fprintf(w, "hook %s %s %s\n", h.Phase, h.Ref, outcome)
 	}
 	for _, s := range rep.Plan.Steps {
 		switch {
 		case s.Action == plan.Conflict || s.Action == plan.Orphan:
 			fmt.Fprintf(w, "%s %s: %s\n", s.Action, s.Ref, s.Reason)
+		case rep.Events == nil && s.Action == plan.Hook:
+			fmt.Fprintf(w, "would run %s hook %s\n", s.Hook, s.Ref)
 		case rep.Events == nil && s.Action != plan.Unchanged:
 			fmt.Fprintf(w, "would %s %s\n", s.Action, s.Ref)
 		}

@@ -41,6 +41,9 @@ func (e *Engine) Status(ctx context.Context, u Unit) (UnitStatus, error) {
 	}
 	st := UnitStatus{Unit: u.Name, Revision: rep.Revision, Synced: true, Health: health.Healthy}
 	for _, s := range rep.Plan.Steps {
+		if s.Action == plan.Hook {
+			continue // hooks run during a sync; they are not desired state
+		}
 		os := ObjectStatus{Ref: s.Ref, InGit: s.Desired != nil, Source: s.Source.File}
 		switch s.Action {
 		case plan.Create:

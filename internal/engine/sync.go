@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/rand"
 
 	"converge.dev/converge/internal/apply"
 	"converge.dev/converge/internal/cluster"
@@ -41,6 +42,8 @@ type Report struct {
 	Plan     plan.Plan
 	// Events is what was done, in order; empty for diff and dry runs.
 	Events []apply.Event
+	// Hooks is how each hook that ran ended.
+	Hooks []apply.HookResult
 }
 
 // ErrEmptyRender refuses to prune everything because a render was empty.
@@ -65,7 +68,7 @@ func (e *Engine) Sync(ctx context.Context, u Unit, o SyncOptions) (Report, error
 		return rep, err
 	}
 	res, err := apply.Run(ctx, target{e.o.Cluster, o.Force}, rep.Plan, apply.Options{Wait: o.Wait})
-	rep.Events = res.Events
+	rep.Events, rep.Hooks = res.Events, res.Hooks
 	if err != nil {
 		return rep, fmt.Errorf("unit %s: sync: %w", u.Name, err)
 	}
@@ -157,6 +160,11 @@ func (e *Engine) prepare(u Unit, objs []object.Decoded) ([]object.Decoded, error
 		}
 		if !namespaced {
 			obj.SetNamespace("")
+		}
+		if obj.GetName() == "" && obj.GetGenerateName() != "" && plan.IsHook(obj) {
+			// A hook with generateName is a new object every sync; the
+			// name is chosen here because server-side apply needs one.
+			obj.SetName(obj.GetGenerateName() + rand.String(5))
 		}
 		ann := obj.GetAnnotations()
 		if ann == nil {
@@ -272,6 +280,9 @@ func (e *Engine) validate(ctx context.Context, unit string, desired []object.Dec
 			continue
 		}
 		if l := live[ref.Key()]; l != nil {
+			if plan.IsHook(d.Object) {
+				continue // recreated when it runs; an update may not even be legal
+			}
 			if owner := l.GetAnnotations()[plan.OwnerAnnotation]; owner != "" && owner != unit {
 				continue
 			}

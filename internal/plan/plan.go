@@ -41,6 +41,9 @@ const (
 	// Orphan: the unit owns it but no longer desires it, and pruning is
 	// off or not allowed for it; it is reported, not deleted.
 	Orphan Action = "orphan"
+	// Hook: the object is a hook, run in its phase; it is not compared,
+	// not recorded in the inventory and never pruned.
+	Hook Action = "hook"
 )
 
 // Step is one object's part in the sync.
@@ -58,6 +61,8 @@ type Step struct {
 	Diff string
 	// Reason explains a Conflict or an Orphan.
 	Reason string
+	// Hook is the phase of a hook step, empty for every other step.
+	Hook Phase
 }
 
 // Input is everything Make looks at.
@@ -89,15 +94,32 @@ type Plan struct {
 	Steps []Step
 }
 
-// Make returns the plan. Apply steps are ordered foundations first
-// (Namespaces and CRDs), then by wave, then by kind (Helm's order), then
-// namespace and name; prune steps follow in the reverse order.
+// Make returns the plan. PreSync hooks come first, by wave. Apply steps
+// follow, ordered foundations first (Namespaces and CRDs), then by wave
+// (Sync hooks inside their wave), then by kind (Helm's order), then
+// namespace and name; prune steps follow in the reverse order; then
+// PostSync and SyncFail hooks, each by wave.
 func Make(in Input) (Plan, error) {
 	var apply, prune []Step
+	hooks := map[Phase][]Step{}
 	desired := map[object.Key]bool{}
 	for _, d := range in.Desired {
 		ref := object.RefOf(d.Object)
 		desired[ref.Key()] = true
+		if IsHook(d.Object) {
+			steps, err := hookSteps(d, in.Live[ref.Key()], in.Unit)
+			if err != nil {
+				return Plan{}, err
+			}
+			for _, s := range steps {
+				if s.Hook == Sync {
+					apply = append(apply, s)
+				} else {
+					hooks[s.Hook] = append(hooks[s.Hook], s)
+				}
+			}
+			continue
+		}
 		wave, err := waveOf(d)
 		if err != nil {
 			return Plan{}, err
@@ -154,7 +176,24 @@ func Make(in Input) (Plan, error) {
 	}
 	sort.SliceStable(apply, func(i, j int) bool { return less(apply[i], apply[j]) })
 	sort.SliceStable(prune, func(i, j int) bool { return less(prune[j], prune[i]) })
-	return Plan{Steps: append(apply, prune...)}, nil
+	for _, ph := range []Phase{PreSync, PostSync, SyncFail} {
+		sort.SliceStable(hooks[ph], func(i, j int) bool { return less(hooks[ph][i], hooks[ph][j]) })
+	}
+	steps := append(hooks[PreSync], apply...)
+	steps = append(steps, prune...)
+	steps = append(steps, hooks[PostSync]...)
+	steps = append(steps, hooks[SyncFail]...)
+	return Plan{Steps: steps}, nil
+}
+
+// HasHooks reports whether the plan runs hooks of phase ph.
+func (p Plan) HasHooks(ph Phase) bool {
+	for _, s := range p.Steps {
+		if s.Action == Hook && s.Hook == ph {
+			return true
+		}
+	}
+	return false
 }
 
 func less(a, b Step) bool {

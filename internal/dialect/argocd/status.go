@@ -7,6 +7,7 @@ import (
 
 	"converge.dev/converge/internal/api/argocd/v1alpha1"
 	"converge.dev/converge/internal/engine"
+	"converge.dev/converge/internal/plan"
 )
 
 // Argo CD's sync statuses.
@@ -70,10 +71,22 @@ func RecordSync(app *v1alpha1.Application, op v1alpha1.Operation, rep engine.Rep
 		state.Phase, state.Message = "Failed", err.Error()
 	}
 	for _, e := range rep.Events {
-		state.SyncResult.Resources = append(state.SyncResult.Resources, v1alpha1.ResourceResult{
+		r := v1alpha1.ResourceResult{
 			Group: e.Ref.Group, Version: e.Ref.Version, Kind: e.Ref.Kind, Namespace: e.Ref.Namespace, Name: e.Ref.Name,
 			Status: "Synced", Message: string(e.Action), SyncPhase: "Sync",
-		})
+		}
+		if e.Action == plan.Hook {
+			r.HookPhase, r.Message = "Running", "hook started"
+			for _, h := range rep.Hooks {
+				if h.Ref == e.Ref {
+					r.HookType, r.SyncPhase, r.HookPhase, r.Message = string(h.Phase), string(h.Phase), "Succeeded", h.Message
+					if !h.Succeeded {
+						r.HookPhase, r.Status = "Failed", "SyncFailed"
+					}
+				}
+			}
+		}
+		state.SyncResult.Resources = append(state.SyncResult.Resources, r)
 	}
 	app.Status.OperationState = state
 	if err != nil || rep.Revision == "" {

@@ -220,6 +220,10 @@ type ResourceResult struct {
 	Status    string `json:"status,omitempty"`
 	Message   string `json:"message,omitempty"`
 	SyncPhase string `json:"syncPhase,omitempty"`
+	// HookType is the hook's phase annotation; empty for an ordinary object.
+	HookType string `json:"hookType,omitempty"`
+	// HookPhase is Running, Succeeded or Failed for a hook.
+	HookPhase string `json:"hookPhase,omitempty"`
 }
 
 // RevisionHistory is one deployed revision.
