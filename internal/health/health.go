@@ -70,6 +70,9 @@ func Assess(obj *unstructured.Unstructured) (Result, bool) {
 	if r, ok := Core(obj); ok {
 		return r, true
 	}
+	if r, ok := kind(obj); ok {
+		return r, true
+	}
 	if r, ok := family(obj); ok {
 		return r, true
 	}
