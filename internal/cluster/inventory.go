@@ -112,3 +112,12 @@ func sameRefs(a, b []object.Ref) bool {
 	}
 	return true
 }
+
+// DeleteInventory forgets the unit's inventory; a missing one is fine.
+func (c *Client) DeleteInventory(ctx context.Context, unit string) error {
+	err := c.cs.CoreV1().ConfigMaps(InventoryNamespace).Delete(ctx, inventoryName(unit), metav1.DeleteOptions{})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("unit %s: delete inventory: %w", unit, err)
+	}
+	return nil
+}

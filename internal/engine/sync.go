@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -33,6 +34,9 @@ type SyncOptions struct {
 	Wait bool
 	// Force takes fields owned by other field managers.
 	Force bool
+	// PruneApproved approves pruning objects marked Prune=confirm that
+	// were created before it. Zero approves nothing.
+	PruneApproved time.Time
 }
 
 // Report is a planned (and maybe executed) sync.
@@ -116,7 +120,7 @@ func (e *Engine) plan(ctx context.Context, u Unit, o SyncOptions) (Report, error
 		return Report{}, fmt.Errorf("unit %s: %w", u.Name, err)
 	}
 	p, err := plan.Make(plan.Input{Unit: u.Name, Desired: desired, Predicted: predicted, Live: live, Inventory: inv.Objects,
-		Prune: o.Prune, Ignore: u.Ignore})
+		Prune: o.Prune, Ignore: u.Ignore, PruneApproved: o.PruneApproved})
 	if err != nil {
 		return Report{}, fmt.Errorf("unit %s: %w", u.Name, err)
 	}

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
@@ -87,6 +88,11 @@ type Input struct {
 	// is never deleted by a sync: deleting one deletes everything in it,
 	// including objects no unit owns.
 	PruneNamespaces bool
+	// PruneApproved is when a person approved pruning objects marked
+	// Prune=confirm (Argo CD's deletion-approved annotation); such an
+	// object is pruned only if this is later than its creation. Zero
+	// means not approved.
+	PruneApproved time.Time
 }
 
 // Plan is the ordered steps of one sync.
@@ -165,7 +171,7 @@ func Make(in Input) (Plan, error) {
 			s.Action, s.Reason = Orphan, "no longer in Git; namespaces are not pruned (it would delete everything inside)"
 		case hasSyncOption(live, "Prune=false"):
 			s.Action, s.Reason = Orphan, "no longer in Git; kept by its sync option Prune=false"
-		case hasSyncOption(live, "Prune=confirm"):
+		case hasSyncOption(live, "Prune=confirm") && !in.PruneApproved.After(live.GetCreationTimestamp().Time):
 			s.Action, s.Reason = Orphan, "no longer in Git; its sync option Prune=confirm asks a person to delete it"
 		}
 		if s.Action == Prune {

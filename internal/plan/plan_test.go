@@ -4,8 +4,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 	"testing"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"converge.dev/converge/internal/object"
@@ -166,5 +168,22 @@ func TestPruneSyncOptions(t *testing.T) {
 		!strings.HasPrefix(got["ask"], "orphan") || !strings.Contains(got["ask"], "Prune=confirm") ||
 		!strings.HasPrefix(got["drop"], "prune") {
 		t.Errorf("got %v", got)
+	}
+	// Approval after the object's creation lets Prune=confirm go; an
+	// approval older than the object does not.
+	created := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for _, o := range live {
+		o.SetCreationTimestamp(metav1.NewTime(created))
+	}
+	for approved, want := range map[time.Time]string{created.Add(-time.Hour): "orphan", created.Add(time.Hour): "prune"} {
+		p, _ := Make(Input{Unit: "u", Live: live, Inventory: inv, Prune: true, PruneApproved: approved})
+		for _, s := range p.Steps {
+			if s.Ref.Name == "ask" && string(s.Action) != want {
+				t.Errorf("approved %s: ask is %s, want %s", approved, s.Action, want)
+			}
+			if s.Ref.Name == "keep" && s.Action != Orphan {
+				t.Errorf("approval pruned a Prune=false object")
+			}
+		}
 	}
 }

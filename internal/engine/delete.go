@@ -1,0 +1,131 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+
+	"converge.dev/converge/internal/object"
+	"converge.dev/converge/internal/plan"
+)
+
+// DeleteOptions configure Delete.
+type DeleteOptions struct {
+	// Approved is when a person approved deleting objects marked
+	// Delete=confirm (Argo CD's deletion-approved annotation). Zero means
+	// not approved: such objects hold the deletion.
+	Approved time.Time
+	// Poll is the interval between checks that deleted objects are gone.
+	// If zero, 500ms.
+	Poll time.Duration
+}
+
+// Kept is an object a unit deletion leaves in place, and why.
+type Kept struct {
+	Ref    object.Ref
+	Reason string
+}
+
+// DeleteReport is what Delete did.
+type DeleteReport struct {
+	Deleted []object.Ref
+	Kept    []Kept
+	// Awaiting are Delete=confirm objects waiting for approval.
+	Awaiting []object.Ref
+}
+
+// ErrAwaitingApproval means objects marked Delete=confirm hold a unit's
+// deletion until a person approves it.
+var ErrAwaitingApproval = errors.New("objects marked Delete=confirm wait for approval")
+
+// Delete removes everything the unit applied, as recorded in its
+// inventory, and then the inventory itself: Argo CD's cascading deletion
+// of an Application. Only objects that still carry the unit's owner
+// annotation are touched. Namespaces are kept, as pruning keeps them,
+// and so are objects marked Delete=false. Objects marked Delete=confirm
+// hold the whole deletion, and nothing is deleted, until Approved is
+// later than their creation. Delete returns once the deleted objects are
+// gone, so the caller can release its finalizer.
+func (e *Engine) Delete(ctx context.Context, unit string, o DeleteOptions) (DeleteReport, error) {
+	if o.Poll == 0 {
+		o.Poll = 500 * time.Millisecond
+	}
+	inv, err := e.o.Cluster.LoadInventory(ctx, unit)
+	if err != nil {
+		return DeleteReport{}, err
+	}
+	var rep DeleteReport
+	type victim struct {
+		ref object.Ref
+		uid string
+	}
+	var victims []victim
+	for _, ref := range inv.Objects {
+		live, err := e.o.Cluster.Get(ctx, ref)
+		if err != nil {
+			return rep, fmt.Errorf("unit %s: delete: %w", unit, err)
+		}
+		if live == nil || live.GetAnnotations()[plan.OwnerAnnotation] != unit {
+			continue // gone, or no longer ours
+		}
+		opts := live.GetAnnotations()[plan.SyncOptionsAnnotation]
+		switch {
+		case ref.Group == "" && ref.Kind == "Namespace":
+			rep.Kept = append(rep.Kept, Kept{ref, "namespaces are not deleted (it would delete everything inside)"})
+		case hasOption(opts, "Delete=false"):
+			rep.Kept = append(rep.Kept, Kept{ref, "kept by its sync option Delete=false"})
+		case hasOption(opts, "Delete=confirm") && !o.Approved.After(live.GetCreationTimestamp().Time):
+			rep.Awaiting = append(rep.Awaiting, ref)
+		default:
+			victims = append(victims, victim{ref, string(live.GetUID())})
+		}
+	}
+	if len(rep.Awaiting) > 0 {
+		names := make([]string, len(rep.Awaiting))
+		for i, r := range rep.Awaiting {
+			names[i] = r.String()
+		}
+		return rep, fmt.Errorf("unit %s: %w: %s", unit, ErrAwaitingApproval, strings.Join(names, ", "))
+	}
+	// Dependents first: the reverse of the apply order.
+	sort.SliceStable(victims, func(i, j int) bool {
+		return object.KindOrder(victims[i].ref.Kind) > object.KindOrder(victims[j].ref.Kind)
+	})
+	for _, v := range victims {
+		if err := e.o.Cluster.Delete(ctx, v.ref, types.UID(v.uid)); err != nil {
+			return rep, fmt.Errorf("unit %s: delete: %w", unit, err)
+		}
+		rep.Deleted = append(rep.Deleted, v.ref)
+	}
+	for _, v := range victims {
+		for {
+			live, err := e.o.Cluster.Get(ctx, v.ref)
+			if err != nil {
+				return rep, fmt.Errorf("unit %s: delete: %w", unit, err)
+			}
+			if live == nil || string(live.GetUID()) != v.uid {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return rep, fmt.Errorf("unit %s: waiting for %s to be deleted: %w", unit, v.ref, ctx.Err())
+			case <-time.After(o.Poll):
+			}
+		}
+	}
+	return rep, e.o.Cluster.DeleteInventory(ctx, unit)
+}
+
+func hasOption(list, opt string) bool {
+	for _, o := range strings.Split(list, ",") {
+		if strings.TrimSpace(o) == opt {
+			return true
+		}
+	}
+	return false
+}
