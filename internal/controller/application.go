@@ -95,6 +95,9 @@ func (r *ApplicationReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	raw := &unstructured.Unstructured{}
 	raw.SetGroupVersionKind(v1alpha1.GroupVersion.WithKind("Application"))
 	if err := reader.Get(ctx, req.NamespacedName, raw); err != nil {
+		if apierrors.IsNotFound(err) {
+			deleteAppInfo(req.Namespace, req.Name)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	app := &v1alpha1.Application{}
@@ -103,6 +106,9 @@ func (r *ApplicationReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	}
 	orig := app.DeepCopy()
 	now := time.Now()
+	if app.DeletionTimestamp != nil {
+		return r.finalize(ctx, orig, app, now)
+	}
 
 	unsupported := ""
 	if fields := argocd.Unsupported(raw); len(fields) > 0 {
@@ -186,6 +192,22 @@ func (r *ApplicationReconciler) wantSync(app *v1alpha1.Application, opts argocd.
 	op := v1alpha1.Operation{Sync: &v1alpha1.SyncOperation{Revision: st.Revision, Prune: opts.Sync.Prune},
 		InitiatedBy: &v1alpha1.InitiatedBy{Automated: true}}
 	last := app.Status.OperationState
+	if last != nil && last.Phase == "Failed" && last.SyncResult != nil && last.SyncResult.Revision == st.Revision {
+		// This revision failed before. Argo CD does not retry it without a
+		// retry policy; converge also keeps trying under selfHeal, with
+		// the default backoff, since selfHeal asks for convergence.
+		retry, ok := argocd.RetryPolicy(app)
+		switch {
+		case ok && !retry.Allows(last.RetryCount):
+			return op, false
+		case !ok && !opts.SelfHeal:
+			return op, false
+		}
+		if last.FinishedAt != nil && time.Since(last.FinishedAt.Time) < r.retryAfter(app) {
+			return op, false // the requeue brings it back when the backoff ends
+		}
+		return op, true
+	}
 	if opts.SelfHeal || last == nil || last.SyncResult == nil || last.SyncResult.Revision != st.Revision {
 		return op, true
 	}
@@ -198,6 +220,7 @@ func (r *ApplicationReconciler) sync(ctx context.Context, app *v1alpha1.Applicat
 		so.Prune = so.Prune || op.Sync.Prune
 		so.DryRun = op.Sync.DryRun
 	}
+	so.PruneApproved = deletionApproved(app)
 	if opts.CreateNamespace && unit.DestNamespace != "" {
 		if err := r.ensureNamespace(ctx, unit.DestNamespace); err != nil {
 			argocd.SetCondition(app, "SyncError", err.Error(), now)
@@ -218,9 +241,6 @@ func (r *ApplicationReconciler) sync(ctx context.Context, app *v1alpha1.Applicat
 		r.event(app, corev1.EventTypeNormal, "OperationCompleted", "Sync", "Sync operation to %.12s succeeded: %d changes", rep.Revision, len(rep.Events))
 	}
 	if err != nil {
-		if prev := app.Status.OperationState; prev != nil {
-			prev.RetryCount++
-		}
 		argocd.SetCondition(app, "SyncError", err.Error(), now)
 		return engine.UnitStatus{}, err
 	}
@@ -251,14 +271,18 @@ func orDefault(s, d string) string {
 	return s
 }
 
-// retryAfter backs off after failures: 5s, 10s, 20s ... up to 3 minutes.
+// retryAfter backs off after failures, by the Application's retry policy
+// or else 5s, 10s, 20s ... up to 3 minutes.
 func (r *ApplicationReconciler) retryAfter(app *v1alpha1.Application) time.Duration {
 	n := int64(0)
 	if s := app.Status.OperationState; s != nil {
 		n = s.RetryCount
 	}
-	d := 5 * time.Second << min(n, 6)
-	return min(d, 3*time.Minute)
+	retry, ok := argocd.RetryPolicy(app)
+	if !ok {
+		retry = argocd.Retry{Duration: 5 * time.Second, MaxDuration: 3 * time.Minute, Factor: 2}
+	}
+	return retry.Backoff(n)
 }
 
 func (r *ApplicationReconciler) checkProject(ctx context.Context, app *v1alpha1.Application) error {
@@ -280,6 +304,7 @@ func (r *ApplicationReconciler) checkKinds(ctx context.Context, app *v1alpha1.Ap
 			refs = append(refs, o.Ref)
 		}
 	}
+	refs = append(refs, st.Hooks...)
 	return argocd.PermitsKinds(proj, refs)
 }
 

@@ -42,3 +42,8 @@ func setAppInfo(namespace, name, project, syncStatus, health string) {
 	appInfo.DeletePartialMatch(prometheus.Labels{"namespace": namespace, "name": name})
 	appInfo.WithLabelValues(namespace, name, project, syncStatus, health).Set(1)
 }
+
+// deleteAppInfo drops a deleted Application's series.
+func deleteAppInfo(namespace, name string) {
+	appInfo.DeletePartialMatch(prometheus.Labels{"namespace": namespace, "name": name})
+}

@@ -29,6 +29,9 @@ type UnitStatus struct {
 	Synced   bool           `json:"synced"`
 	Health   health.Status  `json:"health"`
 	Objects  []ObjectStatus `json:"objects"`
+	// Hooks are the hooks a sync of this revision would run; they are not
+	// compared, but a project's kind rules still apply to them.
+	Hooks []object.Ref `json:"hooks,omitempty"`
 }
 
 // Status compares the unit's revision with the cluster, object by object.
@@ -42,7 +45,8 @@ func (e *Engine) Status(ctx context.Context, u Unit) (UnitStatus, error) {
 	st := UnitStatus{Unit: u.Name, Revision: rep.Revision, Synced: true, Health: health.Healthy}
 	for _, s := range rep.Plan.Steps {
 		if s.Action == plan.Hook {
-			continue // hooks run during a sync; they are not desired state
+			st.Hooks = append(st.Hooks, s.Ref) // run during a sync; not desired state
+			continue
 		}
 		os := ObjectStatus{Ref: s.Ref, InGit: s.Desired != nil, Source: s.Source.File}
 		switch s.Action {

@@ -88,6 +88,12 @@ func RecordSync(app *v1alpha1.Application, op v1alpha1.Operation, rep engine.Rep
 		}
 		state.SyncResult.Resources = append(state.SyncResult.Resources, r)
 	}
+	// RetryCount counts the retries of a failing revision: the first
+	// failure is 0, and any success starts over.
+	if prev := app.Status.OperationState; err != nil && prev != nil && prev.Phase == "Failed" &&
+		prev.SyncResult != nil && prev.SyncResult.Revision == rep.Revision {
+		state.RetryCount = prev.RetryCount + 1
+	}
 	app.Status.OperationState = state
 	if err != nil || rep.Revision == "" {
 		return
@@ -137,3 +143,47 @@ func SetCondition(app *v1alpha1.Application, typ, message string, now time.Time)
 	}
 	app.Status.Conditions = out
 }
+
+// Retry is an Application's retry policy with Argo CD's defaults filled
+// in: no policy means no automatic retry of a failed revision.
+type Retry struct {
+	// Limit is the number of retries; negative is unlimited.
+	Limit                 int64
+	Duration, MaxDuration time.Duration
+	Factor                int64
+}
+
+// RetryPolicy reads spec.syncPolicy.retry, or returns false when there
+// is none. Unparseable durations fall back to the defaults (5s, 3m, 2):
+// they are reported as a spec error by Validate.
+func RetryPolicy(app *v1alpha1.Application) (Retry, bool) {
+	p := app.Spec.SyncPolicy
+	if p == nil || p.Retry == nil {
+		return Retry{}, false
+	}
+	r := Retry{Limit: p.Retry.Limit, Duration: 5 * time.Second, MaxDuration: 3 * time.Minute, Factor: 2}
+	if b := p.Retry.Backoff; b != nil {
+		if d, err := time.ParseDuration(b.Duration); err == nil && d > 0 {
+			r.Duration = d
+		}
+		if d, err := time.ParseDuration(b.MaxDuration); err == nil && d > 0 {
+			r.MaxDuration = d
+		}
+		if b.Factor != nil && *b.Factor > 0 {
+			r.Factor = *b.Factor
+		}
+	}
+	return r, true
+}
+
+// Backoff is the wait before retry n (0-based).
+func (r Retry) Backoff(n int64) time.Duration {
+	d := r.Duration
+	for i := int64(0); i < n && d < r.MaxDuration; i++ {
+		d *= time.Duration(r.Factor)
+	}
+	return min(d, r.MaxDuration)
+}
+
+// Allows reports whether retry n (0-based) may run.
+func (r Retry) Allows(n int64) bool { return r.Limit < 0 || n < r.Limit }

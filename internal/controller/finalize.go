@@ -1,0 +1,89 @@
+package controller
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"converge.dev/converge/internal/api/argocd/v1alpha1"
+	"converge.dev/converge/internal/dialect/argocd"
+	"converge.dev/converge/internal/engine"
+)
+
+// ResourcesFinalizer is Argo CD's cascading-deletion finalizer. Its
+// background and foreground variants mean the same to converge: the
+// Application goes once its objects are gone.
+const ResourcesFinalizer = "resources-finalizer.argocd.argoproj.io"
+
+// DeletionApprovedAnnotation approves pruning (Prune=confirm) and
+// deleting (Delete=confirm) objects created before its timestamp.
+const DeletionApprovedAnnotation = "argocd.argoproj.io/deletion-approved"
+
+// deletionApproved parses the approval; a missing or unreadable one
+// approves nothing.
+func deletionApproved(app *v1alpha1.Application) time.Time {
+	v := app.Annotations[DeletionApprovedAnnotation]
+	for _, layout := range []string{time.RFC3339Nano, time.RFC3339} {
+		if t, err := time.Parse(layout, v); err == nil {
+			return t
+		}
+	}
+	return time.Time{}
+}
+
+func isResourcesFinalizer(f string) bool {
+	return f == ResourcesFinalizer || strings.HasPrefix(f, ResourcesFinalizer+"/")
+}
+
+// finalize runs a deleted Application's cascading deletion when it holds
+// the resources finalizer, then releases the finalizer. Without it the
+// objects stay, as in Argo CD, and converge has nothing to do.
+func (r *ApplicationReconciler) finalize(ctx context.Context, orig, app *v1alpha1.Application, now time.Time) (ctrl.Result, error) {
+	var keep []string
+	found := false
+	for _, f := range app.Finalizers {
+		if isResourcesFinalizer(f) {
+			found = true
+			continue
+		}
+		keep = append(keep, f)
+	}
+	if !found {
+		return ctrl.Result{}, nil
+	}
+	dctx, cancel := context.WithTimeout(ctx, syncTimeout)
+	defer cancel()
+	rep, err := r.Engine.Delete(dctx, argocd.UnitName(app), engine.DeleteOptions{Approved: deletionApproved(app)})
+	if err != nil {
+		argocd.SetCondition(app, "DeletionError", err.Error(), now)
+		if werr := r.writeStatus(ctx, orig, app); werr != nil {
+			return ctrl.Result{}, werr
+		}
+		if errors.Is(err, engine.ErrAwaitingApproval) {
+			r.event(app, corev1.EventTypeNormal, "DeletionAwaitingApproval", "Delete",
+				"Deletion waits for approval (annotation %s): %v", DeletionApprovedAnnotation, err)
+			return ctrl.Result{}, nil // the approval annotation wakes it
+		}
+		return ctrl.Result{RequeueAfter: r.retryAfter(app)}, nil
+	}
+	for _, k := range rep.Kept {
+		r.event(app, corev1.EventTypeNormal, "ResourceKept", "Delete", "%s kept: %s", k.Ref, k.Reason)
+	}
+	r.event(app, corev1.EventTypeNormal, "ResourceDeleted", "Delete", "Deleted %d objects", len(rep.Deleted))
+	// Merge patch of the whole list, guarded by resourceVersion, so a
+	// finalizer someone added meanwhile is never dropped.
+	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"finalizers": keep, "resourceVersion": app.ResourceVersion}})
+	if err := r.Client.Patch(ctx, app, client.RawPatch(types.MergePatchType, patch)); err != nil {
+		return ctrl.Result{}, fmt.Errorf("application %s/%s: release finalizer: %w", app.Namespace, app.Name, client.IgnoreNotFound(err))
+	}
+	deleteAppInfo(app.Namespace, app.Name)
+	return ctrl.Result{}, nil
+}
