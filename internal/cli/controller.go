@@ -12,6 +12,7 @@ import (
 	"converge.dev/converge/internal/controller"
 	"converge.dev/converge/internal/engine"
 	"converge.dev/converge/internal/source/git"
+	"converge.dev/converge/internal/webhook"
 )
 
 func newControllerCmd() *cobra.Command {
@@ -42,6 +43,13 @@ CRDs first with converge install.`,
 			o.Engine = engine.New(engine.Options{Cluster: c,
 				Fetcher: git.New(git.Options{CacheDir: filepath.Join(cache, "converge", "git"), MaxAge: 5 * time.Second})})
 			o.MetricsAddr = metrics
+			// Secrets come from the environment, never from flags, which
+			// any user of the machine can read in the process list.
+			o.WebhookSecrets = webhook.Secrets{
+				GitHub: os.Getenv("CONVERGE_WEBHOOK_GITHUB_SECRET"),
+				GitLab: os.Getenv("CONVERGE_WEBHOOK_GITLAB_SECRET"),
+				Gitea:  os.Getenv("CONVERGE_WEBHOOK_GITEA_SECRET"),
+			}
 			o.Logger = klog.NewKlogr()
 			return controller.Run(cmd.Context(), cfg, o)
 		},
@@ -54,5 +62,7 @@ CRDs first with converge install.`,
 	fs.IntVar(&o.Concurrency, "concurrency", 4, "Applications reconciled at once")
 	fs.DurationVar(&o.Interval, "interval", 3*time.Minute, "how often each Application is compared with Git")
 	fs.StringVar(&metrics, "metrics-addr", "", "address for Prometheus metrics, e.g. :8080 (default: off)")
+	fs.StringVar(&o.WebhookAddr, "webhook-addr", "", "address of the Git push receiver (POST /api/webhook), e.g. :8081 (default: off);\n"+
+		"secrets from $CONVERGE_WEBHOOK_GITHUB_SECRET, $CONVERGE_WEBHOOK_GITLAB_SECRET, $CONVERGE_WEBHOOK_GITEA_SECRET")
 	return cmd
 }

@@ -109,6 +109,11 @@ func (r *ApplicationReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	if app.DeletionTimestamp != nil {
 		return r.finalize(ctx, orig, app, now)
 	}
+	if _, ok := app.Annotations[RefreshAnnotation]; ok && app.Spec.Source != nil {
+		// A refresh (by hand or from a push) must see the remote now, not
+		// a revision the fetcher resolved a moment ago.
+		r.Engine.Forget(app.Spec.Source.RepoURL)
+	}
 
 	unsupported := ""
 	if fields := argocd.Unsupported(raw); len(fields) > 0 {

@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"strings"
 	"sync"
@@ -26,6 +27,7 @@ import (
 	"converge.dev/converge/internal/gittest"
 	"converge.dev/converge/internal/install"
 	"converge.dev/converge/internal/source/git"
+	"converge.dev/converge/internal/webhook"
 )
 
 func TestMain(m *testing.M) { clustertest.Main(m, clustertest.Options{Nodes: 1}) }
@@ -33,12 +35,20 @@ func TestMain(m *testing.M) { clustertest.Main(m, clustertest.Options{Nodes: 1})
 var (
 	startOnce sync.Once
 	started   client.Client
+	// webhookURL is the test controller's push receiver.
+	webhookURL = make(chan string, 1)
+)
+
+// Webhook secrets of the test controller.
+const (
+	giteaSecret  = "gitea-test-secret"
+	githubSecret = "github-test-secret"
 )
 
 // setup installs the CRDs and starts one controller for the package (it
 // runs until the test binary exits), then returns a client and a fresh
 // repository holding the seed's layout.
-func setup(t *testing.T) (client.Client, *gittest.Repo) {
+func setup(t testing.TB) (client.Client, *gittest.Repo) {
 	t.Helper()
 	startOnce.Do(func() { started = startController(t) })
 	if started == nil {
@@ -50,7 +60,7 @@ func setup(t *testing.T) (client.Client, *gittest.Repo) {
 	return started, repo
 }
 
-func startController(t *testing.T) client.Client {
+func startController(t testing.TB) client.Client {
 	ctx := context.Background()
 	cfg := clustertest.RESTConfig(t)
 	cc, err := cluster.New(cfg)
@@ -78,14 +88,17 @@ func startController(t *testing.T) client.Client {
 	go func() {
 		// A long interval: every reaction the tests expect must come from
 		// an event (a live change, the refresh annotation), not polling.
-		if err := Run(ctx, cfg, Options{Engine: eng, Interval: 10 * time.Minute}); err != nil {
+		o := Options{Engine: eng, Interval: 10 * time.Minute, WebhookAddr: "127.0.0.1:0",
+			WebhookSecrets: webhook.Secrets{Gitea: giteaSecret, GitHub: githubSecret},
+			WebhookReady:   func(a net.Addr) { webhookURL <- "http://" + a.String() + WebhookPath }}
+		if err := Run(ctx, cfg, o); err != nil {
 			fmt.Fprintln(os.Stderr, "controller:", err)
 		}
 	}()
 	return c
 }
 
-func create(t *testing.T, c client.Client, obj client.Object) {
+func create(t testing.TB, c client.Client, obj client.Object) {
 	t.Helper()
 	if err := c.Create(context.Background(), obj); err != nil {
 		t.Fatal(err)

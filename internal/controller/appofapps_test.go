@@ -155,7 +155,7 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-func waitNamed(t *testing.T, c client.Client, ns, name, what string, cond func(*v1alpha1.Application) bool) *v1alpha1.Application {
+func waitNamed(t testing.TB, c client.Client, ns, name, what string, cond func(*v1alpha1.Application) bool) *v1alpha1.Application {
 	t.Helper()
 	app := &v1alpha1.Application{}
 	err := wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, 90*time.Second, true, func(ctx context.Context) (bool, error) {

@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"net"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -15,6 +16,7 @@ import (
 
 	"converge.dev/converge/internal/api/argocd/v1alpha1"
 	"converge.dev/converge/internal/engine"
+	"converge.dev/converge/internal/webhook"
 )
 
 // Options configure Run.
@@ -36,6 +38,14 @@ type Options struct {
 	// Logger receives controller-runtime's logs. The zero Logger drops
 	// them.
 	Logger logr.Logger
+	// WebhookAddr serves the push receiver at /api/webhook, e.g. ":8081".
+	// If empty, there is none and Git is polled only.
+	WebhookAddr string
+	// WebhookSecrets verify pushes, per forge; a forge without a secret
+	// is refused.
+	WebhookSecrets webhook.Secrets
+	// WebhookReady, if set, is told the receiver's bound address.
+	WebhookReady func(net.Addr)
 }
 
 // Scheme knows the built-in kinds and the dialects' kinds.
@@ -76,6 +86,12 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 		Recorder: mgr.GetEventRecorder("converge-controller")}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("application controller: %w", err)
+	}
+	if o.WebhookAddr != "" {
+		h := &webhookHandler{reader: mgr.GetClient(), writer: mgr.GetClient(), secrets: o.WebhookSecrets}
+		if err := mgr.Add(&webhookServer{addr: o.WebhookAddr, handler: h, ready: o.WebhookReady}); err != nil {
+			return fmt.Errorf("webhook receiver: %w", err)
+		}
 	}
 	return mgr.Start(ctx)
 }

@@ -24,12 +24,22 @@ var (
 		Name: "converge_app_info",
 		Help: "1 for each Application, labelled with its current sync and health status.",
 	}, []string{"namespace", "name", "project", "sync_status", "health_status"})
+	webhookDeliveries = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "converge_webhook_deliveries_total",
+		Help: "Webhook deliveries, by answer code (200 handled, 202 ignored, 401 unverified, 400 malformed, 500 failed).",
+	}, []string{"code"})
+	webhookRefreshes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "converge_webhook_refreshes_total",
+		Help: "Applications refreshed because a push affected them.",
+	}, []string{"namespace", "name"})
 )
 
 var registerOnce sync.Once
 
 func registerMetrics() {
-	registerOnce.Do(func() { metrics.Registry.MustRegister(syncTotal, syncDuration, appInfo) })
+	registerOnce.Do(func() {
+		metrics.Registry.MustRegister(syncTotal, syncDuration, appInfo, webhookDeliveries, webhookRefreshes)
+	})
 }
 
 func observeSync(namespace, name, phase string, d time.Duration) {

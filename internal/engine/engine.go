@@ -161,3 +161,11 @@ func (e *Engine) render(ctx context.Context, snap source.Snapshot, u Unit) ([]ob
 	}
 	return nil, fmt.Errorf("unknown renderer %q (use directory, kustomize or helm)", kind)
 }
+
+// Forget makes the next render of units on repoURL ask the remote for
+// their revision, even within the fetcher's MaxAge.
+func (e *Engine) Forget(repoURL string) {
+	if e.o.Fetcher != nil {
+		e.o.Fetcher.Forget(repoURL)
+	}
+}

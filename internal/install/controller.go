@@ -54,8 +54,8 @@ spec:
       containers:
       - name: controller
         image: %q
-        args: [controller, --leader-elect, --leader-election-namespace=converge-system, --metrics-addr=:8080]
-        ports: [{name: metrics, containerPort: 8080}]
+        args: [controller, --leader-elect, --leader-election-namespace=converge-system, --metrics-addr=:8080, --webhook-addr=:8081]
+        ports: [{name: metrics, containerPort: 8080}, {name: webhook, containerPort: 8081}]
         resources:
           requests: {cpu: 100m, memory: 256Mi}
         securityContext:
@@ -65,8 +65,23 @@ spec:
           capabilities: {drop: [ALL]}
         env:
         - {name: XDG_CACHE_HOME, value: /cache}
+        # Webhook secrets, per forge, from a Secret the platform team
+        # creates; a forge without one is refused.
+        - {name: CONVERGE_WEBHOOK_GITHUB_SECRET, valueFrom: {secretKeyRef: {name: converge-webhook, key: github, optional: true}}}
+        - {name: CONVERGE_WEBHOOK_GITLAB_SECRET, valueFrom: {secretKeyRef: {name: converge-webhook, key: gitlab, optional: true}}}
+        - {name: CONVERGE_WEBHOOK_GITEA_SECRET, valueFrom: {secretKeyRef: {name: converge-webhook, key: gitea, optional: true}}}
         volumeMounts: [{name: cache, mountPath: /cache}]
       volumes: [{name: cache, emptyDir: {}}]
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: converge-webhook
+  namespace: converge-system
+  labels: {app.kubernetes.io/name: converge-controller}
+spec:
+  selector: {app.kubernetes.io/name: converge-controller}
+  ports: [{name: webhook, port: 80, targetPort: webhook}]
 `
 
 // Manifests is everything install applies, CRDs first.

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -173,4 +174,16 @@ func Redact(raw string) string {
 		}
 	}
 	return u.String()
+}
+
+// Forget drops the refs of repoURL resolved within MaxAge, so that the
+// next Fetch asks the remote: a push notification says they are stale.
+func (f *Fetcher) Forget(repoURL string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for k := range f.resolved {
+		if strings.HasPrefix(k, repoURL+"\x00") {
+			delete(f.resolved, k)
+		}
+	}
 }
