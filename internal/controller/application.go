@@ -11,6 +11,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -134,8 +135,12 @@ func (r *ApplicationReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 
 func (r *ApplicationReconciler) reconcile(ctx context.Context, app *v1alpha1.Application, now time.Time) (ctrl.Result, error) {
 	unit, opts, err := argocd.ToUnit(app)
+	var proj *v1alpha1.AppProject
 	if err == nil {
-		err = r.checkProject(ctx, app)
+		proj, err = r.project(ctx, app)
+	}
+	if err == nil {
+		err = argocd.Permits(proj, app)
 	}
 	if err != nil {
 		argocd.SetCondition(app, "InvalidSpecError", err.Error(), now)
@@ -152,7 +157,7 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app *v1alpha1.App
 	}
 	argocd.SetCondition(app, "ComparisonError", "", now)
 	r.watchLive(ctx, st)
-	if err := r.checkKinds(ctx, app, st); err != nil {
+	if err := checkKinds(proj, st); err != nil {
 		argocd.SetCondition(app, "InvalidSpecError", err.Error(), now)
 		argocd.WriteStatus(app, st, now)
 		return ctrl.Result{RequeueAfter: r.interval()}, nil
@@ -290,19 +295,9 @@ func (r *ApplicationReconciler) retryAfter(app *v1alpha1.Application) time.Durat
 	return retry.Backoff(n)
 }
 
-func (r *ApplicationReconciler) checkProject(ctx context.Context, app *v1alpha1.Application) error {
-	proj, err := r.project(ctx, app)
-	if err != nil {
-		return err
-	}
-	return argocd.Permits(proj, app)
-}
-
-func (r *ApplicationReconciler) checkKinds(ctx context.Context, app *v1alpha1.Application, st engine.UnitStatus) error {
-	proj, err := r.project(ctx, app)
-	if err != nil {
-		return err
-	}
+// checkKinds applies the project's resource white- and blacklists to
+// everything the Application would apply, hooks included.
+func checkKinds(proj *v1alpha1.AppProject, st engine.UnitStatus) error {
 	var refs []object.Ref
 	for _, o := range st.Objects {
 		if o.InGit {
@@ -330,8 +325,27 @@ func (r *ApplicationReconciler) ensureNamespace(ctx context.Context, name string
 	return nil
 }
 
-// writeStatus patches the status subresource when it changed.
+// reconciledAtRefresh is how stale status.reconciledAt may grow when
+// nothing else in the status changed. Writing it on every comparison
+// would make a steady-state resync cost one write per Application per
+// interval; instead it moves with every real change, and at least hourly
+// to show the controller is alive.
+const reconciledAtRefresh = time.Hour
+
+// writeStatus patches the status subresource when it changed, and only
+// then.
 func (r *ApplicationReconciler) writeStatus(ctx context.Context, orig, app *v1alpha1.Application) error {
+	if prev := orig.Status.ReconciledAt; prev != nil && app.Status.ReconciledAt != nil &&
+		app.Status.ReconciledAt.Sub(prev.Time) < reconciledAtRefresh {
+		st := app.Status.DeepCopy()
+		st.ReconciledAt = prev
+		if equality.Semantic.DeepEqual(*st, orig.Status) {
+			return nil
+		}
+	}
+	if equality.Semantic.DeepEqual(app.Status, orig.Status) {
+		return nil
+	}
 	if err := r.Client.Status().Patch(ctx, app, client.MergeFrom(orig)); err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("application %s/%s: write status: %w", app.Namespace, app.Name, err)
 	}

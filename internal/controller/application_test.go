@@ -12,6 +12,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -292,12 +293,24 @@ func TestProjectViolationsAreBlocked(t *testing.T) {
 			NamespaceResourceBlacklist: []metav1.GroupKind{{Group: "", Kind: "ConfigMap"}},
 		},
 	})
+	repo.Commit("violations", map[string]string{
+		// A hook is checked like any object: a forbidden kind as a
+		// PreSync hook must not slip through.
+		"violations/hook/job.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: pre\n  annotations: {argocd.argoproj.io/hook: PreSync}\n" +
+			"---\napiVersion: v1\nkind: Secret\nmetadata: {name: orders-api}\nstringData: {k: v}\n",
+		// A cluster-scoped kind needs the cluster whitelist, which is empty.
+		"violations/cluster/role.yaml": "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: strict-violation}\nrules: []\n",
+	})
+	repo.Publish()
 	cases := []struct {
-		name, repoURL, dest, want string
+		name, repoURL, path, dest, want string
 	}{
-		{"foreign-repo", "https://git.example.com/other.git", "allowed-x", "is not permitted in project 'strict'"},
-		{"foreign-dest", gittest.FileURL(repo.Bare), ns, "do not match any of the allowed destinations"},
-		{"forbidden-kind", gittest.FileURL(repo.Bare), "allowed-x", "resource /ConfigMap:orders-api-config is not permitted in project strict"},
+		{"foreign-repo", "https://git.example.com/other.git", "", "allowed-x", "is not permitted in project 'strict'"},
+		{"foreign-dest", gittest.FileURL(repo.Bare), "", ns, "do not match any of the allowed destinations"},
+		{"forbidden-kind", gittest.FileURL(repo.Bare), "", "allowed-x", "resource /ConfigMap:orders-api-config is not permitted in project strict"},
+		{"forbidden-hook-kind", gittest.FileURL(repo.Bare), "violations/hook", "allowed-x", "resource /ConfigMap:pre is not permitted in project strict"},
+		{"cluster-kind-not-whitelisted", gittest.FileURL(repo.Bare), "violations/cluster", "allowed-x",
+			"resource rbac.authorization.k8s.io/ClusterRole:strict-violation is not permitted in project strict"},
 	}
 	create(t, c, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "allowed-x"}})
 	for _, tc := range cases {
@@ -305,6 +318,9 @@ func TestProjectViolationsAreBlocked(t *testing.T) {
 		app.Name, app.Namespace = tc.name, ns
 		app.Spec.Project = "strict"
 		app.Spec.Destination.Namespace = tc.dest
+		if tc.path != "" {
+			app.Spec.Source.Path = tc.path
+		}
 		create(t, c, app)
 	}
 	for _, tc := range cases {
@@ -327,5 +343,11 @@ func TestProjectViolationsAreBlocked(t *testing.T) {
 		if err := c.Get(ctx, types.NamespacedName{Namespace: dest, Name: "orders-api"}, dep); err == nil {
 			t.Errorf("a blocked Application applied orders-api in %s", dest)
 		}
+		if err := c.Get(ctx, types.NamespacedName{Namespace: dest, Name: "orders-api"}, &corev1.Secret{}); err == nil {
+			t.Errorf("the Application with a forbidden hook applied its Secret in %s", dest)
+		}
+	}
+	if err := c.Get(ctx, types.NamespacedName{Name: "strict-violation"}, &rbacv1.ClusterRole{}); err == nil {
+		t.Error("a ClusterRole outside the cluster whitelist was applied")
 	}
 }

@@ -55,7 +55,7 @@ func (e *Engine) Delete(ctx context.Context, unit string, o DeleteOptions) (Dele
 	if o.Poll == 0 {
 		o.Poll = 500 * time.Millisecond
 	}
-	inv, err := e.o.Cluster.LoadInventory(ctx, unit)
+	inv, err := e.loadInventory(ctx, unit)
 	if err != nil {
 		return DeleteReport{}, err
 	}
@@ -118,6 +118,7 @@ func (e *Engine) Delete(ctx context.Context, unit string, o DeleteOptions) (Dele
 			}
 		}
 	}
+	e.inventories.forget(unit)
 	return rep, e.o.Cluster.DeleteInventory(ctx, unit)
 }
 

@@ -80,6 +80,9 @@ type Engine struct {
 
 	mu      sync.Mutex
 	renders map[string][]object.Decoded
+
+	predictions predictionCache
+	inventories inventoryMemo
 }
 
 // New returns an Engine.

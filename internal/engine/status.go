@@ -38,7 +38,7 @@ type UnitStatus struct {
 // It changes nothing. Fields that another field manager took over count as
 // drift (OutOfSync), not as an error: the comparison is forced.
 func (e *Engine) Status(ctx context.Context, u Unit) (UnitStatus, error) {
-	rep, err := e.Diff(ctx, u, SyncOptions{Prune: true, AllowEmpty: true, Force: true})
+	rep, err := e.Diff(ctx, u, SyncOptions{Prune: true, AllowEmpty: true, Force: true, reusePredictions: true})
 	if err != nil {
 		return UnitStatus{}, err
 	}

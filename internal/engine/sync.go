@@ -37,6 +37,11 @@ type SyncOptions struct {
 	// PruneApproved approves pruning objects marked Prune=confirm that
 	// were created before it. Zero approves nothing.
 	PruneApproved time.Time
+
+	// reusePredictions lets a comparison reuse a dry run of the same
+	// desired object against the same live resourceVersion; see
+	// predictionCache. Status sets it; a sync always validates afresh.
+	reusePredictions bool
 }
 
 // Report is a planned (and maybe executed) sync.
@@ -76,7 +81,7 @@ func (e *Engine) Sync(ctx context.Context, u Unit, o SyncOptions) (Report, error
 	if err != nil {
 		return rep, fmt.Errorf("unit %s: sync: %w", u.Name, err)
 	}
-	if err := e.o.Cluster.SaveInventory(ctx, inventoryAfter(u.Name, rep)); err != nil {
+	if err := e.saveInventory(ctx, inventoryAfter(u.Name, rep)); err != nil {
 		return rep, err
 	}
 	return rep, nil
@@ -97,7 +102,7 @@ func (e *Engine) plan(ctx context.Context, u Unit, o SyncOptions) (Report, error
 	if err != nil {
 		return Report{}, fmt.Errorf("unit %s: %w", u.Name, err)
 	}
-	inv, err := e.o.Cluster.LoadInventory(ctx, u.Name)
+	inv, err := e.loadInventory(ctx, u.Name)
 	if err != nil {
 		return Report{}, err
 	}
@@ -255,7 +260,7 @@ func (e *Engine) validate(ctx context.Context, unit string, desired []object.Dec
 			newNamespaces[ref.Name] = true
 		}
 	}
-	missing, err := e.missingNamespaces(ctx, desired, newNamespaces)
+	missing, err := e.missingNamespaces(ctx, desired, live, newNamespaces)
 	if err != nil {
 		return nil, err
 	}
@@ -291,6 +296,14 @@ func (e *Engine) validate(ctx context.Context, unit string, desired []object.Dec
 				continue
 			}
 		}
+		key := ""
+		if o.reusePredictions {
+			key = predictionKey(d.Object, live[ref.Key()], force)
+			if pred := e.predictions.get(key); pred != nil {
+				preds[i] = pred
+				continue
+			}
+		}
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
@@ -302,6 +315,9 @@ func (e *Engine) validate(ctx context.Context, unit string, desired []object.Dec
 				errs[i] = fmt.Errorf("%s: %w", d.Source, err)
 			default:
 				preds[i] = pred
+				if key != "" {
+					e.predictions.put(key, pred)
+				}
 			}
 		}()
 	}
@@ -320,13 +336,16 @@ func (e *Engine) validate(ctx context.Context, unit string, desired []object.Dec
 
 // missingNamespaces returns the namespaces desired objects use that
 // neither exist nor arrive in this sync.
-func (e *Engine) missingNamespaces(ctx context.Context, desired []object.Decoded, arriving map[string]bool) (map[string]bool, error) {
+func (e *Engine) missingNamespaces(ctx context.Context, desired []object.Decoded, live map[object.Key]*unstructured.Unstructured, arriving map[string]bool) (map[string]bool, error) {
 	out := map[string]bool{}
 	checked := map[string]bool{}
 	for _, d := range desired {
 		ns := d.Object.GetNamespace()
 		if ns == "" || arriving[ns] || checked[ns] {
 			continue
+		}
+		if live[object.RefOf(d.Object).Key()] != nil {
+			continue // an object that exists proves its namespace does
 		}
 		checked[ns] = true
 		obj, err := e.o.Cluster.Get(ctx, object.Ref{Version: "v1", Kind: "Namespace", Name: ns})

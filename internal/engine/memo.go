@@ -1,0 +1,136 @@
+package engine
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"sync"
+	"time"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"converge.dev/converge/internal/cluster"
+)
+
+// predictionTTL bounds how long a dry-run result is reused. A server's
+// answer for the same object against the same live resourceVersion only
+// changes when its defaulting or admission changes (a CRD schema, a
+// mutating webhook); an hour bounds how long such a change can go
+// unseen in a comparison. Syncs never reuse predictions.
+const predictionTTL = time.Hour
+
+// predictionCache keeps server-side dry-run results of comparisons, so a
+// steady-state resync sends no dry runs at all.
+type predictionCache struct {
+	mu sync.Mutex
+	m  map[string]prediction
+}
+
+type prediction struct {
+	obj *unstructured.Unstructured
+	at  time.Time
+}
+
+// predictionKey identifies a dry run: the desired object's bytes, the
+// live object's identity and version, and whether conflicts are forced.
+// A missing live object is never cached: creation predictions are cheap
+// to redo and rare in a steady state.
+func predictionKey(desired, live *unstructured.Unstructured, force bool) string {
+	if live == nil {
+		return ""
+	}
+	data, err := desired.MarshalJSON()
+	if err != nil {
+		return ""
+	}
+	h := sha256.Sum256(data)
+	f := "0"
+	if force {
+		f = "1"
+	}
+	return hex.EncodeToString(h[:]) + "/" + string(live.GetUID()) + "/" + live.GetResourceVersion() + "/" + f
+}
+
+func (c *predictionCache) get(key string) *unstructured.Unstructured {
+	if key == "" {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p, ok := c.m[key]
+	if !ok || time.Since(p.at) > predictionTTL {
+		return nil
+	}
+	return p.obj
+}
+
+func (c *predictionCache) put(key string, obj *unstructured.Unstructured) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) > 20000 { // bounded: drop all rather than track age
+		c.m = map[string]prediction{}
+	}
+	c.m[key] = prediction{obj, time.Now()}
+}
+
+// inventoryTTL bounds how long an inventory this process loaded or saved
+// is trusted without reading it again. Within one controller (the
+// leader) this process is the only writer of its units' inventories.
+const inventoryTTL = 10 * time.Minute
+
+// inventoryMemo remembers inventories per unit.
+type inventoryMemo struct {
+	mu sync.Mutex
+	m  map[string]memoInventory
+}
+
+type memoInventory struct {
+	inv cluster.Inventory
+	at  time.Time
+}
+
+func (m *inventoryMemo) get(unit string) (cluster.Inventory, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	v, ok := m.m[unit]
+	if !ok || time.Since(v.at) > inventoryTTL {
+		return cluster.Inventory{}, false
+	}
+	return v.inv, true
+}
+
+func (m *inventoryMemo) put(inv cluster.Inventory) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.m == nil {
+		m.m = map[string]memoInventory{}
+	}
+	m.m[inv.Unit] = memoInventory{inv, time.Now()}
+}
+
+func (m *inventoryMemo) forget(unit string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.m, unit)
+}
+
+func (e *Engine) loadInventory(ctx context.Context, unit string) (cluster.Inventory, error) {
+	if inv, ok := e.inventories.get(unit); ok {
+		return inv, nil
+	}
+	inv, err := e.o.Cluster.LoadInventory(ctx, unit)
+	if err != nil {
+		return inv, err
+	}
+	e.inventories.put(inv)
+	return inv, nil
+}
+
+func (e *Engine) saveInventory(ctx context.Context, inv cluster.Inventory) error {
+	e.inventories.forget(inv.Unit)
+	if err := e.o.Cluster.SaveInventory(ctx, inv); err != nil {
+		return err
+	}
+	e.inventories.put(inv)
+	return nil
+}
