@@ -35,6 +35,8 @@ type Options struct {
 	Wait bool
 	// Poll is the interval between health checks. If zero, 500ms.
 	Poll time.Duration
+	// Health assesses objects. If nil, health.Assess (the built-in rules).
+	Health func(*unstructured.Unstructured) (health.Result, bool)
 }
 
 // Event records one thing Run did, in order.
@@ -75,6 +77,9 @@ func Run(ctx context.Context, t Target, p plan.Plan, o Options) (Result, error) 
 	if o.Poll == 0 {
 		o.Poll = 500 * time.Millisecond
 	}
+	if o.Health == nil {
+		o.Health = health.Assess
+	}
 	var res Result
 	var main, fail [][]plan.Step
 	for _, st := range stages(p) {
@@ -87,7 +92,7 @@ func Run(ctx context.Context, t Target, p plan.Plan, o Options) (Result, error) 
 	// PostSync hooks run only on a healthy sync, so the stages before
 	// them are awaited even when the caller did not ask to wait.
 	wait := o.Wait || p.HasHooks(plan.PostSync)
-	err := run(ctx, t, main, wait, o.Poll, &res)
+	err := run(ctx, t, main, wait, o, &res)
 	if err != nil && len(fail) > 0 {
 		fctx := ctx
 		if ctx.Err() != nil { // the sync timed out: SyncFail still gets its chance
@@ -95,7 +100,7 @@ func Run(ctx context.Context, t Target, p plan.Plan, o Options) (Result, error) 
 			fctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), syncFailTimeout)
 			defer cancel()
 		}
-		if ferr := run(fctx, t, fail, true, o.Poll, &res); ferr != nil {
+		if ferr := run(fctx, t, fail, true, o, &res); ferr != nil {
 			err = errors.Join(err, fmt.Errorf("SyncFail hooks: %w", ferr))
 		}
 	}
@@ -106,7 +111,8 @@ func Run(ctx context.Context, t Target, p plan.Plan, o Options) (Result, error) 
 // context has ended.
 const syncFailTimeout = 2 * time.Minute
 
-func run(ctx context.Context, t Target, stages [][]plan.Step, wait bool, poll time.Duration, res *Result) error {
+func run(ctx context.Context, t Target, stages [][]plan.Step, wait bool, o Options, res *Result) error {
+	poll := o.Poll
 	for _, stage := range stages {
 		var hooks []plan.Step
 		for _, s := range stage {
@@ -135,12 +141,12 @@ func run(ctx context.Context, t Target, stages [][]plan.Step, wait bool, poll ti
 			}
 		}
 		if len(hooks) > 0 {
-			if err := awaitHooks(ctx, t, hooks, poll, res); err != nil {
+			if err := awaitHooks(ctx, t, hooks, poll, o.Health, res); err != nil {
 				return err
 			}
 		}
 		if wait {
-			if err := waitHealthy(ctx, t, stage, poll); err != nil {
+			if err := waitHealthy(ctx, t, stage, poll, o.Health); err != nil {
 				return err
 			}
 		}
@@ -177,7 +183,7 @@ func stages(p plan.Plan) [][]plan.Step {
 // waitHealthy polls every applied or unchanged object of a stage until
 // each is Healthy or Suspended (or has no health rule). Degraded fails at
 // once: the next wave must not start on top of a broken one.
-func waitHealthy(ctx context.Context, t Target, stage []plan.Step, poll time.Duration) error {
+func waitHealthy(ctx context.Context, t Target, stage []plan.Step, poll time.Duration, assess func(*unstructured.Unstructured) (health.Result, bool)) error {
 	for {
 		pending := ""
 		for _, s := range stage {
@@ -192,7 +198,7 @@ func waitHealthy(ctx context.Context, t Target, stage []plan.Step, poll time.Dur
 				pending = fmt.Sprintf("%s: Missing", s.Ref)
 				continue
 			}
-			r, ok := health.Assess(live)
+			r, ok := assess(live)
 			if !ok {
 				continue
 			}

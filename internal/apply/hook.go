@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
 	"converge.dev/converge/internal/health"
 	"converge.dev/converge/internal/object"
 	"converge.dev/converge/internal/plan"
@@ -65,7 +67,7 @@ func waitGone(ctx context.Context, t Target, ref object.Ref, uid string, poll ti
 // health rule counts as success, Degraded as failure. Delete policies are
 // applied as each hook completes. A failed hook fails the stage, after
 // all of its hooks have completed.
-func awaitHooks(ctx context.Context, t Target, hooks []plan.Step, poll time.Duration, res *Result) error {
+func awaitHooks(ctx context.Context, t Target, hooks []plan.Step, poll time.Duration, assess func(*unstructured.Unstructured) (health.Result, bool), res *Result) error {
 	pending := map[int]bool{}
 	for i := range hooks {
 		pending[i] = true
@@ -85,7 +87,7 @@ func awaitHooks(ctx context.Context, t Target, hooks []plan.Step, poll time.Dura
 			var hr health.Result
 			var ok bool
 			if live != nil {
-				hr, ok = health.Assess(live)
+				hr, ok = assess(live)
 			}
 			switch {
 			case live == nil:

@@ -1,22 +1,29 @@
 package cli
 
 import (
+	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
 
 	"converge.dev/converge/internal/cluster"
 	"converge.dev/converge/internal/controller"
 	"converge.dev/converge/internal/engine"
+	"converge.dev/converge/internal/health"
 	"converge.dev/converge/internal/source/git"
 	"converge.dev/converge/internal/webhook"
 )
 
 func newControllerCmd() *cobra.Command {
-	var kubeconfig, kcontext, metrics string
+	var kubeconfig, kcontext, metrics, healthCM string
 	var o controller.Options
 	cmd := &cobra.Command{
 		Use:   "controller",
@@ -40,7 +47,11 @@ CRDs first with converge install.`,
 			if err != nil {
 				cache = os.TempDir()
 			}
-			o.Engine = engine.New(engine.Options{Cluster: c,
+			rules, err := healthRules(cmd.Context(), cfg, healthCM)
+			if err != nil {
+				return err
+			}
+			o.Engine = engine.New(engine.Options{Cluster: c, Health: rules,
 				Fetcher: git.New(git.Options{CacheDir: filepath.Join(cache, "converge", "git"), MaxAge: 5 * time.Second})})
 			o.MetricsAddr = metrics
 			// Secrets come from the environment, never from flags, which
@@ -62,7 +73,39 @@ CRDs first with converge install.`,
 	fs.IntVar(&o.Concurrency, "concurrency", 4, "Applications reconciled at once")
 	fs.DurationVar(&o.Interval, "interval", 3*time.Minute, "how often each Application is compared with Git")
 	fs.StringVar(&metrics, "metrics-addr", "", "address for Prometheus metrics, e.g. :8080 (default: off)")
+	fs.StringVar(&healthCM, "health-configmap", "", "NAMESPACE/NAME of a ConfigMap with custom health rules: keys\n"+
+		"resource.customizations.health.<group>_<kind> (Lua) and healthCheckExprs (CEL); read at start")
 	fs.StringVar(&o.WebhookAddr, "webhook-addr", "", "address of the Git push receiver (POST /api/webhook), e.g. :8081 (default: off);\n"+
 		"secrets from $CONVERGE_WEBHOOK_GITHUB_SECRET, $CONVERGE_WEBHOOK_GITLAB_SECRET, $CONVERGE_WEBHOOK_GITEA_SECRET")
 	return cmd
+}
+
+// healthRules reads custom health rules from a ConfigMap; "" means none.
+// A bad rule stops the controller at start rather than misjudging health
+// later.
+func healthRules(ctx context.Context, cfg *rest.Config, ref string) (*health.Rules, error) {
+	if ref == "" {
+		return nil, nil
+	}
+	ns, name, ok := strings.Cut(ref, "/")
+	if !ok || ns == "" || name == "" {
+		return nil, fmt.Errorf("--health-configmap %q: want NAMESPACE/NAME", ref)
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	cm, err := cs.CoreV1().ConfigMaps(ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("health rules: ConfigMap %s: %w", ref, err)
+	}
+	c, err := health.ConfigFromConfigMap(ref, cm.Data)
+	if err != nil {
+		return nil, err
+	}
+	rules, err := health.NewRules(c)
+	if err != nil {
+		return nil, fmt.Errorf("health rules in ConfigMap %s: %w", ref, err)
+	}
+	return rules, nil
 }

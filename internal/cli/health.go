@@ -25,13 +25,15 @@ type healthEntry struct {
 }
 
 func newHealthCmd() *cobra.Command {
-	var file, output string
+	var file, output, rulesFile string
 	cmd := &cobra.Command{
 		Use:   "health -f FILE",
 		Short: "Assess the health of the objects in a file, offline",
 		Long: `Assess every object in a YAML or JSON file (or - for stdin) with the same
 rules the engine uses: built-in rules for core kinds, then the generic
-status-conditions rule for custom resources.`,
+status-conditions rule for custom resources. --rules adds custom rules in
+front: CEL checks (healthCheckExprs, Flux's form) and Lua scripts
+(lua: {"<group>_<kind>": script}, Argo CD's contract).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if file == "" {
@@ -45,10 +47,24 @@ status-conditions rule for custom resources.`,
 			if err != nil {
 				return err
 			}
+			var rules *health.Rules
+			if rulesFile != "" {
+				raw, err := os.ReadFile(rulesFile)
+				if err != nil {
+					return fmt.Errorf("health rules: %w", err)
+				}
+				cfg, err := health.ConfigFromFile(rulesFile, raw)
+				if err != nil {
+					return err
+				}
+				if rules, err = health.NewRules(cfg); err != nil {
+					return fmt.Errorf("%s: %w", rulesFile, err)
+				}
+			}
 			entries := make([]healthEntry, 0, len(objs))
 			for _, d := range objs {
 				o := d.Object
-				r, ok := health.Assess(o)
+				r, ok := rules.Assess(o)
 				if !ok {
 					r.Message = "no health rule for " + o.GroupVersionKind().GroupKind().String()
 				}
@@ -58,6 +74,7 @@ status-conditions rule for custom resources.`,
 		},
 	}
 	cmd.Flags().StringVarP(&file, "filename", "f", "", "file to read, or - for stdin")
+	cmd.Flags().StringVar(&rulesFile, "rules", "", "custom health rules (YAML: healthCheckExprs, lua)")
 	cmd.Flags().StringVarP(&output, "output", "o", "", "output format: json or yaml (default: a table)")
 	return cmd
 }

@@ -14,6 +14,7 @@ import (
 
 	"converge.dev/converge/internal/cluster"
 	"converge.dev/converge/internal/diff"
+	"converge.dev/converge/internal/health"
 	"converge.dev/converge/internal/object"
 	"converge.dev/converge/internal/render"
 	"converge.dev/converge/internal/render/helm"
@@ -72,6 +73,9 @@ type Options struct {
 	Cluster *cluster.Client
 	// KubeVersion is passed to Helm when there is no Cluster to ask.
 	KubeVersion string
+	// Health holds custom health rules (CEL, Lua) in front of the
+	// built-in ones. If nil, only the built-in rules apply.
+	Health *health.Rules
 }
 
 // Engine runs units. It is safe for concurrent use.

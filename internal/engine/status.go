@@ -63,7 +63,7 @@ func (e *Engine) Status(ctx context.Context, u Unit) (UnitStatus, error) {
 			st.Synced = false
 		}
 		if s.Live != nil {
-			if r, ok := health.Assess(s.Live); ok {
+			if r, ok := e.o.Health.Assess(s.Live); ok {
 				os.Health, os.Message = r.Status, r.Message
 			}
 		}

@@ -76,7 +76,7 @@ func (e *Engine) Sync(ctx context.Context, u Unit, o SyncOptions) (Report, error
 	if err != nil || o.DryRun {
 		return rep, err
 	}
-	res, err := apply.Run(ctx, target{e.o.Cluster, o.Force}, rep.Plan, apply.Options{Wait: o.Wait})
+	res, err := apply.Run(ctx, target{e.o.Cluster, o.Force}, rep.Plan, apply.Options{Wait: o.Wait, Health: e.o.Health.Assess})
 	rep.Events, rep.Hooks = res.Events, res.Hooks
 	if err != nil {
 		return rep, fmt.Errorf("unit %s: sync: %w", u.Name, err)
