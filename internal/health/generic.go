@@ -63,10 +63,14 @@ var doneTypes = []string{"Ready", "Available", "Succeeded", "Complete", "Complet
 // progressWords in a condition's reason say a False condition is on its
 // way rather than failed.
 var progressWords = []string{"progress", "creating", "pending", "waiting", "reconciling", "updating", "provisioning",
-	"initializ", "scaling", "starting", "restoring", "notcomplete", "unpacking", "deploying", "installing", "rolling"}
+	"initializ", "scaling", "starting", "restoring", "notcomplete", "unpacking", "deploying", "installing", "rolling",
+	"cloning", "notready", "reconcil"}
 
 func isProgressReason(reason string) bool {
 	r := strings.ToLower(reason)
+	if strings.Contains(r, "fail") || strings.Contains(r, "error") {
+		return false
+	}
 	for _, w := range progressWords {
 		if strings.Contains(r, w) {
 			return true
