@@ -36,18 +36,56 @@ type condition struct {
 	Status  string `json:"status"`
 	Reason  string `json:"reason"`
 	Message string `json:"message"`
+	// ObservedGeneration is the generation the condition was set for,
+	// where the controller records it.
+	ObservedGeneration int64 `json:"observedGeneration"`
 }
 
 // conditions reads status.conditions, or nil if there are none.
 func conditions(obj *unstructured.Unstructured) []condition {
-	raw, ok, _ := unstructured.NestedSlice(obj.Object, "status", "conditions")
-	if !ok {
+	raw, ok, _ := unstructured.NestedFieldNoCopy(obj.Object, "status", "conditions")
+	list, _ := raw.([]any)
+	if !ok || list == nil {
 		return nil
 	}
-	data, _ := json.Marshal(raw)
-	var out []condition
-	json.Unmarshal(data, &out)
+	// Read field by field: one odd value (a number where a string is
+	// expected) must not hide every condition.
+	out := make([]condition, 0, len(list))
+	for _, item := range list {
+		m, ok := item.(map[string]any)
+		if !ok {
+			continue
+		}
+		c := condition{Type: fmt.Sprint(orNil(m["type"])), Status: conditionStatus(m["status"]),
+			Reason: fmt.Sprint(orNil(m["reason"])), Message: fmt.Sprint(orNil(m["message"]))}
+		switch g := m["observedGeneration"].(type) {
+		case int64:
+			c.ObservedGeneration = g
+		case float64:
+			c.ObservedGeneration = int64(g)
+		}
+		out = append(out, c)
+	}
 	return out
+}
+
+// conditionStatus spells a condition's status as the API does, whatever
+// the manifest wrote: an unquoted YAML true is the bool true.
+func conditionStatus(v any) string {
+	s := fmt.Sprint(orNil(v))
+	for _, w := range []string{"True", "False", "Unknown"} {
+		if strings.EqualFold(s, w) {
+			return w
+		}
+	}
+	return s
+}
+
+func orNil(v any) any {
+	if v == nil {
+		return ""
+	}
+	return v
 }
 
 func apiService(obj *unstructured.Unstructured) (Result, error) {

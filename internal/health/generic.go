@@ -15,9 +15,6 @@ import (
 // health is invented for it; a kind run by a well-known operator with no
 // status yet is Progressing (see awaitsStatus).
 func Generic(obj *unstructured.Unstructured) (Result, bool) {
-	if obj.GetDeletionTimestamp() != nil {
-		return Result{Progressing, "Pending deletion"}, true
-	}
 	st, hasStatus := obj.Object["status"].(map[string]any)
 	if !hasStatus || len(st) == 0 {
 		if awaitsStatus(obj) {
@@ -25,10 +22,12 @@ func Generic(obj *unstructured.Unstructured) (Result, bool) {
 		}
 		return Result{}, false
 	}
-	if og, ok, _ := unstructured.NestedInt64(obj.Object, "status", "observedGeneration"); ok && og < obj.GetGeneration() {
+	// A negative observedGeneration (Flux's -1) means "never observed";
+	// the conditions still say why.
+	if og, ok := num(obj, "status", "observedGeneration"); ok && og >= 0 && og < obj.GetGeneration() {
 		return Result{Progressing, fmt.Sprintf("Waiting for the controller to observe generation %d (observed %d)", obj.GetGeneration(), og)}, true
 	}
-	if r, ok := byConditions(conditions(obj)); ok {
+	if r, ok := byConditions(conditions(obj), obj.GetGeneration()); ok {
 		return r, true
 	}
 	if r, ok := phase(obj); ok {
@@ -52,19 +51,25 @@ var troubleTypes = map[string]bool{
 	"Stalled": true, "Failed": true, "Failure": true, "Error": true, "Errored": true, "Invalid": true,
 	"NotReady": true, "SpecError": true, "SubmissionError": true, "ErrorOccurred": true, "HasErrors": true,
 	"Orphan": true, "InstallPlanFailed": true, "ResolutionFailed": true, "Degraded": true, "ReconcileError": true,
+	"Fallback": true,
 }
 
 // doneTypes are condition types whose True status means the object
 // reached its desired state, in the order they are trusted.
 var doneTypes = []string{"Ready", "Available", "Succeeded", "Complete", "Completed", "Synced", "Valid", "Accepted",
 	"Healthy", "Deployed", "Established", "Programmed", "Compliant", "Successful", "RemoteSynced", "Discoverable",
-	"ResourcesApplied", "Installed", "Reconciled"}
+	"ResourcesApplied", "Installed", "Reconciled", "DashboardSynchronized", "FolderSynchronized", "Promoted"}
 
 // progressWords in a condition's reason say a False condition is on its
 // way rather than failed.
 var progressWords = []string{"progress", "creating", "pending", "waiting", "reconciling", "updating", "provisioning",
 	"initializ", "scaling", "starting", "restoring", "notcomplete", "unpacking", "deploying", "installing", "rolling",
-	"cloning", "notready", "reconcil"}
+	"cloning", "reconcil"}
+
+func isErrorReason(reason string) bool {
+	r := strings.ToLower(reason)
+	return strings.Contains(r, "fail") || strings.Contains(r, "error")
+}
 
 func isProgressReason(reason string) bool {
 	r := strings.ToLower(reason)
@@ -82,7 +87,7 @@ func isProgressReason(reason string) bool {
 // byConditions reads the condition conventions. Trouble first, then
 // suspension, then the first done-type condition present; a Reconciling
 // or Progressing condition alone is in progress.
-func byConditions(conds []condition) (Result, bool) {
+func byConditions(conds []condition, generation int64) (Result, bool) {
 	if len(conds) == 0 {
 		return Result{}, false
 	}
@@ -103,15 +108,21 @@ func byConditions(conds []condition) (Result, bool) {
 			return Result{Suspended, message(c)}, true
 		}
 	}
-	progressing := is("Reconciling", "True") || is("Progressing", "True")
+	// Flux retries a failed reconcile with Reconciling=True and reason
+	// ProgressingWithRetry: that is a failure being retried, not progress.
+	progressing := (is("Reconciling", "True") && byType["Reconciling"].Reason != "ProgressingWithRetry") || is("Progressing", "True")
 	for _, typ := range doneTypes {
 		c, ok := byType[typ]
 		if !ok {
 			continue
 		}
 		switch {
+		case c.ObservedGeneration > 0 && c.ObservedGeneration < generation:
+			return Result{Progressing, fmt.Sprintf("Waiting for %s to be updated for generation %d", typ, generation)}, true
 		case c.Status == "True":
 			return Result{Healthy, c.Message}, true
+		case c.Status == "Unknown" && isErrorReason(c.Reason):
+			return Result{Degraded, message(c)}, true
 		case c.Status == "Unknown" || c.Status == "" || progressing || isProgressReason(c.Reason):
 			return Result{Progressing, message(c)}, true
 		default:
