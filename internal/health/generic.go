@@ -153,9 +153,9 @@ var phaseWords = map[string]Status{
 	"deploying": Progressing, "updating": Progressing, "upgrading": Progressing, "restarting": Progressing,
 	"scalingup": Progressing, "scalingdown": Progressing, "inprogress": Progressing, "progressing": Progressing,
 	"reconciling": Progressing, "starting": Progressing, "waiting": Progressing, "upgradepending": Progressing,
-	"yellow": Progressing,
+	"yellow":        Progressing,
 	"notreconciled": Progressing, "compliant": Healthy, "noncompliant": Degraded, "valid": Healthy,
-	"ready":  Healthy, "available": Healthy, "succeeded": Healthy, "successful": Healthy, "completed": Healthy,
+	"ready": Healthy, "available": Healthy, "succeeded": Healthy, "successful": Healthy, "completed": Healthy,
 	"complete": Healthy, "bound": Healthy, "active": Healthy, "healthy": Healthy, "green": Healthy,
 	"paused": Suspended, "suspended": Suspended,
 }
