@@ -171,6 +171,7 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app *v1alpha1.App
 		}
 	}
 	argocd.WriteStatus(app, st, now)
+	argocd.SetCondition(app, "SharedResourceWarning", sharedResources(st, r.Engine.ClaimsOn(unit.Name)), now)
 	if !st.Synced || (st.Health != health.Healthy && st.Health != health.Suspended) {
 		// Still converging: look again soon rather than at the interval.
 		return ctrl.Result{RequeueAfter: 2 * time.Second}, nil
@@ -359,4 +360,20 @@ func (r *ApplicationReconciler) clearRefresh(ctx context.Context, app *v1alpha1.
 	}
 	patch := client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"annotations":{"`+RefreshAnnotation+`":null}}}`))
 	return r.Client.Patch(ctx, app.DeepCopy(), patch)
+}
+
+// sharedResources names the objects another unit (another Application, a
+// Flux Kustomization) applied: they are left alone, and said so, as Argo
+// CD's SharedResourceWarning does.
+func sharedResources(st engine.UnitStatus, claimed []string) string {
+	out := claimed
+	for _, o := range st.Objects {
+		if o.Sync == "Conflict" {
+			out = append(out, fmt.Sprintf("%s is %s and was not applied", o.Ref, o.Message))
+		}
+	}
+	if len(out) == 0 {
+		return ""
+	}
+	return "shared with another unit: " + strings.Join(out, "; ")
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr/funcr"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -92,6 +93,9 @@ func startController(t testing.TB) client.Client {
 		o := Options{Engine: eng, Interval: 10 * time.Minute, WebhookAddr: "127.0.0.1:0",
 			WebhookSecrets: webhook.Secrets{Gitea: giteaSecret, GitHub: githubSecret},
 			WebhookReady:   func(a net.Addr) { webhookURL <- "http://" + a.String() + WebhookPath }}
+		if os.Getenv("CONVERGE_TEST_LOG") != "" {
+			o.Logger = funcr.New(func(p, a string) { fmt.Fprintln(os.Stderr, p, a) }, funcr.Options{})
+		}
 		if err := Run(ctx, cfg, o); err != nil {
 			fmt.Fprintln(os.Stderr, "controller:", err)
 		}

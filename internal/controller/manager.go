@@ -15,6 +15,8 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"converge.dev/converge/internal/api/argocd/v1alpha1"
+	kustomizev1 "converge.dev/converge/internal/api/fluxcd/kustomize/v1"
+	sourcev1 "converge.dev/converge/internal/api/fluxcd/source/v1"
 	"converge.dev/converge/internal/engine"
 	"converge.dev/converge/internal/webhook"
 )
@@ -57,6 +59,12 @@ func Scheme() (*runtime.Scheme, error) {
 	if err := v1alpha1.AddToScheme(s); err != nil {
 		return nil, err
 	}
+	if err := sourcev1.AddToScheme(s); err != nil {
+		return nil, err
+	}
+	if err := kustomizev1.AddToScheme(s); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -86,6 +94,12 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 		Recorder: mgr.GetEventRecorder("converge-controller")}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("application controller: %w", err)
+	}
+	if err := (&GitRepositoryReconciler{Client: mgr.GetClient(), Engine: o.Engine}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("gitrepository controller: %w", err)
+	}
+	if err := (&KustomizationReconciler{Client: mgr.GetClient(), Engine: o.Engine}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("kustomization controller: %w", err)
 	}
 	if o.WebhookAddr != "" {
 		h := &webhookHandler{reader: mgr.GetClient(), writer: mgr.GetClient(), secrets: o.WebhookSecrets}

@@ -87,6 +87,7 @@ type Engine struct {
 
 	predictions predictionCache
 	inventories inventoryMemo
+	claims      claims
 }
 
 // New returns an Engine.
@@ -175,4 +176,15 @@ func (e *Engine) Forget(repoURL string) {
 	if e.o.Fetcher != nil {
 		e.o.Fetcher.Forget(repoURL)
 	}
+}
+
+// Resolve fetches a repository at a revision and returns the commit,
+// as a source reconciler publishes it. The snapshot stays in the cache
+// for the units that render it next.
+func (e *Engine) Resolve(ctx context.Context, repoURL, revision string, auth git.Auth) (string, error) {
+	snap, err := e.o.Fetcher.Fetch(ctx, repoURL, source.ParseRevision(revision), auth)
+	if err != nil {
+		return "", err
+	}
+	return snap.Revision, nil
 }

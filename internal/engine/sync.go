@@ -129,6 +129,7 @@ func (e *Engine) plan(ctx context.Context, u Unit, o SyncOptions) (Report, error
 	if err != nil {
 		return Report{}, fmt.Errorf("unit %s: %w", u.Name, err)
 	}
+	e.claims.record(u.Name, p)
 	return Report{Unit: u.Name, Revision: r.Revision, Plan: p}, nil
 }
 

@@ -1,0 +1,97 @@
+package v1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Kustomization builds a path of a source (a kustomization or plain
+// manifests), applies it, prunes what it no longer holds and waits for
+// readiness.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:resource:shortName=ks
+// +kubebuilder:subresource:status
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].message`
+type Kustomization struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+	Spec              KustomizationSpec   `json:"spec,omitempty"`
+	Status            KustomizationStatus `json:"status,omitempty"`
+}
+
+// KustomizationSpec is what to apply.
+//
+// +kubebuilder:pruning:PreserveUnknownFields
+type KustomizationSpec struct {
+	// SourceRef names the source (a GitRepository).
+	SourceRef CrossNamespaceSourceReference `json:"sourceRef"`
+	// Path is the folder in the source. Default the root.
+	Path string `json:"path,omitempty"`
+	// Interval is how often the path is applied again.
+	Interval metav1.Duration `json:"interval"`
+	// RetryInterval is the wait after a failure. Default Interval.
+	RetryInterval *metav1.Duration `json:"retryInterval,omitempty"`
+	// Timeout bounds apply and health waits. Default Interval.
+	Timeout *metav1.Duration `json:"timeout,omitempty"`
+	// Prune deletes what the path no longer holds.
+	Prune bool `json:"prune"`
+	// Wait holds Ready until every applied object is healthy.
+	Wait bool `json:"wait,omitempty"`
+	// DependsOn are Kustomizations that must be Ready first.
+	DependsOn []DependencyReference `json:"dependsOn,omitempty"`
+	// TargetNamespace is set on every namespaced object.
+	TargetNamespace string `json:"targetNamespace,omitempty"`
+	// Suspend stops reconciling.
+	Suspend bool `json:"suspend,omitempty"`
+	// Force recreates objects whose immutable fields changed.
+	Force bool `json:"force,omitempty"`
+}
+
+// CrossNamespaceSourceReference names a source.
+type CrossNamespaceSourceReference struct {
+	APIVersion string `json:"apiVersion,omitempty"`
+	// Kind is GitRepository.
+	Kind      string `json:"kind"`
+	Name      string `json:"name"`
+	Namespace string `json:"namespace,omitempty"`
+}
+
+// DependencyReference names a Kustomization, in this namespace if none
+// is given.
+type DependencyReference struct {
+	Name      string `json:"name"`
+	Namespace string `json:"namespace,omitempty"`
+}
+
+// KustomizationStatus is Flux's status shape.
+type KustomizationStatus struct {
+	ObservedGeneration    int64              `json:"observedGeneration,omitempty"`
+	Conditions            []metav1.Condition `json:"conditions,omitempty"`
+	LastAppliedRevision   string             `json:"lastAppliedRevision,omitempty"`
+	LastAttemptedRevision string             `json:"lastAttemptedRevision,omitempty"`
+	Inventory             *ResourceInventory `json:"inventory,omitempty"`
+	// LastHandledReconcileAt is the reconcile.fluxcd.io/requestedAt
+	// value last honoured.
+	LastHandledReconcileAt string `json:"lastHandledReconcileAt,omitempty"`
+}
+
+// ResourceInventory lists what was applied, as Flux writes it.
+type ResourceInventory struct {
+	Entries []ResourceRef `json:"entries"`
+}
+
+// ResourceRef is "<namespace>_<name>_<group>_<kind>" and the version.
+type ResourceRef struct {
+	ID      string `json:"id"`
+	Version string `json:"v"`
+}
+
+// +kubebuilder:object:root=true
+
+// KustomizationList is a list of Kustomizations.
+type KustomizationList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []Kustomization `json:"items"`
+}

@@ -1,0 +1,24 @@
+// Package v1 holds the Go types of Flux's source.toolkit.fluxcd.io/v1
+// GitRepository, as far as converge supports it, so that existing
+// manifests run unchanged. Unsupported fields are kept (the schema
+// preserves unknown fields) and reported by name in a condition.
+//
+// +kubebuilder:object:generate=true
+// +groupName=source.toolkit.fluxcd.io
+package v1
+
+import (
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/controller-runtime/pkg/scheme"
+)
+
+// GroupVersion is source.toolkit.fluxcd.io/v1.
+var GroupVersion = schema.GroupVersion{Group: "source.toolkit.fluxcd.io", Version: "v1"}
+
+// SchemeBuilder registers the types with a runtime.Scheme.
+var SchemeBuilder = &scheme.Builder{GroupVersion: GroupVersion}
+
+// AddToScheme adds the types to a scheme.
+var AddToScheme = SchemeBuilder.AddToScheme
+
+func init() { SchemeBuilder.Register(&GitRepository{}, &GitRepositoryList{}) }

@@ -1,0 +1,304 @@
+package controller
+
+import (
+	"context"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	"converge.dev/converge/internal/api/argocd/v1alpha1"
+	kustomizev1 "converge.dev/converge/internal/api/fluxcd/kustomize/v1"
+	sourcev1 "converge.dev/converge/internal/api/fluxcd/source/v1"
+	"converge.dev/converge/internal/clustertest"
+	"converge.dev/converge/internal/dialect/flux"
+	"converge.dev/converge/internal/gittest"
+)
+
+// applyYAML creates every document of a file, after replacing words.
+func applyYAML(t *testing.T, c client.Client, path string, replace ...string) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.NewReplacer(replace...).Replace(string(data))
+	for _, doc := range strings.Split(text, "\n---\n") {
+		var obj client.Object
+		switch {
+		case strings.Contains(doc, "\nkind: Kustomization"):
+			obj = &kustomizev1.Kustomization{}
+		case strings.Contains(doc, "\nkind: GitRepository"):
+			obj = &sourcev1.GitRepository{}
+		default:
+			t.Fatalf("%s: unexpected document", path)
+		}
+		if err := yaml.Unmarshal([]byte(doc), obj); err != nil {
+			t.Fatal(err)
+		}
+		create(t, c, obj)
+	}
+}
+
+func ensureNamespace(t *testing.T, c client.Client, name string) {
+	t.Helper()
+	err := c.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+}
+
+func waitKustomization(t *testing.T, c client.Client, ns, name, what string, cond func(*kustomizev1.Kustomization) bool) *kustomizev1.Kustomization {
+	t.Helper()
+	ks := &kustomizev1.Kustomization{}
+	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+		if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, ks); err != nil {
+			return false, nil
+		}
+		return cond(ks), nil
+	})
+	if err != nil {
+		out, _ := yaml.Marshal(ks.Status)
+		t.Fatalf("waiting for Kustomization %s/%s to be %s: %v\nstatus:\n%s", ns, name, what, err, out)
+	}
+	return ks
+}
+
+func isReady(conds []metav1.Condition) bool {
+	return meta.IsStatusConditionTrue(conds, flux.ReadyCondition)
+}
+
+// TestSeedFluxKustomization: the seed's §4.1 GitRepository and
+// Kustomization, unchanged but for the URL, reach Ready with Flux's
+// status shape; a source that becomes unreachable turns the
+// GitRepository Ready=False with a clear reason, and nothing is pruned.
+func TestSeedFluxKustomization(t *testing.T) {
+	c, repo := setup(t)
+	ctx := context.Background()
+	ensureNamespace(t, c, "flux-system")
+	applyYAML(t, c, "testdata/flux/seed-4.1.yaml", "https://git.example.com/platform/config.git", gittest.FileURL(repo.Bare))
+
+	ks := waitKustomization(t, c, "flux-system", "orders-api-prod", "Ready", func(k *kustomizev1.Kustomization) bool { return isReady(k.Status.Conditions) })
+	src := &sourcev1.GitRepository{}
+	if err := c.Get(ctx, types.NamespacedName{Namespace: "flux-system", Name: "platform-config"}, src); err != nil {
+		t.Fatal(err)
+	}
+	if src.Status.Artifact == nil || !strings.HasPrefix(src.Status.Artifact.Revision, "main@sha1:") || !isReady(src.Status.Conditions) {
+		t.Errorf("GitRepository status: %+v", src.Status)
+	}
+	if ks.Status.LastAppliedRevision != src.Status.Artifact.Revision || ks.Status.LastAttemptedRevision != ks.Status.LastAppliedRevision ||
+		ks.Status.ObservedGeneration != ks.Generation || ks.Status.Inventory == nil || len(ks.Status.Inventory.Entries) != 3 {
+		out, _ := yaml.Marshal(ks.Status)
+		t.Errorf("Kustomization status shape:\n%s", out)
+	}
+	if r := meta.FindStatusCondition(ks.Status.Conditions, flux.ReadyCondition); r.Reason != flux.ReconciliationSucceededReason ||
+		r.Message != "Applied revision: "+src.Status.Artifact.Revision {
+		t.Errorf("Ready condition: %+v", r)
+	}
+	dep := &appsv1.Deployment{}
+	if err := c.Get(ctx, types.NamespacedName{Namespace: "default", Name: "orders-api"}, dep); err != nil || dep.Status.AvailableReplicas == 0 {
+		t.Fatalf("orders-api Deployment: %v, available %d (wait: true waits for it)", err, dep.Status.AvailableReplicas)
+	}
+
+	// The source goes away.
+	if err := os.Rename(repo.Bare, repo.Bare+".gone"); err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range []client.Object{src, ks} {
+		patch := client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"annotations":{"`+ReconcileRequestAnnotation+`":"`+time.Now().String()+`"}}}`))
+		if err := c.Patch(ctx, o, patch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		c.Get(ctx, types.NamespacedName{Namespace: "flux-system", Name: "platform-config"}, src)
+		r := meta.FindStatusCondition(src.Status.Conditions, flux.ReadyCondition)
+		return r != nil && r.Status == metav1.ConditionFalse, nil
+	})
+	if err != nil {
+		t.Fatalf("GitRepository still Ready after its repository went away: %+v", src.Status.Conditions)
+	}
+	r := meta.FindStatusCondition(src.Status.Conditions, flux.ReadyCondition)
+	if r.Reason != flux.GitOperationFailedReason || !strings.Contains(r.Message, "apps.git") {
+		t.Errorf("Ready=False reason %q message %q; want GitOperationFailed naming the repository", r.Reason, r.Message)
+	}
+	if src.Status.Artifact == nil {
+		t.Error("the last artifact was dropped")
+	}
+	time.Sleep(2 * time.Second) // time for a wrong prune to happen
+	for _, name := range []string{"orders-api", "orders-api-config"} {
+		var o client.Object = &appsv1.Deployment{}
+		if name == "orders-api-config" {
+			o = &corev1.ConfigMap{}
+		}
+		if err := c.Get(ctx, types.NamespacedName{Namespace: "default", Name: name}, o); err != nil {
+			t.Errorf("%s after the source became unreachable: %v", name, err)
+		}
+	}
+}
+
+// TestFluxDependsOn: the seed's §4.3. platform-apps waits for
+// platform-crds and platform-policies; each starts as soon as its
+// dependencies are Ready, driven by their Ready events (intervals are 10
+// minutes here, Flux's fixed dependency retry would be 30s).
+func TestFluxDependsOn(t *testing.T) {
+	c, repo := setup(t)
+	ctx := context.Background()
+	ns := clustertest.Namespace(t)
+	repo.Commit("platform", map[string]string{
+		"clusters/prod/crds/crd.yaml": `apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: widgets.deps.example.com}
+spec:
+  group: deps.example.com
+  names: {kind: Widget, plural: widgets}
+  scope: Namespaced
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: widget-operator, namespace: ` + ns + `}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: widget-operator}}
+  template:
+    metadata: {labels: {app: widget-operator}, annotations: {sim.converge.dev/delay: 2s}}
+    spec: {containers: [{name: op, image: example/widget-operator:1}]}
+`,
+		"clusters/prod/policies/policy.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: policy, namespace: " + ns + "}\ndata: {mode: enforce}\n",
+		"clusters/prod/apps/app.yaml": "apiVersion: deps.example.com/v1\nkind: Widget\nmetadata: {name: app, namespace: " + ns + "}\nspec: {size: 1}\n" +
+			"---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: app, namespace: " + ns + "}\ndata: {k: v}\n",
+	})
+	repo.Publish()
+
+	var mu sync.Mutex
+	seen := map[string]time.Time{}
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			for _, name := range []string{"platform-crds", "platform-policies", "platform-apps"} {
+				ks := &kustomizev1.Kustomization{}
+				if c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, ks) == nil && isReady(ks.Status.Conditions) {
+					mu.Lock()
+					if seen[name].IsZero() {
+						seen[name] = time.Now()
+					}
+					mu.Unlock()
+				}
+			}
+			if c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "policy"}, &corev1.ConfigMap{}) == nil {
+				mu.Lock()
+				if seen["policy applied"].IsZero() {
+					seen["policy applied"] = time.Now()
+				}
+				mu.Unlock()
+			}
+			if c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "app"}, &corev1.ConfigMap{}) == nil {
+				mu.Lock()
+				if seen["app applied"].IsZero() {
+					seen["app applied"] = time.Now()
+				}
+				mu.Unlock()
+			}
+		}
+	}()
+	applyYAML(t, c, "testdata/flux/seed-4.3.yaml", "NAMESPACE", ns, "REPO_URL", gittest.FileURL(repo.Bare))
+	start := time.Now()
+	waitKustomization(t, c, ns, "platform-apps", "Ready", func(k *kustomizev1.Kustomization) bool { return isReady(k.Status.Conditions) })
+	took := time.Since(start)
+	time.Sleep(200 * time.Millisecond)
+	mu.Lock()
+	defer mu.Unlock()
+	order := func(a, b string) {
+		if seen[a].IsZero() || seen[b].IsZero() || !seen[a].Before(seen[b]) {
+			t.Errorf("%s (%s) must come before %s (%s)", a, seen[a].Format("15:04:05.000"), b, seen[b].Format("15:04:05.000"))
+		}
+	}
+	order("platform-crds", "policy applied")
+	order("platform-crds", "app applied")
+	order("platform-policies", "app applied")
+	t.Logf("crds Ready +%s, policies Ready +%s, apps Ready +%s", seen["platform-crds"].Sub(start).Round(10*time.Millisecond),
+		seen["platform-policies"].Sub(start).Round(10*time.Millisecond), seen["platform-apps"].Sub(start).Round(10*time.Millisecond))
+	if took > 25*time.Second {
+		t.Errorf("platform-apps took %s: dependencies must wake it on their Ready event, not on a retry timer", took)
+	}
+	ks := &kustomizev1.Kustomization{}
+	c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "platform-apps"}, ks)
+	if ks.Status.Inventory == nil || len(ks.Status.Inventory.Entries) != 2 {
+		t.Errorf("platform-apps inventory: %+v", ks.Status.Inventory)
+	}
+}
+
+// TestOneOwnerAcrossDialects: an object an Argo CD Application applied
+// is refused to a Flux Kustomization that renders it too, with a
+// condition on both, and left as the Application applied it.
+func TestOneOwnerAcrossDialects(t *testing.T) {
+	c, repo := setup(t)
+	ctx := context.Background()
+	ns := clustertest.Namespace(t)
+	repo.Commit("shared", map[string]string{"shared/cm.yaml": configMapYAML("shared", "v1")})
+	repo.Publish()
+	create(t, c, &v1alpha1.AppProject{
+		ObjectMeta: metav1.ObjectMeta{Name: "default", Namespace: ns},
+		Spec: v1alpha1.AppProjectSpec{SourceRepos: []string{"*"},
+			Destinations: []v1alpha1.ApplicationDestination{{Server: "*", Namespace: "*"}}},
+	})
+	create(t, c, app(ns, "argo-owner", gittest.FileURL(repo.Bare), "shared", nil))
+	waitNamed(t, c, ns, "argo-owner", "Synced", func(a *v1alpha1.Application) bool { return a.Status.Sync.Status == "Synced" })
+
+	create(t, c, &sourcev1.GitRepository{ObjectMeta: metav1.ObjectMeta{Name: "shared", Namespace: ns},
+		Spec: sourcev1.GitRepositorySpec{URL: gittest.FileURL(repo.Bare), Interval: metav1.Duration{Duration: time.Minute}}})
+	create(t, c, &kustomizev1.Kustomization{ObjectMeta: metav1.ObjectMeta{Name: "flux-claimer", Namespace: ns},
+		Spec: kustomizev1.KustomizationSpec{SourceRef: kustomizev1.CrossNamespaceSourceReference{Kind: "GitRepository", Name: "shared"},
+			Path: "./shared", TargetNamespace: ns, Prune: true, Interval: metav1.Duration{Duration: time.Minute}}})
+	ks := waitKustomization(t, c, ns, "flux-claimer", "refused", func(k *kustomizev1.Kustomization) bool {
+		r := meta.FindStatusCondition(k.Status.Conditions, flux.ReadyCondition)
+		return r != nil && r.Reason == flux.OwnershipConflictReason
+	})
+	if r := meta.FindStatusCondition(ks.Status.Conditions, flux.ReadyCondition); !strings.Contains(r.Message, "argocd."+ns+".argo-owner") {
+		t.Errorf("condition does not name the owner: %s", r.Message)
+	}
+	// The Application learns of the claim at its next comparison.
+	refresh := client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"annotations":{"argocd.argoproj.io/refresh":"normal"}}}`))
+	if err := c.Patch(ctx, &v1alpha1.Application{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "argo-owner"}}, refresh); err != nil {
+		t.Fatal(err)
+	}
+	argo := waitNamed(t, c, ns, "argo-owner", "warned", func(a *v1alpha1.Application) bool {
+		for _, cond := range a.Status.Conditions {
+			if cond.Type == "SharedResourceWarning" && strings.Contains(cond.Message, "flux."+ns+".flux-claimer") {
+				return true
+			}
+		}
+		return false
+	})
+	t.Logf("Application condition: %+v", argo.Status.Conditions)
+	if v := configMapValue(c, ns, "shared"); v != "v1" {
+		t.Errorf("shared ConfigMap value %q", v)
+	}
+	cm := &corev1.ConfigMap{}
+	c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "shared"}, cm)
+	if owner := cm.Annotations["converge.dev/owner"]; owner != "argocd."+ns+".argo-owner" {
+		t.Errorf("owner changed to %q", owner)
+	}
+}

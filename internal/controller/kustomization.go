@@ -1,0 +1,221 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	kustomizev1 "converge.dev/converge/internal/api/fluxcd/kustomize/v1"
+	sourcev1 "converge.dev/converge/internal/api/fluxcd/source/v1"
+	"converge.dev/converge/internal/dialect/flux"
+	"converge.dev/converge/internal/engine"
+	"converge.dev/converge/internal/plan"
+	"converge.dev/converge/internal/source"
+)
+
+// Index keys for the watches that make Kustomizations event-driven.
+const (
+	sourceIndex    = "converge.dev/sourceRef"
+	dependsOnIndex = "converge.dev/dependsOn"
+)
+
+// KustomizationReconciler applies Flux Kustomizations with the engine.
+// A new artifact of its source, and a dependency becoming Ready, wake it
+// at once: dependsOn does not wait for a fixed retry interval.
+type KustomizationReconciler struct {
+	Client client.Client
+	Engine *engine.Engine
+}
+
+// SetupWithManager registers the reconciler and its watches.
+func (r *KustomizationReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	ctx := context.Background()
+	idx := mgr.GetFieldIndexer()
+	if err := idx.IndexField(ctx, &kustomizev1.Kustomization{}, sourceIndex, func(o client.Object) []string {
+		ks := o.(*kustomizev1.Kustomization)
+		return []string{orDefault(ks.Spec.SourceRef.Namespace, ks.Namespace) + "/" + ks.Spec.SourceRef.Name}
+	}); err != nil {
+		return err
+	}
+	if err := idx.IndexField(ctx, &kustomizev1.Kustomization{}, dependsOnIndex, func(o client.Object) []string {
+		ks := o.(*kustomizev1.Kustomization)
+		var out []string
+		for _, d := range ks.Spec.DependsOn {
+			out = append(out, orDefault(d.Namespace, ks.Namespace)+"/"+d.Name)
+		}
+		return out
+	}); err != nil {
+		return err
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&kustomizev1.Kustomization{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		Watches(&sourcev1.GitRepository{}, handler.EnqueueRequestsFromMapFunc(r.bySource)).
+		Watches(&kustomizev1.Kustomization{}, handler.EnqueueRequestsFromMapFunc(r.byDependency),
+			builder.WithPredicates(readyChanged{})).
+		Complete(r)
+}
+
+func (r *KustomizationReconciler) list(ctx context.Context, index, key string) []reconcile.Request {
+	var list kustomizev1.KustomizationList
+	if err := r.Client.List(ctx, &list, client.MatchingFields{index: key}); err != nil {
+		return nil
+	}
+	out := make([]reconcile.Request, 0, len(list.Items))
+	for _, ks := range list.Items {
+		out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: ks.Namespace, Name: ks.Name}})
+	}
+	return out
+}
+
+func (r *KustomizationReconciler) bySource(ctx context.Context, o client.Object) []reconcile.Request {
+	return r.list(ctx, sourceIndex, o.GetNamespace()+"/"+o.GetName())
+}
+
+func (r *KustomizationReconciler) byDependency(ctx context.Context, o client.Object) []reconcile.Request {
+	return r.list(ctx, dependsOnIndex, o.GetNamespace()+"/"+o.GetName())
+}
+
+// readyChanged passes updates that change a Kustomization's Ready
+// condition: a dependency that became Ready wakes its dependents.
+type readyChanged struct{ predicate.Funcs }
+
+func (readyChanged) Update(e event.UpdateEvent) bool {
+	o, ok1 := e.ObjectOld.(*kustomizev1.Kustomization)
+	n, ok2 := e.ObjectNew.(*kustomizev1.Kustomization)
+	if !ok1 || !ok2 {
+		return false
+	}
+	a, b := meta.FindStatusCondition(o.Status.Conditions, flux.ReadyCondition), meta.FindStatusCondition(n.Status.Conditions, flux.ReadyCondition)
+	return (a == nil) != (b == nil) || a != nil && (a.Status != b.Status || a.ObservedGeneration != b.ObservedGeneration) ||
+		o.Status.LastAppliedRevision != n.Status.LastAppliedRevision
+}
+
+// Reconcile applies one Kustomization.
+func (r *KustomizationReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	raw := &unstructured.Unstructured{}
+	raw.SetGroupVersionKind(kustomizev1.GroupVersion.WithKind("Kustomization"))
+	if err := r.Client.Get(ctx, req.NamespacedName, raw); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	ks := &kustomizev1.Kustomization{}
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(raw.Object, ks); err != nil {
+		return ctrl.Result{}, fmt.Errorf("kustomization %s: %w", req.NamespacedName, err)
+	}
+	if ks.Spec.Suspend {
+		return ctrl.Result{}, nil
+	}
+	orig := ks.DeepCopy()
+	st := &ks.Status
+	st.LastHandledReconcileAt = ks.Annotations[ReconcileRequestAnnotation]
+	if fields := flux.Unsupported(raw); len(fields) > 0 {
+		flux.SetCondition(&st.Conditions, ks.Generation, "UnsupportedFields", metav1.ConditionTrue, "NotSupported",
+			"fields not supported by converge, ignored: "+strings.Join(fields, ", "))
+	} else {
+		meta.RemoveStatusCondition(&st.Conditions, "UnsupportedFields")
+	}
+	res := r.reconcile(ctx, ks)
+	st.ObservedGeneration = ks.Generation
+	if !equality.Semantic.DeepEqual(orig.Status, ks.Status) {
+		if err := r.Client.Status().Patch(ctx, ks, client.MergeFrom(orig)); err != nil && !apierrors.IsNotFound(err) {
+			return ctrl.Result{}, fmt.Errorf("kustomization %s: write status: %w", req.NamespacedName, err)
+		}
+	}
+	return res, nil
+}
+
+func (r *KustomizationReconciler) reconcile(ctx context.Context, ks *kustomizev1.Kustomization) ctrl.Result {
+	st := &ks.Status
+	gen := ks.Generation
+	interval := flux.Interval(&ks.Spec.Interval, 5*time.Minute)
+	retry := flux.Interval(ks.Spec.RetryInterval, interval)
+	for _, d := range ks.Spec.DependsOn {
+		key := types.NamespacedName{Namespace: orDefault(d.Namespace, ks.Namespace), Name: d.Name}
+		dep := &kustomizev1.Kustomization{}
+		err := r.Client.Get(ctx, key, dep)
+		ready := meta.FindStatusCondition(dep.Status.Conditions, flux.ReadyCondition)
+		if err != nil || ready == nil || ready.Status != metav1.ConditionTrue || dep.Status.ObservedGeneration != dep.Generation {
+			// No timer: the dependency's Ready event wakes this one.
+			flux.MarkFailed(&st.Conditions, gen, flux.DependencyNotReadyReason, fmt.Sprintf("dependency '%s' is not ready", key), false)
+			return ctrl.Result{RequeueAfter: retry}
+		}
+	}
+	repo := &sourcev1.GitRepository{}
+	srcKey := types.NamespacedName{Namespace: orDefault(ks.Spec.SourceRef.Namespace, ks.Namespace), Name: ks.Spec.SourceRef.Name}
+	if err := r.Client.Get(ctx, srcKey, repo); err != nil || repo.Status.Artifact == nil {
+		msg := fmt.Sprintf("Source artifact not found for %s %s", ks.Spec.SourceRef.Kind, srcKey)
+		if err != nil && !apierrors.IsNotFound(err) {
+			msg = err.Error()
+		}
+		flux.MarkFailed(&st.Conditions, gen, flux.ArtifactFailedReason, msg, false)
+		return ctrl.Result{RequeueAfter: retry}
+	}
+	unit, opts, err := flux.ToUnit(ks, repo)
+	if err != nil {
+		flux.MarkFailed(&st.Conditions, gen, flux.InvalidSpecReason, err.Error(), true)
+		return ctrl.Result{}
+	}
+	rev := repo.Status.Artifact.Revision
+	st.LastAttemptedRevision = rev
+	if meta.FindStatusCondition(st.Conditions, flux.ReadyCondition) == nil {
+		flux.SetCondition(&st.Conditions, gen, flux.ReconcilingCondition, metav1.ConditionTrue, flux.ProgressingReason, "Reconciliation in progress")
+	}
+	sctx, cancel := context.WithTimeout(ctx, flux.Interval(ks.Spec.Timeout, interval))
+	defer cancel()
+	rep, err := r.Engine.Sync(sctx, unit, opts)
+	if err == nil {
+		if conflicts := conflictsOf(rep); conflicts != "" {
+			flux.MarkFailed(&st.Conditions, gen, flux.OwnershipConflictReason, conflicts, false)
+			return ctrl.Result{RequeueAfter: retry}
+		}
+		st.LastAppliedRevision = rev
+		st.Inventory = flux.Inventory(rep)
+		flux.MarkReady(&st.Conditions, gen, flux.ReconciliationSucceededReason, "Applied revision: "+rev)
+		return ctrl.Result{RequeueAfter: interval}
+	}
+	reason := flux.ReconciliationFailedReason
+	switch {
+	case errors.Is(err, source.ErrUnreachable):
+		reason = flux.ArtifactFailedReason
+	case strings.Contains(err.Error(), "render "):
+		reason = flux.BuildFailedReason
+	case strings.Contains(err.Error(), "Degraded") || errors.Is(err, context.DeadlineExceeded):
+		reason = flux.HealthCheckFailedReason
+	}
+	// Nothing is pruned on a failure: the engine applies nothing when
+	// fetch, render or validation fail, and prunes only after all
+	// applies succeeded.
+	flux.MarkFailed(&st.Conditions, gen, reason, err.Error(), false)
+	return ctrl.Result{RequeueAfter: retry}
+}
+
+// conflictsOf names the objects another unit owns; they were not
+// touched.
+func conflictsOf(rep engine.Report) string {
+	var out []string
+	for _, s := range rep.Plan.Steps {
+		if s.Action == plan.Conflict {
+			out = append(out, fmt.Sprintf("%s is %s", s.Ref, s.Reason))
+		}
+	}
+	if len(out) == 0 {
+		return ""
+	}
+	return "refusing to take over objects applied by another unit (\"Do not choose both for the same resources\"): " + strings.Join(out, "; ")
+}

@@ -1,0 +1,211 @@
+// Package flux translates Flux's GitRepository and Kustomization into
+// engine units and writes Flux's status shape back: Ready, Reconciling
+// and Stalled conditions with Flux's reasons, artifact,
+// lastAppliedRevision, lastAttemptedRevision and inventory. It holds no
+// I/O; the controller package runs it.
+package flux
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	kustomizev1 "converge.dev/converge/internal/api/fluxcd/kustomize/v1"
+	sourcev1 "converge.dev/converge/internal/api/fluxcd/source/v1"
+	"converge.dev/converge/internal/engine"
+	"converge.dev/converge/internal/object"
+)
+
+// Flux's condition types and reasons, as its controllers write them.
+const (
+	ReadyCondition       = "Ready"
+	ReconcilingCondition = "Reconciling"
+	StalledCondition     = "Stalled"
+
+	SucceededReason               = "Succeeded"
+	ReconciliationSucceededReason = "ReconciliationSucceeded"
+	ReconciliationFailedReason    = "ReconciliationFailed"
+	ProgressingReason             = "Progressing"
+	ArtifactFailedReason          = "ArtifactFailed"
+	BuildFailedReason             = "BuildFailed"
+	HealthCheckFailedReason       = "HealthCheckFailed"
+	DependencyNotReadyReason      = "DependencyNotReady"
+	GitOperationFailedReason      = "GitOperationFailed"
+	InvalidSpecReason             = "InvalidSpec"
+	// OwnershipConflictReason is converge's: objects belong to another
+	// unit (another Kustomization, or an Argo CD Application).
+	OwnershipConflictReason = "OwnershipConflict"
+)
+
+// UnitName is the unit id of a Kustomization, written on what it applies.
+func UnitName(ks *kustomizev1.Kustomization) string {
+	return "flux." + ks.Namespace + "." + ks.Name
+}
+
+// Revision turns a GitRepository ref into an engine revision; the most
+// specific field wins, as in Flux: commit, name, semver, tag, branch.
+func Revision(ref *sourcev1.GitRepositoryRef) string {
+	switch {
+	case ref == nil:
+		return ""
+	case ref.Commit != "":
+		return ref.Commit
+	case ref.Name != "":
+		return ref.Name
+	case ref.SemVer != "":
+		return "semver:" + ref.SemVer
+	case ref.Tag != "":
+		return "tag:" + ref.Tag
+	case ref.Branch != "":
+		return "branch:" + ref.Branch
+	}
+	return ""
+}
+
+// ArtifactRevision is Flux's revision string: "<ref>@sha1:<commit>",
+// or "sha1:<commit>" for a commit ref.
+func ArtifactRevision(ref *sourcev1.GitRepositoryRef, commit string) string {
+	name := "HEAD"
+	if ref != nil {
+		switch {
+		case ref.Commit != "":
+			return "sha1:" + commit
+		case ref.Name != "":
+			name = ref.Name
+		case ref.Tag != "":
+			name = ref.Tag
+		case ref.SemVer != "":
+			name = ref.SemVer
+		case ref.Branch != "":
+			name = ref.Branch
+		}
+	}
+	return name + "@sha1:" + commit
+}
+
+// CommitOf extracts the commit from an artifact revision.
+func CommitOf(revision string) string {
+	if i := strings.LastIndex(revision, "sha1:"); i >= 0 {
+		return revision[i+len("sha1:"):]
+	}
+	return revision
+}
+
+// ToUnit translates a Kustomization and the artifact of its source.
+func ToUnit(ks *kustomizev1.Kustomization, repo *sourcev1.GitRepository) (engine.Unit, engine.SyncOptions, error) {
+	if k := ks.Spec.SourceRef.Kind; k != "GitRepository" {
+		return engine.Unit{}, engine.SyncOptions{}, fmt.Errorf("spec.sourceRef.kind: %q is not supported yet (GitRepository is)", k)
+	}
+	if repo.Status.Artifact == nil {
+		return engine.Unit{}, engine.SyncOptions{}, fmt.Errorf("source %s/%s has no artifact yet", repo.Namespace, repo.Name)
+	}
+	ns := ks.Spec.TargetNamespace
+	u := engine.Unit{
+		Name:    UnitName(ks),
+		RepoURL: repo.Spec.URL,
+		// The exact commit of the artifact: what the source published is
+		// what gets applied, even if the branch moved since.
+		Revision:      CommitOf(repo.Status.Artifact.Revision),
+		Path:          strings.TrimPrefix(strings.TrimPrefix(ks.Spec.Path, "./"), "/"),
+		DestNamespace: ns,
+	}
+	u.Render.Recurse = true // Flux reads every manifest below the path
+	return u, engine.SyncOptions{Prune: ks.Spec.Prune, Wait: ks.Spec.Wait, Force: ks.Spec.Force}, nil
+}
+
+// SetCondition sets one condition, as meta.SetStatusCondition does, with
+// the object's generation.
+func SetCondition(conds *[]metav1.Condition, gen int64, typ string, status metav1.ConditionStatus, reason, msg string) {
+	meta.SetStatusCondition(conds, metav1.Condition{Type: typ, Status: status, Reason: reason, Message: msg, ObservedGeneration: gen})
+}
+
+// MarkReady sets Ready=True and clears Reconciling and Stalled.
+func MarkReady(conds *[]metav1.Condition, gen int64, reason, msg string) {
+	SetCondition(conds, gen, ReadyCondition, metav1.ConditionTrue, reason, msg)
+	meta.RemoveStatusCondition(conds, ReconcilingCondition)
+	meta.RemoveStatusCondition(conds, StalledCondition)
+}
+
+// MarkFailed sets Ready=False; a stalled failure (bad spec) will not fix
+// itself and says so, any other is retried.
+func MarkFailed(conds *[]metav1.Condition, gen int64, reason, msg string, stalled bool) {
+	SetCondition(conds, gen, ReadyCondition, metav1.ConditionFalse, reason, msg)
+	if stalled {
+		SetCondition(conds, gen, StalledCondition, metav1.ConditionTrue, reason, msg)
+		meta.RemoveStatusCondition(conds, ReconcilingCondition)
+		return
+	}
+	meta.RemoveStatusCondition(conds, StalledCondition)
+	SetCondition(conds, gen, ReconcilingCondition, metav1.ConditionTrue, "ProgressingWithRetry", msg)
+}
+
+// Inventory is Flux's inventory of a sync: every object the unit owns.
+func Inventory(rep engine.Report) *kustomizev1.ResourceInventory {
+	inv := &kustomizev1.ResourceInventory{Entries: []kustomizev1.ResourceRef{}}
+	for _, s := range rep.Plan.Steps {
+		switch s.Action {
+		case "create", "update", "unchanged", "orphan":
+			inv.Entries = append(inv.Entries, kustomizev1.ResourceRef{ID: inventoryID(s.Ref), Version: s.Ref.Version})
+		}
+	}
+	sort.Slice(inv.Entries, func(i, j int) bool { return inv.Entries[i].ID < inv.Entries[j].ID })
+	return inv
+}
+
+func inventoryID(r object.Ref) string {
+	return fmt.Sprintf("%s_%s_%s_%s", r.Namespace, r.Name, r.Group, r.Kind)
+}
+
+// Interval returns d, or def when d is zero.
+func Interval(d *metav1.Duration, def time.Duration) time.Duration {
+	if d == nil || d.Duration == 0 {
+		return def
+	}
+	return d.Duration
+}
+
+// known lists the spec fields converge supports, per kind.
+var known = map[string][]string{
+	"GitRepository": {"url", "ref.branch", "ref.tag", "ref.semver", "ref.name", "ref.commit", "interval", "timeout", "secretRef.name", "suspend"},
+	"Kustomization": {"sourceRef.kind", "sourceRef.name", "sourceRef.namespace", "sourceRef.apiVersion", "path", "interval",
+		"retryInterval", "timeout", "prune", "wait", "dependsOn", "targetNamespace", "suspend", "force"},
+}
+
+// Unsupported names every spec field converge does not act on, sorted;
+// they are reported in a condition, never silently ignored.
+func Unsupported(obj *unstructured.Unstructured) []string {
+	spec, _, _ := unstructured.NestedMap(obj.Object, "spec")
+	var out []string
+	var walk func(prefix string, v any)
+	walk = func(prefix string, v any) {
+		for _, k := range known[obj.GetKind()] {
+			if k == prefix {
+				return
+			}
+		}
+		m, ok := v.(map[string]any)
+		isPrefix := false
+		for _, k := range known[obj.GetKind()] {
+			if strings.HasPrefix(k, prefix+".") {
+				isPrefix = true
+			}
+		}
+		if !ok || !isPrefix {
+			out = append(out, "spec."+prefix)
+			return
+		}
+		for k, child := range m {
+			walk(prefix+"."+k, child)
+		}
+	}
+	for k, v := range spec {
+		walk(k, v)
+	}
+	sort.Strings(out)
+	return out
+}
