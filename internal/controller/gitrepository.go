@@ -121,4 +121,3 @@ func (r *GitRepositoryReconciler) auth(ctx context.Context, repo *sourcev1.GitRe
 	return git.Auth{Username: string(d["username"]), Password: string(d["password"]), BearerToken: string(d["bearerToken"]),
 		SSHKey: d["identity"], KnownHosts: d["known_hosts"]}, nil
 }
-
