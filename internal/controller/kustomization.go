@@ -12,7 +12,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -41,6 +40,9 @@ const (
 // at once: dependsOn does not wait for a fixed retry interval.
 type KustomizationReconciler struct {
 	Client client.Client
+	// Reader reads the spec as written, unknown fields included, once per
+	// generation. If nil, Client.
+	Reader client.Reader
 	Engine *engine.Engine
 }
 
@@ -109,14 +111,9 @@ func (readyChanged) Update(e event.UpdateEvent) bool {
 
 // Reconcile applies one Kustomization.
 func (r *KustomizationReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	raw := &unstructured.Unstructured{}
-	raw.SetGroupVersionKind(kustomizev1.GroupVersion.WithKind("Kustomization"))
-	if err := r.Client.Get(ctx, req.NamespacedName, raw); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
-	}
 	ks := &kustomizev1.Kustomization{}
-	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(raw.Object, ks); err != nil {
-		return ctrl.Result{}, fmt.Errorf("kustomization %s: %w", req.NamespacedName, err)
+	if err := r.Client.Get(ctx, req.NamespacedName, ks); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if ks.Spec.Suspend {
 		return ctrl.Result{}, nil
@@ -124,11 +121,12 @@ func (r *KustomizationReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	orig := ks.DeepCopy()
 	st := &ks.Status
 	st.LastHandledReconcileAt = ks.Annotations[ReconcileRequestAnnotation]
-	if fields := flux.Unsupported(raw); len(fields) > 0 {
-		flux.SetCondition(&st.Conditions, ks.Generation, "UnsupportedFields", metav1.ConditionTrue, "NotSupported",
-			"fields not supported by converge, ignored: "+strings.Join(fields, ", "))
-	} else {
-		meta.RemoveStatusCondition(&st.Conditions, "UnsupportedFields")
+	if ks.Generation != ks.Status.ObservedGeneration {
+		// The typed object drops fields it does not know: read the spec
+		// as written, once per generation, to name them.
+		if err := r.reportUnsupported(ctx, req.NamespacedName, ks); err != nil {
+			return ctrl.Result{}, err
+		}
 	}
 	res := r.reconcile(ctx, ks)
 	st.ObservedGeneration = ks.Generation
@@ -138,6 +136,25 @@ func (r *KustomizationReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		}
 	}
 	return res, nil
+}
+
+func (r *KustomizationReconciler) reportUnsupported(ctx context.Context, key types.NamespacedName, ks *kustomizev1.Kustomization) error {
+	reader := r.Reader
+	if reader == nil {
+		reader = r.Client
+	}
+	raw := &unstructured.Unstructured{}
+	raw.SetGroupVersionKind(kustomizev1.GroupVersion.WithKind("Kustomization"))
+	if err := reader.Get(ctx, key, raw); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	if fields := flux.Unsupported(raw); len(fields) > 0 {
+		flux.SetCondition(&ks.Status.Conditions, ks.Generation, "UnsupportedFields", metav1.ConditionTrue, "NotSupported",
+			"fields not supported by converge, ignored: "+strings.Join(fields, ", "))
+	} else {
+		meta.RemoveStatusCondition(&ks.Status.Conditions, "UnsupportedFields")
+	}
+	return nil
 }
 
 func (r *KustomizationReconciler) reconcile(ctx context.Context, ks *kustomizev1.Kustomization) ctrl.Result {

@@ -10,13 +10,16 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"converge.dev/converge/internal/cluster"
+	"converge.dev/converge/internal/object"
 )
 
 // predictionTTL bounds how long a dry-run result is reused. A server's
 // answer for the same object against the same live resourceVersion only
 // changes when its defaulting or admission changes (a CRD schema, a
 // mutating webhook); an hour bounds how long such a change can go
-// unseen in a comparison. Syncs never reuse predictions.
+// unseen. A sync reuses one only where it changes nothing: new desired
+// bytes or a new live version miss the cache, and the server validates
+// them before anything is applied.
 const predictionTTL = time.Hour
 
 // predictionCache keeps server-side dry-run results of comparisons, so a
@@ -127,10 +130,31 @@ func (e *Engine) loadInventory(ctx context.Context, unit string) (cluster.Invent
 }
 
 func (e *Engine) saveInventory(ctx context.Context, inv cluster.Inventory) error {
+	if prev, ok := e.inventories.get(inv.Unit); ok && prev.Revision == inv.Revision && sameRefs(prev.Objects, inv.Objects) {
+		return nil // what is stored already says this
+	}
 	e.inventories.forget(inv.Unit)
 	if err := e.o.Cluster.SaveInventory(ctx, inv); err != nil {
 		return err
 	}
 	e.inventories.put(inv)
 	return nil
+}
+
+// sameRefs compares two inventories' objects in any order.
+func sameRefs(a, b []object.Ref) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	seen := make(map[object.Key]int, len(a))
+	for _, r := range a {
+		seen[r.Key()]++
+	}
+	for _, r := range b {
+		if seen[r.Key()] == 0 {
+			return false
+		}
+		seen[r.Key()]--
+	}
+	return true
 }

@@ -38,9 +38,8 @@ type SyncOptions struct {
 	// were created before it. Zero approves nothing.
 	PruneApproved time.Time
 
-	// reusePredictions lets a comparison reuse a dry run of the same
-	// desired object against the same live resourceVersion; see
-	// predictionCache. Status sets it; a sync always validates afresh.
+	// reusePredictions lets a plan reuse a dry run of the same desired
+	// object against the same live resourceVersion; see predictionTTL.
 	reusePredictions bool
 }
 
@@ -72,6 +71,7 @@ func (e *Engine) Diff(ctx context.Context, u Unit, o SyncOptions) (Report, error
 // server-side dry run, plan, then apply wave by wave and prune. If any
 // step before applying fails, nothing is applied and nothing is pruned.
 func (e *Engine) Sync(ctx context.Context, u Unit, o SyncOptions) (Report, error) {
+	o.reusePredictions = true
 	rep, err := e.plan(ctx, u, o)
 	if err != nil || o.DryRun {
 		return rep, err
