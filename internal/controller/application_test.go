@@ -26,13 +26,20 @@ import (
 	"converge.dev/converge/internal/cluster"
 	"converge.dev/converge/internal/clustertest"
 	"converge.dev/converge/internal/engine"
+	"converge.dev/converge/internal/forgetest"
 	"converge.dev/converge/internal/gittest"
 	"converge.dev/converge/internal/install"
 	"converge.dev/converge/internal/source/git"
 	"converge.dev/converge/internal/webhook"
 )
 
-func TestMain(m *testing.M) { clustertest.Main(m, clustertest.Options{Nodes: 1}) }
+func TestMain(m *testing.M) {
+	// The webhook tests need Gitea, built once per machine (minutes on a
+	// new one): start that build now, beside the control plane's, rather
+	// than after it.
+	go forgetest.Binary(context.Background(), os.Stderr)
+	clustertest.Main(m, clustertest.Options{Nodes: 1})
+}
 
 var (
 	startOnce sync.Once
