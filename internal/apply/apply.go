@@ -187,7 +187,7 @@ func waitHealthy(ctx context.Context, t Target, stage []plan.Step, poll time.Dur
 	for {
 		pending := ""
 		for _, s := range stage {
-			if s.Action == plan.Prune || s.Action == plan.Orphan || s.Action == plan.Conflict || s.Action == plan.Hook {
+			if s.Action == plan.Prune || s.Action == plan.Orphan || s.Action == plan.Conflict || s.Action == plan.Hook || s.Action == plan.Untouched {
 				continue
 			}
 			live, err := t.Get(ctx, s.Ref)

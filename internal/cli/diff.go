@@ -52,7 +52,7 @@ func printDiff(w io.Writer, rep engine.Report) {
 		switch s.Action {
 		case plan.Create, plan.Update, plan.Prune:
 			fmt.Fprint(w, s.Diff)
-		case plan.Conflict, plan.Orphan:
+		case plan.Conflict, plan.Orphan, plan.Untouched:
 			fmt.Fprintf(w, "# %s %s: %s\n", s.Action, s.Ref, s.Reason)
 		}
 	}

@@ -92,7 +92,7 @@ func printSync(cmd *cobra.Command, rep engine.Report) {
 	}
 	for _, s := range rep.Plan.Steps {
 		switch {
-		case s.Action == plan.Conflict || s.Action == plan.Orphan:
+		case s.Action == plan.Conflict || s.Action == plan.Orphan || s.Action == plan.Untouched:
 			fmt.Fprintf(w, "%s %s: %s\n", s.Action, s.Ref, s.Reason)
 		case rep.Events == nil && s.Action == plan.Hook:
 			fmt.Fprintf(w, "would run %s hook %s\n", s.Hook, s.Ref)

@@ -77,8 +77,8 @@ func (e *Engine) Delete(ctx context.Context, unit string, o DeleteOptions) (Dele
 		switch {
 		case ref.Group == "" && ref.Kind == "Namespace":
 			rep.Kept = append(rep.Kept, Kept{ref, "namespaces are not deleted (it would delete everything inside)"})
-		case hasOption(opts, "Delete=false"):
-			rep.Kept = append(rep.Kept, Kept{ref, "kept by its sync option Delete=false"})
+		case hasOption(opts, "Delete=false") || strings.EqualFold(live.GetAnnotations()[plan.FluxPruneAnnotation], "disabled"):
+			rep.Kept = append(rep.Kept, Kept{ref, "kept by its sync option Delete=false or its annotation " + plan.FluxPruneAnnotation + ": disabled"})
 		case hasOption(opts, "Delete=confirm") && !o.Approved.After(live.GetCreationTimestamp().Time):
 			rep.Awaiting = append(rep.Awaiting, ref)
 		default:

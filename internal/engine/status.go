@@ -54,6 +54,8 @@ func (e *Engine) Status(ctx context.Context, u Unit) (UnitStatus, error) {
 			os.Sync, os.Health = "Missing", health.Missing
 		case plan.Unchanged:
 			os.Sync = "Synced"
+		case plan.Untouched:
+			os.Sync, os.Message = "Synced", s.Reason // left alone on purpose
 		case plan.Update, plan.Prune, plan.Orphan:
 			os.Sync = "OutOfSync"
 		case plan.Conflict:

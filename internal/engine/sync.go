@@ -371,6 +371,10 @@ func inventoryAfter(unit string, rep Report) cluster.Inventory {
 		switch s.Action {
 		case plan.Create, plan.Update, plan.Unchanged, plan.Orphan:
 			inv.Objects = append(inv.Objects, s.Ref)
+		case plan.Untouched:
+			if s.Live != nil && s.Live.GetAnnotations()[plan.OwnerAnnotation] == unit {
+				inv.Objects = append(inv.Objects, s.Ref) // still ours; its annotations guard it
+			}
 		}
 	}
 	return inv

@@ -45,7 +45,43 @@ const (
 	// Hook: the object is a hook, run in its phase; it is not compared,
 	// not recorded in the inventory and never pruned.
 	Hook Action = "hook"
+	// Untouched: a per-object annotation says the sync must leave the
+	// object as it is (Flux's reconcile: disabled, ssa: IfNotPresent or
+	// Ignore).
+	Untouched Action = "untouched"
 )
+
+// Flux's per-object annotations, honoured for every unit: they are
+// explicit opt-outs written by the object's author or operator.
+const (
+	FluxReconcileAnnotation = "kustomize.toolkit.fluxcd.io/reconcile"
+	FluxSSAAnnotation       = "kustomize.toolkit.fluxcd.io/ssa"
+	FluxPruneAnnotation     = "kustomize.toolkit.fluxcd.io/prune"
+)
+
+// skipReason says why an object is left alone, or "" if it is not.
+// reconcile: disabled on the desired or the live object stops updates
+// (a missing object is still created); ssa: IfNotPresent creates only;
+// ssa: Ignore never touches it.
+func skipReason(desired, live *unstructured.Unstructured) string {
+	ann := func(o *unstructured.Unstructured, k string) string {
+		if o == nil {
+			return ""
+		}
+		return strings.ToLower(o.GetAnnotations()[k])
+	}
+	switch {
+	case ann(desired, FluxSSAAnnotation) == "ignore":
+		return "its annotation " + FluxSSAAnnotation + ": Ignore leaves it alone"
+	case live == nil:
+		return ""
+	case ann(desired, FluxReconcileAnnotation) == "disabled" || ann(live, FluxReconcileAnnotation) == "disabled":
+		return "reconciliation disabled by its annotation " + FluxReconcileAnnotation
+	case ann(desired, FluxSSAAnnotation) == "ifnotpresent":
+		return "exists; its annotation " + FluxSSAAnnotation + ": IfNotPresent creates only"
+	}
+	return ""
+}
 
 // Step is one object's part in the sync.
 type Step struct {
@@ -140,6 +176,11 @@ func Make(in Input) (Plan, error) {
 			s.Action = Unchanged
 		}
 		if s.Action != Conflict {
+			if why := skipReason(d.Object, s.Live); why != "" {
+				s.Action, s.Reason = Untouched, why
+				apply = append(apply, s)
+				continue
+			}
 			pred := in.Predicted[ref.Key()]
 			if pred == nil {
 				pred = d.Object
@@ -169,6 +210,10 @@ func Make(in Input) (Plan, error) {
 			s.Action, s.Reason = Orphan, "no longer in Git; pruning is off"
 		case ref.Group == "" && ref.Kind == "Namespace" && !in.PruneNamespaces:
 			s.Action, s.Reason = Orphan, "no longer in Git; namespaces are not pruned (it would delete everything inside)"
+		case strings.EqualFold(live.GetAnnotations()[FluxPruneAnnotation], "disabled"):
+			s.Action, s.Reason = Orphan, "no longer in Git; kept by its annotation "+FluxPruneAnnotation+": disabled"
+		case strings.EqualFold(live.GetAnnotations()[FluxReconcileAnnotation], "disabled"):
+			s.Action, s.Reason = Orphan, "no longer in Git; reconciliation disabled by its annotation "+FluxReconcileAnnotation
 		case hasSyncOption(live, "Prune=false"):
 			s.Action, s.Reason = Orphan, "no longer in Git; kept by its sync option Prune=false"
 		case hasSyncOption(live, "Prune=confirm") && !in.PruneApproved.After(live.GetCreationTimestamp().Time):

@@ -187,3 +187,57 @@ func TestPruneSyncOptions(t *testing.T) {
 		}
 	}
 }
+
+// TestFluxObjectAnnotations: reconcile: disabled and ssa: IfNotPresent
+// leave an existing object alone (and create a missing one), ssa: Ignore
+// never touches it, and prune: disabled or reconcile: disabled keep an
+// object Git no longer has.
+func TestFluxObjectAnnotations(t *testing.T) {
+	withAnn := func(o *unstructured.Unstructured, k, v string) *unstructured.Unstructured {
+		o = o.DeepCopy()
+		ann := o.GetAnnotations()
+		if ann == nil {
+			ann = map[string]string{}
+		}
+		ann[k] = v
+		o.SetAnnotations(ann)
+		return o
+	}
+	live := map[object.Key]*unstructured.Unstructured{}
+	var desired []object.Decoded
+	add := func(name string, d, l *unstructured.Unstructured) {
+		if d != nil {
+			desired = append(desired, object.Decoded{Object: d})
+		}
+		if l != nil {
+			live[object.RefOf(l).Key()] = l
+		}
+	}
+	changed := func(name string) *unstructured.Unstructured { return cm(name, "2") }
+	add("disabled-in-git", withAnn(changed("disabled-in-git"), FluxReconcileAnnotation, "disabled"), owned(cm("disabled-in-git", "1"), "u"))
+	add("disabled-live", changed("disabled-live"), withAnn(owned(cm("disabled-live", "1"), "u"), FluxReconcileAnnotation, "disabled"))
+	add("disabled-new", withAnn(changed("disabled-new"), FluxReconcileAnnotation, "disabled"), nil)
+	add("if-not-present", withAnn(changed("if-not-present"), FluxSSAAnnotation, "IfNotPresent"), owned(cm("if-not-present", "1"), "u"))
+	add("if-not-present-new", withAnn(changed("if-not-present-new"), FluxSSAAnnotation, "IfNotPresent"), nil)
+	add("ignore", withAnn(changed("ignore"), FluxSSAAnnotation, "Ignore"), nil)
+	add("plain", changed("plain"), owned(cm("plain", "1"), "u"))
+	add("", nil, withAnn(owned(cm("keep-prune-disabled", "1"), "u"), FluxPruneAnnotation, "disabled"))
+	add("", nil, withAnn(owned(cm("keep-reconcile-disabled", "1"), "u"), FluxReconcileAnnotation, "disabled"))
+	inv := []object.Ref{object.RefOf(cm("keep-prune-disabled", "1")), object.RefOf(cm("keep-reconcile-disabled", "1"))}
+	p, err := Make(Input{Unit: "u", Desired: desired, Live: live, Inventory: inv, Prune: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]Action{}
+	for _, s := range p.Steps {
+		got[s.Ref.Name] = s.Action
+	}
+	want := map[string]Action{"disabled-in-git": Untouched, "disabled-live": Untouched, "disabled-new": Create,
+		"if-not-present": Untouched, "if-not-present-new": Create, "ignore": Untouched, "plain": Update,
+		"keep-prune-disabled": Orphan, "keep-reconcile-disabled": Orphan}
+	for name, a := range want {
+		if got[name] != a {
+			t.Errorf("%s: %s, want %s", name, got[name], a)
+		}
+	}
+}
