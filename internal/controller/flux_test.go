@@ -302,3 +302,64 @@ func TestOneOwnerAcrossDialects(t *testing.T) {
 		t.Errorf("owner changed to %q", owner)
 	}
 }
+
+// TestFluxPostBuildSubstitute: ${vars} from postBuild.substitute and
+// substituteFrom (a ConfigMap, a Secret, a missing optional one) land in
+// the applied objects; inline values win; an object marked
+// substitute: disabled keeps its text; a missing required source fails
+// with its name and no value leaks into the status.
+func TestFluxPostBuildSubstitute(t *testing.T) {
+	c, repo := setup(t)
+	ctx := context.Background()
+	ns := clustertest.Namespace(t)
+	repo.Commit("vars", map[string]string{
+		"vars/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\n" +
+			"data: {cluster: \"${cluster_name}\", region: \"${region:=eu-west-1}\", token: \"${api_token}\", tier: \"${tier}\"}\n" +
+			"---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: literal\n  annotations: {kustomize.toolkit.fluxcd.io/substitute: disabled}\ndata: {text: \"${cluster_name}\"}\n",
+	})
+	repo.Publish()
+	create(t, c, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "cluster-vars", Namespace: ns}, Data: map[string]string{"cluster_name": "prod-1", "tier": "from-configmap"}})
+	create(t, c, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "cluster-secrets", Namespace: ns}, StringData: map[string]string{"api_token": "s3cr3t-value"}})
+	create(t, c, &sourcev1.GitRepository{ObjectMeta: metav1.ObjectMeta{Name: "vars", Namespace: ns},
+		Spec: sourcev1.GitRepositorySpec{URL: gittest.FileURL(repo.Bare), Interval: metav1.Duration{Duration: time.Minute}}})
+	ks := &kustomizev1.Kustomization{ObjectMeta: metav1.ObjectMeta{Name: "vars", Namespace: ns},
+		Spec: kustomizev1.KustomizationSpec{SourceRef: kustomizev1.CrossNamespaceSourceReference{Kind: "GitRepository", Name: "vars"},
+			Path: "./vars", TargetNamespace: ns, Prune: true, Interval: metav1.Duration{Duration: time.Minute},
+			PostBuild: &kustomizev1.PostBuild{Substitute: map[string]string{"tier": "inline"},
+				SubstituteFrom: []kustomizev1.SubstituteReference{{Kind: "ConfigMap", Name: "cluster-vars"},
+					{Kind: "Secret", Name: "cluster-secrets"}, {Kind: "ConfigMap", Name: "not-there", Optional: true}}}}}
+	create(t, c, ks)
+	waitKustomization(t, c, ns, "vars", "Ready", func(k *kustomizev1.Kustomization) bool { return isReady(k.Status.Conditions) })
+	got := &corev1.ConfigMap{}
+	if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "settings"}, got); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"cluster": "prod-1", "region": "eu-west-1", "token": "s3cr3t-value", "tier": "inline"}
+	for k, v := range want {
+		if got.Data[k] != v {
+			t.Errorf("settings.%s = %q, want %q", k, got.Data[k], v)
+		}
+	}
+	lit := &corev1.ConfigMap{}
+	c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "literal"}, lit)
+	if lit.Data["text"] != "${cluster_name}" {
+		t.Errorf("substitute: disabled object changed: %q", lit.Data["text"])
+	}
+
+	// A required source goes missing: the reconcile fails naming it.
+	patch := client.RawPatch(types.MergePatchType, []byte(`{"spec":{"postBuild":{"substituteFrom":[{"kind":"Secret","name":"cluster-secrets"},{"kind":"Secret","name":"gone"}]}}}`))
+	if err := c.Patch(ctx, ks, patch); err != nil {
+		t.Fatal(err)
+	}
+	failed := waitKustomization(t, c, ns, "vars", "failed", func(k *kustomizev1.Kustomization) bool {
+		r := meta.FindStatusCondition(k.Status.Conditions, flux.ReadyCondition)
+		return r != nil && r.Status == metav1.ConditionFalse
+	})
+	status, _ := yaml.Marshal(failed.Status)
+	if !strings.Contains(string(status), "Secret "+ns+"/gone") {
+		t.Errorf("status does not name the missing Secret:\n%s", status)
+	}
+	if strings.Contains(string(status), "s3cr3t-value") {
+		t.Error("a Secret value leaked into the status")
+	}
+}

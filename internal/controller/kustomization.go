@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -183,7 +184,12 @@ func (r *KustomizationReconciler) reconcile(ctx context.Context, ks *kustomizev1
 		flux.MarkFailed(&st.Conditions, gen, flux.ArtifactFailedReason, msg, false)
 		return ctrl.Result{RequeueAfter: retry}
 	}
-	unit, opts, err := flux.ToUnit(ks, repo)
+	vars, err := r.substituteFrom(ctx, ks)
+	if err != nil {
+		flux.MarkFailed(&st.Conditions, gen, flux.ReconciliationFailedReason, err.Error(), false)
+		return ctrl.Result{RequeueAfter: retry}
+	}
+	unit, opts, err := flux.ToUnit(ks, repo, vars)
 	if err != nil {
 		flux.MarkFailed(&st.Conditions, gen, flux.InvalidSpecReason, err.Error(), true)
 		return ctrl.Result{}
@@ -235,4 +241,44 @@ func conflictsOf(rep engine.Report) string {
 		return ""
 	}
 	return "refusing to take over objects applied by another unit (\"Do not choose both for the same resources\"): " + strings.Join(out, "; ")
+}
+
+// substituteFrom reads postBuild variables from ConfigMaps and Secrets,
+// in order. A missing one fails the reconcile unless optional; errors
+// name the object, never a value.
+func (r *KustomizationReconciler) substituteFrom(ctx context.Context, ks *kustomizev1.Kustomization) (map[string]string, error) {
+	if ks.Spec.PostBuild == nil {
+		return nil, nil
+	}
+	vars := map[string]string{}
+	for _, ref := range ks.Spec.PostBuild.SubstituteFrom {
+		key := types.NamespacedName{Namespace: ks.Namespace, Name: ref.Name}
+		switch ref.Kind {
+		case "ConfigMap":
+			cm := &corev1.ConfigMap{}
+			if err := r.Client.Get(ctx, key, cm); err != nil {
+				if apierrors.IsNotFound(err) && ref.Optional {
+					continue
+				}
+				return nil, fmt.Errorf("postBuild.substituteFrom: ConfigMap %s: %w", key, err)
+			}
+			for k, v := range cm.Data {
+				vars[k] = v
+			}
+		case "Secret":
+			sec := &corev1.Secret{}
+			if err := r.Client.Get(ctx, key, sec); err != nil {
+				if apierrors.IsNotFound(err) && ref.Optional {
+					continue
+				}
+				return nil, fmt.Errorf("postBuild.substituteFrom: Secret %s: %w", key, err)
+			}
+			for k, v := range sec.Data {
+				vars[k] = string(v)
+			}
+		default:
+			return nil, fmt.Errorf("postBuild.substituteFrom: kind %q (want ConfigMap or Secret)", ref.Kind)
+		}
+	}
+	return vars, nil
 }

@@ -45,6 +45,9 @@ type Unit struct {
 	Auth git.Auth
 	// Ignore lists differences that do not count (ignoreDifferences).
 	Ignore []diff.Ignore
+	// Substitute, if not nil, holds variables replaced in every rendered
+	// object (Flux's postBuild); nil turns substitution off.
+	Substitute map[string]string
 	// RespectIgnoreDifferences applies live values for ignored fields, so
 	// a sync never changes a field another owner manages (an HPA's
 	// replicas). If false, ignored fields are only left out of diffs.

@@ -98,7 +98,13 @@ func (e *Engine) plan(ctx context.Context, u Unit, o SyncOptions) (Report, error
 	if err != nil {
 		return Report{}, fmt.Errorf("unit %s: %w", u.Name, err)
 	}
-	desired, err := e.prepare(u, r.Objects)
+	objs := r.Objects
+	if u.Substitute != nil {
+		if objs, err = substitute(objs, u.Substitute); err != nil {
+			return Report{}, fmt.Errorf("unit %s: %w", u.Name, err)
+		}
+	}
+	desired, err := e.prepare(u, objs)
 	if err != nil {
 		return Report{}, fmt.Errorf("unit %s: %w", u.Name, err)
 	}

@@ -96,8 +96,10 @@ func CommitOf(revision string) string {
 	return revision
 }
 
-// ToUnit translates a Kustomization and the artifact of its source.
-func ToUnit(ks *kustomizev1.Kustomization, repo *sourcev1.GitRepository) (engine.Unit, engine.SyncOptions, error) {
+// ToUnit translates a Kustomization and the artifact of its source; vars
+// are the postBuild variables read from substituteFrom (nil without
+// postBuild).
+func ToUnit(ks *kustomizev1.Kustomization, repo *sourcev1.GitRepository, vars map[string]string) (engine.Unit, engine.SyncOptions, error) {
 	if k := ks.Spec.SourceRef.Kind; k != "GitRepository" {
 		return engine.Unit{}, engine.SyncOptions{}, fmt.Errorf("spec.sourceRef.kind: %q is not supported yet (GitRepository is)", k)
 	}
@@ -115,6 +117,15 @@ func ToUnit(ks *kustomizev1.Kustomization, repo *sourcev1.GitRepository) (engine
 		DestNamespace: ns,
 	}
 	u.Render.Recurse = true // Flux reads every manifest below the path
+	if pb := ks.Spec.PostBuild; pb != nil {
+		u.Substitute = map[string]string{}
+		for k, v := range vars {
+			u.Substitute[k] = v
+		}
+		for k, v := range pb.Substitute {
+			u.Substitute[k] = v // inline variables win, as in Flux
+		}
+	}
 	return u, engine.SyncOptions{Prune: ks.Spec.Prune, Wait: ks.Spec.Wait, Force: ks.Spec.Force}, nil
 }
 
@@ -173,7 +184,8 @@ func Interval(d *metav1.Duration, def time.Duration) time.Duration {
 var known = map[string][]string{
 	"GitRepository": {"url", "ref.branch", "ref.tag", "ref.semver", "ref.name", "ref.commit", "interval", "timeout", "secretRef.name", "suspend"},
 	"Kustomization": {"sourceRef.kind", "sourceRef.name", "sourceRef.namespace", "sourceRef.apiVersion", "path", "interval",
-		"retryInterval", "timeout", "prune", "wait", "dependsOn", "targetNamespace", "suspend", "force"},
+		"retryInterval", "timeout", "prune", "wait", "dependsOn", "targetNamespace", "suspend", "force",
+		"postBuild.substitute", "postBuild.substituteFrom"},
 }
 
 // Unsupported names every spec field converge does not act on, sorted;

@@ -46,6 +46,26 @@ type KustomizationSpec struct {
 	Suspend bool `json:"suspend,omitempty"`
 	// Force recreates objects whose immutable fields changed.
 	Force bool `json:"force,omitempty"`
+	// PostBuild substitutes variables in the built objects.
+	PostBuild *PostBuild `json:"postBuild,omitempty"`
+}
+
+// PostBuild holds variables for ${var} substitution.
+type PostBuild struct {
+	// Substitute holds variables; they win over SubstituteFrom.
+	Substitute map[string]string `json:"substitute,omitempty"`
+	// SubstituteFrom reads variables from ConfigMaps and Secrets in the
+	// Kustomization's namespace, in order.
+	SubstituteFrom []SubstituteReference `json:"substituteFrom,omitempty"`
+}
+
+// SubstituteReference names a ConfigMap or Secret of variables.
+type SubstituteReference struct {
+	// Kind is ConfigMap or Secret.
+	Kind string `json:"kind"`
+	Name string `json:"name"`
+	// Optional lets a missing object count as empty.
+	Optional bool `json:"optional,omitempty"`
 }
 
 // CrossNamespaceSourceReference names a source.
