@@ -363,3 +363,94 @@ func TestFluxPostBuildSubstitute(t *testing.T) {
 		t.Error("a Secret value leaked into the status")
 	}
 }
+
+// TestFluxDeletionAndHealthChecks: deleting a pruning Kustomization
+// deletes what it applied but never a Namespace; deletionPolicy Orphan
+// keeps everything; healthChecks hold Ready until the named object is
+// healthy, and time out with HealthCheckFailed.
+func TestFluxDeletionAndHealthChecks(t *testing.T) {
+	c, repo := setup(t)
+	ctx := context.Background()
+	ns := clustertest.Namespace(t)
+	keepNS := ns + "-kept"
+	repo.Commit("gc", map[string]string{
+		"gc/all.yaml":     "apiVersion: v1\nkind: Namespace\nmetadata: {name: " + keepNS + "}\n---\n" + configMapYAML("gc-cm", "v1"),
+		"orphan/all.yaml": configMapYAML("orphan-cm", "v1"),
+		"hc/all.yaml":     configMapYAML("hc-cm", "v1"),
+		"hc-bad/all.yaml": configMapYAML("hc-bad-cm", "v1"),
+	})
+	repo.Publish()
+	create(t, c, &sourcev1.GitRepository{ObjectMeta: metav1.ObjectMeta{Name: "gc", Namespace: ns},
+		Spec: sourcev1.GitRepositorySpec{URL: gittest.FileURL(repo.Bare), Interval: metav1.Duration{Duration: time.Minute}}})
+	ks := func(name, path, policy string, timeout time.Duration, checks ...kustomizev1.NamespacedObjectKindReference) *kustomizev1.Kustomization {
+		k := &kustomizev1.Kustomization{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+			Spec: kustomizev1.KustomizationSpec{SourceRef: kustomizev1.CrossNamespaceSourceReference{Kind: "GitRepository", Name: "gc"},
+				Path: path, TargetNamespace: ns, Prune: true, Interval: metav1.Duration{Duration: time.Minute},
+				DeletionPolicy: policy, HealthChecks: checks}}
+		if timeout > 0 {
+			k.Spec.Timeout = &metav1.Duration{Duration: timeout}
+		}
+		create(t, c, k)
+		return k
+	}
+	gc := ks("gc", "./gc", "", 0)
+	orphan := ks("orphan", "./orphan", "Orphan", 0)
+	for _, name := range []string{"gc", "orphan"} {
+		waitKustomization(t, c, ns, name, "Ready", func(k *kustomizev1.Kustomization) bool { return isReady(k.Status.Conditions) })
+	}
+	for _, o := range []client.Object{gc, orphan} {
+		if err := c.Delete(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		gone := 0
+		for _, name := range []string{"gc", "orphan"} {
+			if apierrors.IsNotFound(c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &kustomizev1.Kustomization{})) {
+				gone++
+			}
+		}
+		return gone == 2, nil
+	})
+	if err != nil {
+		t.Fatal("Kustomizations not finalized within a minute")
+	}
+	if configMapValue(c, ns, "gc-cm") != "" {
+		t.Error("gc-cm survived the deletion of its pruning Kustomization")
+	}
+	if err := c.Get(ctx, types.NamespacedName{Name: keepNS}, &corev1.Namespace{}); err != nil {
+		t.Errorf("Namespace %s: %v; a Kustomization's deletion never deletes a Namespace", keepNS, err)
+	}
+	if configMapValue(c, ns, "orphan-cm") != "v1" {
+		t.Error("deletionPolicy Orphan deleted orphan-cm")
+	}
+
+	// healthChecks on a Deployment someone else runs.
+	deploy := func(name string, podAnn map[string]string) {
+		one := int32(1)
+		create(t, c, &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+			Spec: appsv1.DeploymentSpec{Replicas: &one, Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": name}},
+				Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": name}, Annotations: podAnn},
+					Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "example/" + name + ":1"}}}}}})
+	}
+	deploy("slow", map[string]string{"sim.converge.dev/delay": "2s"})
+	deploy("broken", map[string]string{"sim.converge.dev/state": "CrashLoopBackOff"})
+	ref := func(name string) kustomizev1.NamespacedObjectKindReference {
+		return kustomizev1.NamespacedObjectKindReference{APIVersion: "apps/v1", Kind: "Deployment", Name: name}
+	}
+	ks("hc", "./hc", "", 0, ref("slow"))
+	ks("hc-bad", "./hc-bad", "Orphan", 3*time.Second, ref("broken"))
+	waitKustomization(t, c, ns, "hc", "Ready", func(k *kustomizev1.Kustomization) bool { return isReady(k.Status.Conditions) })
+	dep := &appsv1.Deployment{}
+	c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "slow"}, dep)
+	if dep.Status.AvailableReplicas == 0 {
+		t.Error("hc became Ready before the Deployment it checks was available")
+	}
+	bad := waitKustomization(t, c, ns, "hc-bad", "failed", func(k *kustomizev1.Kustomization) bool {
+		r := meta.FindStatusCondition(k.Status.Conditions, flux.ReadyCondition)
+		return r != nil && r.Reason == flux.HealthCheckFailedReason
+	})
+	if r := meta.FindStatusCondition(bad.Status.Conditions, flux.ReadyCondition); !strings.Contains(r.Message, "broken") {
+		t.Errorf("HealthCheckFailed does not name the object: %s", r.Message)
+	}
+}

@@ -13,10 +13,12 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -26,6 +28,7 @@ import (
 	sourcev1 "converge.dev/converge/internal/api/fluxcd/source/v1"
 	"converge.dev/converge/internal/dialect/flux"
 	"converge.dev/converge/internal/engine"
+	"converge.dev/converge/internal/object"
 	"converge.dev/converge/internal/plan"
 	"converge.dev/converge/internal/source"
 )
@@ -116,8 +119,18 @@ func (r *KustomizationReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	if err := r.Client.Get(ctx, req.NamespacedName, ks); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
+	if ks.DeletionTimestamp != nil {
+		return r.finalize(ctx, ks)
+	}
 	if ks.Spec.Suspend {
 		return ctrl.Result{}, nil
+	}
+	if !controllerutil.ContainsFinalizer(ks, flux.Finalizer) {
+		patch := client.MergeFromWithOptions(ks.DeepCopy(), client.MergeFromWithOptimisticLock{})
+		controllerutil.AddFinalizer(ks, flux.Finalizer)
+		if err := r.Client.Patch(ctx, ks, patch); err != nil {
+			return ctrl.Result{}, client.IgnoreNotFound(err)
+		}
 	}
 	orig := ks.DeepCopy()
 	st := &ks.Status
@@ -207,6 +220,11 @@ func (r *KustomizationReconciler) reconcile(ctx context.Context, ks *kustomizev1
 			flux.MarkFailed(&st.Conditions, gen, flux.OwnershipConflictReason, conflicts, false)
 			return ctrl.Result{RequeueAfter: retry}
 		}
+		if len(ks.Spec.HealthChecks) > 0 {
+			err = r.Engine.WaitHealthy(sctx, healthCheckRefs(ks), 0)
+		}
+	}
+	if err == nil {
 		st.LastAppliedRevision = rev
 		st.Inventory = flux.Inventory(rep)
 		flux.MarkReady(&st.Conditions, gen, flux.ReconciliationSucceededReason, "Applied revision: "+rev)
@@ -218,7 +236,7 @@ func (r *KustomizationReconciler) reconcile(ctx context.Context, ks *kustomizev1
 		reason = flux.ArtifactFailedReason
 	case strings.Contains(err.Error(), "render "):
 		reason = flux.BuildFailedReason
-	case strings.Contains(err.Error(), "Degraded") || errors.Is(err, context.DeadlineExceeded):
+	case strings.Contains(err.Error(), "Degraded") || strings.HasPrefix(err.Error(), "health check") || errors.Is(err, context.DeadlineExceeded):
 		reason = flux.HealthCheckFailedReason
 	}
 	// Nothing is pruned on a failure: the engine applies nothing when
@@ -281,4 +299,38 @@ func (r *KustomizationReconciler) substituteFrom(ctx context.Context, ks *kustom
 		}
 	}
 	return vars, nil
+}
+
+// finalize applies the deletion policy, then releases the finalizer.
+// engine.Delete never deletes a Namespace nor an object another unit
+// took over, and waits until what it deleted is gone.
+func (r *KustomizationReconciler) finalize(ctx context.Context, ks *kustomizev1.Kustomization) (ctrl.Result, error) {
+	if !controllerutil.ContainsFinalizer(ks, flux.Finalizer) {
+		return ctrl.Result{}, nil
+	}
+	if flux.DeletesOnDeletion(ks) {
+		dctx, cancel := context.WithTimeout(ctx, flux.Interval(ks.Spec.Timeout, 5*time.Minute))
+		defer cancel()
+		if _, err := r.Engine.Delete(dctx, flux.UnitName(ks), engine.DeleteOptions{}); err != nil {
+			orig := ks.DeepCopy()
+			flux.MarkFailed(&ks.Status.Conditions, ks.Generation, "PruneFailed", err.Error(), false)
+			if perr := r.Client.Status().Patch(ctx, ks, client.MergeFrom(orig)); perr != nil && !apierrors.IsNotFound(perr) {
+				return ctrl.Result{}, perr
+			}
+			return ctrl.Result{RequeueAfter: 10 * time.Second}, nil
+		}
+	}
+	patch := client.MergeFromWithOptions(ks.DeepCopy(), client.MergeFromWithOptimisticLock{})
+	controllerutil.RemoveFinalizer(ks, flux.Finalizer)
+	return ctrl.Result{}, client.IgnoreNotFound(r.Client.Patch(ctx, ks, patch))
+}
+
+func healthCheckRefs(ks *kustomizev1.Kustomization) []object.Ref {
+	var out []object.Ref
+	for _, h := range ks.Spec.HealthChecks {
+		gv, _ := schema.ParseGroupVersion(h.APIVersion)
+		out = append(out, object.Ref{Group: gv.Group, Version: gv.Version, Kind: h.Kind,
+			Namespace: orDefault(h.Namespace, ks.Namespace), Name: h.Name})
+	}
+	return out
 }

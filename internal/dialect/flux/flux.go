@@ -185,7 +185,7 @@ var known = map[string][]string{
 	"GitRepository": {"url", "ref.branch", "ref.tag", "ref.semver", "ref.name", "ref.commit", "interval", "timeout", "secretRef.name", "suspend"},
 	"Kustomization": {"sourceRef.kind", "sourceRef.name", "sourceRef.namespace", "sourceRef.apiVersion", "path", "interval",
 		"retryInterval", "timeout", "prune", "wait", "dependsOn", "targetNamespace", "suspend", "force",
-		"postBuild.substitute", "postBuild.substituteFrom"},
+		"postBuild.substitute", "postBuild.substituteFrom", "deletionPolicy", "healthChecks"},
 }
 
 // Unsupported names every spec field converge does not act on, sorted;
@@ -220,4 +220,20 @@ func Unsupported(obj *unstructured.Unstructured) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// Finalizer is Flux's finalizer: the Kustomization goes only after what
+// it applied was handled by its deletion policy.
+const Finalizer = "finalizers.fluxcd.io"
+
+// DeletesOnDeletion reports whether deleting the Kustomization deletes
+// what it applied.
+func DeletesOnDeletion(ks *kustomizev1.Kustomization) bool {
+	switch ks.Spec.DeletionPolicy {
+	case "Delete", "WaitForTermination":
+		return true
+	case "Orphan":
+		return false
+	}
+	return ks.Spec.Prune // MirrorPrune
 }

@@ -48,6 +48,21 @@ type KustomizationSpec struct {
 	Force bool `json:"force,omitempty"`
 	// PostBuild substitutes variables in the built objects.
 	PostBuild *PostBuild `json:"postBuild,omitempty"`
+	// DeletionPolicy says what deleting the Kustomization does to what it
+	// applied: MirrorPrune (the default: delete if prune is on), Delete,
+	// WaitForTermination (delete and wait) or Orphan (keep).
+	// +kubebuilder:validation:Enum=MirrorPrune;Delete;WaitForTermination;Orphan
+	DeletionPolicy string `json:"deletionPolicy,omitempty"`
+	// HealthChecks are objects to wait for, besides what it applied.
+	HealthChecks []NamespacedObjectKindReference `json:"healthChecks,omitempty"`
+}
+
+// NamespacedObjectKindReference names an object to health-check.
+type NamespacedObjectKindReference struct {
+	APIVersion string `json:"apiVersion,omitempty"`
+	Kind       string `json:"kind"`
+	Name       string `json:"name"`
+	Namespace  string `json:"namespace,omitempty"`
 }
 
 // PostBuild holds variables for ${var} substitution.
