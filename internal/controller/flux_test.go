@@ -454,3 +454,29 @@ func TestFluxDeletionAndHealthChecks(t *testing.T) {
 		t.Errorf("HealthCheckFailed does not name the object: %s", r.Message)
 	}
 }
+
+// TestFluxOverlay: namePrefix, commonMetadata and images act on the
+// built objects, as in Flux.
+func TestFluxOverlay(t *testing.T) {
+	c, repo := setup(t)
+	ctx := context.Background()
+	ns := clustertest.Namespace(t)
+	create(t, c, &sourcev1.GitRepository{ObjectMeta: metav1.ObjectMeta{Name: "apps", Namespace: ns},
+		Spec: sourcev1.GitRepositorySpec{URL: gittest.FileURL(repo.Bare), Interval: metav1.Duration{Duration: time.Minute}}})
+	create(t, c, &kustomizev1.Kustomization{ObjectMeta: metav1.ObjectMeta{Name: "overlay", Namespace: ns},
+		Spec: kustomizev1.KustomizationSpec{SourceRef: kustomizev1.CrossNamespaceSourceReference{Kind: "GitRepository", Name: "apps"},
+			Path: "./apps/orders-api/overlays/prod", TargetNamespace: ns, Prune: true, Interval: metav1.Duration{Duration: time.Minute},
+			NamePrefix: "flux-", CommonMetadata: &kustomizev1.CommonMetadata{Labels: map[string]string{"team": "orders"}},
+			Images: []kustomizev1.Image{{Name: "registry.example.com/orders-api", NewTag: "9.9.9"}}}})
+	waitKustomization(t, c, ns, "overlay", "Ready", func(k *kustomizev1.Kustomization) bool { return isReady(k.Status.Conditions) })
+	dep := &appsv1.Deployment{}
+	if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "flux-orders-api"}, dep); err != nil {
+		t.Fatal(err)
+	}
+	if img := dep.Spec.Template.Spec.Containers[0].Image; img != "registry.example.com/orders-api:9.9.9" {
+		t.Errorf("image %s", img)
+	}
+	if dep.Labels["team"] != "orders" {
+		t.Errorf("labels %v", dep.Labels)
+	}
+}

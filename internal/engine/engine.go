@@ -45,6 +45,9 @@ type Unit struct {
 	Auth git.Auth
 	// Ignore lists differences that do not count (ignoreDifferences).
 	Ignore []diff.Ignore
+	// Overlay transforms the rendered objects (Flux's namePrefix,
+	// commonMetadata, images, patches). The zero Overlay changes nothing.
+	Overlay kustomize.Overlay
 	// Substitute, if not nil, holds variables replaced in every rendered
 	// object (Flux's postBuild); nil turns substitution off.
 	Substitute map[string]string

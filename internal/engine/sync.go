@@ -98,7 +98,10 @@ func (e *Engine) plan(ctx context.Context, u Unit, o SyncOptions) (Report, error
 	if err != nil {
 		return Report{}, fmt.Errorf("unit %s: %w", u.Name, err)
 	}
-	objs := r.Objects
+	objs, err := u.Overlay.Apply(r.Objects)
+	if err != nil {
+		return Report{}, fmt.Errorf("unit %s: %w", u.Name, err)
+	}
 	if u.Substitute != nil {
 		if objs, err = substitute(objs, u.Substitute); err != nil {
 			return Report{}, fmt.Errorf("unit %s: %w", u.Name, err)

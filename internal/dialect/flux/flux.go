@@ -14,11 +14,14 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	kustypes "sigs.k8s.io/kustomize/api/types"
+	"sigs.k8s.io/kustomize/kyaml/resid"
 
 	kustomizev1 "converge.dev/converge/internal/api/fluxcd/kustomize/v1"
 	sourcev1 "converge.dev/converge/internal/api/fluxcd/source/v1"
 	"converge.dev/converge/internal/engine"
 	"converge.dev/converge/internal/object"
+	"converge.dev/converge/internal/render/kustomize"
 )
 
 // Flux's condition types and reasons, as its controllers write them.
@@ -117,6 +120,22 @@ func ToUnit(ks *kustomizev1.Kustomization, repo *sourcev1.GitRepository, vars ma
 		DestNamespace: ns,
 	}
 	u.Render.Recurse = true // Flux reads every manifest below the path
+	sp := ks.Spec
+	u.Overlay = kustomize.Overlay{NamePrefix: sp.NamePrefix, NameSuffix: sp.NameSuffix}
+	if m := sp.CommonMetadata; m != nil {
+		u.Overlay.Labels, u.Overlay.Annotations = m.Labels, m.Annotations
+	}
+	for _, im := range sp.Images {
+		u.Overlay.Images = append(u.Overlay.Images, kustypes.Image{Name: im.Name, NewName: im.NewName, NewTag: im.NewTag, Digest: im.Digest})
+	}
+	for _, p := range sp.Patches {
+		kp := kustypes.Patch{Patch: p.Patch}
+		if t := p.Target; t != nil {
+			kp.Target = &kustypes.Selector{ResId: resid.ResId{Gvk: resid.Gvk{Group: t.Group, Version: t.Version, Kind: t.Kind},
+				Name: t.Name, Namespace: t.Namespace}, AnnotationSelector: t.AnnotationSelector, LabelSelector: t.LabelSelector}
+		}
+		u.Overlay.Patches = append(u.Overlay.Patches, kp)
+	}
 	if pb := ks.Spec.PostBuild; pb != nil {
 		u.Substitute = map[string]string{}
 		for k, v := range vars {
@@ -185,7 +204,8 @@ var known = map[string][]string{
 	"GitRepository": {"url", "ref.branch", "ref.tag", "ref.semver", "ref.name", "ref.commit", "interval", "timeout", "secretRef.name", "suspend"},
 	"Kustomization": {"sourceRef.kind", "sourceRef.name", "sourceRef.namespace", "sourceRef.apiVersion", "path", "interval",
 		"retryInterval", "timeout", "prune", "wait", "dependsOn", "targetNamespace", "suspend", "force",
-		"postBuild.substitute", "postBuild.substituteFrom", "deletionPolicy", "healthChecks"},
+		"postBuild.substitute", "postBuild.substituteFrom", "deletionPolicy", "healthChecks", "namePrefix", "nameSuffix",
+		"commonMetadata.labels", "commonMetadata.annotations", "images", "patches"},
 }
 
 // Unsupported names every spec field converge does not act on, sorted;

@@ -51,7 +51,7 @@ func TestUnsupported(t *testing.T) {
 		},
 	}}
 	got := strings.Join(Unsupported(ks), ",")
-	want := "spec.commonMetadata,spec.decryption,spec.healthChecks,spec.sourceRef.exotic"
+	want := "spec.decryption,spec.sourceRef.exotic"
 	if got != want {
 		t.Errorf("Unsupported = %s\nwant          %s", got, want)
 	}

@@ -55,6 +55,47 @@ type KustomizationSpec struct {
 	DeletionPolicy string `json:"deletionPolicy,omitempty"`
 	// HealthChecks are objects to wait for, besides what it applied.
 	HealthChecks []NamespacedObjectKindReference `json:"healthChecks,omitempty"`
+	// NamePrefix and NameSuffix rename every object, and the references
+	// to it, as kustomize does.
+	NamePrefix string `json:"namePrefix,omitempty"`
+	NameSuffix string `json:"nameSuffix,omitempty"`
+	// CommonMetadata adds labels and annotations to every object.
+	CommonMetadata *CommonMetadata `json:"commonMetadata,omitempty"`
+	// Images overrides container images, as kustomize's images field.
+	Images []Image `json:"images,omitempty"`
+	// Patches are strategic-merge or JSON6902 patches, with targets.
+	Patches []Patch `json:"patches,omitempty"`
+}
+
+// CommonMetadata is added to every object (never to selectors).
+type CommonMetadata struct {
+	Labels      map[string]string `json:"labels,omitempty"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+}
+
+// Image overrides one image.
+type Image struct {
+	Name    string `json:"name"`
+	NewName string `json:"newName,omitempty"`
+	NewTag  string `json:"newTag,omitempty"`
+	Digest  string `json:"digest,omitempty"`
+}
+
+// Patch is one patch and the objects it applies to.
+type Patch struct {
+	Patch  string    `json:"patch"`
+	Target *Selector `json:"target,omitempty"`
+}
+
+// Selector picks objects for a patch.
+type Selector struct {
+	Group              string `json:"group,omitempty"`
+	Version            string `json:"version,omitempty"`
+	Kind               string `json:"kind,omitempty"`
+	Name               string `json:"name,omitempty"`
+	Namespace          string `json:"namespace,omitempty"`
+	AnnotationSelector string `json:"annotationSelector,omitempty"`
+	LabelSelector      string `json:"labelSelector,omitempty"`
 }
 
 // NamespacedObjectKindReference names an object to health-check.
