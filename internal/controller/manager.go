@@ -15,9 +15,11 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"converge.dev/converge/internal/api/argocd/v1alpha1"
+	helmv2 "converge.dev/converge/internal/api/fluxcd/helm/v2"
 	kustomizev1 "converge.dev/converge/internal/api/fluxcd/kustomize/v1"
 	sourcev1 "converge.dev/converge/internal/api/fluxcd/source/v1"
 	"converge.dev/converge/internal/engine"
+	"converge.dev/converge/internal/helmrelease"
 	"converge.dev/converge/internal/webhook"
 )
 
@@ -62,6 +64,9 @@ func Scheme() (*runtime.Scheme, error) {
 	if err := sourcev1.AddToScheme(s); err != nil {
 		return nil, err
 	}
+	if err := helmv2.AddToScheme(s); err != nil {
+		return nil, err
+	}
 	if err := kustomizev1.AddToScheme(s); err != nil {
 		return nil, err
 	}
@@ -100,6 +105,13 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 	}
 	if err := (&KustomizationReconciler{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Engine: o.Engine}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("kustomization controller: %w", err)
+	}
+	idx := &indexes{}
+	if err := (&HelmRepositoryReconciler{Client: mgr.GetClient(), indexes: idx}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("helmrepository controller: %w", err)
+	}
+	if err := (&HelmReleaseReconciler{Client: mgr.GetClient(), Engine: o.Engine, Helm: helmrelease.New(cfg), indexes: idx}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("helmrelease controller: %w", err)
 	}
 	if o.WebhookAddr != "" {
 		h := &webhookHandler{reader: mgr.GetClient(), writer: mgr.GetClient(), secrets: o.WebhookSecrets}

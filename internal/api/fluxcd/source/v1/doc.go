@@ -1,5 +1,5 @@
 // Package v1 holds the Go types of Flux's source.toolkit.fluxcd.io/v1
-// GitRepository, as far as converge supports it, so that existing
+// GitRepository and HelmRepository, as far as converge supports them, so that existing
 // manifests run unchanged. Unsupported fields are kept (the schema
 // preserves unknown fields) and reported by name in a condition.
 //

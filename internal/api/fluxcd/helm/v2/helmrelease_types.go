@@ -1,0 +1,121 @@
+package v2
+
+import (
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// HelmRelease installs a chart from a repository and keeps the release
+// as declared: upgrades, remediation by rollback, drift correction.
+// Releases live in Helm's own storage, so `helm list` sees them.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:resource:shortName=hr
+// +kubebuilder:subresource:status
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].message`
+type HelmRelease struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+	Spec              HelmReleaseSpec   `json:"spec,omitempty"`
+	Status            HelmReleaseStatus `json:"status,omitempty"`
+}
+
+// HelmReleaseSpec is the release wanted.
+//
+// +kubebuilder:pruning:PreserveUnknownFields
+type HelmReleaseSpec struct {
+	Chart    HelmChartTemplate `json:"chart"`
+	Interval metav1.Duration   `json:"interval"`
+	// ReleaseName defaults to the HelmRelease's name (with the target
+	// namespace as a prefix when one is set, as in Flux).
+	ReleaseName     string `json:"releaseName,omitempty"`
+	TargetNamespace string `json:"targetNamespace,omitempty"`
+	// StorageNamespace holds Helm's release records; default the release
+	// namespace.
+	StorageNamespace string                `json:"storageNamespace,omitempty"`
+	Timeout          *metav1.Duration      `json:"timeout,omitempty"`
+	Values           *apiextensionsv1.JSON `json:"values,omitempty"`
+	Install          *Install              `json:"install,omitempty"`
+	Upgrade          *Upgrade              `json:"upgrade,omitempty"`
+	DriftDetection   *DriftDetection       `json:"driftDetection,omitempty"`
+	Suspend          bool                  `json:"suspend,omitempty"`
+}
+
+// HelmChartTemplate names the chart.
+type HelmChartTemplate struct {
+	Spec HelmChartTemplateSpec `json:"spec"`
+}
+
+// HelmChartTemplateSpec is the chart, its version (a semver range) and
+// its repository.
+type HelmChartTemplateSpec struct {
+	Chart     string                        `json:"chart"`
+	Version   string                        `json:"version,omitempty"`
+	SourceRef CrossNamespaceObjectReference `json:"sourceRef"`
+}
+
+// CrossNamespaceObjectReference names a source.
+type CrossNamespaceObjectReference struct {
+	APIVersion string `json:"apiVersion,omitempty"`
+	Kind       string `json:"kind"`
+	Name       string `json:"name"`
+	Namespace  string `json:"namespace,omitempty"`
+}
+
+// Install configures the first install.
+type Install struct {
+	Remediation *Remediation `json:"remediation,omitempty"`
+}
+
+// Upgrade configures upgrades.
+type Upgrade struct {
+	Remediation *Remediation `json:"remediation,omitempty"`
+}
+
+// Remediation retries a failed action; for upgrades, remediation is a
+// rollback to the last successful release.
+type Remediation struct {
+	// Retries is the number of retries; negative is unlimited.
+	Retries int `json:"retries,omitempty"`
+	// RemediateLastFailure remediates even when retries are exhausted.
+	RemediateLastFailure *bool `json:"remediateLastFailure,omitempty"`
+}
+
+// DriftDetection compares the release's objects with the cluster.
+type DriftDetection struct {
+	// Mode is enabled (correct drift), warn (report it) or disabled.
+	Mode string `json:"mode,omitempty"`
+}
+
+// HelmReleaseStatus is Flux's status shape.
+type HelmReleaseStatus struct {
+	ObservedGeneration    int64              `json:"observedGeneration,omitempty"`
+	Conditions            []metav1.Condition `json:"conditions,omitempty"`
+	LastAttemptedRevision string             `json:"lastAttemptedRevision,omitempty"`
+	// History holds the latest releases, newest first.
+	History                []Snapshot `json:"history,omitempty"`
+	InstallFailures        int64      `json:"installFailures,omitempty"`
+	UpgradeFailures        int64      `json:"upgradeFailures,omitempty"`
+	Failures               int64      `json:"failures,omitempty"`
+	LastHandledReconcileAt string     `json:"lastHandledReconcileAt,omitempty"`
+}
+
+// Snapshot is one release revision.
+type Snapshot struct {
+	Name         string `json:"name"`
+	Namespace    string `json:"namespace"`
+	Version      int    `json:"version"`
+	Status       string `json:"status"`
+	ChartName    string `json:"chartName"`
+	ChartVersion string `json:"chartVersion"`
+}
+
+// +kubebuilder:object:root=true
+
+// HelmReleaseList is a list of HelmReleases.
+type HelmReleaseList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []HelmRelease `json:"items"`
+}

@@ -1,0 +1,322 @@
+package controller
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"helm.sh/helm/v3/pkg/repo"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	helmv2 "converge.dev/converge/internal/api/fluxcd/helm/v2"
+	sourcev1 "converge.dev/converge/internal/api/fluxcd/source/v1"
+	"converge.dev/converge/internal/dialect/flux"
+	"converge.dev/converge/internal/engine"
+	"converge.dev/converge/internal/helmrelease"
+	"converge.dev/converge/internal/object"
+)
+
+// indexes holds the Helm repository indexes the HelmRepository
+// reconciler fetched, for the HelmRelease reconciler.
+type indexes struct {
+	mu sync.Mutex
+	m  map[string]*repo.IndexFile // by repository URL
+}
+
+func (i *indexes) get(url string) *repo.IndexFile {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return i.m[url]
+}
+
+func (i *indexes) put(url string, idx *repo.IndexFile) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if i.m == nil {
+		i.m = map[string]*repo.IndexFile{}
+	}
+	i.m[url] = idx
+}
+
+// HelmRepositoryReconciler reads Helm repository indexes.
+type HelmRepositoryReconciler struct {
+	Client  client.Client
+	indexes *indexes
+}
+
+// SetupWithManager registers the reconciler.
+func (r *HelmRepositoryReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&sourcev1.HelmRepository{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		Complete(r)
+}
+
+// Reconcile fetches one repository's index.
+func (r *HelmRepositoryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	hr := &sourcev1.HelmRepository{}
+	if err := r.Client.Get(ctx, req.NamespacedName, hr); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if hr.Spec.Suspend {
+		return ctrl.Result{}, nil
+	}
+	orig := hr.DeepCopy()
+	st := &hr.Status
+	interval := flux.Interval(&hr.Spec.Interval, 10*time.Minute)
+	var ferr error
+	if hr.Spec.Type == "oci" {
+		flux.MarkReady(&st.Conditions, hr.Generation, flux.SucceededReason, "Helm repositories of type 'oci' do not contain any information in the status.")
+	} else {
+		fctx, cancel := context.WithTimeout(ctx, time.Minute)
+		idx, digest, err := helmrelease.Index(fctx, hr.Spec.URL)
+		cancel()
+		ferr = err
+		if err == nil {
+			r.indexes.put(hr.Spec.URL, idx)
+			if st.Artifact == nil || st.Artifact.Revision != digest {
+				st.Artifact = &sourcev1.Artifact{Revision: digest, Digest: digest, LastUpdateTime: metav1.Now(),
+					Path: fmt.Sprintf("helmrepository/%s/%s/index.yaml", hr.Namespace, hr.Name), URL: hr.Spec.URL + "/index.yaml"}
+			}
+			st.URL = hr.Spec.URL + "/index.yaml"
+			flux.MarkReady(&st.Conditions, hr.Generation, flux.SucceededReason, "stored artifact: revision '"+digest+"'")
+		} else {
+			flux.MarkFailed(&st.Conditions, hr.Generation, "IndexationFailed", err.Error(), false)
+		}
+	}
+	st.ObservedGeneration = hr.Generation
+	if !equality.Semantic.DeepEqual(orig.Status, hr.Status) {
+		if err := r.Client.Status().Patch(ctx, hr, client.MergeFrom(orig)); err != nil && !apierrors.IsNotFound(err) {
+			return ctrl.Result{}, err
+		}
+	}
+	if ferr != nil {
+		return ctrl.Result{RequeueAfter: min(interval, 30*time.Second)}, nil
+	}
+	return ctrl.Result{RequeueAfter: interval}, nil
+}
+
+// HelmReleaseReconciler keeps Helm releases as declared.
+type HelmReleaseReconciler struct {
+	Client  client.Client
+	Engine  *engine.Engine
+	Helm    *helmrelease.Manager
+	indexes *indexes
+}
+
+// SetupWithManager registers the reconciler; a repository's new index
+// wakes the releases using it.
+func (r *HelmReleaseReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&helmv2.HelmRelease{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		Watches(&sourcev1.HelmRepository{}, handler.EnqueueRequestsFromMapFunc(r.byRepository)).
+		Complete(r)
+}
+
+func (r *HelmReleaseReconciler) byRepository(ctx context.Context, o client.Object) []reconcile.Request {
+	var list helmv2.HelmReleaseList
+	if err := r.Client.List(ctx, &list); err != nil {
+		return nil
+	}
+	var out []reconcile.Request
+	for _, hr := range list.Items {
+		ref := hr.Spec.Chart.Spec.SourceRef
+		if ref.Name == o.GetName() && orDefault(ref.Namespace, hr.Namespace) == o.GetNamespace() {
+			out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: hr.Namespace, Name: hr.Name}})
+		}
+	}
+	return out
+}
+
+// Reconcile keeps one release as declared.
+func (r *HelmReleaseReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	hr := &helmv2.HelmRelease{}
+	if err := r.Client.Get(ctx, req.NamespacedName, hr); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if hr.Spec.Suspend {
+		return ctrl.Result{}, nil
+	}
+	orig := hr.DeepCopy()
+	if hr.Status.ObservedGeneration != hr.Generation {
+		hr.Status.UpgradeFailures, hr.Status.InstallFailures, hr.Status.Failures = 0, 0, 0 // a new spec gets new chances
+	}
+	hr.Status.LastHandledReconcileAt = hr.Annotations[ReconcileRequestAnnotation]
+	res := r.reconcile(ctx, hr)
+	hr.Status.ObservedGeneration = hr.Generation
+	if !equality.Semantic.DeepEqual(orig.Status, hr.Status) {
+		if err := r.Client.Status().Patch(ctx, hr, client.MergeFrom(orig)); err != nil && !apierrors.IsNotFound(err) {
+			return ctrl.Result{}, err
+		}
+	}
+	return res, nil
+}
+
+func releaseName(hr *helmv2.HelmRelease) (name, namespace string) {
+	namespace = orDefault(hr.Spec.TargetNamespace, hr.Namespace)
+	name = hr.Spec.ReleaseName
+	if name == "" {
+		name = hr.Name
+		if hr.Spec.TargetNamespace != "" {
+			name = hr.Spec.TargetNamespace + "-" + hr.Name
+		}
+	}
+	return name, namespace
+}
+
+func (r *HelmReleaseReconciler) reconcile(ctx context.Context, hr *helmv2.HelmRelease) ctrl.Result {
+	st := &hr.Status
+	gen := hr.Generation
+	interval := flux.Interval(&hr.Spec.Interval, 10*time.Minute)
+	spec := hr.Spec.Chart.Spec
+	if spec.SourceRef.Kind != "HelmRepository" {
+		flux.MarkFailed(&st.Conditions, gen, flux.InvalidSpecReason, fmt.Sprintf("spec.chart.spec.sourceRef.kind %q is not supported yet (HelmRepository is)", spec.SourceRef.Kind), true)
+		return ctrl.Result{}
+	}
+	src := &sourcev1.HelmRepository{}
+	srcKey := types.NamespacedName{Namespace: orDefault(spec.SourceRef.Namespace, hr.Namespace), Name: spec.SourceRef.Name}
+	if err := r.Client.Get(ctx, srcKey, src); err != nil || !meta.IsStatusConditionTrue(src.Status.Conditions, flux.ReadyCondition) {
+		flux.MarkFailed(&st.Conditions, gen, flux.ArtifactFailedReason, fmt.Sprintf("HelmRepository %s is not ready", srcKey), false)
+		return ctrl.Result{RequeueAfter: 30 * time.Second}
+	}
+	fctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	idx := r.indexes.get(src.Spec.URL)
+	if idx == nil {
+		var err error
+		if idx, _, err = helmrelease.Index(fctx, src.Spec.URL); err != nil {
+			flux.MarkFailed(&st.Conditions, gen, flux.ArtifactFailedReason, err.Error(), false)
+			return ctrl.Result{RequeueAfter: 30 * time.Second}
+		}
+		r.indexes.put(src.Spec.URL, idx)
+	}
+	chart, err := helmrelease.Chart(fctx, src.Spec.URL, idx, spec.Chart, spec.Version)
+	if err != nil {
+		flux.MarkFailed(&st.Conditions, gen, flux.ArtifactFailedReason, err.Error(), false)
+		return ctrl.Result{RequeueAfter: 30 * time.Second}
+	}
+	values := map[string]any{}
+	if hr.Spec.Values != nil && len(hr.Spec.Values.Raw) > 0 {
+		if err := json.Unmarshal(hr.Spec.Values.Raw, &values); err != nil {
+			flux.MarkFailed(&st.Conditions, gen, flux.InvalidSpecReason, "spec.values: "+err.Error(), true)
+			return ctrl.Result{}
+		}
+	}
+	name, ns := releaseName(hr)
+	st.LastAttemptedRevision = chart.Metadata.Version
+	retries, rollback := 0, false
+	if u := hr.Spec.Upgrade; u != nil && u.Remediation != nil {
+		retries = u.Remediation.Retries
+		rollback = retries != 0
+		if u.Remediation.RemediateLastFailure != nil {
+			rollback = *u.Remediation.RemediateLastFailure
+		}
+	}
+	if st.UpgradeFailures > 0 && retries >= 0 && st.UpgradeFailures > int64(retries) {
+		flux.MarkFailed(&st.Conditions, gen, "UpgradeFailed", fmt.Sprintf("upgrade retries exhausted (%d); change the HelmRelease to try again", retries), true)
+		return ctrl.Result{}
+	}
+	out, err := r.Helm.Reconcile(fctx, helmrelease.Request{Name: name, Namespace: ns, Chart: chart, Values: values,
+		Timeout: flux.Interval(hr.Spec.Timeout, 5*time.Minute), RollbackOnFailure: rollback})
+	r.history(hr, name, ns)
+	if err != nil {
+		st.Failures++
+		reason := "InstallFailed"
+		if out.Action == "upgrade" {
+			reason = "UpgradeFailed"
+			st.UpgradeFailures++
+		} else {
+			st.InstallFailures++
+		}
+		flux.MarkFailed(&st.Conditions, gen, reason, err.Error(), false)
+		flux.SetCondition(&st.Conditions, gen, "Released", metav1.ConditionFalse, reason, err.Error())
+		if out.RolledBack {
+			flux.SetCondition(&st.Conditions, gen, "Remediated", metav1.ConditionTrue, "RollbackSucceeded",
+				fmt.Sprintf("Helm rollback to previous release %s/%s.v%d succeeded", ns, name, out.Release.Version))
+		}
+		return ctrl.Result{RequeueAfter: 10 * time.Second}
+	}
+	msg := fmt.Sprintf("Helm %s succeeded for release %s/%s.v%d with chart %s@%s", out.Action, ns, name, out.Release.Version,
+		chart.Metadata.Name, chart.Metadata.Version)
+	reason := map[string]string{"install": "InstallSucceeded", "upgrade": "UpgradeSucceeded"}[out.Action]
+	if out.Action == "unchanged" {
+		if r := meta.FindStatusCondition(st.Conditions, flux.ReadyCondition); r != nil && r.Status == metav1.ConditionTrue {
+			msg, reason = r.Message, r.Reason
+		} else {
+			reason = "UpgradeSucceeded"
+		}
+		if err := r.drift(ctx, hr, out, ns); err != nil {
+			flux.MarkFailed(&st.Conditions, gen, "DriftDetectionFailed", err.Error(), false)
+			return ctrl.Result{RequeueAfter: 30 * time.Second}
+		}
+	}
+	flux.MarkReady(&st.Conditions, gen, reason, msg)
+	flux.SetCondition(&st.Conditions, gen, "Released", metav1.ConditionTrue, reason, msg)
+	meta.RemoveStatusCondition(&st.Conditions, "Remediated")
+	st.UpgradeFailures, st.InstallFailures, st.Failures = 0, 0, 0
+	return ctrl.Result{RequeueAfter: interval}
+}
+
+// drift compares the release's objects with the cluster; with mode
+// enabled, it corrects what drifted (a kubectl edit), with warn it only
+// says so.
+func (r *HelmReleaseReconciler) drift(ctx context.Context, hr *helmv2.HelmRelease, out helmrelease.Outcome, ns string) error {
+	mode := ""
+	if d := hr.Spec.DriftDetection; d != nil {
+		mode = d.Mode
+	}
+	if mode != "enabled" && mode != "warn" {
+		meta.RemoveStatusCondition(&hr.Status.Conditions, "Drifted")
+		return nil
+	}
+	objs, err := object.Decode([]byte(out.Release.Manifest), "release "+ns+"/"+out.Release.Name)
+	if err != nil {
+		return err
+	}
+	drifted, err := r.Engine.Drift(ctx, objs, ns, mode == "enabled")
+	if err != nil {
+		return err
+	}
+	if len(drifted) == 0 {
+		meta.RemoveStatusCondition(&hr.Status.Conditions, "Drifted")
+		return nil
+	}
+	names := make([]string, len(drifted))
+	for i, d := range drifted {
+		names[i] = d.String()
+	}
+	verb := "detected"
+	if mode == "enabled" {
+		verb = "corrected"
+	}
+	flux.SetCondition(&hr.Status.Conditions, hr.Generation, "Drifted", metav1.ConditionTrue, "DriftDetected",
+		fmt.Sprintf("Cluster state drift %s: %s", verb, strings.Join(names, ", ")))
+	return nil
+}
+
+func (r *HelmReleaseReconciler) history(hr *helmv2.HelmRelease, name, ns string) {
+	h, err := r.Helm.History(name, ns)
+	if err != nil {
+		return
+	}
+	hr.Status.History = nil
+	for i, rel := range h {
+		if i == 5 {
+			break
+		}
+		hr.Status.History = append(hr.Status.History, helmv2.Snapshot{Name: rel.Name, Namespace: rel.Namespace, Version: rel.Version,
+			Status: rel.Info.Status.String(), ChartName: rel.Chart.Metadata.Name, ChartVersion: rel.Chart.Metadata.Version})
+	}
+}

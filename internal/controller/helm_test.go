@@ -1,0 +1,167 @@
+package controller
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"helm.sh/helm/v3/pkg/chart/loader"
+	"helm.sh/helm/v3/pkg/chartutil"
+	"helm.sh/helm/v3/pkg/repo"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	helmv2 "converge.dev/converge/internal/api/fluxcd/helm/v2"
+	sourcev1 "converge.dev/converge/internal/api/fluxcd/source/v1"
+	"converge.dev/converge/internal/clustertest"
+	"converge.dev/converge/internal/dialect/flux"
+	"converge.dev/converge/internal/helmrelease"
+)
+
+// helmRepoServer packages testdata/charts/external-dns at each version
+// and serves the archives and an index over HTTP on loopback.
+func helmRepoServer(t *testing.T, versions ...string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, v := range versions {
+		c, err := loader.LoadDir("testdata/charts/external-dns")
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Metadata.Version = v
+		if _, err := chartutil.Save(c, dir); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv := httptest.NewServer(http.FileServer(http.Dir(dir)))
+	t.Cleanup(srv.Close)
+	idx, err := repo.IndexDirectory(dir, srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := idx.WriteFile(filepath.Join(dir, "index.yaml"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return srv.URL
+}
+
+func waitHelmRelease(t *testing.T, c client.Client, ns, name, what string, cond func(*helmv2.HelmRelease) bool) *helmv2.HelmRelease {
+	t.Helper()
+	hr := &helmv2.HelmRelease{}
+	err := wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+		if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, hr); err != nil {
+			return false, nil
+		}
+		return cond(hr), nil
+	})
+	if err != nil {
+		out, _ := yaml.Marshal(hr.Status)
+		t.Fatalf("waiting for HelmRelease %s/%s to be %s: %v\nstatus:\n%s", ns, name, what, err, out)
+	}
+	return hr
+}
+
+func deploymentArgs(c client.Client, ns, name string) string {
+	d := &appsv1.Deployment{}
+	if err := c.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: name}, d); err != nil || len(d.Spec.Template.Spec.Containers) == 0 {
+		return ""
+	}
+	return strings.Join(d.Spec.Template.Spec.Containers[0].Args, " ")
+}
+
+// TestSeedHelmRelease: the seed's §4.2 HelmRelease, unchanged, installs
+// external-dns 1.15.2 (1.15.x resolved among 1.15.0, 1.15.2 and 1.16.0)
+// from a Helm repository on loopback, into Helm's own storage; drift
+// detection corrects a kubectl edit; a failed upgrade is remediated by a
+// rollback.
+func TestSeedHelmRelease(t *testing.T) {
+	c, _ := setup(t)
+	ctx := context.Background()
+	url := helmRepoServer(t, "1.15.0", "1.15.2", "1.16.0")
+	ensureNamespace(t, c, "flux-system")
+	ensureNamespace(t, c, "platform-dns")
+	create(t, c, &sourcev1.HelmRepository{ObjectMeta: metav1.ObjectMeta{Name: "external-dns", Namespace: "flux-system"},
+		Spec: sourcev1.HelmRepositorySpec{URL: url, Interval: metav1.Duration{Duration: 10 * time.Minute}}})
+	data, err := os.ReadFile("testdata/flux/seed-4.2.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hr := &helmv2.HelmRelease{}
+	if err := yaml.Unmarshal(data, hr); err != nil {
+		t.Fatal(err)
+	}
+	create(t, c, hr)
+
+	hr = waitHelmRelease(t, c, "platform-dns", "external-dns", "Ready", func(h *helmv2.HelmRelease) bool { return isReady(h.Status.Conditions) })
+	if hr.Status.LastAttemptedRevision != "1.15.2" || len(hr.Status.History) != 1 || hr.Status.History[0].Status != "deployed" {
+		out, _ := yaml.Marshal(hr.Status)
+		t.Errorf("status:\n%s", out)
+	}
+	if args := deploymentArgs(c, "platform-dns", "external-dns"); args != "--provider=aws --policy=sync" {
+		t.Errorf("args %q: the HelmRelease's values did not reach the chart", args)
+	}
+	// What `helm list` reads: the release record in Helm's storage.
+	if err := c.Get(ctx, types.NamespacedName{Namespace: "platform-dns", Name: "sh.helm.release.v1.external-dns.v1"}, &corev1.Secret{}); err != nil {
+		t.Errorf("Helm's release record: %v", err)
+	}
+	hist, err := helmrelease.New(clustertest.RESTConfig(t)).History("external-dns", "platform-dns")
+	if err != nil || len(hist) != 1 || hist[0].Chart.Metadata.Version != "1.15.2" {
+		t.Errorf("helm history: %v %v", hist, err)
+	}
+
+	t.Run("driftDetection corrects a kubectl edit", func(t *testing.T) {
+		patch := client.RawPatch(types.MergePatchType, []byte(`{"spec":{"driftDetection":{"mode":"enabled"}}}`))
+		if err := c.Patch(ctx, hr, patch); err != nil {
+			t.Fatal(err)
+		}
+		waitHelmRelease(t, c, "platform-dns", "external-dns", "observed", func(h *helmv2.HelmRelease) bool {
+			return h.Status.ObservedGeneration == h.Generation && isReady(h.Status.Conditions)
+		})
+		d := &appsv1.Deployment{}
+		c.Get(ctx, types.NamespacedName{Namespace: "platform-dns", Name: "external-dns"}, d)
+		d.Spec.Template.Spec.Containers[0].Args = []string{"--provider=edited-by-hand"}
+		if err := c.Update(ctx, d, client.FieldOwner("kubectl-edit")); err != nil {
+			t.Fatal(err)
+		}
+		req := client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"annotations":{"`+ReconcileRequestAnnotation+`":"drift"}}}`))
+		if err := c.Patch(ctx, hr, req); err != nil {
+			t.Fatal(err)
+		}
+		err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
+			return deploymentArgs(c, "platform-dns", "external-dns") == "--provider=aws --policy=sync", nil
+		})
+		if err != nil {
+			t.Fatalf("drift not corrected: args %q", deploymentArgs(c, "platform-dns", "external-dns"))
+		}
+	})
+
+	t.Run("a failed upgrade is rolled back", func(t *testing.T) {
+		patch := client.RawPatch(types.MergePatchType, []byte(`{"spec":{"values":{"replicaCount":"not-a-number","provider":"gcp"},"upgrade":{"remediation":{"retries":1}}}}`))
+		if err := c.Patch(ctx, hr, patch); err != nil {
+			t.Fatal(err)
+		}
+		got := waitHelmRelease(t, c, "platform-dns", "external-dns", "remediated", func(h *helmv2.HelmRelease) bool {
+			return meta.IsStatusConditionTrue(h.Status.Conditions, "Remediated")
+		})
+		if r := meta.FindStatusCondition(got.Status.Conditions, flux.ReadyCondition); r == nil || r.Status != metav1.ConditionFalse || r.Reason != "UpgradeFailed" {
+			t.Errorf("Ready: %+v", r)
+		}
+		if len(got.Status.History) == 0 || got.Status.History[0].Status != "deployed" || got.Status.History[0].Version < 3 {
+			t.Errorf("history %+v: want the rollback deployed on top", got.Status.History)
+		}
+		if args := deploymentArgs(c, "platform-dns", "external-dns"); args != "--provider=aws --policy=sync" {
+			t.Errorf("after rollback args %q, want the last good release's", args)
+		}
+	})
+}

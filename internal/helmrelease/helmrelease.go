@@ -1,0 +1,165 @@
+// Package helmrelease installs, upgrades and rolls back Helm releases
+// with helm.sh/helm's own actions, in Helm's own storage (Secrets in the
+// release namespace), so `helm list` and `helm history` see what
+// converge did. It does not log; it returns what it did.
+package helmrelease
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"time"
+
+	"helm.sh/helm/v3/pkg/action"
+	"helm.sh/helm/v3/pkg/chart"
+	"helm.sh/helm/v3/pkg/kube"
+	"helm.sh/helm/v3/pkg/release"
+	"helm.sh/helm/v3/pkg/storage/driver"
+	"k8s.io/client-go/rest"
+)
+
+// Request is the release wanted.
+type Request struct {
+	Name, Namespace string
+	Chart           *chart.Chart
+	Values          map[string]any
+	// Timeout bounds one Helm action. If zero, five minutes.
+	Timeout time.Duration
+	// RollbackOnFailure rolls a failed upgrade back to the last
+	// successful release.
+	RollbackOnFailure bool
+}
+
+// Outcome is what Reconcile did.
+type Outcome struct {
+	// Action is install, upgrade or unchanged.
+	Action string
+	// Release is the release now current (after a rollback, the
+	// rolled-back-to one).
+	Release *release.Release
+	// RolledBack is true when a failed upgrade was remediated.
+	RolledBack bool
+}
+
+// Manager runs Helm actions against one cluster.
+type Manager struct {
+	cfg *rest.Config
+}
+
+// New returns a Manager for the cluster of cfg.
+func New(cfg *rest.Config) *Manager { return &Manager{cfg: cfg} }
+
+func (m *Manager) action(namespace string) (*action.Configuration, error) {
+	g, err := newGetter(m.cfg, namespace)
+	if err != nil {
+		return nil, err
+	}
+	ac := &action.Configuration{}
+	if err := ac.Init(g, namespace, "secret", func(string, ...any) {}); err != nil {
+		return nil, fmt.Errorf("helm: %w", err)
+	}
+	if kc, ok := ac.KubeClient.(*kube.Client); ok {
+		kc.Namespace = namespace
+	}
+	return ac, nil
+}
+
+// Reconcile installs the release, or upgrades it when its chart version
+// or values changed or its last attempt failed; otherwise it leaves it.
+// A failed upgrade is rolled back when asked; the error is still
+// returned, as the desired release did not land.
+func (m *Manager) Reconcile(ctx context.Context, req Request) (Outcome, error) {
+	if req.Timeout == 0 {
+		req.Timeout = 5 * time.Minute
+	}
+	ac, err := m.action(req.Namespace)
+	if err != nil {
+		return Outcome{}, err
+	}
+	last, err := ac.Releases.Last(req.Name)
+	switch {
+	case errors.Is(err, driver.ErrReleaseNotFound) || (err == nil && last.Info.Status == release.StatusUninstalled):
+		in := action.NewInstall(ac)
+		in.ReleaseName, in.Namespace, in.Timeout = req.Name, req.Namespace, req.Timeout
+		rel, err := in.RunWithContext(ctx, req.Chart, req.Values)
+		if err != nil {
+			return Outcome{Action: "install", Release: rel}, fmt.Errorf("helm install %s/%s: %w", req.Namespace, req.Name, err)
+		}
+		return Outcome{Action: "install", Release: rel}, nil
+	case err != nil:
+		return Outcome{}, fmt.Errorf("helm release %s/%s: %w", req.Namespace, req.Name, err)
+	}
+	if last.Info.Status == release.StatusDeployed && last.Chart.Metadata.Version == req.Chart.Metadata.Version &&
+		valuesEqual(last.Config, req.Values) {
+		return Outcome{Action: "unchanged", Release: last}, nil
+	}
+	up := action.NewUpgrade(ac)
+	up.Namespace, up.Timeout = req.Namespace, req.Timeout
+	rel, uerr := up.RunWithContext(ctx, req.Name, req.Chart, req.Values)
+	if uerr == nil {
+		return Outcome{Action: "upgrade", Release: rel}, nil
+	}
+	out := Outcome{Action: "upgrade", Release: rel}
+	if req.RollbackOnFailure {
+		rb := action.NewRollback(ac)
+		rb.Timeout = req.Timeout
+		if rerr := rb.Run(req.Name); rerr != nil {
+			return out, fmt.Errorf("helm upgrade %s/%s: %w; rollback failed too: %v", req.Namespace, req.Name, uerr, rerr)
+		}
+		out.RolledBack = true
+		out.Release, _ = ac.Releases.Last(req.Name)
+	}
+	return out, fmt.Errorf("helm upgrade %s/%s: %w", req.Namespace, req.Name, uerr)
+}
+
+// History returns the release's revisions, newest first.
+func (m *Manager) History(name, namespace string) ([]*release.Release, error) {
+	ac, err := m.action(namespace)
+	if err != nil {
+		return nil, err
+	}
+	h, err := ac.Releases.History(name)
+	if err != nil {
+		return nil, err
+	}
+	for i := 0; i < len(h); i++ { // newest first
+		for j := i + 1; j < len(h); j++ {
+			if h[j].Version > h[i].Version {
+				h[i], h[j] = h[j], h[i]
+			}
+		}
+	}
+	return h, nil
+}
+
+// valuesEqual compares values as Helm stores them (JSON round-trip
+// shapes), treating nil and empty as equal.
+func valuesEqual(a, b map[string]any) bool {
+	if len(a) == 0 && len(b) == 0 {
+		return true
+	}
+	return reflect.DeepEqual(normalize(a), normalize(b))
+}
+
+func normalize(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			out[k] = normalize(e)
+		}
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = normalize(e)
+		}
+		return out
+	case int:
+		return float64(x)
+	case int64:
+		return float64(x)
+	}
+	return v
+}
