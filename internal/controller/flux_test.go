@@ -2,6 +2,8 @@ package controller
 
 import (
 	"context"
+
+	"filippo.io/age"
 	"os"
 	"strings"
 	"sync"
@@ -22,6 +24,7 @@ import (
 	kustomizev1 "converge.dev/converge/internal/api/fluxcd/kustomize/v1"
 	sourcev1 "converge.dev/converge/internal/api/fluxcd/source/v1"
 	"converge.dev/converge/internal/clustertest"
+	"converge.dev/converge/internal/decrypt"
 	"converge.dev/converge/internal/dialect/flux"
 	"converge.dev/converge/internal/gittest"
 )
@@ -478,5 +481,78 @@ func TestFluxOverlay(t *testing.T) {
 	}
 	if dep.Labels["team"] != "orders" {
 		t.Errorf("labels %v", dep.Labels)
+	}
+}
+
+// TestFluxSOPS: a Secret encrypted with age in the repository lands
+// decrypted in the cluster and nowhere else: not in Git, not in the
+// Kustomization's status, not in Events, not in converge's inventory.
+// Without decryption configured, the encrypted Secret is refused and
+// nothing is applied.
+func TestFluxSOPS(t *testing.T) {
+	c, repo := setup(t)
+	ctx := context.Background()
+	ns := clustertest.Namespace(t)
+	const plaintext = "correct-horse-battery-staple"
+	id, _ := age.GenerateX25519Identity()
+	enc, err := decrypt.YAMLEncrypt([]byte("apiVersion: v1\nkind: Secret\nmetadata: {name: db}\nstringData: {password: "+plaintext+"}\n"),
+		id.Recipient().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo.Commit("encrypted secret", map[string]string{"secrets/db.yaml": string(enc), "secrets/cm.yaml": configMapYAML("plain", "v1")})
+	repo.Publish()
+	create(t, c, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "sops-age", Namespace: ns},
+		StringData: map[string]string{"identity.agekey": id.String()}})
+	create(t, c, &sourcev1.GitRepository{ObjectMeta: metav1.ObjectMeta{Name: "secrets", Namespace: ns},
+		Spec: sourcev1.GitRepositorySpec{URL: gittest.FileURL(repo.Bare), Interval: metav1.Duration{Duration: time.Minute}}})
+	mk := func(name string, dec *kustomizev1.Decryption) {
+		create(t, c, &kustomizev1.Kustomization{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+			Spec: kustomizev1.KustomizationSpec{SourceRef: kustomizev1.CrossNamespaceSourceReference{Kind: "GitRepository", Name: "secrets"},
+				Path: "./secrets", TargetNamespace: ns, Prune: true, Interval: metav1.Duration{Duration: time.Minute}, Decryption: dec}})
+	}
+	// Without decryption first: refused, nothing applied.
+	mk("no-keys", nil)
+	refused := waitKustomization(t, c, ns, "no-keys", "refused", func(k *kustomizev1.Kustomization) bool {
+		r := meta.FindStatusCondition(k.Status.Conditions, flux.ReadyCondition)
+		return r != nil && r.Status == metav1.ConditionFalse && strings.Contains(r.Message, "SOPS-encrypted")
+	})
+	if r := meta.FindStatusCondition(refused.Status.Conditions, flux.ReadyCondition); !strings.Contains(r.Message, "secrets/db.yaml") {
+		t.Errorf("refusal does not name the file: %s", r.Message)
+	}
+	if configMapValue(c, ns, "plain") != "" {
+		t.Error("the refused Kustomization applied its other objects")
+	}
+	if err := c.Delete(ctx, &kustomizev1.Kustomization{ObjectMeta: metav1.ObjectMeta{Name: "no-keys", Namespace: ns}}); err != nil {
+		t.Fatal(err)
+	}
+
+	mk("with-keys", &kustomizev1.Decryption{Provider: "sops", SecretRef: &kustomizev1.LocalObjectReference{Name: "sops-age"}})
+	ks := waitKustomization(t, c, ns, "with-keys", "Ready", func(k *kustomizev1.Kustomization) bool { return isReady(k.Status.Conditions) })
+	sec := &corev1.Secret{}
+	if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "db"}, sec); err != nil {
+		t.Fatal(err)
+	}
+	if string(sec.Data["password"]) != plaintext {
+		t.Errorf("Secret password %q", sec.Data["password"])
+	}
+	if _, ok := sec.Data["sops"]; ok || sec.Annotations["sops"] != "" {
+		t.Error("SOPS metadata reached the cluster")
+	}
+	where := map[string]string{"the repository file": string(enc)}
+	st, _ := yaml.Marshal(ks.Status)
+	where["the Kustomization status"] = string(st)
+	events := &corev1.EventList{}
+	c.List(ctx, events, client.InNamespace(ns))
+	ev, _ := yaml.Marshal(events)
+	where["Events"] = string(ev)
+	invs := &corev1.ConfigMapList{}
+	c.List(ctx, invs, client.InNamespace("converge-system"))
+	inv, _ := yaml.Marshal(invs)
+	where["converge's inventories"] = string(inv)
+	for place, text := range where {
+		if strings.Contains(text, plaintext) {
+			t.Errorf("the plaintext appears in %s", place)
+		}
 	}
 }

@@ -202,7 +202,12 @@ func (r *KustomizationReconciler) reconcile(ctx context.Context, ks *kustomizev1
 		flux.MarkFailed(&st.Conditions, gen, flux.ReconciliationFailedReason, err.Error(), false)
 		return ctrl.Result{RequeueAfter: retry}
 	}
-	unit, opts, err := flux.ToUnit(ks, repo, vars)
+	ageKeys, err := r.ageKeys(ctx, ks)
+	if err != nil {
+		flux.MarkFailed(&st.Conditions, gen, flux.ReconciliationFailedReason, err.Error(), false)
+		return ctrl.Result{RequeueAfter: retry}
+	}
+	unit, opts, err := flux.ToUnit(ks, repo, vars, ageKeys)
 	if err != nil {
 		flux.MarkFailed(&st.Conditions, gen, flux.InvalidSpecReason, err.Error(), true)
 		return ctrl.Result{}
@@ -333,4 +338,28 @@ func healthCheckRefs(ks *kustomizev1.Kustomization) []object.Ref {
 			Namespace: orDefault(h.Namespace, ks.Namespace), Name: h.Name})
 	}
 	return out
+}
+
+// ageKeys reads the decryption Secret: every key ending in .agekey holds
+// age identities. Errors name the Secret, never its content.
+func (r *KustomizationReconciler) ageKeys(ctx context.Context, ks *kustomizev1.Kustomization) ([]string, error) {
+	d := ks.Spec.Decryption
+	if d == nil || d.SecretRef == nil {
+		return nil, nil
+	}
+	sec := &corev1.Secret{}
+	key := types.NamespacedName{Namespace: ks.Namespace, Name: d.SecretRef.Name}
+	if err := r.Client.Get(ctx, key, sec); err != nil {
+		return nil, fmt.Errorf("decryption secret %s: %w", key, err)
+	}
+	var out []string
+	for k, v := range sec.Data {
+		if strings.HasSuffix(k, ".agekey") {
+			out = append(out, string(v))
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("decryption secret %s has no key ending in .agekey", key)
+	}
+	return out, nil
 }

@@ -45,6 +45,9 @@ type Unit struct {
 	Auth git.Auth
 	// Ignore lists differences that do not count (ignoreDifferences).
 	Ignore []diff.Ignore
+	// Decryption opens SOPS-encrypted objects. If nil, an encrypted
+	// object is an error.
+	Decryption *Decryption
 	// Overlay transforms the rendered objects (Flux's namePrefix,
 	// commonMetadata, images, patches). The zero Overlay changes nothing.
 	Overlay kustomize.Overlay

@@ -98,8 +98,11 @@ func (e *Engine) plan(ctx context.Context, u Unit, o SyncOptions) (Report, error
 	if err != nil {
 		return Report{}, fmt.Errorf("unit %s: %w", u.Name, err)
 	}
-	objs, err := u.Overlay.Apply(r.Objects)
+	objs, err := decryptObjects(r.Objects, u.Decryption)
 	if err != nil {
+		return Report{}, fmt.Errorf("unit %s: %w", u.Name, err)
+	}
+	if objs, err = u.Overlay.Apply(objs); err != nil {
 		return Report{}, fmt.Errorf("unit %s: %w", u.Name, err)
 	}
 	if u.Substitute != nil {

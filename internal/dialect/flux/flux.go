@@ -102,7 +102,7 @@ func CommitOf(revision string) string {
 // ToUnit translates a Kustomization and the artifact of its source; vars
 // are the postBuild variables read from substituteFrom (nil without
 // postBuild).
-func ToUnit(ks *kustomizev1.Kustomization, repo *sourcev1.GitRepository, vars map[string]string) (engine.Unit, engine.SyncOptions, error) {
+func ToUnit(ks *kustomizev1.Kustomization, repo *sourcev1.GitRepository, vars map[string]string, ageKeys []string) (engine.Unit, engine.SyncOptions, error) {
 	if k := ks.Spec.SourceRef.Kind; k != "GitRepository" {
 		return engine.Unit{}, engine.SyncOptions{}, fmt.Errorf("spec.sourceRef.kind: %q is not supported yet (GitRepository is)", k)
 	}
@@ -120,6 +120,12 @@ func ToUnit(ks *kustomizev1.Kustomization, repo *sourcev1.GitRepository, vars ma
 		DestNamespace: ns,
 	}
 	u.Render.Recurse = true // Flux reads every manifest below the path
+	if d := ks.Spec.Decryption; d != nil {
+		if d.Provider != "sops" {
+			return engine.Unit{}, engine.SyncOptions{}, fmt.Errorf("spec.decryption.provider: %q is not supported (sops is)", d.Provider)
+		}
+		u.Decryption = &engine.Decryption{AgeKeys: ageKeys}
+	}
 	sp := ks.Spec
 	u.Overlay = kustomize.Overlay{NamePrefix: sp.NamePrefix, NameSuffix: sp.NameSuffix}
 	if m := sp.CommonMetadata; m != nil {
@@ -205,7 +211,7 @@ var known = map[string][]string{
 	"Kustomization": {"sourceRef.kind", "sourceRef.name", "sourceRef.namespace", "sourceRef.apiVersion", "path", "interval",
 		"retryInterval", "timeout", "prune", "wait", "dependsOn", "targetNamespace", "suspend", "force",
 		"postBuild.substitute", "postBuild.substituteFrom", "deletionPolicy", "healthChecks", "namePrefix", "nameSuffix",
-		"commonMetadata.labels", "commonMetadata.annotations", "images", "patches"},
+		"commonMetadata.labels", "commonMetadata.annotations", "images", "patches", "decryption.provider", "decryption.secretRef.name"},
 }
 
 // Unsupported names every spec field converge does not act on, sorted;

@@ -45,13 +45,14 @@ func TestUnsupported(t *testing.T) {
 			"sourceRef":      map[string]any{"kind": "GitRepository", "name": "s", "exotic": "y"},
 			"postBuild":      map[string]any{"substitute": map[string]any{"a": "b"}},
 			"decryption":     map[string]any{"provider": "sops"},
+			"components":     []any{"../c"},
 			"healthChecks":   []any{},
 			"dependsOn":      []any{map[string]any{"name": "a"}},
 			"commonMetadata": map[string]any{},
 		},
 	}}
 	got := strings.Join(Unsupported(ks), ",")
-	want := "spec.decryption,spec.sourceRef.exotic"
+	want := "spec.components,spec.sourceRef.exotic"
 	if got != want {
 		t.Errorf("Unsupported = %s\nwant          %s", got, want)
 	}

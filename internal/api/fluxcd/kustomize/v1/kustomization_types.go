@@ -65,6 +65,22 @@ type KustomizationSpec struct {
 	Images []Image `json:"images,omitempty"`
 	// Patches are strategic-merge or JSON6902 patches, with targets.
 	Patches []Patch `json:"patches,omitempty"`
+	// Decryption opens SOPS-encrypted manifests.
+	Decryption *Decryption `json:"decryption,omitempty"`
+}
+
+// Decryption names the provider and the Secret holding the keys.
+type Decryption struct {
+	// Provider is sops.
+	Provider string `json:"provider"`
+	// SecretRef names a Secret whose keys ending in .agekey hold age
+	// identities.
+	SecretRef *LocalObjectReference `json:"secretRef,omitempty"`
+}
+
+// LocalObjectReference names an object in the same namespace.
+type LocalObjectReference struct {
+	Name string `json:"name"`
 }
 
 // CommonMetadata is added to every object (never to selectors).
