@@ -19,6 +19,7 @@ import (
 	"converge.dev/converge/internal/engine"
 	"converge.dev/converge/internal/health"
 	"converge.dev/converge/internal/source/git"
+	"converge.dev/converge/internal/source/oci"
 	"converge.dev/converge/internal/webhook"
 )
 
@@ -52,7 +53,8 @@ CRDs first with converge install.`,
 				return err
 			}
 			o.Engine = engine.New(engine.Options{Cluster: c, Health: rules,
-				Fetcher: git.New(git.Options{CacheDir: filepath.Join(cache, "converge", "git"), MaxAge: 5 * time.Second})})
+				Fetcher: git.New(git.Options{CacheDir: filepath.Join(cache, "converge", "git"), MaxAge: 5 * time.Second}),
+				OCI:     oci.New(oci.Options{CacheDir: filepath.Join(cache, "converge", "oci")})})
 			o.MetricsAddr = metrics
 			// Secrets come from the environment, never from flags, which
 			// any user of the machine can read in the process list.

@@ -25,6 +25,7 @@ import (
 	"converge.dev/converge/internal/install"
 	"converge.dev/converge/internal/localcluster"
 	"converge.dev/converge/internal/source/git"
+	"converge.dev/converge/internal/source/oci"
 )
 
 func newUpCmd() *cobra.Command {
@@ -101,7 +102,8 @@ func up(cmd *cobra.Command, name string, keep bool) error {
 	if err != nil {
 		cache = os.TempDir()
 	}
-	eng := engine.New(engine.Options{Cluster: cc, Fetcher: git.New(git.Options{CacheDir: filepath.Join(cache, "converge", "git"), MaxAge: 2 * time.Second})})
+	eng := engine.New(engine.Options{Cluster: cc, Fetcher: git.New(git.Options{CacheDir: filepath.Join(cache, "converge", "git"), MaxAge: 2 * time.Second}),
+		OCI: oci.New(oci.Options{CacheDir: filepath.Join(cache, "converge", "oci")})})
 	fmt.Fprintf(out, `converge is up.
   demo repository: %s
   kubeconfig:      %s

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -30,6 +31,7 @@ import (
 	"converge.dev/converge/internal/gittest"
 	"converge.dev/converge/internal/install"
 	"converge.dev/converge/internal/source/git"
+	"converge.dev/converge/internal/source/oci"
 	"converge.dev/converge/internal/webhook"
 )
 
@@ -93,7 +95,8 @@ func startController(t testing.TB) client.Client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng := engine.New(engine.Options{Fetcher: git.New(git.Options{CacheDir: cache}), Cluster: cc})
+	eng := engine.New(engine.Options{Fetcher: git.New(git.Options{CacheDir: cache}), Cluster: cc,
+		OCI: oci.New(oci.Options{CacheDir: filepath.Join(cache, "oci")})})
 	go func() {
 		// A long interval: every reaction the tests expect must come from
 		// an event (a live change, the refresh annotation), not polling.

@@ -73,6 +73,7 @@ func (r *KustomizationReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&kustomizev1.Kustomization{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Watches(&sourcev1.GitRepository{}, handler.EnqueueRequestsFromMapFunc(r.bySource)).
+		Watches(&sourcev1.OCIRepository{}, handler.EnqueueRequestsFromMapFunc(r.bySource)).
 		Watches(&kustomizev1.Kustomization{}, handler.EnqueueRequestsFromMapFunc(r.byDependency),
 			builder.WithPredicates(readyChanged{})).
 		Complete(r)
@@ -187,12 +188,23 @@ func (r *KustomizationReconciler) reconcile(ctx context.Context, ks *kustomizev1
 			return ctrl.Result{RequeueAfter: retry}
 		}
 	}
-	repo := &sourcev1.GitRepository{}
 	srcKey := types.NamespacedName{Namespace: orDefault(ks.Spec.SourceRef.Namespace, ks.Namespace), Name: ks.Spec.SourceRef.Name}
-	if err := r.Client.Get(ctx, srcKey, repo); err != nil || repo.Status.Artifact == nil {
+	var gitRepo *sourcev1.GitRepository
+	var ociRepo *sourcev1.OCIRepository
+	var getErr error
+	switch ks.Spec.SourceRef.Kind {
+	case "OCIRepository":
+		ociRepo = &sourcev1.OCIRepository{}
+		getErr = r.Client.Get(ctx, srcKey, ociRepo)
+	default:
+		gitRepo = &sourcev1.GitRepository{}
+		getErr = r.Client.Get(ctx, srcKey, gitRepo)
+	}
+	src, err := flux.SourceOf(gitRepo, ociRepo)
+	if getErr != nil || err != nil {
 		msg := fmt.Sprintf("Source artifact not found for %s %s", ks.Spec.SourceRef.Kind, srcKey)
-		if err != nil && !apierrors.IsNotFound(err) {
-			msg = err.Error()
+		if getErr != nil && !apierrors.IsNotFound(getErr) {
+			msg = getErr.Error()
 		}
 		flux.MarkFailed(&st.Conditions, gen, flux.ArtifactFailedReason, msg, false)
 		return ctrl.Result{RequeueAfter: retry}
@@ -207,12 +219,21 @@ func (r *KustomizationReconciler) reconcile(ctx context.Context, ks *kustomizev1
 		flux.MarkFailed(&st.Conditions, gen, flux.ReconciliationFailedReason, err.Error(), false)
 		return ctrl.Result{RequeueAfter: retry}
 	}
-	unit, opts, err := flux.ToUnit(ks, repo, vars, ageKeys)
+	unit, opts, err := flux.ToUnit(ks, src, vars, ageKeys)
 	if err != nil {
 		flux.MarkFailed(&st.Conditions, gen, flux.InvalidSpecReason, err.Error(), true)
 		return ctrl.Result{}
 	}
-	rev := repo.Status.Artifact.Revision
+	if ociRepo != nil {
+		if unit.OCIAuth, err = ociAuth(ctx, r.Client, ociRepo); err != nil {
+			flux.MarkFailed(&st.Conditions, gen, flux.ArtifactFailedReason, err.Error(), false)
+			return ctrl.Result{RequeueAfter: retry}
+		}
+		if ls := ociRepo.Spec.LayerSelector; ls != nil {
+			unit.OCIMediaType = ls.MediaType
+		}
+	}
+	rev := src.Artifact
 	st.LastAttemptedRevision = rev
 	if meta.FindStatusCondition(st.Conditions, flux.ReadyCondition) == nil {
 		flux.SetCondition(&st.Conditions, gen, flux.ReconcilingCondition, metav1.ConditionTrue, flux.ProgressingReason, "Reconciliation in progress")

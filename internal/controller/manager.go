@@ -106,6 +106,9 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 	if err := (&KustomizationReconciler{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Engine: o.Engine}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("kustomization controller: %w", err)
 	}
+	if err := (&OCIRepositoryReconciler{Client: mgr.GetClient(), Engine: o.Engine}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("ocirepository controller: %w", err)
+	}
 	idx := &indexes{}
 	if err := (&HelmRepositoryReconciler{Client: mgr.GetClient(), indexes: idx}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("helmrepository controller: %w", err)

@@ -232,3 +232,5 @@ func deliveries() map[string]float64 {
 	}
 	return out
 }
+
+func rawMerge(patch []byte) client.Patch { return client.RawPatch(types.MergePatchType, patch) }

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"converge.dev/converge/internal/cluster"
@@ -21,6 +22,7 @@ import (
 	"converge.dev/converge/internal/render/kustomize"
 	"converge.dev/converge/internal/source"
 	"converge.dev/converge/internal/source/git"
+	"converge.dev/converge/internal/source/oci"
 )
 
 // Unit is one unit of desired state: a folder of a repository at a
@@ -43,6 +45,10 @@ type Unit struct {
 	Render RenderOptions
 	// Auth are the repository's credentials.
 	Auth git.Auth
+	// OCI configures an oci:// source: credentials, plain HTTP, and the
+	// media type of the content layer (empty: the first layer).
+	OCIAuth      oci.Auth
+	OCIMediaType string
 	// Ignore lists differences that do not count (ignoreDifferences).
 	Ignore []diff.Ignore
 	// Decryption opens SOPS-encrypted objects. If nil, an encrypted
@@ -78,6 +84,9 @@ type RenderOptions struct {
 type Options struct {
 	// Fetcher fetches Git sources. Required.
 	Fetcher *git.Fetcher
+	// OCI fetches oci:// sources. If nil, a unit on an OCI source is an
+	// error.
+	OCI *oci.Fetcher
 	// Cluster is the target. Required for everything but Render.
 	Cluster *cluster.Client
 	// KubeVersion is passed to Helm when there is no Cluster to ask.
@@ -113,7 +122,7 @@ type Rendered struct {
 // Render fetches the unit's revision and renders its folder. Renders are
 // cached by (revision, path, options): a revision never changes.
 func (e *Engine) Render(ctx context.Context, u Unit) (Rendered, error) {
-	snap, err := e.o.Fetcher.Fetch(ctx, u.RepoURL, source.ParseRevision(u.Revision), u.Auth)
+	snap, err := e.fetch(ctx, u)
 	if err != nil {
 		return Rendered{}, err
 	}
@@ -196,4 +205,35 @@ func (e *Engine) Resolve(ctx context.Context, repoURL, revision string, auth git
 		return "", err
 	}
 	return snap.Revision, nil
+}
+
+// fetch gets a unit's snapshot from Git or, for oci:// URLs, a registry.
+func (e *Engine) fetch(ctx context.Context, u Unit) (source.Snapshot, error) {
+	if strings.HasPrefix(u.RepoURL, "oci://") {
+		if e.o.OCI == nil {
+			return source.Snapshot{}, fmt.Errorf("%s: OCI sources are not configured", u.RepoURL)
+		}
+		return e.o.OCI.Fetch(ctx, u.RepoURL, OCIRef(u.Revision), u.OCIMediaType, u.OCIAuth)
+	}
+	return e.o.Fetcher.Fetch(ctx, u.RepoURL, source.ParseRevision(u.Revision), u.Auth)
+}
+
+// OCIRef reads a unit revision for an OCI source: a digest
+// ("sha256:..."), "semver:<range>", "tag:<tag>" or a bare tag.
+func OCIRef(rev string) oci.Ref {
+	switch {
+	case strings.HasPrefix(rev, "sha256:"):
+		return oci.Ref{Digest: rev}
+	case strings.HasPrefix(rev, "semver:"):
+		return oci.Ref{SemVer: strings.TrimPrefix(rev, "semver:")}
+	}
+	return oci.Ref{Tag: strings.TrimPrefix(rev, "tag:")}
+}
+
+// ResolveOCI returns the tag and digest an OCI reference points to now.
+func (e *Engine) ResolveOCI(ctx context.Context, url string, ref oci.Ref, auth oci.Auth) (tag, digest string, err error) {
+	if e.o.OCI == nil {
+		return "", "", fmt.Errorf("%s: OCI sources are not configured", url)
+	}
+	return e.o.OCI.Resolve(ctx, url, ref, auth)
 }

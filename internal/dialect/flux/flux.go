@@ -99,23 +99,44 @@ func CommitOf(revision string) string {
 	return revision
 }
 
+// Source is what a Kustomization's source published: where to fetch
+// from and the exact revision (a commit, or an OCI digest).
+type Source struct {
+	URL      string
+	Revision string
+	// Artifact is the revision string Flux shows (main@sha1:...).
+	Artifact string
+}
+
+// SourceOf reads a GitRepository's or OCIRepository's artifact.
+func SourceOf(git *sourcev1.GitRepository, oci *sourcev1.OCIRepository) (Source, error) {
+	switch {
+	case git != nil && git.Status.Artifact != nil:
+		return Source{URL: git.Spec.URL, Revision: CommitOf(git.Status.Artifact.Revision), Artifact: git.Status.Artifact.Revision}, nil
+	case oci != nil && oci.Status.Artifact != nil:
+		return Source{URL: oci.Spec.URL, Revision: oci.Status.Artifact.Digest, Artifact: oci.Status.Artifact.Revision}, nil
+	case git != nil:
+		return Source{}, fmt.Errorf("source %s/%s has no artifact yet", git.Namespace, git.Name)
+	case oci != nil:
+		return Source{}, fmt.Errorf("source %s/%s has no artifact yet", oci.Namespace, oci.Name)
+	}
+	return Source{}, fmt.Errorf("no source")
+}
+
 // ToUnit translates a Kustomization and the artifact of its source; vars
 // are the postBuild variables read from substituteFrom (nil without
-// postBuild).
-func ToUnit(ks *kustomizev1.Kustomization, repo *sourcev1.GitRepository, vars map[string]string, ageKeys []string) (engine.Unit, engine.SyncOptions, error) {
-	if k := ks.Spec.SourceRef.Kind; k != "GitRepository" {
-		return engine.Unit{}, engine.SyncOptions{}, fmt.Errorf("spec.sourceRef.kind: %q is not supported yet (GitRepository is)", k)
-	}
-	if repo.Status.Artifact == nil {
-		return engine.Unit{}, engine.SyncOptions{}, fmt.Errorf("source %s/%s has no artifact yet", repo.Namespace, repo.Name)
+// postBuild), ageKeys the decryption keys.
+func ToUnit(ks *kustomizev1.Kustomization, src Source, vars map[string]string, ageKeys []string) (engine.Unit, engine.SyncOptions, error) {
+	if k := ks.Spec.SourceRef.Kind; k != "GitRepository" && k != "OCIRepository" {
+		return engine.Unit{}, engine.SyncOptions{}, fmt.Errorf("spec.sourceRef.kind: %q is not supported yet (GitRepository and OCIRepository are)", k)
 	}
 	ns := ks.Spec.TargetNamespace
 	u := engine.Unit{
 		Name:    UnitName(ks),
-		RepoURL: repo.Spec.URL,
-		// The exact commit of the artifact: what the source published is
-		// what gets applied, even if the branch moved since.
-		Revision:      CommitOf(repo.Status.Artifact.Revision),
+		RepoURL: src.URL,
+		// The exact revision of the artifact: what the source published
+		// is what gets applied, even if the branch or tag moved since.
+		Revision:      src.Revision,
 		Path:          strings.TrimPrefix(strings.TrimPrefix(ks.Spec.Path, "./"), "/"),
 		DestNamespace: ns,
 	}
@@ -208,6 +229,7 @@ func Interval(d *metav1.Duration, def time.Duration) time.Duration {
 // known lists the spec fields converge supports, per kind.
 var known = map[string][]string{
 	"GitRepository": {"url", "ref.branch", "ref.tag", "ref.semver", "ref.name", "ref.commit", "interval", "timeout", "secretRef.name", "suspend"},
+	"OCIRepository": {"url", "ref.tag", "ref.semver", "ref.digest", "interval", "insecure", "secretRef.name", "layerSelector.mediaType", "suspend"},
 	"Kustomization": {"sourceRef.kind", "sourceRef.name", "sourceRef.namespace", "sourceRef.apiVersion", "path", "interval",
 		"retryInterval", "timeout", "prune", "wait", "dependsOn", "targetNamespace", "suspend", "force",
 		"postBuild.substitute", "postBuild.substituteFrom", "deletionPolicy", "healthChecks", "namePrefix", "nameSuffix",
