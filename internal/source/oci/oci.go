@@ -19,11 +19,11 @@ import (
 	"time"
 
 	"github.com/Masterminds/semver/v3"
+	"github.com/gofrs/flock"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/gofrs/flock"
 
 	"converge.dev/converge/internal/source"
 )
