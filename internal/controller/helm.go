@@ -8,7 +8,10 @@ import (
 	"sync"
 	"time"
 
+	"helm.sh/helm/v3/pkg/chartutil"
 	"helm.sh/helm/v3/pkg/repo"
+	"helm.sh/helm/v3/pkg/strvals"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -17,9 +20,12 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	sigsyaml "sigs.k8s.io/yaml"
 
 	helmv2 "converge.dev/converge/internal/api/fluxcd/helm/v2"
 	sourcev1 "converge.dev/converge/internal/api/fluxcd/source/v1"
@@ -122,7 +128,37 @@ func (r *HelmReleaseReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&helmv2.HelmRelease{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Watches(&sourcev1.HelmRepository{}, handler.EnqueueRequestsFromMapFunc(r.byRepository)).
+		// A dependency becoming Ready wakes its dependents at once.
+		Watches(&helmv2.HelmRelease{}, handler.EnqueueRequestsFromMapFunc(r.byDependency), builder.WithPredicates(releaseReadyChanged{})).
 		Complete(r)
+}
+
+func (r *HelmReleaseReconciler) byDependency(ctx context.Context, o client.Object) []reconcile.Request {
+	var list helmv2.HelmReleaseList
+	if err := r.Client.List(ctx, &list); err != nil {
+		return nil
+	}
+	var out []reconcile.Request
+	for _, hr := range list.Items {
+		for _, d := range hr.Spec.DependsOn {
+			if d.Name == o.GetName() && orDefault(d.Namespace, hr.Namespace) == o.GetNamespace() {
+				out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: hr.Namespace, Name: hr.Name}})
+			}
+		}
+	}
+	return out
+}
+
+// releaseReadyChanged passes HelmRelease updates that change Ready.
+type releaseReadyChanged struct{ predicate.Funcs }
+
+func (releaseReadyChanged) Update(e event.UpdateEvent) bool {
+	o, ok1 := e.ObjectOld.(*helmv2.HelmRelease)
+	n, ok2 := e.ObjectNew.(*helmv2.HelmRelease)
+	if !ok1 || !ok2 {
+		return false
+	}
+	return meta.IsStatusConditionTrue(o.Status.Conditions, flux.ReadyCondition) != meta.IsStatusConditionTrue(n.Status.Conditions, flux.ReadyCondition)
 }
 
 func (r *HelmReleaseReconciler) byRepository(ctx context.Context, o client.Object) []reconcile.Request {
@@ -146,8 +182,27 @@ func (r *HelmReleaseReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	if err := r.Client.Get(ctx, req.NamespacedName, hr); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
+	if hr.DeletionTimestamp != nil {
+		if !controllerutil.ContainsFinalizer(hr, flux.Finalizer) {
+			return ctrl.Result{}, nil
+		}
+		name, ns := releaseName(hr)
+		if err := r.Helm.Uninstall(name, ns, flux.Interval(hr.Spec.Timeout, 5*time.Minute)); err != nil {
+			return ctrl.Result{}, err
+		}
+		patch := client.MergeFromWithOptions(hr.DeepCopy(), client.MergeFromWithOptimisticLock{})
+		controllerutil.RemoveFinalizer(hr, flux.Finalizer)
+		return ctrl.Result{}, client.IgnoreNotFound(r.Client.Patch(ctx, hr, patch))
+	}
 	if hr.Spec.Suspend {
 		return ctrl.Result{}, nil
+	}
+	if !controllerutil.ContainsFinalizer(hr, flux.Finalizer) {
+		patch := client.MergeFromWithOptions(hr.DeepCopy(), client.MergeFromWithOptimisticLock{})
+		controllerutil.AddFinalizer(hr, flux.Finalizer)
+		if err := r.Client.Patch(ctx, hr, patch); err != nil {
+			return ctrl.Result{}, client.IgnoreNotFound(err)
+		}
 	}
 	orig := hr.DeepCopy()
 	if hr.Status.ObservedGeneration != hr.Generation {
@@ -180,6 +235,15 @@ func (r *HelmReleaseReconciler) reconcile(ctx context.Context, hr *helmv2.HelmRe
 	st := &hr.Status
 	gen := hr.Generation
 	interval := flux.Interval(&hr.Spec.Interval, 10*time.Minute)
+	for _, d := range hr.Spec.DependsOn {
+		key := types.NamespacedName{Namespace: orDefault(d.Namespace, hr.Namespace), Name: d.Name}
+		dep := &helmv2.HelmRelease{}
+		if err := r.Client.Get(ctx, key, dep); err != nil || !meta.IsStatusConditionTrue(dep.Status.Conditions, flux.ReadyCondition) ||
+			dep.Status.ObservedGeneration != dep.Generation {
+			flux.MarkFailed(&st.Conditions, gen, flux.DependencyNotReadyReason, fmt.Sprintf("dependency '%s' is not ready", key), false)
+			return ctrl.Result{RequeueAfter: 30 * time.Second}
+		}
+	}
 	spec := hr.Spec.Chart.Spec
 	if spec.SourceRef.Kind != "HelmRepository" {
 		flux.MarkFailed(&st.Conditions, gen, flux.InvalidSpecReason, fmt.Sprintf("spec.chart.spec.sourceRef.kind %q is not supported yet (HelmRepository is)", spec.SourceRef.Kind), true)
@@ -207,12 +271,18 @@ func (r *HelmReleaseReconciler) reconcile(ctx context.Context, hr *helmv2.HelmRe
 		flux.MarkFailed(&st.Conditions, gen, flux.ArtifactFailedReason, err.Error(), false)
 		return ctrl.Result{RequeueAfter: 30 * time.Second}
 	}
-	values := map[string]any{}
+	values, err := r.valuesFrom(ctx, hr)
+	if err != nil {
+		flux.MarkFailed(&st.Conditions, gen, "InitFailed", err.Error(), false)
+		return ctrl.Result{RequeueAfter: 30 * time.Second}
+	}
 	if hr.Spec.Values != nil && len(hr.Spec.Values.Raw) > 0 {
-		if err := json.Unmarshal(hr.Spec.Values.Raw, &values); err != nil {
+		inline := map[string]any{}
+		if err := json.Unmarshal(hr.Spec.Values.Raw, &inline); err != nil {
 			flux.MarkFailed(&st.Conditions, gen, flux.InvalidSpecReason, "spec.values: "+err.Error(), true)
 			return ctrl.Result{}
 		}
+		values = chartutil.MergeTables(inline, values) // inline values win
 	}
 	name, ns := releaseName(hr)
 	st.LastAttemptedRevision = chart.Metadata.Version
@@ -319,4 +389,59 @@ func (r *HelmReleaseReconciler) history(hr *helmv2.HelmRelease, name, ns string)
 		hr.Status.History = append(hr.Status.History, helmv2.Snapshot{Name: rel.Name, Namespace: rel.Namespace, Version: rel.Version,
 			Status: rel.Info.Status.String(), ChartName: rel.Chart.Metadata.Name, ChartVersion: rel.Chart.Metadata.Version})
 	}
+}
+
+// valuesFrom merges values from ConfigMaps and Secrets, in order, later
+// ones winning, as Flux does. Errors name the object and key, never a
+// value.
+func (r *HelmReleaseReconciler) valuesFrom(ctx context.Context, hr *helmv2.HelmRelease) (map[string]any, error) {
+	out := map[string]any{}
+	for _, ref := range hr.Spec.ValuesFrom {
+		key := types.NamespacedName{Namespace: hr.Namespace, Name: ref.Name}
+		dataKey := orDefault(ref.ValuesKey, "values.yaml")
+		var raw []byte
+		found := false
+		switch ref.Kind {
+		case "ConfigMap":
+			cm := &corev1.ConfigMap{}
+			if err := r.Client.Get(ctx, key, cm); err != nil {
+				if apierrors.IsNotFound(err) && ref.Optional {
+					continue
+				}
+				return nil, fmt.Errorf("valuesFrom ConfigMap %s: %w", key, err)
+			}
+			if v, ok := cm.Data[dataKey]; ok {
+				raw, found = []byte(v), true
+			}
+		case "Secret":
+			sec := &corev1.Secret{}
+			if err := r.Client.Get(ctx, key, sec); err != nil {
+				if apierrors.IsNotFound(err) && ref.Optional {
+					continue
+				}
+				return nil, fmt.Errorf("valuesFrom Secret %s: %w", key, err)
+			}
+			raw, found = sec.Data[dataKey]
+		default:
+			return nil, fmt.Errorf("valuesFrom: kind %q (want ConfigMap or Secret)", ref.Kind)
+		}
+		if !found {
+			if ref.Optional {
+				continue
+			}
+			return nil, fmt.Errorf("valuesFrom %s %s: no key %q", ref.Kind, key, dataKey)
+		}
+		if ref.TargetPath != "" {
+			if err := strvals.ParseInto(ref.TargetPath+"="+string(raw), out); err != nil {
+				return nil, fmt.Errorf("valuesFrom %s %s: targetPath %q: could not set the value", ref.Kind, key, ref.TargetPath)
+			}
+			continue
+		}
+		m := map[string]any{}
+		if err := sigsyaml.Unmarshal(raw, &m); err != nil {
+			return nil, fmt.Errorf("valuesFrom %s %s key %q: not a YAML map", ref.Kind, key, dataKey)
+		}
+		out = chartutil.MergeTables(m, out)
+	}
+	return out, nil
 }

@@ -165,3 +165,58 @@ func TestSeedHelmRelease(t *testing.T) {
 		}
 	})
 }
+
+// TestHelmReleaseValuesFromDependsOnUninstall: valuesFrom merges a
+// ConfigMap's values.yaml and a Secret key set at a target path;
+// dependsOn holds a release until its dependency is Ready; deleting a
+// HelmRelease uninstalls its release.
+func TestHelmReleaseValuesFromDependsOnUninstall(t *testing.T) {
+	c, _ := setup(t)
+	ctx := context.Background()
+	ns := clustertest.Namespace(t)
+	url := helmRepoServer(t, "1.16.0")
+	create(t, c, &sourcev1.HelmRepository{ObjectMeta: metav1.ObjectMeta{Name: "charts", Namespace: ns},
+		Spec: sourcev1.HelmRepositorySpec{URL: url, Interval: metav1.Duration{Duration: 10 * time.Minute}}})
+	create(t, c, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "app-values", Namespace: ns},
+		Data: map[string]string{"values.yaml": "provider: from-configmap\npolicy: upsert\n"}})
+	create(t, c, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "app-secret", Namespace: ns},
+		StringData: map[string]string{"policy": "sync-from-secret"}})
+	chart := helmv2.HelmChartTemplate{Spec: helmv2.HelmChartTemplateSpec{Chart: "external-dns",
+		SourceRef: helmv2.CrossNamespaceObjectReference{Kind: "HelmRepository", Name: "charts"}}}
+	app := &helmv2.HelmRelease{ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: ns},
+		Spec: helmv2.HelmReleaseSpec{Chart: chart, Interval: metav1.Duration{Duration: 10 * time.Minute},
+			DependsOn: []helmv2.DependencyReference{{Name: "base"}},
+			ValuesFrom: []helmv2.ValuesReference{{Kind: "ConfigMap", Name: "app-values"},
+				{Kind: "Secret", Name: "app-secret", ValuesKey: "policy", TargetPath: "policy"},
+				{Kind: "ConfigMap", Name: "absent", Optional: true}}}}
+	create(t, c, app)
+	waitHelmRelease(t, c, ns, "app", "waiting for base", func(h *helmv2.HelmRelease) bool {
+		r := meta.FindStatusCondition(h.Status.Conditions, flux.ReadyCondition)
+		return r != nil && r.Reason == flux.DependencyNotReadyReason
+	})
+	if args := deploymentArgs(c, ns, "app"); args != "" {
+		t.Fatalf("app installed before its dependency: %q", args)
+	}
+	create(t, c, &helmv2.HelmRelease{ObjectMeta: metav1.ObjectMeta{Name: "base", Namespace: ns},
+		Spec: helmv2.HelmReleaseSpec{Chart: chart, Interval: metav1.Duration{Duration: 10 * time.Minute}}})
+	waitHelmRelease(t, c, ns, "app", "Ready", func(h *helmv2.HelmRelease) bool { return isReady(h.Status.Conditions) })
+	if args := deploymentArgs(c, ns, "app"); args != "--provider=from-configmap --policy=sync-from-secret" {
+		t.Errorf("args %q", args)
+	}
+
+	if err := c.Delete(ctx, app); err != nil {
+		t.Fatal(err)
+	}
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		gone := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "app"}, &helmv2.HelmRelease{}) != nil &&
+			c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "app"}, &appsv1.Deployment{}) != nil &&
+			c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "sh.helm.release.v1.app.v1"}, &corev1.Secret{}) != nil
+		return gone, nil
+	})
+	if err != nil {
+		t.Fatal("deleting the HelmRelease did not uninstall its release within a minute")
+	}
+	if deploymentArgs(c, ns, "base") == "" {
+		t.Error("uninstalling app touched base")
+	}
+}

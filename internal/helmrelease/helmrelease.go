@@ -163,3 +163,21 @@ func normalize(v any) any {
 	}
 	return v
 }
+
+// Uninstall removes the release and its objects; a missing release is
+// fine.
+func (m *Manager) Uninstall(name, namespace string, timeout time.Duration) error {
+	ac, err := m.action(namespace)
+	if err != nil {
+		return err
+	}
+	if _, err := ac.Releases.Last(name); errors.Is(err, driver.ErrReleaseNotFound) {
+		return nil
+	}
+	un := action.NewUninstall(ac)
+	un.Timeout = timeout
+	if _, err := un.Run(name); err != nil {
+		return fmt.Errorf("helm uninstall %s/%s: %w", namespace, name, err)
+	}
+	return nil
+}

@@ -39,7 +39,12 @@ type HelmReleaseSpec struct {
 	Install          *Install              `json:"install,omitempty"`
 	Upgrade          *Upgrade              `json:"upgrade,omitempty"`
 	DriftDetection   *DriftDetection       `json:"driftDetection,omitempty"`
-	Suspend          bool                  `json:"suspend,omitempty"`
+	// ValuesFrom merges values from ConfigMaps and Secrets, in order,
+	// before Values.
+	ValuesFrom []ValuesReference `json:"valuesFrom,omitempty"`
+	// DependsOn are HelmReleases that must be Ready first.
+	DependsOn []DependencyReference `json:"dependsOn,omitempty"`
+	Suspend   bool                  `json:"suspend,omitempty"`
 }
 
 // HelmChartTemplate names the chart.
@@ -118,4 +123,24 @@ type HelmReleaseList struct {
 	metav1.TypeMeta `json:",inline"`
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []HelmRelease `json:"items"`
+}
+
+// ValuesReference reads values from a ConfigMap or Secret key.
+type ValuesReference struct {
+	// Kind is ConfigMap or Secret.
+	Kind string `json:"kind"`
+	Name string `json:"name"`
+	// ValuesKey is the data key; default values.yaml.
+	ValuesKey string `json:"valuesKey,omitempty"`
+	// TargetPath sets the key's value at this dotted path instead of
+	// merging it as a YAML document.
+	TargetPath string `json:"targetPath,omitempty"`
+	Optional   bool   `json:"optional,omitempty"`
+}
+
+// DependencyReference names a HelmRelease, in this namespace if none is
+// given.
+type DependencyReference struct {
+	Name      string `json:"name"`
+	Namespace string `json:"namespace,omitempty"`
 }
