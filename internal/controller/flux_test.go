@@ -27,6 +27,7 @@ import (
 	"converge.dev/converge/internal/decrypt"
 	"converge.dev/converge/internal/dialect/flux"
 	"converge.dev/converge/internal/gittest"
+	"converge.dev/converge/internal/localcluster"
 )
 
 // applyYAML creates every document of a file, after replacing words.
@@ -554,5 +555,53 @@ func TestFluxSOPS(t *testing.T) {
 		if strings.Contains(text, plaintext) {
 			t.Errorf("the plaintext appears in %s", place)
 		}
+	}
+}
+
+// TestFluxRemoteCluster: a Kustomization with spec.kubeConfig applies to
+// the cluster its Secret names (a second local cluster), keeps its
+// inventory there, and puts nothing in the controller's own cluster.
+func TestFluxRemoteCluster(t *testing.T) {
+	c, repo := setup(t)
+	ctx := context.Background()
+	ns := clustertest.Namespace(t)
+	remote, err := localcluster.Start(ctx, localcluster.Options{Name: "remote", Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { remote.Stop(context.Background()) })
+	kubeconfig, err := os.ReadFile(remote.Kubeconfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	create(t, c, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "remote-kubeconfig", Namespace: ns},
+		Data: map[string][]byte{"value": kubeconfig}})
+	repo.Commit("remote", map[string]string{"remote/cm.yaml": configMapYAML("remote-only", "v1")})
+	repo.Publish()
+	create(t, c, &sourcev1.GitRepository{ObjectMeta: metav1.ObjectMeta{Name: "remote", Namespace: ns},
+		Spec: sourcev1.GitRepositorySpec{URL: gittest.FileURL(repo.Bare), Interval: metav1.Duration{Duration: time.Minute}}})
+	create(t, c, &kustomizev1.Kustomization{ObjectMeta: metav1.ObjectMeta{Name: "remote", Namespace: ns},
+		Spec: kustomizev1.KustomizationSpec{SourceRef: kustomizev1.CrossNamespaceSourceReference{Kind: "GitRepository", Name: "remote"},
+			Path: "./remote", TargetNamespace: "default", Prune: true, Interval: metav1.Duration{Duration: time.Minute},
+			KubeConfig: &kustomizev1.KubeConfigReference{SecretRef: kustomizev1.SecretKeyReference{Name: "remote-kubeconfig"}}}})
+	waitKustomization(t, c, ns, "remote", "Ready", func(k *kustomizev1.Kustomization) bool { return isReady(k.Status.Conditions) })
+
+	rcfg, err := remote.RESTConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := client.New(rcfg, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := configMapValue(rc, "default", "remote-only"); v != "v1" {
+		t.Errorf("remote cluster: remote-only = %q", v)
+	}
+	if v := configMapValue(c, "default", "remote-only"); v != "" {
+		t.Error("the object landed in the controller's own cluster")
+	}
+	invs := &corev1.ConfigMapList{}
+	if err := rc.List(ctx, invs, client.InNamespace("converge-system")); err != nil || len(invs.Items) == 0 {
+		t.Errorf("no inventory in the remote cluster: %v", err)
 	}
 }

@@ -2,9 +2,12 @@ package controller
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -15,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -26,6 +30,7 @@ import (
 
 	kustomizev1 "converge.dev/converge/internal/api/fluxcd/kustomize/v1"
 	sourcev1 "converge.dev/converge/internal/api/fluxcd/source/v1"
+	"converge.dev/converge/internal/cluster"
 	"converge.dev/converge/internal/dialect/flux"
 	"converge.dev/converge/internal/engine"
 	"converge.dev/converge/internal/object"
@@ -48,6 +53,9 @@ type KustomizationReconciler struct {
 	// generation. If nil, Client.
 	Reader client.Reader
 	Engine *engine.Engine
+
+	mu      sync.Mutex
+	remotes map[string]*engine.Engine // by kubeconfig digest
 }
 
 // SetupWithManager registers the reconciler and its watches.
@@ -238,16 +246,21 @@ func (r *KustomizationReconciler) reconcile(ctx context.Context, ks *kustomizev1
 	if meta.FindStatusCondition(st.Conditions, flux.ReadyCondition) == nil {
 		flux.SetCondition(&st.Conditions, gen, flux.ReconcilingCondition, metav1.ConditionTrue, flux.ProgressingReason, "Reconciliation in progress")
 	}
+	eng, err := r.engineFor(ctx, ks)
+	if err != nil {
+		flux.MarkFailed(&st.Conditions, gen, flux.ReconciliationFailedReason, err.Error(), false)
+		return ctrl.Result{RequeueAfter: retry}
+	}
 	sctx, cancel := context.WithTimeout(ctx, flux.Interval(ks.Spec.Timeout, interval))
 	defer cancel()
-	rep, err := r.Engine.Sync(sctx, unit, opts)
+	rep, err := eng.Sync(sctx, unit, opts)
 	if err == nil {
 		if conflicts := conflictsOf(rep); conflicts != "" {
 			flux.MarkFailed(&st.Conditions, gen, flux.OwnershipConflictReason, conflicts, false)
 			return ctrl.Result{RequeueAfter: retry}
 		}
 		if len(ks.Spec.HealthChecks) > 0 {
-			err = r.Engine.WaitHealthy(sctx, healthCheckRefs(ks), 0)
+			err = eng.WaitHealthy(sctx, healthCheckRefs(ks), 0)
 		}
 	}
 	if err == nil {
@@ -337,7 +350,11 @@ func (r *KustomizationReconciler) finalize(ctx context.Context, ks *kustomizev1.
 	if flux.DeletesOnDeletion(ks) {
 		dctx, cancel := context.WithTimeout(ctx, flux.Interval(ks.Spec.Timeout, 5*time.Minute))
 		defer cancel()
-		if _, err := r.Engine.Delete(dctx, flux.UnitName(ks), engine.DeleteOptions{}); err != nil {
+		eng, err := r.engineFor(ctx, ks)
+		if err == nil {
+			_, err = eng.Delete(dctx, flux.UnitName(ks), engine.DeleteOptions{})
+		}
+		if err != nil {
 			orig := ks.DeepCopy()
 			flux.MarkFailed(&ks.Status.Conditions, ks.Generation, "PruneFailed", err.Error(), false)
 			if perr := r.Client.Status().Patch(ctx, ks, client.MergeFrom(orig)); perr != nil && !apierrors.IsNotFound(perr) {
@@ -383,4 +400,49 @@ func (r *KustomizationReconciler) ageKeys(ctx context.Context, ks *kustomizev1.K
 		return nil, fmt.Errorf("decryption secret %s has no key ending in .agekey", key)
 	}
 	return out, nil
+}
+
+// engineFor returns the engine for the Kustomization's target cluster:
+// this one, or the one its kubeConfig Secret names. Remote engines are
+// kept per kubeconfig content, so a rotated credential gets a new one.
+func (r *KustomizationReconciler) engineFor(ctx context.Context, ks *kustomizev1.Kustomization) (*engine.Engine, error) {
+	kc := ks.Spec.KubeConfig
+	if kc == nil {
+		return r.Engine, nil
+	}
+	sec := &corev1.Secret{}
+	key := types.NamespacedName{Namespace: ks.Namespace, Name: kc.SecretRef.Name}
+	if err := r.Client.Get(ctx, key, sec); err != nil {
+		return nil, fmt.Errorf("kubeConfig secret %s: %w", key, err)
+	}
+	data, ok := sec.Data[kc.SecretRef.Key]
+	if kc.SecretRef.Key == "" {
+		if data, ok = sec.Data["value"]; !ok {
+			data, ok = sec.Data["value.yaml"]
+		}
+	}
+	if !ok {
+		return nil, fmt.Errorf("kubeConfig secret %s: no key %q (nor value, value.yaml)", key, kc.SecretRef.Key)
+	}
+	sum := sha256.Sum256(data)
+	id := hex.EncodeToString(sum[:])
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if e, ok := r.remotes[id]; ok {
+		return e, nil
+	}
+	cfg, err := clientcmd.RESTConfigFromKubeConfig(data)
+	if err != nil {
+		return nil, fmt.Errorf("kubeConfig secret %s: %w", key, err)
+	}
+	cc, err := cluster.New(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("kubeConfig secret %s: %w", key, err)
+	}
+	if r.remotes == nil {
+		r.remotes = map[string]*engine.Engine{}
+	}
+	e := r.Engine.ForCluster(cc)
+	r.remotes[id] = e
+	return e, nil
 }

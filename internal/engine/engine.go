@@ -237,3 +237,12 @@ func (e *Engine) ResolveOCI(ctx context.Context, url string, ref oci.Ref, auth o
 	}
 	return e.o.OCI.Resolve(ctx, url, ref, auth)
 }
+
+// ForCluster returns an Engine for another cluster, sharing this one's
+// fetchers and health rules (and so their caches of sources), with its
+// own caches of renders, predictions and inventories.
+func (e *Engine) ForCluster(c *cluster.Client) *Engine {
+	o := e.o
+	o.Cluster = c
+	return New(o)
+}

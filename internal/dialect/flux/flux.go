@@ -233,7 +233,8 @@ var known = map[string][]string{
 	"Kustomization": {"sourceRef.kind", "sourceRef.name", "sourceRef.namespace", "sourceRef.apiVersion", "path", "interval",
 		"retryInterval", "timeout", "prune", "wait", "dependsOn", "targetNamespace", "suspend", "force",
 		"postBuild.substitute", "postBuild.substituteFrom", "deletionPolicy", "healthChecks", "namePrefix", "nameSuffix",
-		"commonMetadata.labels", "commonMetadata.annotations", "images", "patches", "decryption.provider", "decryption.secretRef.name"},
+		"commonMetadata.labels", "commonMetadata.annotations", "images", "patches", "decryption.provider", "decryption.secretRef.name",
+		"kubeConfig.secretRef.name", "kubeConfig.secretRef.key"},
 }
 
 // Unsupported names every spec field converge does not act on, sorted;

@@ -67,6 +67,21 @@ type KustomizationSpec struct {
 	Patches []Patch `json:"patches,omitempty"`
 	// Decryption opens SOPS-encrypted manifests.
 	Decryption *Decryption `json:"decryption,omitempty"`
+	// KubeConfig targets another cluster: the kubeconfig is read from a
+	// Secret in the Kustomization's namespace.
+	KubeConfig *KubeConfigReference `json:"kubeConfig,omitempty"`
+}
+
+// KubeConfigReference names the Secret holding a kubeconfig.
+type KubeConfigReference struct {
+	SecretRef SecretKeyReference `json:"secretRef"`
+}
+
+// SecretKeyReference names a Secret and a key in it; default keys are
+// value, then value.yaml, as in Flux.
+type SecretKeyReference struct {
+	Name string `json:"name"`
+	Key  string `json:"key,omitempty"`
 }
 
 // Decryption names the provider and the Secret holding the keys.
