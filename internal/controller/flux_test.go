@@ -12,6 +12,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -603,5 +604,46 @@ func TestFluxRemoteCluster(t *testing.T) {
 	invs := &corev1.ConfigMapList{}
 	if err := rc.List(ctx, invs, client.InNamespace("converge-system")); err != nil || len(invs.Items) == 0 {
 		t.Errorf("no inventory in the remote cluster: %v", err)
+	}
+}
+
+// TestFluxServiceAccount: with serviceAccountName the Kustomization
+// applies as that ServiceAccount: without RBAC nothing is applied and
+// the error says forbidden; once a Role allows it, it applies.
+func TestFluxServiceAccount(t *testing.T) {
+	c, repo := setup(t)
+	ctx := context.Background()
+	ns := clustertest.Namespace(t)
+	repo.Commit("sa", map[string]string{"sa/cm.yaml": configMapYAML("by-sa", "v1")})
+	repo.Publish()
+	create(t, c, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "deployer", Namespace: ns}})
+	create(t, c, &sourcev1.GitRepository{ObjectMeta: metav1.ObjectMeta{Name: "sa", Namespace: ns},
+		Spec: sourcev1.GitRepositorySpec{URL: gittest.FileURL(repo.Bare), Interval: metav1.Duration{Duration: time.Minute}}})
+	ks := &kustomizev1.Kustomization{ObjectMeta: metav1.ObjectMeta{Name: "sa", Namespace: ns},
+		Spec: kustomizev1.KustomizationSpec{SourceRef: kustomizev1.CrossNamespaceSourceReference{Kind: "GitRepository", Name: "sa"},
+			Path: "./sa", TargetNamespace: ns, Prune: true, Interval: metav1.Duration{Duration: time.Minute}, ServiceAccountName: "deployer",
+			RetryInterval: &metav1.Duration{Duration: time.Second}}}
+	create(t, c, ks)
+	waitKustomization(t, c, ns, "sa", "forbidden", func(k *kustomizev1.Kustomization) bool {
+		r := meta.FindStatusCondition(k.Status.Conditions, flux.ReadyCondition)
+		return r != nil && r.Status == metav1.ConditionFalse && strings.Contains(r.Message, "forbidden")
+	})
+	if configMapValue(c, ns, "by-sa") != "" {
+		t.Fatal("applied without the ServiceAccount's permission")
+	}
+	create(t, c, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "deployer", Namespace: ns},
+		Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"configmaps", "namespaces"}, Verbs: []string{"*"}}}})
+	create(t, c, &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "deployer", Namespace: ns},
+		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: "deployer"},
+		Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: "deployer", Namespace: ns}}})
+	create(t, c, &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: ns + "-inventory"},
+		Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"configmaps", "namespaces"}, Verbs: []string{"*"}}}})
+	create(t, c, &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: ns + "-inventory"},
+		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: ns + "-inventory"},
+		Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: "deployer", Namespace: ns}}})
+	waitKustomization(t, c, ns, "sa", "Ready", func(k *kustomizev1.Kustomization) bool { return isReady(k.Status.Conditions) })
+	cm := &corev1.ConfigMap{}
+	if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "by-sa"}, cm); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -53,6 +54,9 @@ type KustomizationReconciler struct {
 	// generation. If nil, Client.
 	Reader client.Reader
 	Engine *engine.Engine
+	// RESTConfig is the controller's own; serviceAccountName
+	// impersonates with it. If nil, serviceAccountName is an error.
+	RESTConfig *rest.Config
 
 	mu      sync.Mutex
 	remotes map[string]*engine.Engine // by kubeconfig digest
@@ -406,38 +410,52 @@ func (r *KustomizationReconciler) ageKeys(ctx context.Context, ks *kustomizev1.K
 // this one, or the one its kubeConfig Secret names. Remote engines are
 // kept per kubeconfig content, so a rotated credential gets a new one.
 func (r *KustomizationReconciler) engineFor(ctx context.Context, ks *kustomizev1.Kustomization) (*engine.Engine, error) {
-	kc := ks.Spec.KubeConfig
-	if kc == nil {
+	kc, sa := ks.Spec.KubeConfig, ks.Spec.ServiceAccountName
+	if kc == nil && sa == "" {
 		return r.Engine, nil
 	}
-	sec := &corev1.Secret{}
-	key := types.NamespacedName{Namespace: ks.Namespace, Name: kc.SecretRef.Name}
-	if err := r.Client.Get(ctx, key, sec); err != nil {
-		return nil, fmt.Errorf("kubeConfig secret %s: %w", key, err)
-	}
-	data, ok := sec.Data[kc.SecretRef.Key]
-	if kc.SecretRef.Key == "" {
-		if data, ok = sec.Data["value"]; !ok {
-			data, ok = sec.Data["value.yaml"]
+	var cfg *rest.Config
+	id := "local"
+	if kc != nil {
+		sec := &corev1.Secret{}
+		key := types.NamespacedName{Namespace: ks.Namespace, Name: kc.SecretRef.Name}
+		if err := r.Client.Get(ctx, key, sec); err != nil {
+			return nil, fmt.Errorf("kubeConfig secret %s: %w", key, err)
 		}
+		data, ok := sec.Data[kc.SecretRef.Key]
+		if kc.SecretRef.Key == "" {
+			if data, ok = sec.Data["value"]; !ok {
+				data, ok = sec.Data["value.yaml"]
+			}
+		}
+		if !ok {
+			return nil, fmt.Errorf("kubeConfig secret %s: no key %q (nor value, value.yaml)", key, kc.SecretRef.Key)
+		}
+		sum := sha256.Sum256(data)
+		id = hex.EncodeToString(sum[:])
+		var err error
+		if cfg, err = clientcmd.RESTConfigFromKubeConfig(data); err != nil {
+			return nil, fmt.Errorf("kubeConfig secret %s: %w", key, err)
+		}
+	} else {
+		if r.RESTConfig == nil {
+			return nil, errors.New("spec.serviceAccountName: the controller has no configuration to impersonate with")
+		}
+		cfg = rest.CopyConfig(r.RESTConfig)
 	}
-	if !ok {
-		return nil, fmt.Errorf("kubeConfig secret %s: no key %q (nor value, value.yaml)", key, kc.SecretRef.Key)
+	if sa != "" {
+		// Flux impersonates the account on the target cluster too.
+		cfg.Impersonate = rest.ImpersonationConfig{UserName: "system:serviceaccount:" + ks.Namespace + ":" + sa}
+		id += "/" + cfg.Impersonate.UserName
 	}
-	sum := sha256.Sum256(data)
-	id := hex.EncodeToString(sum[:])
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if e, ok := r.remotes[id]; ok {
 		return e, nil
 	}
-	cfg, err := clientcmd.RESTConfigFromKubeConfig(data)
-	if err != nil {
-		return nil, fmt.Errorf("kubeConfig secret %s: %w", key, err)
-	}
 	cc, err := cluster.New(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("kubeConfig secret %s: %w", key, err)
+		return nil, err
 	}
 	if r.remotes == nil {
 		r.remotes = map[string]*engine.Engine{}

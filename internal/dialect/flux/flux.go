@@ -234,7 +234,7 @@ var known = map[string][]string{
 		"retryInterval", "timeout", "prune", "wait", "dependsOn", "targetNamespace", "suspend", "force",
 		"postBuild.substitute", "postBuild.substituteFrom", "deletionPolicy", "healthChecks", "namePrefix", "nameSuffix",
 		"commonMetadata.labels", "commonMetadata.annotations", "images", "patches", "decryption.provider", "decryption.secretRef.name",
-		"kubeConfig.secretRef.name", "kubeConfig.secretRef.key"},
+		"kubeConfig.secretRef.name", "kubeConfig.secretRef.key", "serviceAccountName"},
 }
 
 // Unsupported names every spec field converge does not act on, sorted;

@@ -67,6 +67,10 @@ type KustomizationSpec struct {
 	Patches []Patch `json:"patches,omitempty"`
 	// Decryption opens SOPS-encrypted manifests.
 	Decryption *Decryption `json:"decryption,omitempty"`
+	// ServiceAccountName applies as this ServiceAccount of the
+	// Kustomization's namespace (impersonation), so its RBAC bounds what
+	// the Kustomization can change.
+	ServiceAccountName string `json:"serviceAccountName,omitempty"`
 	// KubeConfig targets another cluster: the kubeconfig is read from a
 	// Secret in the Kustomization's namespace.
 	KubeConfig *KubeConfigReference `json:"kubeConfig,omitempty"`
