@@ -116,7 +116,10 @@ func (r *HelmRepositoryReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 
 // HelmReleaseReconciler keeps Helm releases as declared.
 type HelmReleaseReconciler struct {
-	Client  client.Client
+	Client client.Client
+	// Reader reads the spec as written, once per generation, to name
+	// unsupported fields. If nil, Client.
+	Reader  client.Reader
 	Engine  *engine.Engine
 	Helm    *helmrelease.Manager
 	indexes *indexes
@@ -207,6 +210,10 @@ func (r *HelmReleaseReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	orig := hr.DeepCopy()
 	if hr.Status.ObservedGeneration != hr.Generation {
 		hr.Status.UpgradeFailures, hr.Status.InstallFailures, hr.Status.Failures = 0, 0, 0 // a new spec gets new chances
+		if err := reportUnsupported(ctx, r.Reader, r.Client, req.NamespacedName, helmv2.GroupVersion.WithKind("HelmRelease"),
+			&hr.Status.Conditions, hr.Generation); err != nil {
+			return ctrl.Result{}, err
+		}
 	}
 	hr.Status.LastHandledReconcileAt = hr.Annotations[ReconcileRequestAnnotation]
 	res := r.reconcile(ctx, hr)
@@ -294,6 +301,14 @@ func (r *HelmReleaseReconciler) reconcile(ctx context.Context, hr *helmv2.HelmRe
 			rollback = *u.Remediation.RemediateLastFailure
 		}
 	}
+	installRetries := 0
+	if in := hr.Spec.Install; in != nil && in.Remediation != nil {
+		installRetries = in.Remediation.Retries
+	}
+	if st.InstallFailures > 0 && installRetries >= 0 && st.InstallFailures > int64(installRetries) {
+		flux.MarkFailed(&st.Conditions, gen, "InstallFailed", fmt.Sprintf("install retries exhausted (%d); change the HelmRelease to try again", installRetries), true)
+		return ctrl.Result{}
+	}
 	if st.UpgradeFailures > 0 && retries >= 0 && st.UpgradeFailures > int64(retries) {
 		flux.MarkFailed(&st.Conditions, gen, "UpgradeFailed", fmt.Sprintf("upgrade retries exhausted (%d); change the HelmRelease to try again", retries), true)
 		return ctrl.Result{}
@@ -309,10 +324,16 @@ func (r *HelmReleaseReconciler) reconcile(ctx context.Context, hr *helmv2.HelmRe
 			st.UpgradeFailures++
 		} else {
 			st.InstallFailures++
+			// Flux remediates a failed install by uninstalling it, so the
+			// next attempt starts clean.
+			if uerr := r.Helm.Uninstall(name, ns, 5*time.Minute); uerr == nil {
+				flux.SetCondition(&st.Conditions, gen, "Remediated", metav1.ConditionTrue, "UninstallSucceeded",
+					fmt.Sprintf("Helm uninstall of the failed release %s/%s succeeded", ns, name))
+			}
 		}
 		flux.MarkFailed(&st.Conditions, gen, reason, err.Error(), false)
 		flux.SetCondition(&st.Conditions, gen, "Released", metav1.ConditionFalse, reason, err.Error())
-		if out.RolledBack {
+		if out.Action == "upgrade" && out.RolledBack {
 			flux.SetCondition(&st.Conditions, gen, "Remediated", metav1.ConditionTrue, "RollbackSucceeded",
 				fmt.Sprintf("Helm rollback to previous release %s/%s.v%d succeeded", ns, name, out.Release.Version))
 		}

@@ -14,6 +14,7 @@ import (
 	"helm.sh/helm/v3/pkg/chartutil"
 	"helm.sh/helm/v3/pkg/repo"
 	appsv1 "k8s.io/api/apps/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -110,6 +111,9 @@ func TestSeedHelmRelease(t *testing.T) {
 	}
 	if args := deploymentArgs(c, "platform-dns", "external-dns"); args != "--provider=aws --policy=sync" {
 		t.Errorf("args %q: the HelmRelease's values did not reach the chart", args)
+	}
+	if cond := meta.FindStatusCondition(hr.Status.Conditions, "UnsupportedFields"); cond != nil {
+		t.Errorf("the seed's HelmRelease uses fields converge ignores: %s", cond.Message)
 	}
 	// What `helm list` reads: the release record in Helm's storage.
 	if err := c.Get(ctx, types.NamespacedName{Namespace: "platform-dns", Name: "sh.helm.release.v1.external-dns.v1"}, &corev1.Secret{}); err != nil {
@@ -218,5 +222,35 @@ func TestHelmReleaseValuesFromDependsOnUninstall(t *testing.T) {
 	}
 	if deploymentArgs(c, ns, "base") == "" {
 		t.Error("uninstalling app touched base")
+	}
+}
+
+// TestHelmReleaseInstallRemediation: a failed install is uninstalled and
+// retried install.remediation.retries times, then stalls until the spec
+// changes; an unknown field is named.
+func TestHelmReleaseInstallRemediation(t *testing.T) {
+	c, _ := setup(t)
+	ns := clustertest.Namespace(t)
+	url := helmRepoServer(t, "1.16.0")
+	create(t, c, &sourcev1.HelmRepository{ObjectMeta: metav1.ObjectMeta{Name: "charts", Namespace: ns},
+		Spec: sourcev1.HelmRepositorySpec{URL: url, Interval: metav1.Duration{Duration: 10 * time.Minute}}})
+	bad := &helmv2.HelmRelease{ObjectMeta: metav1.ObjectMeta{Name: "bad", Namespace: ns},
+		Spec: helmv2.HelmReleaseSpec{Chart: helmv2.HelmChartTemplate{Spec: helmv2.HelmChartTemplateSpec{Chart: "external-dns",
+			SourceRef: helmv2.CrossNamespaceObjectReference{Kind: "HelmRepository", Name: "charts"}}},
+			Interval: metav1.Duration{Duration: 10 * time.Minute},
+			Values:   &apiextensionsv1.JSON{Raw: []byte(`{"replicaCount":"not-a-number"}`)},
+			Install:  &helmv2.Install{Remediation: &helmv2.Remediation{Retries: 1}}}}
+	create(t, c, bad)
+	got := waitHelmRelease(t, c, ns, "bad", "stalled", func(h *helmv2.HelmRelease) bool {
+		return meta.IsStatusConditionTrue(h.Status.Conditions, flux.StalledCondition)
+	})
+	if got.Status.InstallFailures != 2 {
+		t.Errorf("installFailures %d, want 2 (one try, one retry)", got.Status.InstallFailures)
+	}
+	if r := meta.FindStatusCondition(got.Status.Conditions, "Remediated"); r == nil || r.Reason != "UninstallSucceeded" {
+		t.Errorf("Remediated: %+v", r)
+	}
+	if err := c.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: "sh.helm.release.v1.bad.v1"}, &corev1.Secret{}); err == nil {
+		t.Error("the failed release was not uninstalled")
 	}
 }

@@ -166,20 +166,27 @@ func (r *KustomizationReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 }
 
 func (r *KustomizationReconciler) reportUnsupported(ctx context.Context, key types.NamespacedName, ks *kustomizev1.Kustomization) error {
-	reader := r.Reader
+	return reportUnsupported(ctx, r.Reader, r.Client, key, kustomizev1.GroupVersion.WithKind("Kustomization"), &ks.Status.Conditions, ks.Generation)
+}
+
+// reportUnsupported reads an object's spec as written (typed objects
+// drop fields they do not know) and names what converge ignores in an
+// UnsupportedFields condition.
+func reportUnsupported(ctx context.Context, reader client.Reader, fallback client.Client, key types.NamespacedName,
+	gvk schema.GroupVersionKind, conds *[]metav1.Condition, gen int64) error {
 	if reader == nil {
-		reader = r.Client
+		reader = fallback
 	}
 	raw := &unstructured.Unstructured{}
-	raw.SetGroupVersionKind(kustomizev1.GroupVersion.WithKind("Kustomization"))
+	raw.SetGroupVersionKind(gvk)
 	if err := reader.Get(ctx, key, raw); err != nil {
 		return client.IgnoreNotFound(err)
 	}
 	if fields := flux.Unsupported(raw); len(fields) > 0 {
-		flux.SetCondition(&ks.Status.Conditions, ks.Generation, "UnsupportedFields", metav1.ConditionTrue, "NotSupported",
+		flux.SetCondition(conds, gen, "UnsupportedFields", metav1.ConditionTrue, "NotSupported",
 			"fields not supported by converge, ignored: "+strings.Join(fields, ", "))
 	} else {
-		meta.RemoveStatusCondition(&ks.Status.Conditions, "UnsupportedFields")
+		meta.RemoveStatusCondition(conds, "UnsupportedFields")
 	}
 	return nil
 }

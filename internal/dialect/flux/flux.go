@@ -229,6 +229,11 @@ func Interval(d *metav1.Duration, def time.Duration) time.Duration {
 // known lists the spec fields converge supports, per kind.
 var known = map[string][]string{
 	"GitRepository": {"url", "ref.branch", "ref.tag", "ref.semver", "ref.name", "ref.commit", "interval", "timeout", "secretRef.name", "suspend"},
+	"HelmRelease": {"chart.spec.chart", "chart.spec.version", "chart.spec.sourceRef.kind", "chart.spec.sourceRef.name",
+		"chart.spec.sourceRef.namespace", "chart.spec.sourceRef.apiVersion", "interval", "releaseName", "targetNamespace",
+		"storageNamespace", "timeout", "values", "valuesFrom", "install.remediation.retries", "upgrade.remediation.retries",
+		"upgrade.remediation.remediateLastFailure", "driftDetection.mode", "dependsOn", "suspend"},
+	"HelmRepository": {"url", "type", "interval", "suspend"},
 	"OCIRepository": {"url", "ref.tag", "ref.semver", "ref.digest", "interval", "insecure", "secretRef.name", "layerSelector.mediaType", "suspend"},
 	"Kustomization": {"sourceRef.kind", "sourceRef.name", "sourceRef.namespace", "sourceRef.apiVersion", "path", "interval",
 		"retryInterval", "timeout", "prune", "wait", "dependsOn", "targetNamespace", "suspend", "force",
