@@ -234,7 +234,7 @@ var known = map[string][]string{
 		"storageNamespace", "timeout", "values", "valuesFrom", "install.remediation.retries", "upgrade.remediation.retries",
 		"upgrade.remediation.remediateLastFailure", "driftDetection.mode", "dependsOn", "suspend"},
 	"HelmRepository": {"url", "type", "interval", "suspend"},
-	"OCIRepository": {"url", "ref.tag", "ref.semver", "ref.digest", "interval", "insecure", "secretRef.name", "layerSelector.mediaType", "suspend"},
+	"OCIRepository":  {"url", "ref.tag", "ref.semver", "ref.digest", "interval", "insecure", "secretRef.name", "layerSelector.mediaType", "suspend"},
 	"Kustomization": {"sourceRef.kind", "sourceRef.name", "sourceRef.namespace", "sourceRef.apiVersion", "path", "interval",
 		"retryInterval", "timeout", "prune", "wait", "dependsOn", "targetNamespace", "suspend", "force",
 		"postBuild.substitute", "postBuild.substituteFrom", "deletionPolicy", "healthChecks", "namePrefix", "nameSuffix",
