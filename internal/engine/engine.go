@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/go-git/go-git/v5/plumbing/format/gitignore"
+
 	"converge.dev/converge/internal/cluster"
 	"converge.dev/converge/internal/diff"
 	"converge.dev/converge/internal/health"
@@ -74,6 +76,9 @@ type RenderOptions struct {
 	Recurse bool `json:"recurse,omitempty"`
 	// AllowRemoteBases lets kustomize fetch remote bases itself.
 	AllowRemoteBases bool `json:"allowRemoteBases,omitempty"`
+	// Ignore holds gitignore-style patterns of files a plain folder
+	// render leaves out (Flux's GitRepository spec.ignore).
+	Ignore []string `json:"ignore,omitempty"`
 	// HelmReleaseName, HelmValueFiles and HelmValues configure Helm.
 	HelmReleaseName string         `json:"helmReleaseName,omitempty"`
 	HelmValueFiles  []string       `json:"helmValueFiles,omitempty"`
@@ -166,7 +171,7 @@ func (e *Engine) render(ctx context.Context, snap source.Snapshot, u Unit) ([]ob
 	}
 	switch kind {
 	case render.Directory:
-		return render.RenderDirectory(snap.Dir, dir, render.DirectoryOptions{Recurse: u.Render.Recurse})
+		return render.RenderDirectory(snap.Dir, dir, render.DirectoryOptions{Recurse: u.Render.Recurse, Exclude: excluder(u.Render.Ignore)})
 	case render.Kustomize:
 		return kustomize.Render(snap.Dir, dir, kustomize.Options{AllowRemoteBases: u.Render.AllowRemoteBases})
 	case render.Helm:
@@ -245,4 +250,22 @@ func (e *Engine) ForCluster(c *cluster.Client) *Engine {
 	o := e.o
 	o.Cluster = c
 	return New(o)
+}
+
+// excluder matches paths against gitignore-style patterns; nil without
+// patterns.
+func excluder(patterns []string) func(string, bool) bool {
+	var ps []gitignore.Pattern
+	for _, p := range patterns {
+		p = strings.TrimSpace(p)
+		if p == "" || strings.HasPrefix(p, "#") {
+			continue
+		}
+		ps = append(ps, gitignore.ParsePattern(p, nil))
+	}
+	if len(ps) == 0 {
+		return nil
+	}
+	m := gitignore.NewMatcher(ps)
+	return func(rel string, isDir bool) bool { return m.Match(strings.Split(rel, "/"), isDir) }
 }

@@ -17,6 +17,9 @@ type DirectoryOptions struct {
 	Recurse bool
 	// MaxFileSize bounds one file. If zero, DefaultMaxFileSize.
 	MaxFileSize int64
+	// Exclude, if set, leaves out files and folders it matches; it gets
+	// the path relative to root, slash-separated (Flux's spec.ignore).
+	Exclude func(rel string, isDir bool) bool
 }
 
 // RenderDirectory reads every .yaml, .yml and .json file under dir (a
@@ -31,10 +34,14 @@ func RenderDirectory(root, dir string, o DirectoryOptions) ([]object.Decoded, er
 		if err != nil {
 			return err
 		}
+		rel, _ := filepath.Rel(root, path)
 		if d.IsDir() {
-			if path != dir && (!o.Recurse || strings.HasPrefix(d.Name(), ".")) {
+			if path != dir && (!o.Recurse || strings.HasPrefix(d.Name(), ".") || (o.Exclude != nil && o.Exclude(filepath.ToSlash(rel), true))) {
 				return filepath.SkipDir
 			}
+			return nil
+		}
+		if o.Exclude != nil && o.Exclude(filepath.ToSlash(rel), false) {
 			return nil
 		}
 		switch strings.ToLower(filepath.Ext(path)) {

@@ -198,3 +198,25 @@ func copyTree(t *testing.T, src, dst string) {
 		t.Fatal(err)
 	}
 }
+
+func TestRenderDirectoryExclude(t *testing.T) {
+	root := t.TempDir()
+	write := func(rel, name string) {
+		p := filepath.Join(root, rel)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		os.WriteFile(p, []byte("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: "+name+"}\n"), 0o644)
+	}
+	write("apps/a.yaml", "a")
+	write("apps/drafts/b.yaml", "b")
+	write("apps/c.draft.yaml", "c")
+	objs, err := render.RenderDirectory(root, filepath.Join(root, "apps"), render.DirectoryOptions{Recurse: true,
+		Exclude: func(rel string, isDir bool) bool {
+			return (isDir && rel == "apps/drafts") || strings.HasSuffix(rel, ".draft.yaml")
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(objs) != 1 || objs[0].Object.GetName() != "a" {
+		t.Errorf("got %d objects, want only a", len(objs))
+	}
+}

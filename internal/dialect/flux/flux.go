@@ -106,13 +106,19 @@ type Source struct {
 	Revision string
 	// Artifact is the revision string Flux shows (main@sha1:...).
 	Artifact string
+	// Ignore holds the source's gitignore-style exclusions.
+	Ignore []string
 }
 
 // SourceOf reads a GitRepository's or OCIRepository's artifact.
 func SourceOf(git *sourcev1.GitRepository, oci *sourcev1.OCIRepository) (Source, error) {
 	switch {
 	case git != nil && git.Status.Artifact != nil:
-		return Source{URL: git.Spec.URL, Revision: CommitOf(git.Status.Artifact.Revision), Artifact: git.Status.Artifact.Revision}, nil
+		var ignore []string
+		if git.Spec.Ignore != nil {
+			ignore = strings.Split(*git.Spec.Ignore, "\n")
+		}
+		return Source{URL: git.Spec.URL, Revision: CommitOf(git.Status.Artifact.Revision), Artifact: git.Status.Artifact.Revision, Ignore: ignore}, nil
 	case oci != nil && oci.Status.Artifact != nil:
 		return Source{URL: oci.Spec.URL, Revision: oci.Status.Artifact.Digest, Artifact: oci.Status.Artifact.Revision}, nil
 	case git != nil:
@@ -141,6 +147,7 @@ func ToUnit(ks *kustomizev1.Kustomization, src Source, vars map[string]string, a
 		DestNamespace: ns,
 	}
 	u.Render.Recurse = true // Flux reads every manifest below the path
+	u.Render.Ignore = src.Ignore
 	if d := ks.Spec.Decryption; d != nil {
 		if d.Provider != "sops" {
 			return engine.Unit{}, engine.SyncOptions{}, fmt.Errorf("spec.decryption.provider: %q is not supported (sops is)", d.Provider)
@@ -228,7 +235,7 @@ func Interval(d *metav1.Duration, def time.Duration) time.Duration {
 
 // known lists the spec fields converge supports, per kind.
 var known = map[string][]string{
-	"GitRepository": {"url", "ref.branch", "ref.tag", "ref.semver", "ref.name", "ref.commit", "interval", "timeout", "secretRef.name", "suspend"},
+	"GitRepository": {"url", "ref.branch", "ref.tag", "ref.semver", "ref.name", "ref.commit", "interval", "timeout", "secretRef.name", "suspend", "ignore"},
 	"HelmRelease": {"chart.spec.chart", "chart.spec.version", "chart.spec.sourceRef.kind", "chart.spec.sourceRef.name",
 		"chart.spec.sourceRef.namespace", "chart.spec.sourceRef.apiVersion", "interval", "releaseName", "targetNamespace",
 		"storageNamespace", "timeout", "values", "valuesFrom", "install.remediation.retries", "upgrade.remediation.retries",

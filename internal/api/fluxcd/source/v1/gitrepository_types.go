@@ -37,6 +37,9 @@ type GitRepositorySpec struct {
 	SecretRef *LocalObjectReference `json:"secretRef,omitempty"`
 	// Suspend stops reconciling.
 	Suspend bool `json:"suspend,omitempty"`
+	// Ignore holds gitignore-style patterns of files to leave out of
+	// plain-manifest paths.
+	Ignore *string `json:"ignore,omitempty"`
 }
 
 // GitRepositoryRef is a Git reference; the most specific one set wins:
