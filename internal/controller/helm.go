@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -131,6 +132,7 @@ func (r *HelmReleaseReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&helmv2.HelmRelease{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Watches(&sourcev1.HelmRepository{}, handler.EnqueueRequestsFromMapFunc(r.byRepository)).
+		Watches(&sourcev1.HelmChart{}, handler.EnqueueRequestsFromMapFunc(r.byRepository)).
 		// A dependency becoming Ready wakes its dependents at once.
 		Watches(&helmv2.HelmRelease{}, handler.EnqueueRequestsFromMapFunc(r.byDependency), builder.WithPredicates(releaseReadyChanged{})).
 		Complete(r)
@@ -171,8 +173,14 @@ func (r *HelmReleaseReconciler) byRepository(ctx context.Context, o client.Objec
 	}
 	var out []reconcile.Request
 	for _, hr := range list.Items {
-		ref := hr.Spec.Chart.Spec.SourceRef
-		if ref.Name == o.GetName() && orDefault(ref.Namespace, hr.Namespace) == o.GetNamespace() {
+		var name, ns string
+		switch {
+		case hr.Spec.Chart != nil:
+			name, ns = hr.Spec.Chart.Spec.SourceRef.Name, orDefault(hr.Spec.Chart.Spec.SourceRef.Namespace, hr.Namespace)
+		case hr.Spec.ChartRef != nil:
+			name, ns = hr.Spec.ChartRef.Name, orDefault(hr.Spec.ChartRef.Namespace, hr.Namespace)
+		}
+		if name == o.GetName() && ns == o.GetNamespace() {
 			out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: hr.Namespace, Name: hr.Name}})
 		}
 	}
@@ -251,13 +259,12 @@ func (r *HelmReleaseReconciler) reconcile(ctx context.Context, hr *helmv2.HelmRe
 			return ctrl.Result{RequeueAfter: 30 * time.Second}
 		}
 	}
-	spec := hr.Spec.Chart.Spec
-	if spec.SourceRef.Kind != "HelmRepository" {
-		flux.MarkFailed(&st.Conditions, gen, flux.InvalidSpecReason, fmt.Sprintf("spec.chart.spec.sourceRef.kind %q is not supported yet (HelmRepository is)", spec.SourceRef.Kind), true)
-		return ctrl.Result{}
+	chartName, version, srcKey, err := r.chartSource(ctx, hr)
+	if err != nil {
+		flux.MarkFailed(&st.Conditions, gen, flux.ArtifactFailedReason, err.Error(), false)
+		return ctrl.Result{RequeueAfter: 30 * time.Second}
 	}
 	src := &sourcev1.HelmRepository{}
-	srcKey := types.NamespacedName{Namespace: orDefault(spec.SourceRef.Namespace, hr.Namespace), Name: spec.SourceRef.Name}
 	if err := r.Client.Get(ctx, srcKey, src); err != nil || !meta.IsStatusConditionTrue(src.Status.Conditions, flux.ReadyCondition) {
 		flux.MarkFailed(&st.Conditions, gen, flux.ArtifactFailedReason, fmt.Sprintf("HelmRepository %s is not ready", srcKey), false)
 		return ctrl.Result{RequeueAfter: 30 * time.Second}
@@ -273,7 +280,7 @@ func (r *HelmReleaseReconciler) reconcile(ctx context.Context, hr *helmv2.HelmRe
 		}
 		r.indexes.put(src.Spec.URL, idx)
 	}
-	chart, err := helmrelease.Chart(fctx, src.Spec.URL, idx, spec.Chart, spec.Version)
+	chart, err := helmrelease.Chart(fctx, src.Spec.URL, idx, chartName, version)
 	if err != nil {
 		flux.MarkFailed(&st.Conditions, gen, flux.ArtifactFailedReason, err.Error(), false)
 		return ctrl.Result{RequeueAfter: 30 * time.Second}
@@ -465,4 +472,125 @@ func (r *HelmReleaseReconciler) valuesFrom(ctx context.Context, hr *helmv2.HelmR
 		out = chartutil.MergeTables(m, out)
 	}
 	return out, nil
+}
+
+// chartSource says which chart and version range a HelmRelease wants,
+// and from which HelmRepository: its chart template, or the HelmChart
+// its chartRef names (at the version that HelmChart resolved).
+func (r *HelmReleaseReconciler) chartSource(ctx context.Context, hr *helmv2.HelmRelease) (chart, version string, repo types.NamespacedName, err error) {
+	switch {
+	case hr.Spec.ChartRef != nil:
+		ref := hr.Spec.ChartRef
+		if ref.Kind != "HelmChart" {
+			return "", "", repo, fmt.Errorf("spec.chartRef.kind %q is not supported yet (HelmChart is)", ref.Kind)
+		}
+		hc := &sourcev1.HelmChart{}
+		key := types.NamespacedName{Namespace: orDefault(ref.Namespace, hr.Namespace), Name: ref.Name}
+		if err := r.Client.Get(ctx, key, hc); err != nil {
+			return "", "", repo, fmt.Errorf("HelmChart %s: %w", key, err)
+		}
+		if hc.Status.Artifact == nil || !meta.IsStatusConditionTrue(hc.Status.Conditions, flux.ReadyCondition) {
+			return "", "", repo, fmt.Errorf("HelmChart %s is not ready", key)
+		}
+		return hc.Spec.Chart, hc.Status.Artifact.Revision, types.NamespacedName{Namespace: hc.Namespace, Name: hc.Spec.SourceRef.Name}, nil
+	case hr.Spec.Chart != nil:
+		spec := hr.Spec.Chart.Spec
+		if spec.SourceRef.Kind != "HelmRepository" {
+			return "", "", repo, fmt.Errorf("spec.chart.spec.sourceRef.kind %q is not supported yet (HelmRepository is)", spec.SourceRef.Kind)
+		}
+		return spec.Chart, spec.Version, types.NamespacedName{Namespace: orDefault(spec.SourceRef.Namespace, hr.Namespace), Name: spec.SourceRef.Name}, nil
+	}
+	return "", "", repo, errors.New("spec.chart or spec.chartRef is required")
+}
+
+// HelmChartReconciler resolves a chart version in its HelmRepository and
+// publishes it as the artifact revision.
+type HelmChartReconciler struct {
+	Client  client.Client
+	indexes *indexes
+}
+
+// SetupWithManager registers the reconciler; a repository's new index
+// wakes the charts using it.
+func (r *HelmChartReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&sourcev1.HelmChart{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		Watches(&sourcev1.HelmRepository{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
+			var list sourcev1.HelmChartList
+			if err := r.Client.List(ctx, &list, client.InNamespace(o.GetNamespace())); err != nil {
+				return nil
+			}
+			var out []reconcile.Request
+			for _, hc := range list.Items {
+				if hc.Spec.SourceRef.Name == o.GetName() {
+					out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: hc.Namespace, Name: hc.Name}})
+				}
+			}
+			return out
+		})).
+		Complete(r)
+}
+
+// Reconcile resolves one HelmChart.
+func (r *HelmChartReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	hc := &sourcev1.HelmChart{}
+	if err := r.Client.Get(ctx, req.NamespacedName, hc); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if hc.Spec.Suspend {
+		return ctrl.Result{}, nil
+	}
+	orig := hc.DeepCopy()
+	st := &hc.Status
+	interval := flux.Interval(&hc.Spec.Interval, 10*time.Minute)
+	err := r.resolve(ctx, hc)
+	if err != nil {
+		flux.MarkFailed(&st.Conditions, hc.Generation, "ChartPullFailed", err.Error(), false)
+	}
+	st.ObservedGeneration = hc.Generation
+	if !equality.Semantic.DeepEqual(orig.Status, hc.Status) {
+		if perr := r.Client.Status().Patch(ctx, hc, client.MergeFrom(orig)); perr != nil && !apierrors.IsNotFound(perr) {
+			return ctrl.Result{}, perr
+		}
+	}
+	if err != nil {
+		return ctrl.Result{RequeueAfter: 30 * time.Second}, nil
+	}
+	return ctrl.Result{RequeueAfter: interval}, nil
+}
+
+func (r *HelmChartReconciler) resolve(ctx context.Context, hc *sourcev1.HelmChart) error {
+	if hc.Spec.SourceRef.Kind != "HelmRepository" {
+		return fmt.Errorf("spec.sourceRef.kind %q is not supported yet (HelmRepository is)", hc.Spec.SourceRef.Kind)
+	}
+	repo := &sourcev1.HelmRepository{}
+	key := types.NamespacedName{Namespace: hc.Namespace, Name: hc.Spec.SourceRef.Name}
+	if err := r.Client.Get(ctx, key, repo); err != nil {
+		return fmt.Errorf("HelmRepository %s: %w", key, err)
+	}
+	idx := r.indexes.get(repo.Spec.URL)
+	if idx == nil {
+		fctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		var err error
+		if idx, _, err = helmrelease.Index(fctx, repo.Spec.URL); err != nil {
+			return err
+		}
+		r.indexes.put(repo.Spec.URL, idx)
+	}
+	cv, err := idx.Get(hc.Spec.Chart, hc.Spec.Version)
+	if err != nil {
+		return fmt.Errorf("chart %s version %q: %w", hc.Spec.Chart, hc.Spec.Version, err)
+	}
+	if a := hc.Status.Artifact; a == nil || a.Revision != cv.Version {
+		url := ""
+		if len(cv.URLs) > 0 {
+			url = cv.URLs[0]
+		}
+		hc.Status.Artifact = &sourcev1.Artifact{Revision: cv.Version, Digest: "sha256:" + cv.Digest, URL: url, LastUpdateTime: metav1.Now(),
+			Path: fmt.Sprintf("helmchart/%s/%s/%s-%s.tgz", hc.Namespace, hc.Name, cv.Name, cv.Version)}
+	}
+	flux.MarkReady(&hc.Status.Conditions, hc.Generation, flux.SucceededReason,
+		fmt.Sprintf("pulled '%s' chart with version '%s'", cv.Name, cv.Version))
+	return nil
 }

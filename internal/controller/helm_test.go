@@ -188,7 +188,7 @@ func TestHelmReleaseValuesFromDependsOnUninstall(t *testing.T) {
 	chart := helmv2.HelmChartTemplate{Spec: helmv2.HelmChartTemplateSpec{Chart: "external-dns",
 		SourceRef: helmv2.CrossNamespaceObjectReference{Kind: "HelmRepository", Name: "charts"}}}
 	app := &helmv2.HelmRelease{ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: ns},
-		Spec: helmv2.HelmReleaseSpec{Chart: chart, Interval: metav1.Duration{Duration: 10 * time.Minute},
+		Spec: helmv2.HelmReleaseSpec{Chart: &chart, Interval: metav1.Duration{Duration: 10 * time.Minute},
 			DependsOn: []helmv2.DependencyReference{{Name: "base"}},
 			ValuesFrom: []helmv2.ValuesReference{{Kind: "ConfigMap", Name: "app-values"},
 				{Kind: "Secret", Name: "app-secret", ValuesKey: "policy", TargetPath: "policy"},
@@ -202,7 +202,7 @@ func TestHelmReleaseValuesFromDependsOnUninstall(t *testing.T) {
 		t.Fatalf("app installed before its dependency: %q", args)
 	}
 	create(t, c, &helmv2.HelmRelease{ObjectMeta: metav1.ObjectMeta{Name: "base", Namespace: ns},
-		Spec: helmv2.HelmReleaseSpec{Chart: chart, Interval: metav1.Duration{Duration: 10 * time.Minute}}})
+		Spec: helmv2.HelmReleaseSpec{Chart: &chart, Interval: metav1.Duration{Duration: 10 * time.Minute}}})
 	waitHelmRelease(t, c, ns, "app", "Ready", func(h *helmv2.HelmRelease) bool { return isReady(h.Status.Conditions) })
 	if args := deploymentArgs(c, ns, "app"); args != "--provider=from-configmap --policy=sync-from-secret" {
 		t.Errorf("args %q", args)
@@ -235,7 +235,7 @@ func TestHelmReleaseInstallRemediation(t *testing.T) {
 	create(t, c, &sourcev1.HelmRepository{ObjectMeta: metav1.ObjectMeta{Name: "charts", Namespace: ns},
 		Spec: sourcev1.HelmRepositorySpec{URL: url, Interval: metav1.Duration{Duration: 10 * time.Minute}}})
 	bad := &helmv2.HelmRelease{ObjectMeta: metav1.ObjectMeta{Name: "bad", Namespace: ns},
-		Spec: helmv2.HelmReleaseSpec{Chart: helmv2.HelmChartTemplate{Spec: helmv2.HelmChartTemplateSpec{Chart: "external-dns",
+		Spec: helmv2.HelmReleaseSpec{Chart: &helmv2.HelmChartTemplate{Spec: helmv2.HelmChartTemplateSpec{Chart: "external-dns",
 			SourceRef: helmv2.CrossNamespaceObjectReference{Kind: "HelmRepository", Name: "charts"}}},
 			Interval: metav1.Duration{Duration: 10 * time.Minute},
 			Values:   &apiextensionsv1.JSON{Raw: []byte(`{"replicaCount":"not-a-number"}`)},
@@ -252,5 +252,28 @@ func TestHelmReleaseInstallRemediation(t *testing.T) {
 	}
 	if err := c.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: "sh.helm.release.v1.bad.v1"}, &corev1.Secret{}); err == nil {
 		t.Error("the failed release was not uninstalled")
+	}
+}
+
+// TestHelmReleaseChartRef: a HelmChart resolves the version range, and a
+// HelmRelease naming it with chartRef installs that version.
+func TestHelmReleaseChartRef(t *testing.T) {
+	c, _ := setup(t)
+	ns := clustertest.Namespace(t)
+	url := helmRepoServer(t, "1.15.0", "1.15.2", "1.16.0")
+	create(t, c, &sourcev1.HelmRepository{ObjectMeta: metav1.ObjectMeta{Name: "charts", Namespace: ns},
+		Spec: sourcev1.HelmRepositorySpec{URL: url, Interval: metav1.Duration{Duration: 10 * time.Minute}}})
+	create(t, c, &sourcev1.HelmChart{ObjectMeta: metav1.ObjectMeta{Name: "external-dns", Namespace: ns},
+		Spec: sourcev1.HelmChartSpec{Chart: "external-dns", Version: "~1.15.0", Interval: metav1.Duration{Duration: 10 * time.Minute},
+			SourceRef: sourcev1.LocalHelmChartSourceReference{Kind: "HelmRepository", Name: "charts"}}})
+	create(t, c, &helmv2.HelmRelease{ObjectMeta: metav1.ObjectMeta{Name: "dns", Namespace: ns},
+		Spec: helmv2.HelmReleaseSpec{ChartRef: &helmv2.CrossNamespaceObjectReference{Kind: "HelmChart", Name: "external-dns"},
+			Interval: metav1.Duration{Duration: 10 * time.Minute}}})
+	hr := waitHelmRelease(t, c, ns, "dns", "Ready", func(h *helmv2.HelmRelease) bool { return isReady(h.Status.Conditions) })
+	if hr.Status.LastAttemptedRevision != "1.15.2" || len(hr.Status.History) != 1 || hr.Status.History[0].ChartVersion != "1.15.2" {
+		t.Errorf("status: revision %q history %+v, want 1.15.2", hr.Status.LastAttemptedRevision, hr.Status.History)
+	}
+	if cond := meta.FindStatusCondition(hr.Status.Conditions, "UnsupportedFields"); cond != nil {
+		t.Errorf("chartRef reported unsupported: %s", cond.Message)
 	}
 }

@@ -113,6 +113,9 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 	if err := (&HelmRepositoryReconciler{Client: mgr.GetClient(), indexes: idx}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("helmrepository controller: %w", err)
 	}
+	if err := (&HelmChartReconciler{Client: mgr.GetClient(), indexes: idx}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("helmchart controller: %w", err)
+	}
 	if err := (&HelmReleaseReconciler{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Engine: o.Engine, Helm: helmrelease.New(cfg), indexes: idx}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("helmrelease controller: %w", err)
 	}

@@ -25,8 +25,11 @@ type HelmRelease struct {
 //
 // +kubebuilder:pruning:PreserveUnknownFields
 type HelmReleaseSpec struct {
-	Chart    HelmChartTemplate `json:"chart"`
-	Interval metav1.Duration   `json:"interval"`
+	// Chart names a chart in a HelmRepository; ChartRef names a
+	// HelmChart instead. One of them is required.
+	Chart    *HelmChartTemplate             `json:"chart,omitempty"`
+	ChartRef *CrossNamespaceObjectReference `json:"chartRef,omitempty"`
+	Interval metav1.Duration                `json:"interval"`
 	// ReleaseName defaults to the HelmRelease's name (with the target
 	// namespace as a prefix when one is set, as in Flux).
 	ReleaseName     string `json:"releaseName,omitempty"`
