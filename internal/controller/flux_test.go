@@ -647,3 +647,32 @@ func TestFluxServiceAccount(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestFluxIgnore: GitRepository spec.ignore and the repository's
+// .sourceignore leave files out of a Kustomization's plain path.
+func TestFluxIgnore(t *testing.T) {
+	c, repo := setup(t)
+	ns := clustertest.Namespace(t)
+	repo.Commit("ignore", map[string]string{
+		".sourceignore":        "# drafts stay in Git\n*.draft.yaml\n",
+		"ign/kept.yaml":        configMapYAML("kept", "v1"),
+		"ign/wip.draft.yaml":   configMapYAML("draft", "v1"),
+		"ign/examples/ex.yaml": configMapYAML("example", "v1"),
+	})
+	repo.Publish()
+	ignore := "/ign/examples/\n"
+	create(t, c, &sourcev1.GitRepository{ObjectMeta: metav1.ObjectMeta{Name: "ign", Namespace: ns},
+		Spec: sourcev1.GitRepositorySpec{URL: gittest.FileURL(repo.Bare), Interval: metav1.Duration{Duration: time.Minute}, Ignore: &ignore}})
+	create(t, c, &kustomizev1.Kustomization{ObjectMeta: metav1.ObjectMeta{Name: "ign", Namespace: ns},
+		Spec: kustomizev1.KustomizationSpec{SourceRef: kustomizev1.CrossNamespaceSourceReference{Kind: "GitRepository", Name: "ign"},
+			Path: "./ign", TargetNamespace: ns, Prune: true, Interval: metav1.Duration{Duration: time.Minute}}})
+	waitKustomization(t, c, ns, "ign", "Ready", func(k *kustomizev1.Kustomization) bool { return isReady(k.Status.Conditions) })
+	if configMapValue(c, ns, "kept") != "v1" {
+		t.Error("kept.yaml was not applied")
+	}
+	for _, name := range []string{"draft", "example"} {
+		if configMapValue(c, ns, name) != "" {
+			t.Errorf("%s was applied though ignored", name)
+		}
+	}
+}

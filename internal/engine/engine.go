@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -79,6 +80,9 @@ type RenderOptions struct {
 	// Ignore holds gitignore-style patterns of files a plain folder
 	// render leaves out (Flux's GitRepository spec.ignore).
 	Ignore []string `json:"ignore,omitempty"`
+	// SourceIgnore also reads .sourceignore at the repository root, as
+	// Flux does for its sources.
+	SourceIgnore bool `json:"sourceIgnore,omitempty"`
 	// HelmReleaseName, HelmValueFiles and HelmValues configure Helm.
 	HelmReleaseName string         `json:"helmReleaseName,omitempty"`
 	HelmValueFiles  []string       `json:"helmValueFiles,omitempty"`
@@ -171,7 +175,15 @@ func (e *Engine) render(ctx context.Context, snap source.Snapshot, u Unit) ([]ob
 	}
 	switch kind {
 	case render.Directory:
-		return render.RenderDirectory(snap.Dir, dir, render.DirectoryOptions{Recurse: u.Render.Recurse, Exclude: excluder(u.Render.Ignore)})
+		patterns := u.Render.Ignore
+		if u.Render.SourceIgnore {
+			// Flux reads .sourceignore at the repository root, and the
+			// spec's patterns after it.
+			if data, err := os.ReadFile(filepath.Join(snap.Dir, ".sourceignore")); err == nil {
+				patterns = append(strings.Split(string(data), "\n"), patterns...)
+			}
+		}
+		return render.RenderDirectory(snap.Dir, dir, render.DirectoryOptions{Recurse: u.Render.Recurse, Exclude: excluder(patterns)})
 	case render.Kustomize:
 		return kustomize.Render(snap.Dir, dir, kustomize.Options{AllowRemoteBases: u.Render.AllowRemoteBases})
 	case render.Helm:

@@ -148,6 +148,7 @@ func ToUnit(ks *kustomizev1.Kustomization, src Source, vars map[string]string, a
 	}
 	u.Render.Recurse = true // Flux reads every manifest below the path
 	u.Render.Ignore = src.Ignore
+	u.Render.SourceIgnore = true
 	if d := ks.Spec.Decryption; d != nil {
 		if d.Provider != "sops" {
 			return engine.Unit{}, engine.SyncOptions{}, fmt.Errorf("spec.decryption.provider: %q is not supported (sops is)", d.Provider)
