@@ -676,3 +676,31 @@ func TestFluxIgnore(t *testing.T) {
 		}
 	}
 }
+
+// TestFluxComponents: spec.components adds kustomize components to a
+// plain folder's objects.
+func TestFluxComponents(t *testing.T) {
+	c, repo := setup(t)
+	ctx := context.Background()
+	ns := clustertest.Namespace(t)
+	repo.Commit("components", map[string]string{
+		"comp/app/cm.yaml": configMapYAML("with-component", "v1"),
+		"comp/components/team/kustomization.yaml": "apiVersion: kustomize.config.k8s.io/v1alpha1\nkind: Component\n" +
+			"commonAnnotations: {team: orders}\n",
+	})
+	repo.Publish()
+	create(t, c, &sourcev1.GitRepository{ObjectMeta: metav1.ObjectMeta{Name: "comp", Namespace: ns},
+		Spec: sourcev1.GitRepositorySpec{URL: gittest.FileURL(repo.Bare), Interval: metav1.Duration{Duration: time.Minute}}})
+	create(t, c, &kustomizev1.Kustomization{ObjectMeta: metav1.ObjectMeta{Name: "comp", Namespace: ns},
+		Spec: kustomizev1.KustomizationSpec{SourceRef: kustomizev1.CrossNamespaceSourceReference{Kind: "GitRepository", Name: "comp"},
+			Path: "./comp/app", TargetNamespace: ns, Prune: true, Interval: metav1.Duration{Duration: time.Minute},
+			Components: []string{"../components/team"}}})
+	waitKustomization(t, c, ns, "comp", "Ready", func(k *kustomizev1.Kustomization) bool { return isReady(k.Status.Conditions) })
+	cm := &corev1.ConfigMap{}
+	if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "with-component"}, cm); err != nil {
+		t.Fatal(err)
+	}
+	if cm.Annotations["team"] != "orders" {
+		t.Errorf("annotations %v: the component was not applied", cm.Annotations)
+	}
+}

@@ -80,6 +80,10 @@ type RenderOptions struct {
 	// Ignore holds gitignore-style patterns of files a plain folder
 	// render leaves out (Flux's GitRepository spec.ignore).
 	Ignore []string `json:"ignore,omitempty"`
+	// Components are kustomize components added to the folder's
+	// kustomization (Flux's spec.components); a plain folder is built as
+	// a kustomization of its manifests.
+	Components []string `json:"components,omitempty"`
 	// SourceIgnore also reads .sourceignore at the repository root, as
 	// Flux does for its sources.
 	SourceIgnore bool `json:"sourceIgnore,omitempty"`
@@ -173,6 +177,9 @@ func (e *Engine) render(ctx context.Context, snap source.Snapshot, u Unit) ([]ob
 	if kind == "" {
 		kind = render.Detect(dir)
 	}
+	if len(u.Render.Components) > 0 && kind == render.Directory {
+		kind = render.Kustomize
+	}
 	switch kind {
 	case render.Directory:
 		patterns := u.Render.Ignore
@@ -185,7 +192,7 @@ func (e *Engine) render(ctx context.Context, snap source.Snapshot, u Unit) ([]ob
 		}
 		return render.RenderDirectory(snap.Dir, dir, render.DirectoryOptions{Recurse: u.Render.Recurse, Exclude: excluder(patterns)})
 	case render.Kustomize:
-		return kustomize.Render(snap.Dir, dir, kustomize.Options{AllowRemoteBases: u.Render.AllowRemoteBases})
+		return kustomize.Render(snap.Dir, dir, kustomize.Options{AllowRemoteBases: u.Render.AllowRemoteBases, Components: u.Render.Components})
 	case render.Helm:
 		kv := e.o.KubeVersion
 		if e.o.Cluster != nil {

@@ -149,6 +149,7 @@ func ToUnit(ks *kustomizev1.Kustomization, src Source, vars map[string]string, a
 	u.Render.Recurse = true // Flux reads every manifest below the path
 	u.Render.Ignore = src.Ignore
 	u.Render.SourceIgnore = true
+	u.Render.Components = ks.Spec.Components
 	if d := ks.Spec.Decryption; d != nil {
 		if d.Provider != "sops" {
 			return engine.Unit{}, engine.SyncOptions{}, fmt.Errorf("spec.decryption.provider: %q is not supported (sops is)", d.Provider)
@@ -249,7 +250,7 @@ var known = map[string][]string{
 		"retryInterval", "timeout", "prune", "wait", "dependsOn", "targetNamespace", "suspend", "force",
 		"postBuild.substitute", "postBuild.substituteFrom", "deletionPolicy", "healthChecks", "namePrefix", "nameSuffix",
 		"commonMetadata.labels", "commonMetadata.annotations", "images", "patches", "decryption.provider", "decryption.secretRef.name",
-		"kubeConfig.secretRef.name", "kubeConfig.secretRef.key", "serviceAccountName"},
+		"kubeConfig.secretRef.name", "kubeConfig.secretRef.key", "serviceAccountName", "components"},
 }
 
 // Unsupported names every spec field converge does not act on, sorted;

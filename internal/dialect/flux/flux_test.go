@@ -52,7 +52,7 @@ func TestUnsupported(t *testing.T) {
 		},
 	}}
 	got := strings.Join(Unsupported(ks), ",")
-	want := "spec.components,spec.sourceRef.exotic"
+	want := "spec.sourceRef.exotic"
 	if got != want {
 		t.Errorf("Unsupported = %s\nwant          %s", got, want)
 	}

@@ -27,6 +27,10 @@ type Options struct {
 	AllowRemoteBases bool
 	// MaxFileSize bounds one file. If zero, render.DefaultMaxFileSize.
 	MaxFileSize int64
+	// Components are kustomize components (paths relative to the
+	// folder) added to its kustomization, as Flux's spec.components. A
+	// folder without a kustomization gets one listing its manifests.
+	Components []string
 }
 
 // ErrRemoteBase is a kustomization entry that points outside the snapshot.
@@ -53,7 +57,12 @@ func Render(root, dir string, o Options) ([]object.Decoded, error) {
 		return nil, fmt.Errorf("%s: %w", file, err)
 	}
 	realRoot, _ = filepath.Abs(realRoot)
-	fs := fenced{FileSystem: filesys.MakeFsOnDisk(), root: realRoot}
+	var fs filesys.FileSystem = fenced{FileSystem: filesys.MakeFsOnDisk(), root: realRoot}
+	if len(o.Components) > 0 {
+		if fs, err = withComponents(fs, dir, o.Components); err != nil {
+			return nil, fmt.Errorf("%s: components: %w", file, err)
+		}
+	}
 	res, err := k.Run(fs, dir)
 	if err != nil {
 		return nil, fmt.Errorf("%s: kustomize build: %w", file, err)
@@ -175,4 +184,71 @@ func (f fenced) Walk(path string, fn filepath.WalkFunc) error {
 		return err
 	}
 	return f.FileSystem.Walk(path, fn)
+}
+
+// withComponents shadows the folder's kustomization file with one that
+// also lists the components; nothing on disk changes.
+func withComponents(fs filesys.FileSystem, dir string, components []string) (filesys.FileSystem, error) {
+	name := filepath.Join(dir, kustomizationFile(dir))
+	k := types.Kustomization{}
+	if fs.Exists(name) {
+		data, err := fs.ReadFile(name)
+		if err != nil {
+			return nil, err
+		}
+		if err := yaml.Unmarshal(data, &k); err != nil {
+			return nil, err
+		}
+	} else {
+		// As Flux does: a folder of plain manifests becomes a kustomization
+		// of all of them.
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range entries {
+			switch strings.ToLower(filepath.Ext(e.Name())) {
+			case ".yaml", ".yml", ".json":
+				k.Resources = append(k.Resources, e.Name())
+			}
+		}
+	}
+	if k.APIVersion == "" {
+		k.APIVersion, k.Kind = types.KustomizationVersion, types.KustomizationKind
+	}
+	k.Components = append(k.Components, components...)
+	data, err := yaml.Marshal(k)
+	if err != nil {
+		return nil, err
+	}
+	return shadow{FileSystem: fs, path: filepath.Clean(name), data: data}, nil
+}
+
+// shadow answers one file from memory and everything else from the
+// underlying file system.
+type shadow struct {
+	filesys.FileSystem
+	path string
+	data []byte
+}
+
+func (s shadow) ReadFile(path string) ([]byte, error) {
+	if filepath.Clean(path) == s.path {
+		return s.data, nil
+	}
+	return s.FileSystem.ReadFile(path)
+}
+
+func (s shadow) Exists(path string) bool {
+	return filepath.Clean(path) == s.path || s.FileSystem.Exists(path)
+}
+
+// CleanedAbs answers for the in-memory file, which the disk cannot
+// resolve when the folder had no kustomization of its own.
+func (s shadow) CleanedAbs(path string) (filesys.ConfirmedDir, string, error) {
+	if filepath.Clean(path) == s.path {
+		d, f := filepath.Split(s.path)
+		return filesys.ConfirmedDir(filepath.Clean(d)), f, nil
+	}
+	return s.FileSystem.CleanedAbs(path)
 }

@@ -1,6 +1,9 @@
 package kustomize
 
 import (
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"sigs.k8s.io/kustomize/api/types"
@@ -79,5 +82,34 @@ func TestOverlay(t *testing.T) {
 	}
 	if same, _ := (Overlay{}).Apply(objs); len(same) != 2 || same[0].Object != objs[0].Object {
 		t.Error("the zero Overlay must return the objects as they are")
+	}
+}
+
+// TestComponents: components are added to a folder's kustomization, or
+// to one made of its manifests, without touching the files.
+func TestComponents(t *testing.T) {
+	root := t.TempDir()
+	write := func(rel, content string) {
+		p := filepath.Join(root, rel)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("components/team/kustomization.yaml", "apiVersion: kustomize.config.k8s.io/v1alpha1\nkind: Component\ncommonLabels: {team: orders}\n")
+	write("plain/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: plain}\n")
+	write("kust/kustomization.yaml", "resources: [cm.yaml]\nnamePrefix: k-\n")
+	write("kust/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm}\n")
+	for _, tc := range []struct{ dir, name string }{{"plain", "plain"}, {"kust", "k-cm"}} {
+		objs, err := Render(root, filepath.Join(root, tc.dir), Options{Components: []string{"../components/team"}})
+		if err != nil {
+			t.Fatalf("%s: %v", tc.dir, err)
+		}
+		if len(objs) != 1 || objs[0].Object.GetName() != tc.name || objs[0].Object.GetLabels()["team"] != "orders" {
+			t.Errorf("%s: got %d objects, first %v", tc.dir, len(objs), objs[0].Object.Object)
+		}
+	}
+	if data, _ := os.ReadFile(filepath.Join(root, "kust/kustomization.yaml")); strings.Contains(string(data), "components") {
+		t.Error("the kustomization on disk was changed")
 	}
 }

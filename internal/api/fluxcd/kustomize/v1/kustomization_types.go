@@ -65,6 +65,8 @@ type KustomizationSpec struct {
 	Images []Image `json:"images,omitempty"`
 	// Patches are strategic-merge or JSON6902 patches, with targets.
 	Patches []Patch `json:"patches,omitempty"`
+	// Components are kustomize components, relative to Path.
+	Components []string `json:"components,omitempty"`
 	// Decryption opens SOPS-encrypted manifests.
 	Decryption *Decryption `json:"decryption,omitempty"`
 	// ServiceAccountName applies as this ServiceAccount of the

@@ -225,6 +225,11 @@ func (in *KustomizationSpec) DeepCopyInto(out *KustomizationSpec) {
 			(*in)[i].DeepCopyInto(&(*out)[i])
 		}
 	}
+	if in.Components != nil {
+		in, out := &in.Components, &out.Components
+		*out = make([]string, len(*in))
+		copy(*out, *in)
+	}
 	if in.Decryption != nil {
 		in, out := &in.Decryption, &out.Decryption
 		*out = new(Decryption)
