@@ -346,6 +346,19 @@ func (r *HelmReleaseReconciler) reconcile(ctx context.Context, hr *helmv2.HelmRe
 		}
 		return ctrl.Result{RequeueAfter: 10 * time.Second}
 	}
+	if t := hr.Spec.Test; t != nil && t.Enable && out.Action != "unchanged" {
+		if terr := r.Helm.Test(fctx, name, ns, flux.Interval(hr.Spec.Timeout, 5*time.Minute)); terr != nil {
+			flux.SetCondition(&st.Conditions, gen, "TestSuccess", metav1.ConditionFalse, "TestFailed", terr.Error())
+			if !t.IgnoreFailures {
+				st.Failures++
+				flux.MarkFailed(&st.Conditions, gen, "TestFailed", terr.Error(), false)
+				return ctrl.Result{RequeueAfter: interval}
+			}
+		} else {
+			flux.SetCondition(&st.Conditions, gen, "TestSuccess", metav1.ConditionTrue, "TestSucceeded",
+				fmt.Sprintf("Helm test succeeded for release %s/%s.v%d", ns, name, out.Release.Version))
+		}
+	}
 	msg := fmt.Sprintf("Helm %s succeeded for release %s/%s.v%d with chart %s@%s", out.Action, ns, name, out.Release.Version,
 		chart.Metadata.Name, chart.Metadata.Version)
 	reason := map[string]string{"install": "InstallSucceeded", "upgrade": "UpgradeSucceeded"}[out.Action]

@@ -277,3 +277,36 @@ func TestHelmReleaseChartRef(t *testing.T) {
 		t.Errorf("chartRef reported unsupported: %s", cond.Message)
 	}
 }
+
+// TestHelmReleaseTest: spec.test runs the chart's test hooks after an
+// install; a passing test is TestSuccess, a failing one makes the
+// release Ready=False TestFailed.
+func TestHelmReleaseTest(t *testing.T) {
+	c, _ := setup(t)
+	ns := clustertest.Namespace(t)
+	url := helmRepoServer(t, "1.16.0")
+	create(t, c, &sourcev1.HelmRepository{ObjectMeta: metav1.ObjectMeta{Name: "charts", Namespace: ns},
+		Spec: sourcev1.HelmRepositorySpec{URL: url, Interval: metav1.Duration{Duration: 10 * time.Minute}}})
+	release := func(name, values string) {
+		create(t, c, &helmv2.HelmRelease{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+			Spec: helmv2.HelmReleaseSpec{Chart: &helmv2.HelmChartTemplate{Spec: helmv2.HelmChartTemplateSpec{Chart: "external-dns",
+				SourceRef: helmv2.CrossNamespaceObjectReference{Kind: "HelmRepository", Name: "charts"}}},
+				Interval: metav1.Duration{Duration: 10 * time.Minute}, Values: &apiextensionsv1.JSON{Raw: []byte(values)},
+				Test: &helmv2.Test{Enable: true}, Timeout: &metav1.Duration{Duration: time.Minute}}})
+	}
+	release("passes", `{}`)
+	release("fails", `{"testFails":true}`)
+	ok := waitHelmRelease(t, c, ns, "passes", "tested", func(h *helmv2.HelmRelease) bool {
+		return meta.IsStatusConditionTrue(h.Status.Conditions, "TestSuccess")
+	})
+	if !isReady(ok.Status.Conditions) {
+		t.Errorf("passing test, not Ready: %+v", ok.Status.Conditions)
+	}
+	bad := waitHelmRelease(t, c, ns, "fails", "test failed", func(h *helmv2.HelmRelease) bool {
+		r := meta.FindStatusCondition(h.Status.Conditions, flux.ReadyCondition)
+		return r != nil && r.Reason == "TestFailed"
+	})
+	if meta.IsStatusConditionTrue(bad.Status.Conditions, "TestSuccess") {
+		t.Error("a failing test reported success")
+	}
+}

@@ -181,3 +181,17 @@ func (m *Manager) Uninstall(name, namespace string, timeout time.Duration) error
 	}
 	return nil
 }
+
+// Test runs the release's test hooks (helm test) and reports a failure.
+func (m *Manager) Test(ctx context.Context, name, namespace string, timeout time.Duration) error {
+	ac, err := m.action(namespace)
+	if err != nil {
+		return err
+	}
+	t := action.NewReleaseTesting(ac)
+	t.Namespace, t.Timeout = namespace, timeout
+	if _, err := t.Run(name); err != nil {
+		return fmt.Errorf("helm test %s/%s: %w", namespace, name, err)
+	}
+	return nil
+}

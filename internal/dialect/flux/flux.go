@@ -242,7 +242,7 @@ var known = map[string][]string{
 		"chart.spec.sourceRef.namespace", "chart.spec.sourceRef.apiVersion", "interval", "releaseName", "targetNamespace",
 		"storageNamespace", "timeout", "values", "valuesFrom", "install.remediation.retries", "upgrade.remediation.retries",
 		"upgrade.remediation.remediateLastFailure", "driftDetection.mode", "dependsOn", "suspend",
-		"chartRef.kind", "chartRef.name", "chartRef.namespace", "chartRef.apiVersion"},
+		"chartRef.kind", "chartRef.name", "chartRef.namespace", "chartRef.apiVersion", "test.enable", "test.ignoreFailures"},
 	"HelmRepository": {"url", "type", "interval", "suspend"},
 	"HelmChart":      {"chart", "version", "sourceRef.kind", "sourceRef.name", "sourceRef.apiVersion", "interval", "suspend"},
 	"OCIRepository":  {"url", "ref.tag", "ref.semver", "ref.digest", "interval", "insecure", "secretRef.name", "layerSelector.mediaType", "suspend"},

@@ -45,6 +45,8 @@ type HelmReleaseSpec struct {
 	// ValuesFrom merges values from ConfigMaps and Secrets, in order,
 	// before Values.
 	ValuesFrom []ValuesReference `json:"valuesFrom,omitempty"`
+	// Test runs the chart's tests (helm test) after an install or upgrade.
+	Test *Test `json:"test,omitempty"`
 	// DependsOn are HelmReleases that must be Ready first.
 	DependsOn []DependencyReference `json:"dependsOn,omitempty"`
 	Suspend   bool                  `json:"suspend,omitempty"`
@@ -146,4 +148,11 @@ type ValuesReference struct {
 type DependencyReference struct {
 	Name      string `json:"name"`
 	Namespace string `json:"namespace,omitempty"`
+}
+
+// Test configures helm test.
+type Test struct {
+	Enable bool `json:"enable,omitempty"`
+	// IgnoreFailures keeps a release Ready when its tests fail.
+	IgnoreFailures bool `json:"ignoreFailures,omitempty"`
 }
