@@ -105,7 +105,14 @@ func (r *HelmRepositoryReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	}
 	st.ObservedGeneration = hr.Generation
 	if !equality.Semantic.DeepEqual(orig.Status, hr.Status) {
-		if err := r.Client.Status().Patch(ctx, hr, client.MergeFrom(orig)); err != nil && !apierrors.IsNotFound(err) {
+		// Optimistic lock: a reconcile that started from a stale cached
+		// copy must not replace the conditions a newer one wrote (a merge
+		// patch replaces whole lists); it looks again instead.
+		err := r.Client.Status().Patch(ctx, hr, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}))
+		if apierrors.IsConflict(err) {
+			return ctrl.Result{Requeue: true}, nil
+		}
+		if err != nil && !apierrors.IsNotFound(err) {
 			return ctrl.Result{}, err
 		}
 	}
@@ -346,7 +353,10 @@ func (r *HelmReleaseReconciler) reconcile(ctx context.Context, hr *helmv2.HelmRe
 		}
 		return ctrl.Result{RequeueAfter: 10 * time.Second}
 	}
-	if t := hr.Spec.Test; t != nil && t.Enable && out.Action != "unchanged" {
+	// Tests run once per release change; a release whose result was
+	// never recorded (its status write lost) is tested again.
+	tested := meta.FindStatusCondition(st.Conditions, "TestSuccess")
+	if t := hr.Spec.Test; t != nil && t.Enable && (out.Action != "unchanged" || tested == nil || tested.ObservedGeneration != gen) {
 		if terr := r.Helm.Test(fctx, name, ns, flux.Interval(hr.Spec.Timeout, 5*time.Minute)); terr != nil {
 			flux.SetCondition(&st.Conditions, gen, "TestSuccess", metav1.ConditionFalse, "TestFailed", terr.Error())
 			if !t.IgnoreFailures {

@@ -158,7 +158,14 @@ func (r *KustomizationReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	res := r.reconcile(ctx, ks)
 	st.ObservedGeneration = ks.Generation
 	if !equality.Semantic.DeepEqual(orig.Status, ks.Status) {
-		if err := r.Client.Status().Patch(ctx, ks, client.MergeFrom(orig)); err != nil && !apierrors.IsNotFound(err) {
+		// Optimistic lock: a reconcile that started from a stale cached
+		// copy must not replace the conditions a newer one wrote (a merge
+		// patch replaces whole lists); it looks again instead.
+		err := r.Client.Status().Patch(ctx, ks, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}))
+		if apierrors.IsConflict(err) {
+			return ctrl.Result{Requeue: true}, nil
+		}
+		if err != nil && !apierrors.IsNotFound(err) {
 			return ctrl.Result{}, fmt.Errorf("kustomization %s: write status: %w", req.NamespacedName, err)
 		}
 	}
