@@ -49,11 +49,11 @@ func decryptObjects(objs []object.Decoded, d *Decryption) ([]object.Decoded, err
 		if err != nil {
 			return nil, fmt.Errorf("%s: %s: %w", o.Source, ref, err)
 		}
-		m := map[string]any{}
-		if err := yaml.Unmarshal(plain, &m); err != nil {
+		m, err := object.DecodeMap(plain)
+		if err != nil {
 			return nil, fmt.Errorf("%s: %s: decrypted document: %w", o.Source, ref, err)
 		}
-		out = append(out, object.Decoded{Object: &unstructured.Unstructured{Object: wholeNumbers(m).(map[string]any)}, Source: o.Source})
+		out = append(out, object.Decoded{Object: &unstructured.Unstructured{Object: m}, Source: o.Source})
 	}
 	if out == nil {
 		return objs, nil

@@ -40,31 +40,11 @@ func substitute(objs []object.Decoded, vars map[string]string) ([]object.Decoded
 		if err != nil {
 			return nil, fmt.Errorf("%s: %s: substitute: %w", d.Source, object.RefOf(d.Object), err)
 		}
-		m := map[string]any{}
-		if err := yaml.Unmarshal([]byte(text), &m); err != nil {
+		m, err := object.DecodeMap([]byte(text))
+		if err != nil {
 			return nil, fmt.Errorf("%s: %s: after substitution the object is not valid YAML: %w", d.Source, object.RefOf(d.Object), err)
 		}
-		out = append(out, object.Decoded{Object: &unstructured.Unstructured{Object: wholeNumbers(m).(map[string]any)}, Source: d.Source})
+		out = append(out, object.Decoded{Object: &unstructured.Unstructured{Object: m}, Source: d.Source})
 	}
 	return out, nil
-}
-
-// wholeNumbers turns whole floats back into int64, as object.Decode
-// keeps them.
-func wholeNumbers(v any) any {
-	switch x := v.(type) {
-	case map[string]any:
-		for k, e := range x {
-			x[k] = wholeNumbers(e)
-		}
-	case []any:
-		for i, e := range x {
-			x[i] = wholeNumbers(e)
-		}
-	case float64:
-		if x == float64(int64(x)) {
-			return int64(x)
-		}
-	}
-	return v
 }

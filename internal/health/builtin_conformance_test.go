@@ -8,26 +8,9 @@ import (
 	"testing"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"sigs.k8s.io/yaml"
-)
 
-func wholeNumbers(v any) any {
-	switch x := v.(type) {
-	case map[string]any:
-		for k, e := range x {
-			x[k] = wholeNumbers(e)
-		}
-	case []any:
-		for i, e := range x {
-			x[i] = wholeNumbers(e)
-		}
-	case float64:
-		if x == float64(int64(x)) {
-			return int64(x)
-		}
-	}
-	return v
-}
+	"converge.dev/converge/internal/object"
+)
 
 // conformanceDir is the shared conformance data, beside the repository.
 var conformanceDir = filepath.Join("..", "..", "..", "shared", "conformance")
@@ -38,14 +21,12 @@ func readObject(t *testing.T, path string) *unstructured.Unstructured {
 	if err != nil {
 		t.Fatalf("conformance data: %v (it lives in ../shared/conformance beside the checkout)", err)
 	}
-	obj := &unstructured.Unstructured{}
-	if err := yaml.Unmarshal(data, &obj.Object); err != nil {
+	// As the engine sees objects: whole numbers are int64.
+	m, err := object.DecodeMap(data)
+	if err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}
-	// As the engine sees objects: whole numbers are int64, as
-	// client-go's unstructured JSON decoding makes them.
-	obj.Object = wholeNumbers(obj.Object).(map[string]any)
-	return obj
+	return &unstructured.Unstructured{Object: m}
 }
 
 // TestBuiltinConformance runs gitops-engine's core-kind cases: every status

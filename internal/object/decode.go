@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utiljson "k8s.io/apimachinery/pkg/util/json"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/yaml"
 )
 
 // Source says where an object was read from.
@@ -87,4 +88,22 @@ func check(obj *unstructured.Unstructured, src Source, prefix string) error {
 		return fmt.Errorf("%s: %s: field %smetadata.name is missing", src, obj.GetKind(), prefix)
 	}
 	return nil
+}
+
+// DecodeMap decodes one YAML or JSON document into a map as Decode does:
+// whole numbers stay int64, as Kubernetes expects of unstructured
+// objects. It checks nothing else.
+func DecodeMap(data []byte) (map[string]any, error) {
+	j, err := yaml.YAMLToJSON(data)
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]any
+	if err := utiljson.Unmarshal(j, &m); err != nil {
+		return nil, err
+	}
+	if m == nil {
+		m = map[string]any{}
+	}
+	return m, nil
 }
