@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"sort"
-	"strings"
 	"testing"
 	"time"
 
@@ -109,27 +107,5 @@ func BenchmarkFluxKustomizations200(b *testing.B) {
 			}
 		}
 	}
-	round() // warm the render cache and the REST mapper
-	counter.take()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		round()
-	}
-	b.StopTimer()
-	got := counter.take()
-	per := func(k string) float64 { return float64(got[k]) / float64(b.N) }
-	b.ReportMetric(per("read"), "reads/round")
-	b.ReportMetric(per("write"), "writes/round")
-	b.ReportMetric(per("dry-run"), "dry-runs/round")
-	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N)/n, "ms/kustomization")
-	var keys []string
-	for k := range got {
-		if strings.Contains(k, " ") {
-			keys = append(keys, k)
-		}
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		b.Logf("%-32s %8.1f per round", k, per(k))
-	}
+	measureRounds(b, counter, round, n, "ms/kustomization")
 }

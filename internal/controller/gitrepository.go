@@ -8,7 +8,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -97,8 +96,8 @@ func (r *GitRepositoryReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		st.ObservedGeneration = gen
 	}
 	if !equality.Semantic.DeepEqual(orig.Status, repo.Status) {
-		if perr := r.Client.Status().Patch(ctx, repo, client.MergeFrom(orig)); perr != nil && !apierrors.IsNotFound(perr) {
-			return ctrl.Result{}, fmt.Errorf("gitrepository %s: write status: %w", req.NamespacedName, perr)
+		if requeue, perr := patchStatus(ctx, r.Client, repo, orig); perr != nil || requeue {
+			return ctrl.Result{Requeue: requeue}, perr
 		}
 	}
 	if err != nil {

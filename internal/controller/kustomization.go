@@ -158,15 +158,8 @@ func (r *KustomizationReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	res := r.reconcile(ctx, ks)
 	st.ObservedGeneration = ks.Generation
 	if !equality.Semantic.DeepEqual(orig.Status, ks.Status) {
-		// Optimistic lock: a reconcile that started from a stale cached
-		// copy must not replace the conditions a newer one wrote (a merge
-		// patch replaces whole lists); it looks again instead.
-		err := r.Client.Status().Patch(ctx, ks, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}))
-		if apierrors.IsConflict(err) {
-			return ctrl.Result{Requeue: true}, nil
-		}
-		if err != nil && !apierrors.IsNotFound(err) {
-			return ctrl.Result{}, fmt.Errorf("kustomization %s: write status: %w", req.NamespacedName, err)
+		if requeue, err := patchStatus(ctx, r.Client, ks, orig); err != nil || requeue {
+			return ctrl.Result{Requeue: requeue}, err
 		}
 	}
 	return res, nil
@@ -375,7 +368,7 @@ func (r *KustomizationReconciler) finalize(ctx context.Context, ks *kustomizev1.
 		if err != nil {
 			orig := ks.DeepCopy()
 			flux.MarkFailed(&ks.Status.Conditions, ks.Generation, "PruneFailed", err.Error(), false)
-			if perr := r.Client.Status().Patch(ctx, ks, client.MergeFrom(orig)); perr != nil && !apierrors.IsNotFound(perr) {
+			if _, perr := patchStatus(ctx, r.Client, ks, orig); perr != nil {
 				return ctrl.Result{}, perr
 			}
 			return ctrl.Result{RequeueAfter: 10 * time.Second}, nil

@@ -7,7 +7,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -75,8 +74,8 @@ func (r *OCIRepositoryReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	}
 	st.ObservedGeneration = repo.Generation
 	if !equality.Semantic.DeepEqual(orig.Status, repo.Status) {
-		if perr := r.Client.Status().Patch(ctx, repo, client.MergeFrom(orig)); perr != nil && !apierrors.IsNotFound(perr) {
-			return ctrl.Result{}, perr
+		if requeue, perr := patchStatus(ctx, r.Client, repo, orig); perr != nil || requeue {
+			return ctrl.Result{Requeue: requeue}, perr
 		}
 	}
 	if err != nil {

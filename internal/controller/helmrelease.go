@@ -6,11 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"helm.sh/helm/v3/pkg/chartutil"
-	"helm.sh/helm/v3/pkg/repo"
 	"helm.sh/helm/v3/pkg/strvals"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -35,92 +33,6 @@ import (
 	"converge.dev/converge/internal/helmrelease"
 	"converge.dev/converge/internal/object"
 )
-
-// indexes holds the Helm repository indexes the HelmRepository
-// reconciler fetched, for the HelmRelease reconciler.
-type indexes struct {
-	mu sync.Mutex
-	m  map[string]*repo.IndexFile // by repository URL
-}
-
-func (i *indexes) get(url string) *repo.IndexFile {
-	i.mu.Lock()
-	defer i.mu.Unlock()
-	return i.m[url]
-}
-
-func (i *indexes) put(url string, idx *repo.IndexFile) {
-	i.mu.Lock()
-	defer i.mu.Unlock()
-	if i.m == nil {
-		i.m = map[string]*repo.IndexFile{}
-	}
-	i.m[url] = idx
-}
-
-// HelmRepositoryReconciler reads Helm repository indexes.
-type HelmRepositoryReconciler struct {
-	Client  client.Client
-	indexes *indexes
-}
-
-// SetupWithManager registers the reconciler.
-func (r *HelmRepositoryReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	return ctrl.NewControllerManagedBy(mgr).
-		For(&sourcev1.HelmRepository{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
-		Complete(r)
-}
-
-// Reconcile fetches one repository's index.
-func (r *HelmRepositoryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	hr := &sourcev1.HelmRepository{}
-	if err := r.Client.Get(ctx, req.NamespacedName, hr); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
-	}
-	if hr.Spec.Suspend {
-		return ctrl.Result{}, nil
-	}
-	orig := hr.DeepCopy()
-	st := &hr.Status
-	interval := flux.Interval(&hr.Spec.Interval, 10*time.Minute)
-	var ferr error
-	if hr.Spec.Type == "oci" {
-		flux.MarkReady(&st.Conditions, hr.Generation, flux.SucceededReason, "Helm repositories of type 'oci' do not contain any information in the status.")
-	} else {
-		fctx, cancel := context.WithTimeout(ctx, time.Minute)
-		idx, digest, err := helmrelease.Index(fctx, hr.Spec.URL)
-		cancel()
-		ferr = err
-		if err == nil {
-			r.indexes.put(hr.Spec.URL, idx)
-			if st.Artifact == nil || st.Artifact.Revision != digest {
-				st.Artifact = &sourcev1.Artifact{Revision: digest, Digest: digest, LastUpdateTime: metav1.Now(),
-					Path: fmt.Sprintf("helmrepository/%s/%s/index.yaml", hr.Namespace, hr.Name), URL: hr.Spec.URL + "/index.yaml"}
-			}
-			st.URL = hr.Spec.URL + "/index.yaml"
-			flux.MarkReady(&st.Conditions, hr.Generation, flux.SucceededReason, "stored artifact: revision '"+digest+"'")
-		} else {
-			flux.MarkFailed(&st.Conditions, hr.Generation, "IndexationFailed", err.Error(), false)
-		}
-	}
-	st.ObservedGeneration = hr.Generation
-	if !equality.Semantic.DeepEqual(orig.Status, hr.Status) {
-		// Optimistic lock: a reconcile that started from a stale cached
-		// copy must not replace the conditions a newer one wrote (a merge
-		// patch replaces whole lists); it looks again instead.
-		err := r.Client.Status().Patch(ctx, hr, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}))
-		if apierrors.IsConflict(err) {
-			return ctrl.Result{Requeue: true}, nil
-		}
-		if err != nil && !apierrors.IsNotFound(err) {
-			return ctrl.Result{}, err
-		}
-	}
-	if ferr != nil {
-		return ctrl.Result{RequeueAfter: min(interval, 30*time.Second)}, nil
-	}
-	return ctrl.Result{RequeueAfter: interval}, nil
-}
 
 // HelmReleaseReconciler keeps Helm releases as declared.
 type HelmReleaseReconciler struct {
@@ -234,8 +146,8 @@ func (r *HelmReleaseReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	res := r.reconcile(ctx, hr)
 	hr.Status.ObservedGeneration = hr.Generation
 	if !equality.Semantic.DeepEqual(orig.Status, hr.Status) {
-		if err := r.Client.Status().Patch(ctx, hr, client.MergeFrom(orig)); err != nil && !apierrors.IsNotFound(err) {
-			return ctrl.Result{}, err
+		if requeue, err := patchStatus(ctx, r.Client, hr, orig); err != nil || requeue {
+			return ctrl.Result{Requeue: requeue}, err
 		}
 	}
 	return res, nil
@@ -524,96 +436,4 @@ func (r *HelmReleaseReconciler) chartSource(ctx context.Context, hr *helmv2.Helm
 		return spec.Chart, spec.Version, types.NamespacedName{Namespace: orDefault(spec.SourceRef.Namespace, hr.Namespace), Name: spec.SourceRef.Name}, nil
 	}
 	return "", "", repo, errors.New("spec.chart or spec.chartRef is required")
-}
-
-// HelmChartReconciler resolves a chart version in its HelmRepository and
-// publishes it as the artifact revision.
-type HelmChartReconciler struct {
-	Client  client.Client
-	indexes *indexes
-}
-
-// SetupWithManager registers the reconciler; a repository's new index
-// wakes the charts using it.
-func (r *HelmChartReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	return ctrl.NewControllerManagedBy(mgr).
-		For(&sourcev1.HelmChart{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
-		Watches(&sourcev1.HelmRepository{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
-			var list sourcev1.HelmChartList
-			if err := r.Client.List(ctx, &list, client.InNamespace(o.GetNamespace())); err != nil {
-				return nil
-			}
-			var out []reconcile.Request
-			for _, hc := range list.Items {
-				if hc.Spec.SourceRef.Name == o.GetName() {
-					out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: hc.Namespace, Name: hc.Name}})
-				}
-			}
-			return out
-		})).
-		Complete(r)
-}
-
-// Reconcile resolves one HelmChart.
-func (r *HelmChartReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	hc := &sourcev1.HelmChart{}
-	if err := r.Client.Get(ctx, req.NamespacedName, hc); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
-	}
-	if hc.Spec.Suspend {
-		return ctrl.Result{}, nil
-	}
-	orig := hc.DeepCopy()
-	st := &hc.Status
-	interval := flux.Interval(&hc.Spec.Interval, 10*time.Minute)
-	err := r.resolve(ctx, hc)
-	if err != nil {
-		flux.MarkFailed(&st.Conditions, hc.Generation, "ChartPullFailed", err.Error(), false)
-	}
-	st.ObservedGeneration = hc.Generation
-	if !equality.Semantic.DeepEqual(orig.Status, hc.Status) {
-		if perr := r.Client.Status().Patch(ctx, hc, client.MergeFrom(orig)); perr != nil && !apierrors.IsNotFound(perr) {
-			return ctrl.Result{}, perr
-		}
-	}
-	if err != nil {
-		return ctrl.Result{RequeueAfter: 30 * time.Second}, nil
-	}
-	return ctrl.Result{RequeueAfter: interval}, nil
-}
-
-func (r *HelmChartReconciler) resolve(ctx context.Context, hc *sourcev1.HelmChart) error {
-	if hc.Spec.SourceRef.Kind != "HelmRepository" {
-		return fmt.Errorf("spec.sourceRef.kind %q is not supported yet (HelmRepository is)", hc.Spec.SourceRef.Kind)
-	}
-	repo := &sourcev1.HelmRepository{}
-	key := types.NamespacedName{Namespace: hc.Namespace, Name: hc.Spec.SourceRef.Name}
-	if err := r.Client.Get(ctx, key, repo); err != nil {
-		return fmt.Errorf("HelmRepository %s: %w", key, err)
-	}
-	idx := r.indexes.get(repo.Spec.URL)
-	if idx == nil {
-		fctx, cancel := context.WithTimeout(ctx, time.Minute)
-		defer cancel()
-		var err error
-		if idx, _, err = helmrelease.Index(fctx, repo.Spec.URL); err != nil {
-			return err
-		}
-		r.indexes.put(repo.Spec.URL, idx)
-	}
-	cv, err := idx.Get(hc.Spec.Chart, hc.Spec.Version)
-	if err != nil {
-		return fmt.Errorf("chart %s version %q: %w", hc.Spec.Chart, hc.Spec.Version, err)
-	}
-	if a := hc.Status.Artifact; a == nil || a.Revision != cv.Version {
-		url := ""
-		if len(cv.URLs) > 0 {
-			url = cv.URLs[0]
-		}
-		hc.Status.Artifact = &sourcev1.Artifact{Revision: cv.Version, Digest: "sha256:" + cv.Digest, URL: url, LastUpdateTime: metav1.Now(),
-			Path: fmt.Sprintf("helmchart/%s/%s/%s-%s.tgz", hc.Namespace, hc.Name, cv.Name, cv.Version)}
-	}
-	flux.MarkReady(&hc.Status.Conditions, hc.Generation, flux.SucceededReason,
-		fmt.Sprintf("pulled '%s' chart with version '%s'", cv.Name, cv.Version))
-	return nil
 }
