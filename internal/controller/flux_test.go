@@ -3,12 +3,13 @@ package controller
 import (
 	"context"
 
-	"filippo.io/age"
 	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"filippo.io/age"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"

@@ -69,7 +69,7 @@ func (r *GitRepositoryReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		meta.RemoveStatusCondition(&st.Conditions, "UnsupportedFields")
 	}
 
-	auth, err := r.auth(ctx, repo)
+	auth, err := gitAuth(ctx, r.Client, repo)
 	if err == nil {
 		if repo.Annotations[ReconcileRequestAnnotation] != orig.Status.LastHandledReconcileAt {
 			r.Engine.Forget(repo.Spec.URL)
@@ -106,14 +106,14 @@ func (r *GitRepositoryReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	return ctrl.Result{RequeueAfter: interval}, nil
 }
 
-// auth reads credentials from spec.secretRef, as Flux names the keys.
-func (r *GitRepositoryReconciler) auth(ctx context.Context, repo *sourcev1.GitRepository) (git.Auth, error) {
+// gitAuth reads credentials from spec.secretRef, as Flux names the keys.
+func gitAuth(ctx context.Context, c client.Client, repo *sourcev1.GitRepository) (git.Auth, error) {
 	if repo.Spec.SecretRef == nil {
 		return git.Auth{}, nil
 	}
 	sec := &corev1.Secret{}
 	key := types.NamespacedName{Namespace: repo.Namespace, Name: repo.Spec.SecretRef.Name}
-	if err := r.Client.Get(ctx, key, sec); err != nil {
+	if err := c.Get(ctx, key, sec); err != nil {
 		return git.Auth{}, fmt.Errorf("secretRef %s: %w", key, err)
 	}
 	d := sec.Data

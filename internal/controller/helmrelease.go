@@ -39,10 +39,10 @@ type HelmReleaseReconciler struct {
 	Client client.Client
 	// Reader reads the spec as written, once per generation, to name
 	// unsupported fields. If nil, Client.
-	Reader  client.Reader
-	Engine  *engine.Engine
-	Helm    *helmrelease.Manager
-	indexes *indexes
+	Reader client.Reader
+	Engine *engine.Engine
+	Helm   *helmrelease.Manager
+	charts *chartLoader
 }
 
 // SetupWithManager registers the reconciler; a repository's new index
@@ -50,8 +50,10 @@ type HelmReleaseReconciler struct {
 func (r *HelmReleaseReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&helmv2.HelmRelease{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
-		Watches(&sourcev1.HelmRepository{}, handler.EnqueueRequestsFromMapFunc(r.byRepository)).
-		Watches(&sourcev1.HelmChart{}, handler.EnqueueRequestsFromMapFunc(r.byRepository)).
+		Watches(&sourcev1.HelmRepository{}, handler.EnqueueRequestsFromMapFunc(r.bySource("HelmRepository"))).
+		Watches(&sourcev1.HelmChart{}, handler.EnqueueRequestsFromMapFunc(r.bySource("HelmChart"))).
+		Watches(&sourcev1.OCIRepository{}, handler.EnqueueRequestsFromMapFunc(r.bySource("OCIRepository"))).
+		Watches(&sourcev1.GitRepository{}, handler.EnqueueRequestsFromMapFunc(r.bySource("GitRepository"))).
 		// A dependency becoming Ready wakes its dependents at once.
 		Watches(&helmv2.HelmRelease{}, handler.EnqueueRequestsFromMapFunc(r.byDependency), builder.WithPredicates(releaseReadyChanged{})).
 		Complete(r)
@@ -85,25 +87,43 @@ func (releaseReadyChanged) Update(e event.UpdateEvent) bool {
 	return meta.IsStatusConditionTrue(o.Status.Conditions, flux.ReadyCondition) != meta.IsStatusConditionTrue(n.Status.Conditions, flux.ReadyCondition)
 }
 
-func (r *HelmReleaseReconciler) byRepository(ctx context.Context, o client.Object) []reconcile.Request {
-	var list helmv2.HelmReleaseList
-	if err := r.Client.List(ctx, &list); err != nil {
+// bySource maps a source of the given kind to the releases using it.
+func (r *HelmReleaseReconciler) bySource(kind string) handler.MapFunc {
+	return func(ctx context.Context, o client.Object) []reconcile.Request {
+		var list helmv2.HelmReleaseList
+		if err := r.Client.List(ctx, &list); err != nil {
+			return nil
+		}
+		var out []reconcile.Request
+		for _, hr := range list.Items {
+			var k, name, ns string
+			switch {
+			case hr.Spec.Chart != nil:
+				ref := hr.Spec.Chart.Spec.SourceRef
+				k, name, ns = orDefault(ref.Kind, "HelmRepository"), ref.Name, orDefault(ref.Namespace, hr.Namespace)
+			case hr.Spec.ChartRef != nil:
+				ref := hr.Spec.ChartRef
+				k, name, ns = ref.Kind, ref.Name, orDefault(ref.Namespace, hr.Namespace)
+			}
+			if k == kind && name == o.GetName() && ns == o.GetNamespace() {
+				out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: hr.Namespace, Name: hr.Name}})
+			}
+		}
+		return out
+	}
+}
+
+// sourceReady refuses a HelmRepository that is not Ready; the other
+// kinds are checked as their chart is loaded.
+func sourceReady(ctx context.Context, c client.Client, req chartRequest) error {
+	if req.Kind != "HelmRepository" {
 		return nil
 	}
-	var out []reconcile.Request
-	for _, hr := range list.Items {
-		var name, ns string
-		switch {
-		case hr.Spec.Chart != nil:
-			name, ns = hr.Spec.Chart.Spec.SourceRef.Name, orDefault(hr.Spec.Chart.Spec.SourceRef.Namespace, hr.Namespace)
-		case hr.Spec.ChartRef != nil:
-			name, ns = hr.Spec.ChartRef.Name, orDefault(hr.Spec.ChartRef.Namespace, hr.Namespace)
-		}
-		if name == o.GetName() && ns == o.GetNamespace() {
-			out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: hr.Namespace, Name: hr.Name}})
-		}
+	src := &sourcev1.HelmRepository{}
+	if err := c.Get(ctx, req.Key, src); err != nil || !meta.IsStatusConditionTrue(src.Status.Conditions, flux.ReadyCondition) {
+		return fmt.Errorf("HelmRepository %s is not ready", req.Key)
 	}
-	return out
+	return nil
 }
 
 // Reconcile keeps one release as declared.
@@ -178,32 +198,22 @@ func (r *HelmReleaseReconciler) reconcile(ctx context.Context, hr *helmv2.HelmRe
 			return ctrl.Result{RequeueAfter: 30 * time.Second}
 		}
 	}
-	chartName, version, srcKey, err := r.chartSource(ctx, hr)
+	creq, err := r.chartSource(ctx, hr)
 	if err != nil {
 		flux.MarkFailed(&st.Conditions, gen, flux.ArtifactFailedReason, err.Error(), false)
 		return ctrl.Result{RequeueAfter: 30 * time.Second}
 	}
-	src := &sourcev1.HelmRepository{}
-	if err := r.Client.Get(ctx, srcKey, src); err != nil || !meta.IsStatusConditionTrue(src.Status.Conditions, flux.ReadyCondition) {
-		flux.MarkFailed(&st.Conditions, gen, flux.ArtifactFailedReason, fmt.Sprintf("HelmRepository %s is not ready", srcKey), false)
+	if err := sourceReady(ctx, r.Client, creq); err != nil {
+		flux.MarkFailed(&st.Conditions, gen, flux.ArtifactFailedReason, err.Error(), false)
+		return ctrl.Result{RequeueAfter: 30 * time.Second}
+	}
+	chart, err := r.charts.load(ctx, creq)
+	if err != nil {
+		flux.MarkFailed(&st.Conditions, gen, flux.ArtifactFailedReason, err.Error(), false)
 		return ctrl.Result{RequeueAfter: 30 * time.Second}
 	}
 	fctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	idx := r.indexes.get(src.Spec.URL)
-	if idx == nil {
-		var err error
-		if idx, _, err = helmrelease.Index(fctx, src.Spec.URL); err != nil {
-			flux.MarkFailed(&st.Conditions, gen, flux.ArtifactFailedReason, err.Error(), false)
-			return ctrl.Result{RequeueAfter: 30 * time.Second}
-		}
-		r.indexes.put(src.Spec.URL, idx)
-	}
-	chart, err := helmrelease.Chart(fctx, src.Spec.URL, idx, chartName, version)
-	if err != nil {
-		flux.MarkFailed(&st.Conditions, gen, flux.ArtifactFailedReason, err.Error(), false)
-		return ctrl.Result{RequeueAfter: 30 * time.Second}
-	}
 	values, err := r.valuesFrom(ctx, hr)
 	if err != nil {
 		flux.MarkFailed(&st.Conditions, gen, "InitFailed", err.Error(), false)
@@ -409,31 +419,40 @@ func (r *HelmReleaseReconciler) valuesFrom(ctx context.Context, hr *helmv2.HelmR
 	return out, nil
 }
 
-// chartSource says which chart and version range a HelmRelease wants,
-// and from which HelmRepository: its chart template, or the HelmChart
-// its chartRef names (at the version that HelmChart resolved).
-func (r *HelmReleaseReconciler) chartSource(ctx context.Context, hr *helmv2.HelmRelease) (chart, version string, repo types.NamespacedName, err error) {
+// chartSource says which chart a HelmRelease wants and from which
+// source: its chart template, or what its chartRef names (a HelmChart,
+// at the version that HelmChart resolved, or an OCIRepository).
+func (r *HelmReleaseReconciler) chartSource(ctx context.Context, hr *helmv2.HelmRelease) (chartRequest, error) {
 	switch {
 	case hr.Spec.ChartRef != nil:
 		ref := hr.Spec.ChartRef
-		if ref.Kind != "HelmChart" {
-			return "", "", repo, fmt.Errorf("spec.chartRef.kind %q is not supported yet (HelmChart is)", ref.Kind)
+		key := types.NamespacedName{Namespace: orDefault(ref.Namespace, hr.Namespace), Name: ref.Name}
+		switch ref.Kind {
+		case "OCIRepository":
+			return chartRequest{Kind: "OCIRepository", Key: key}, nil
+		case "HelmChart":
+		default:
+			return chartRequest{}, fmt.Errorf("spec.chartRef.kind %q is not supported (HelmChart and OCIRepository are)", ref.Kind)
 		}
 		hc := &sourcev1.HelmChart{}
-		key := types.NamespacedName{Namespace: orDefault(ref.Namespace, hr.Namespace), Name: ref.Name}
 		if err := r.Client.Get(ctx, key, hc); err != nil {
-			return "", "", repo, fmt.Errorf("HelmChart %s: %w", key, err)
+			return chartRequest{}, fmt.Errorf("HelmChart %s: %w", key, err)
 		}
 		if hc.Status.Artifact == nil || !meta.IsStatusConditionTrue(hc.Status.Conditions, flux.ReadyCondition) {
-			return "", "", repo, fmt.Errorf("HelmChart %s is not ready", key)
+			return chartRequest{}, fmt.Errorf("HelmChart %s is not ready", key)
 		}
-		return hc.Spec.Chart, hc.Status.Artifact.Revision, types.NamespacedName{Namespace: hc.Namespace, Name: hc.Spec.SourceRef.Name}, nil
+		req := chartRequest{Kind: orDefault(hc.Spec.SourceRef.Kind, "HelmRepository"),
+			Key:   types.NamespacedName{Namespace: hc.Namespace, Name: hc.Spec.SourceRef.Name},
+			Chart: hc.Spec.Chart, Strategy: hc.Spec.ReconcileStrategy}
+		if req.Kind == "HelmRepository" {
+			req.Version = hc.Status.Artifact.Revision // exactly what the HelmChart published
+		}
+		return req, nil
 	case hr.Spec.Chart != nil:
 		spec := hr.Spec.Chart.Spec
-		if spec.SourceRef.Kind != "HelmRepository" {
-			return "", "", repo, fmt.Errorf("spec.chart.spec.sourceRef.kind %q is not supported yet (HelmRepository is)", spec.SourceRef.Kind)
-		}
-		return spec.Chart, spec.Version, types.NamespacedName{Namespace: orDefault(spec.SourceRef.Namespace, hr.Namespace), Name: spec.SourceRef.Name}, nil
+		return chartRequest{Kind: orDefault(spec.SourceRef.Kind, "HelmRepository"),
+			Key:   types.NamespacedName{Namespace: orDefault(spec.SourceRef.Namespace, hr.Namespace), Name: spec.SourceRef.Name},
+			Chart: spec.Chart, Version: spec.Version, Strategy: spec.ReconcileStrategy}, nil
 	}
-	return "", "", repo, errors.New("spec.chart or spec.chartRef is required")
+	return chartRequest{}, errors.New("spec.chart or spec.chartRef is required")
 }

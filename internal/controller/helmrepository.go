@@ -70,11 +70,16 @@ func (r *HelmRepositoryReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	st := &hr.Status
 	interval := flux.Interval(&hr.Spec.Interval, 10*time.Minute)
 	var ferr error
-	if hr.Spec.Type == "oci" {
+	user, pass, cerr := secretCredentials(ctx, r.Client, hr.Namespace, hr.Spec.SecretRef)
+	switch {
+	case cerr != nil:
+		ferr = cerr
+		flux.MarkFailed(&st.Conditions, hr.Generation, "AuthenticationFailed", cerr.Error(), false)
+	case hr.Spec.Type == "oci":
 		flux.MarkReady(&st.Conditions, hr.Generation, flux.SucceededReason, "Helm repositories of type 'oci' do not contain any information in the status.")
-	} else {
+	default:
 		fctx, cancel := context.WithTimeout(ctx, time.Minute)
-		idx, digest, err := helmrelease.Index(fctx, hr.Spec.URL)
+		idx, digest, err := helmrelease.Index(fctx, hr.Spec.URL, helmrelease.Credentials{Username: user, Password: pass})
 		cancel()
 		ferr = err
 		if err == nil {
@@ -101,32 +106,38 @@ func (r *HelmRepositoryReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	return ctrl.Result{RequeueAfter: interval}, nil
 }
 
-// HelmChartReconciler resolves a chart version in its HelmRepository and
-// publishes it as the artifact revision.
+// HelmChartReconciler resolves a chart in its source (a HelmRepository,
+// by name and version range; a GitRepository, by path) and publishes
+// its version as the artifact revision.
 type HelmChartReconciler struct {
-	Client  client.Client
-	indexes *indexes
+	Client client.Client
+	charts *chartLoader
 }
 
-// SetupWithManager registers the reconciler; a repository's new index
+// SetupWithManager registers the reconciler; a source's new artifact
 // wakes the charts using it.
 func (r *HelmChartReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&sourcev1.HelmChart{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
-		Watches(&sourcev1.HelmRepository{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
-			var list sourcev1.HelmChartList
-			if err := r.Client.List(ctx, &list, client.InNamespace(o.GetNamespace())); err != nil {
-				return nil
-			}
-			var out []reconcile.Request
-			for _, hc := range list.Items {
-				if hc.Spec.SourceRef.Name == o.GetName() {
-					out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: hc.Namespace, Name: hc.Name}})
-				}
-			}
-			return out
-		})).
+		Watches(&sourcev1.HelmRepository{}, handler.EnqueueRequestsFromMapFunc(r.bySource("HelmRepository"))).
+		Watches(&sourcev1.GitRepository{}, handler.EnqueueRequestsFromMapFunc(r.bySource("GitRepository"))).
 		Complete(r)
+}
+
+func (r *HelmChartReconciler) bySource(kind string) handler.MapFunc {
+	return func(ctx context.Context, o client.Object) []reconcile.Request {
+		var list sourcev1.HelmChartList
+		if err := r.Client.List(ctx, &list, client.InNamespace(o.GetNamespace())); err != nil {
+			return nil
+		}
+		var out []reconcile.Request
+		for _, hc := range list.Items {
+			if orDefault(hc.Spec.SourceRef.Kind, "HelmRepository") == kind && hc.Spec.SourceRef.Name == o.GetName() {
+				out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: hc.Namespace, Name: hc.Name}})
+			}
+		}
+		return out
+	}
 }
 
 // Reconcile resolves one HelmChart.
@@ -158,37 +169,23 @@ func (r *HelmChartReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 }
 
 func (r *HelmChartReconciler) resolve(ctx context.Context, hc *sourcev1.HelmChart) error {
-	if hc.Spec.SourceRef.Kind != "HelmRepository" {
-		return fmt.Errorf("spec.sourceRef.kind %q is not supported yet (HelmRepository is)", hc.Spec.SourceRef.Kind)
+	kind := orDefault(hc.Spec.SourceRef.Kind, "HelmRepository")
+	if kind != "HelmRepository" && kind != "GitRepository" {
+		return fmt.Errorf("spec.sourceRef.kind %q is not supported (HelmRepository and GitRepository are)", kind)
 	}
-	repo := &sourcev1.HelmRepository{}
-	key := types.NamespacedName{Namespace: hc.Namespace, Name: hc.Spec.SourceRef.Name}
-	if err := r.Client.Get(ctx, key, repo); err != nil {
-		return fmt.Errorf("HelmRepository %s: %w", key, err)
-	}
-	idx := r.indexes.get(repo.Spec.URL)
-	if idx == nil {
-		fctx, cancel := context.WithTimeout(ctx, time.Minute)
-		defer cancel()
-		var err error
-		if idx, _, err = helmrelease.Index(fctx, repo.Spec.URL); err != nil {
-			return err
-		}
-		r.indexes.put(repo.Spec.URL, idx)
-	}
-	cv, err := idx.Get(hc.Spec.Chart, hc.Spec.Version)
+	creq := chartRequest{Kind: kind, Key: types.NamespacedName{Namespace: hc.Namespace, Name: hc.Spec.SourceRef.Name},
+		Chart: hc.Spec.Chart, Version: hc.Spec.Version, Strategy: hc.Spec.ReconcileStrategy}
+	c, err := r.charts.load(ctx, creq)
 	if err != nil {
-		return fmt.Errorf("chart %s version %q: %w", hc.Spec.Chart, hc.Spec.Version, err)
+		return err
 	}
-	if a := hc.Status.Artifact; a == nil || a.Revision != cv.Version {
-		url := ""
-		if len(cv.URLs) > 0 {
-			url = cv.URLs[0]
-		}
-		hc.Status.Artifact = &sourcev1.Artifact{Revision: cv.Version, Digest: "sha256:" + cv.Digest, URL: url, LastUpdateTime: metav1.Now(),
-			Path: fmt.Sprintf("helmchart/%s/%s/%s-%s.tgz", hc.Namespace, hc.Name, cv.Name, cv.Version)}
+	v := c.Metadata.Version
+	if a := hc.Status.Artifact; a == nil || a.Revision != v {
+		hc.Status.Artifact = &sourcev1.Artifact{Revision: v, LastUpdateTime: metav1.Now(),
+			Path: fmt.Sprintf("helmchart/%s/%s/%s-%s.tgz", hc.Namespace, hc.Name, c.Metadata.Name, v),
+			URL:  fmt.Sprintf("converge://helmchart/%s/%s/%s-%s.tgz", hc.Namespace, hc.Name, c.Metadata.Name, v)}
 	}
 	flux.MarkReady(&hc.Status.Conditions, hc.Generation, flux.SucceededReason,
-		fmt.Sprintf("pulled '%s' chart with version '%s'", cv.Name, cv.Version))
+		fmt.Sprintf("pulled '%s' chart with version '%s'", c.Metadata.Name, v))
 	return nil
 }

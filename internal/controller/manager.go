@@ -110,13 +110,14 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 		return fmt.Errorf("ocirepository controller: %w", err)
 	}
 	idx := &indexes{}
+	charts := &chartLoader{client: mgr.GetClient(), engine: o.Engine, indexes: idx}
 	if err := (&HelmRepositoryReconciler{Client: mgr.GetClient(), indexes: idx}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("helmrepository controller: %w", err)
 	}
-	if err := (&HelmChartReconciler{Client: mgr.GetClient(), indexes: idx}).SetupWithManager(mgr); err != nil {
+	if err := (&HelmChartReconciler{Client: mgr.GetClient(), charts: charts}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("helmchart controller: %w", err)
 	}
-	if err := (&HelmReleaseReconciler{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Engine: o.Engine, Helm: helmrelease.New(cfg), indexes: idx}).SetupWithManager(mgr); err != nil {
+	if err := (&HelmReleaseReconciler{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Engine: o.Engine, Helm: helmrelease.New(cfg), charts: charts}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("helmrelease controller: %w", err)
 	}
 	if o.WebhookAddr != "" {

@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"io"
+	"log"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -57,7 +59,7 @@ func pushArtifact(t *testing.T, ref string, files map[string]string) {
 func TestOCIRepository(t *testing.T) {
 	c, _ := setup(t)
 	ns := clustertest.Namespace(t)
-	srv := httptest.NewServer(registry.New())
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
 	t.Cleanup(srv.Close)
 	host := strings.TrimPrefix(srv.URL, "http://")
 	pushArtifact(t, host+"/apps/web:1.0.0", map[string]string{"web/cm.yaml": configMapYAML("from-oci", "1.0.0")})

@@ -5,10 +5,8 @@ import (
 	"fmt"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -92,14 +90,7 @@ func (r *OCIRepositoryReconciler) auth(ctx context.Context, repo *sourcev1.OCIRe
 // keys of its secretRef).
 func ociAuth(ctx context.Context, c client.Client, repo *sourcev1.OCIRepository) (oci.Auth, error) {
 	a := oci.Auth{Insecure: repo.Spec.Insecure}
-	if repo.Spec.SecretRef == nil {
-		return a, nil
-	}
-	sec := &corev1.Secret{}
-	key := types.NamespacedName{Namespace: repo.Namespace, Name: repo.Spec.SecretRef.Name}
-	if err := c.Get(ctx, key, sec); err != nil {
-		return a, fmt.Errorf("secretRef %s: %w", key, err)
-	}
-	a.Username, a.Password = string(sec.Data["username"]), string(sec.Data["password"])
-	return a, nil
+	var err error
+	a.Username, a.Password, err = secretCredentials(ctx, c, repo.Namespace, repo.Spec.SecretRef)
+	return a, err
 }

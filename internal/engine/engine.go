@@ -231,6 +231,13 @@ func (e *Engine) Resolve(ctx context.Context, repoURL, revision string, auth git
 	return snap.Revision, nil
 }
 
+// Snapshot fetches a unit's source at its revision, from Git or a
+// registry, for callers that read the folder themselves (Helm charts).
+// Snapshots are cached by revision and must not be written to.
+func (e *Engine) Snapshot(ctx context.Context, u Unit) (source.Snapshot, error) {
+	return e.fetch(ctx, u)
+}
+
 // fetch gets a unit's snapshot from Git or, for oci:// URLs, a registry.
 func (e *Engine) fetch(ctx context.Context, u Unit) (source.Snapshot, error) {
 	if strings.HasPrefix(u.RepoURL, "oci://") {

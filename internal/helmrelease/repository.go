@@ -9,6 +9,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -23,10 +25,19 @@ const maxDownload = 64 << 20
 
 var httpClient = &http.Client{Timeout: time.Minute}
 
-func get(ctx context.Context, u string) ([]byte, error) {
+// Credentials are a repository's basic-auth username and password;
+// the zero value is anonymous.
+type Credentials struct {
+	Username, Password string
+}
+
+func get(ctx context.Context, u string, cred Credentials) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, err
+	}
+	if cred != (Credentials{}) {
+		req.SetBasicAuth(cred.Username, cred.Password)
 	}
 	resp, err := httpClient.Do(req)
 	if err != nil {
@@ -55,8 +66,8 @@ func redact(u string) string {
 }
 
 // Index reads a repository's index.yaml and returns it with its digest.
-func Index(ctx context.Context, repoURL string) (*repo.IndexFile, string, error) {
-	data, err := get(ctx, strings.TrimSuffix(repoURL, "/")+"/index.yaml")
+func Index(ctx context.Context, repoURL string, cred Credentials) (*repo.IndexFile, string, error) {
+	data, err := get(ctx, strings.TrimSuffix(repoURL, "/")+"/index.yaml", cred)
 	if err != nil {
 		return nil, "", fmt.Errorf("helm repository %s: %w", redact(repoURL), err)
 	}
@@ -70,8 +81,9 @@ func Index(ctx context.Context, repoURL string) (*repo.IndexFile, string, error)
 }
 
 // Chart resolves a version (a semver range, or "" for the latest) in an
-// index and downloads and loads that chart.
-func Chart(ctx context.Context, repoURL string, idx *repo.IndexFile, name, version string) (*chart.Chart, error) {
+// index and downloads and loads that chart. Credentials go only to the
+// repository's own host, as Flux does without passCredentials.
+func Chart(ctx context.Context, repoURL string, cred Credentials, idx *repo.IndexFile, name, version string) (*chart.Chart, error) {
 	cv, err := idx.Get(name, version)
 	if err != nil {
 		return nil, fmt.Errorf("chart %s version %q in %s: %w", name, version, redact(repoURL), err)
@@ -90,7 +102,10 @@ func Chart(ctx context.Context, repoURL string, idx *repo.IndexFile, name, versi
 		}
 		u = base.ResolveReference(u)
 	}
-	data, err := get(ctx, u.String())
+	if base, err := url.Parse(repoURL); err != nil || base.Host != u.Host {
+		cred = Credentials{}
+	}
+	data, err := get(ctx, u.String(), cred)
 	if err != nil {
 		return nil, fmt.Errorf("chart %s %s: %w", name, cv.Version, err)
 	}
@@ -105,4 +120,26 @@ func Chart(ctx context.Context, repoURL string, idx *repo.IndexFile, name, versi
 		return nil, fmt.Errorf("chart %s %s: %w", name, cv.Version, err)
 	}
 	return c, nil
+}
+
+// LoadDir loads the chart in dir, or in its only sub-folder holding a
+// Chart.yaml: the layout of an extracted chart archive.
+func LoadDir(dir string) (*chart.Chart, error) {
+	if _, err := os.Stat(filepath.Join(dir, "Chart.yaml")); err != nil {
+		entries, rerr := os.ReadDir(dir)
+		if rerr != nil {
+			return nil, rerr
+		}
+		var found []string
+		for _, e := range entries {
+			if _, err := os.Stat(filepath.Join(dir, e.Name(), "Chart.yaml")); e.IsDir() && err == nil {
+				found = append(found, e.Name())
+			}
+		}
+		if len(found) != 1 {
+			return nil, fmt.Errorf("%s: no Chart.yaml, and %d chart folders under it (want one)", filepath.Base(dir), len(found))
+		}
+		dir = filepath.Join(dir, found[0])
+	}
+	return loader.LoadDir(dir)
 }

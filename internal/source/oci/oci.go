@@ -91,7 +91,9 @@ func (f *Fetcher) Resolve(ctx context.Context, url string, ref Ref, auth Auth) (
 		}
 		var best *semver.Version
 		for _, t := range tags {
-			v, err := semver.NewVersion(t)
+			// Helm stores build metadata with "_" for "+", which a tag
+			// cannot hold.
+			v, err := semver.NewVersion(strings.ReplaceAll(t, "_", "+"))
 			if err == nil && c.Check(v) && (best == nil || v.GreaterThan(best)) {
 				best, tag = v, t
 			}

@@ -60,9 +60,15 @@ type HelmChartTemplate struct {
 // HelmChartTemplateSpec is the chart, its version (a semver range) and
 // its repository.
 type HelmChartTemplateSpec struct {
+	// Chart is a chart name in a HelmRepository, or a path in a
+	// GitRepository.
 	Chart     string                        `json:"chart"`
 	Version   string                        `json:"version,omitempty"`
 	SourceRef CrossNamespaceObjectReference `json:"sourceRef"`
+	// ReconcileStrategy is ChartVersion (the default: a chart from Git
+	// is upgraded when its version changes) or Revision (also when the
+	// commit changes).
+	ReconcileStrategy string `json:"reconcileStrategy,omitempty"`
 }
 
 // CrossNamespaceObjectReference names a source.

@@ -40,6 +40,19 @@ type GitRepositorySpec struct {
 	// Ignore holds gitignore-style patterns of files to leave out of
 	// plain-manifest paths.
 	Ignore *string `json:"ignore,omitempty"`
+	// Include copies other GitRepositories' artifacts into this one's.
+	Include []GitRepositoryInclude `json:"include,omitempty"`
+}
+
+// GitRepositoryInclude copies a folder of another GitRepository's
+// artifact into this one's.
+type GitRepositoryInclude struct {
+	// Repository names a GitRepository in the same namespace.
+	Repository LocalObjectReference `json:"repository"`
+	// FromPath is the folder copied; empty is the whole repository.
+	FromPath string `json:"fromPath,omitempty"`
+	// ToPath is where it lands; empty is the included repository's name.
+	ToPath string `json:"toPath,omitempty"`
 }
 
 // GitRepositoryRef is a Git reference; the most specific one set wins:
@@ -63,6 +76,9 @@ type GitRepositoryStatus struct {
 	Conditions         []metav1.Condition `json:"conditions,omitempty"`
 	// Artifact is the revision last fetched.
 	Artifact *Artifact `json:"artifact,omitempty"`
+	// IncludedArtifacts are the included repositories' artifacts, in
+	// the order of spec.include, at the time Artifact was made.
+	IncludedArtifacts []*Artifact `json:"includedArtifacts,omitempty"`
 	// LastHandledReconcileAt is the reconcile.fluxcd.io/requestedAt
 	// value last honoured.
 	LastHandledReconcileAt string `json:"lastHandledReconcileAt,omitempty"`

@@ -26,10 +26,17 @@ type HelmChart struct {
 //
 // +kubebuilder:pruning:PreserveUnknownFields
 type HelmChartSpec struct {
+	// Chart is a chart name in a HelmRepository, or a path in a
+	// GitRepository.
 	Chart string `json:"chart"`
-	// Version is a semver range; empty is the latest.
+	// Version is a semver range; empty is the latest. Charts from Git
+	// have the version their Chart.yaml says.
 	Version string `json:"version,omitempty"`
-	// SourceRef names a HelmRepository in this namespace.
+	// ReconcileStrategy is ChartVersion (the default) or Revision: a
+	// chart from Git then gets a new revision with every commit.
+	ReconcileStrategy string `json:"reconcileStrategy,omitempty"`
+	// SourceRef names a HelmRepository or GitRepository in this
+	// namespace.
 	SourceRef LocalHelmChartSourceReference `json:"sourceRef"`
 	Interval  metav1.Duration               `json:"interval"`
 	Suspend   bool                          `json:"suspend,omitempty"`

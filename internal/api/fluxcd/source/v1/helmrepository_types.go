@@ -30,6 +30,11 @@ type HelmRepositorySpec struct {
 	Type     string          `json:"type,omitempty"`
 	Interval metav1.Duration `json:"interval,omitempty"`
 	Suspend  bool            `json:"suspend,omitempty"`
+	// SecretRef names a Secret with username and password for the
+	// index and charts, or for the registry.
+	SecretRef *LocalObjectReference `json:"secretRef,omitempty"`
+	// Insecure allows a plain HTTP registry (type oci only).
+	Insecure bool `json:"insecure,omitempty"`
 }
 
 // HelmRepositoryStatus is Flux's status shape.
