@@ -122,8 +122,12 @@ func (l *chartLoader) fromGitRepository(ctx context.Context, req chartRequest) (
 	if err != nil {
 		return nil, fmt.Errorf("GitRepository %s: %w", req.Key, err)
 	}
+	incs, err := gitIncludes(ctx, l.client, repo)
+	if err != nil {
+		return nil, err
+	}
 	commit := flux.CommitOf(repo.Status.Artifact.Revision)
-	snap, err := l.engine.Snapshot(ctx, engine.Unit{RepoURL: repo.Spec.URL, Revision: commit, Auth: auth})
+	snap, err := l.engine.Snapshot(ctx, engine.Unit{RepoURL: repo.Spec.URL, Revision: commit, Auth: auth, Includes: incs})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", req, err)
 	}

@@ -2,6 +2,9 @@ package controller
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -16,7 +19,9 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	sourcev1 "converge.dev/converge/internal/api/fluxcd/source/v1"
 	"converge.dev/converge/internal/dialect/flux"
@@ -40,7 +45,78 @@ type GitRepositoryReconciler struct {
 func (r *GitRepositoryReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&sourcev1.GitRepository{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		// An included repository's new artifact makes a new artifact of
+		// the repositories including it.
+		Watches(&sourcev1.GitRepository{}, handler.EnqueueRequestsFromMapFunc(r.byInclude)).
 		Complete(r)
+}
+
+func (r *GitRepositoryReconciler) byInclude(ctx context.Context, o client.Object) []reconcile.Request {
+	var list sourcev1.GitRepositoryList
+	if err := r.Client.List(ctx, &list, client.InNamespace(o.GetNamespace())); err != nil {
+		return nil
+	}
+	var out []reconcile.Request
+	for _, repo := range list.Items {
+		for _, inc := range repo.Spec.Include {
+			if inc.Repository.Name == o.GetName() {
+				out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: repo.Namespace, Name: repo.Name}})
+				break
+			}
+		}
+	}
+	return out
+}
+
+// errIncludeUnavailable is an included repository without a Ready
+// artifact.
+var errIncludeUnavailable = errors.New("include unavailable")
+
+// included returns the artifacts of the repositories repo includes, in
+// order; each must be Ready.
+func (r *GitRepositoryReconciler) included(ctx context.Context, repo *sourcev1.GitRepository) ([]*sourcev1.Artifact, error) {
+	var out []*sourcev1.Artifact
+	for i, inc := range repo.Spec.Include {
+		key := types.NamespacedName{Namespace: repo.Namespace, Name: inc.Repository.Name}
+		if key.Name == repo.Name {
+			return nil, fmt.Errorf("spec.include[%d]: a GitRepository cannot include itself", i)
+		}
+		dep := &sourcev1.GitRepository{}
+		if err := r.Client.Get(ctx, key, dep); err != nil {
+			return nil, fmt.Errorf("spec.include[%d] GitRepository %s: %w: %w", i, key, errIncludeUnavailable, err)
+		}
+		if dep.Status.Artifact == nil || !meta.IsStatusConditionTrue(dep.Status.Conditions, flux.ReadyCondition) {
+			return nil, fmt.Errorf("spec.include[%d] GitRepository %s: %w: it has no Ready artifact", i, key, errIncludeUnavailable)
+		}
+		out = append(out, dep.Status.Artifact.DeepCopy())
+	}
+	return out, nil
+}
+
+// gitIncludes translates repo's includes for the engine, at the
+// revisions repo last published in status.includedArtifacts.
+func gitIncludes(ctx context.Context, c client.Client, repo *sourcev1.GitRepository) ([]engine.Include, error) {
+	if len(repo.Spec.Include) == 0 {
+		return nil, nil
+	}
+	if len(repo.Status.IncludedArtifacts) != len(repo.Spec.Include) {
+		return nil, fmt.Errorf("GitRepository %s/%s has not published its includes yet", repo.Namespace, repo.Name)
+	}
+	out := make([]engine.Include, len(repo.Spec.Include))
+	for i, inc := range repo.Spec.Include {
+		key := types.NamespacedName{Namespace: repo.Namespace, Name: inc.Repository.Name}
+		dep := &sourcev1.GitRepository{}
+		if err := c.Get(ctx, key, dep); err != nil {
+			return nil, fmt.Errorf("GitRepository %s/%s spec.include[%d] %s: %w", repo.Namespace, repo.Name, i, key, err)
+		}
+		auth, err := gitAuth(ctx, c, dep)
+		if err != nil {
+			return nil, fmt.Errorf("GitRepository %s: %w", key, err)
+		}
+		out[i] = engine.Include{RepoURL: dep.Spec.URL, Revision: flux.CommitOf(repo.Status.IncludedArtifacts[i].Revision), Auth: auth,
+			FromPath: inc.FromPath, ToPath: orDefault(inc.ToPath, inc.Repository.Name)}
+	}
+	return out, nil
 }
 
 // Reconcile resolves one GitRepository.
@@ -78,21 +154,43 @@ func (r *GitRepositoryReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		var commit string
 		commit, err = r.Engine.Resolve(fctx, repo.Spec.URL, flux.Revision(repo.Spec.Ref), auth)
 		cancel()
+		var included []*sourcev1.Artifact
+		if err == nil {
+			included, err = r.included(ctx, repo)
+		}
 		if err == nil {
 			rev := flux.ArtifactRevision(repo.Spec.Ref, commit)
-			if st.Artifact == nil || st.Artifact.Revision != rev {
-				st.Artifact = &sourcev1.Artifact{Revision: rev, Digest: "sha1:" + commit,
+			digest := "sha1:" + commit
+			if len(included) > 0 {
+				// Flux keeps the revision and changes the digest when an
+				// included artifact moves; consumers are woken by it.
+				h := sha256.New()
+				h.Write([]byte(commit))
+				for _, a := range included {
+					h.Write([]byte("\x00" + a.Revision))
+				}
+				digest = "sha256:" + hex.EncodeToString(h.Sum(nil))
+			}
+			if st.Artifact == nil || st.Artifact.Revision != rev || st.Artifact.Digest != digest {
+				st.Artifact = &sourcev1.Artifact{Revision: rev, Digest: digest,
 					Path:           fmt.Sprintf("gitrepository/%s/%s/%s.tar.gz", repo.Namespace, repo.Name, commit),
 					URL:            fmt.Sprintf("converge://gitrepository/%s/%s/%s", repo.Namespace, repo.Name, commit),
 					LastUpdateTime: metav1.Now()}
 			}
+			st.IncludedArtifacts = included
+			meta.RemoveStatusCondition(&st.Conditions, "IncludeUnavailable")
 			flux.MarkReady(&st.Conditions, gen, flux.SucceededReason, "stored artifact for revision '"+rev+"'")
 			st.ObservedGeneration = gen
 		}
 	}
 	if err != nil {
 		// The last artifact stays: consumers keep applying it.
-		flux.MarkFailed(&st.Conditions, gen, flux.GitOperationFailedReason, err.Error(), false)
+		reason := flux.GitOperationFailedReason
+		if errors.Is(err, errIncludeUnavailable) {
+			reason = "IncludeUnavailable"
+			flux.SetCondition(&st.Conditions, gen, "IncludeUnavailable", metav1.ConditionTrue, "IncludeUnavailable", err.Error())
+		}
+		flux.MarkFailed(&st.Conditions, gen, reason, err.Error(), false)
 		st.ObservedGeneration = gen
 	}
 	if !equality.Semantic.DeepEqual(orig.Status, repo.Status) {

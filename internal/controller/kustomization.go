@@ -37,6 +37,7 @@ import (
 	"converge.dev/converge/internal/object"
 	"converge.dev/converge/internal/plan"
 	"converge.dev/converge/internal/source"
+	"converge.dev/converge/internal/source/git"
 )
 
 // Index keys for the watches that make Kustomizations event-driven.
@@ -219,6 +220,7 @@ func (r *KustomizationReconciler) reconcile(ctx context.Context, ks *kustomizev1
 		gitRepo = &sourcev1.GitRepository{}
 		getErr = r.Client.Get(ctx, srcKey, gitRepo)
 	}
+	var unitAuth git.Auth
 	src, err := flux.SourceOf(gitRepo, ociRepo)
 	if getErr != nil || err != nil {
 		msg := fmt.Sprintf("Source artifact not found for %s %s", ks.Spec.SourceRef.Kind, srcKey)
@@ -227,6 +229,17 @@ func (r *KustomizationReconciler) reconcile(ctx context.Context, ks *kustomizev1
 		}
 		flux.MarkFailed(&st.Conditions, gen, flux.ArtifactFailedReason, msg, false)
 		return ctrl.Result{RequeueAfter: retry}
+	}
+	if gitRepo != nil {
+		// The GitRepository fetched this commit already; its credentials
+		// matter again only when the cache lost it.
+		if unitAuth, err = gitAuth(ctx, r.Client, gitRepo); err == nil {
+			src.Includes, err = gitIncludes(ctx, r.Client, gitRepo)
+		}
+		if err != nil {
+			flux.MarkFailed(&st.Conditions, gen, flux.ArtifactFailedReason, err.Error(), false)
+			return ctrl.Result{RequeueAfter: retry}
+		}
 	}
 	vars, err := r.substituteFrom(ctx, ks)
 	if err != nil {
@@ -243,6 +256,7 @@ func (r *KustomizationReconciler) reconcile(ctx context.Context, ks *kustomizev1
 		flux.MarkFailed(&st.Conditions, gen, flux.InvalidSpecReason, err.Error(), true)
 		return ctrl.Result{}
 	}
+	unit.Auth = unitAuth
 	if ociRepo != nil {
 		if unit.OCIAuth, err = ociAuth(ctx, r.Client, ociRepo); err != nil {
 			flux.MarkFailed(&st.Conditions, gen, flux.ArtifactFailedReason, err.Error(), false)

@@ -48,6 +48,9 @@ type Unit struct {
 	Render RenderOptions
 	// Auth are the repository's credentials.
 	Auth git.Auth
+	// Includes are other repositories' folders copied into the source
+	// before rendering, in order (Git sources only).
+	Includes []Include
 	// OCI configures an oci:// source: credentials, plain HTTP, and the
 	// media type of the content layer (empty: the first layer).
 	OCIAuth      oci.Auth
@@ -107,6 +110,9 @@ type Options struct {
 	// Health holds custom health rules (CEL, Lua) in front of the
 	// built-in ones. If nil, only the built-in rules apply.
 	Health *health.Rules
+	// ComposeDir holds sources composed from includes. If empty, a
+	// folder under os.TempDir().
+	ComposeDir string
 }
 
 // Engine runs units. It is safe for concurrent use.
@@ -139,10 +145,12 @@ func (e *Engine) Render(ctx context.Context, u Unit) (Rendered, error) {
 	if err != nil {
 		return Rendered{}, err
 	}
+	// The folder is part of the key: a composed source (includes) has
+	// the main commit as revision but a folder per included revision.
 	key, _ := json.Marshal(struct {
-		Rev, Path, NS string
-		O             RenderOptions
-	}{snap.Revision, u.Path, u.DestNamespace, u.Render})
+		Rev, Dir, Path, NS string
+		O                  RenderOptions
+	}{snap.Revision, snap.Dir, u.Path, u.DestNamespace, u.Render})
 	e.mu.Lock()
 	cached, ok := e.renders[string(key)]
 	e.mu.Unlock()
@@ -246,7 +254,11 @@ func (e *Engine) fetch(ctx context.Context, u Unit) (source.Snapshot, error) {
 		}
 		return e.o.OCI.Fetch(ctx, u.RepoURL, OCIRef(u.Revision), u.OCIMediaType, u.OCIAuth)
 	}
-	return e.o.Fetcher.Fetch(ctx, u.RepoURL, source.ParseRevision(u.Revision), u.Auth)
+	snap, err := e.o.Fetcher.Fetch(ctx, u.RepoURL, source.ParseRevision(u.Revision), u.Auth)
+	if err != nil || len(u.Includes) == 0 {
+		return snap, err
+	}
+	return e.compose(ctx, snap, u.Includes)
 }
 
 // OCIRef reads a unit revision for an OCI source: a digest

@@ -108,6 +108,9 @@ type Source struct {
 	Artifact string
 	// Ignore holds the source's gitignore-style exclusions.
 	Ignore []string
+	// Includes are the folders of other repositories the source copies
+	// into its own (GitRepository spec.include).
+	Includes []engine.Include
 }
 
 // SourceOf reads a GitRepository's or OCIRepository's artifact.
@@ -138,8 +141,9 @@ func ToUnit(ks *kustomizev1.Kustomization, src Source, vars map[string]string, a
 	}
 	ns := ks.Spec.TargetNamespace
 	u := engine.Unit{
-		Name:    UnitName(ks),
-		RepoURL: src.URL,
+		Name:     UnitName(ks),
+		RepoURL:  src.URL,
+		Includes: src.Includes,
 		// The exact revision of the artifact: what the source published
 		// is what gets applied, even if the branch or tag moved since.
 		Revision:      src.Revision,
@@ -237,7 +241,8 @@ func Interval(d *metav1.Duration, def time.Duration) time.Duration {
 
 // known lists the spec fields converge supports, per kind.
 var known = map[string][]string{
-	"GitRepository": {"url", "ref.branch", "ref.tag", "ref.semver", "ref.name", "ref.commit", "interval", "timeout", "secretRef.name", "suspend", "ignore"},
+	"GitRepository": {"url", "ref.branch", "ref.tag", "ref.semver", "ref.name", "ref.commit", "interval", "timeout", "secretRef.name", "suspend", "ignore",
+		"include"},
 	"HelmRelease": {"chart.spec.chart", "chart.spec.version", "chart.spec.sourceRef.kind", "chart.spec.sourceRef.name",
 		"chart.spec.sourceRef.namespace", "chart.spec.sourceRef.apiVersion", "chart.spec.reconcileStrategy", "interval", "releaseName", "targetNamespace",
 		"storageNamespace", "timeout", "values", "valuesFrom", "install.remediation.retries", "upgrade.remediation.retries",
