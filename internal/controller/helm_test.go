@@ -150,6 +150,42 @@ func TestSeedHelmRelease(t *testing.T) {
 		}
 	})
 
+	t.Run("driftDetection ignore rules keep what another owner sets", func(t *testing.T) {
+		patch := client.RawPatch(types.MergePatchType, []byte(`{"spec":{"driftDetection":{"mode":"enabled","ignore":[{"paths":["/spec/replicas"],"target":{"kind":"Deployment"}}]}}}`))
+		if err := c.Patch(ctx, hr, patch); err != nil {
+			t.Fatal(err)
+		}
+		waitHelmRelease(t, c, "platform-dns", "external-dns", "observed", func(h *helmv2.HelmRelease) bool {
+			return h.Status.ObservedGeneration == h.Generation && isReady(h.Status.Conditions)
+		})
+		// An autoscaler's replicas and a hand edit of the args.
+		d := &appsv1.Deployment{}
+		c.Get(ctx, types.NamespacedName{Namespace: "platform-dns", Name: "external-dns"}, d)
+		three := int32(3)
+		d.Spec.Replicas = &three
+		d.Spec.Template.Spec.Containers[0].Args = []string{"--provider=edited-again"}
+		if err := c.Update(ctx, d, client.FieldOwner("hpa-and-kubectl")); err != nil {
+			t.Fatal(err)
+		}
+		req := client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"annotations":{"`+ReconcileRequestAnnotation+`":"drift-ignore"}}}`))
+		if err := c.Patch(ctx, hr, req); err != nil {
+			t.Fatal(err)
+		}
+		err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
+			return deploymentArgs(c, "platform-dns", "external-dns") == "--provider=aws --policy=sync", nil
+		})
+		if err != nil {
+			t.Fatalf("drift not corrected: args %q", deploymentArgs(c, "platform-dns", "external-dns"))
+		}
+		c.Get(ctx, types.NamespacedName{Namespace: "platform-dns", Name: "external-dns"}, d)
+		if d.Spec.Replicas == nil || *d.Spec.Replicas != 3 {
+			t.Errorf("replicas %v: the ignored field was overwritten by the correction", d.Spec.Replicas)
+		}
+		if cond := meta.FindStatusCondition(hr.Status.Conditions, "UnsupportedFields"); cond != nil {
+			t.Errorf("ignore rules reported unsupported: %s", cond.Message)
+		}
+	})
+
 	t.Run("a failed upgrade is rolled back", func(t *testing.T) {
 		patch := client.RawPatch(types.MergePatchType, []byte(`{"spec":{"values":{"replicaCount":"not-a-number","provider":"gcp"},"upgrade":{"remediation":{"retries":1}}}}`))
 		if err := c.Patch(ctx, hr, patch); err != nil {

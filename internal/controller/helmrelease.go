@@ -15,6 +15,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -29,6 +30,7 @@ import (
 	helmv2 "converge.dev/converge/internal/api/fluxcd/helm/v2"
 	sourcev1 "converge.dev/converge/internal/api/fluxcd/source/v1"
 	"converge.dev/converge/internal/dialect/flux"
+	"converge.dev/converge/internal/diff"
 	"converge.dev/converge/internal/engine"
 	"converge.dev/converge/internal/helmrelease"
 	"converge.dev/converge/internal/object"
@@ -328,7 +330,21 @@ func (r *HelmReleaseReconciler) drift(ctx context.Context, hr *helmv2.HelmReleas
 	if err != nil {
 		return err
 	}
-	drifted, err := r.Engine.Drift(ctx, objs, ns, mode == "enabled")
+	var ignore []diff.Ignore
+	for i, rule := range hr.Spec.DriftDetection.Ignore {
+		ig := diff.Ignore{JSONPointers: rule.Paths}
+		if t := rule.Target; t != nil {
+			for field, sel := range map[string]string{"labelSelector": t.LabelSelector, "annotationSelector": t.AnnotationSelector} {
+				if _, err := labels.Parse(sel); err != nil {
+					return fmt.Errorf("spec.driftDetection.ignore[%d].target.%s: %w", i, field, err)
+				}
+			}
+			ig.Group, ig.Kind, ig.Name, ig.Namespace = t.Group, t.Kind, t.Name, t.Namespace
+			ig.LabelSelector, ig.AnnotationSelector = t.LabelSelector, t.AnnotationSelector
+		}
+		ignore = append(ignore, ig)
+	}
+	drifted, err := r.Engine.Drift(ctx, objs, ns, mode == "enabled", ignore)
 	if err != nil {
 		return err
 	}

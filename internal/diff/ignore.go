@@ -8,6 +8,7 @@ import (
 
 	"github.com/itchyny/gojq"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 )
 
@@ -17,16 +18,29 @@ import (
 type Ignore struct {
 	// Group, Kind, Namespace and Name select objects; empty matches any.
 	Group, Kind, Namespace, Name string
-	JSONPointers                 []string
-	JQPathExpressions            []string
-	ManagedFieldsManagers        []string
+	// LabelSelector and AnnotationSelector (label selector syntax)
+	// narrow the selection further, as Flux's drift ignore targets do.
+	// Empty matches any; a selector that does not parse matches none.
+	LabelSelector, AnnotationSelector string
+	JSONPointers                      []string
+	JQPathExpressions                 []string
+	ManagedFieldsManagers             []string
 }
 
 // Matches reports whether the rule applies to obj.
 func (ig Ignore) Matches(obj *unstructured.Unstructured) bool {
 	gvk := obj.GroupVersionKind()
 	return (ig.Group == "" || ig.Group == gvk.Group) && (ig.Kind == "" || ig.Kind == gvk.Kind) &&
-		(ig.Namespace == "" || ig.Namespace == obj.GetNamespace()) && (ig.Name == "" || ig.Name == obj.GetName())
+		(ig.Namespace == "" || ig.Namespace == obj.GetNamespace()) && (ig.Name == "" || ig.Name == obj.GetName()) &&
+		selects(ig.LabelSelector, obj.GetLabels()) && selects(ig.AnnotationSelector, obj.GetAnnotations())
+}
+
+func selects(selector string, set map[string]string) bool {
+	if selector == "" {
+		return true
+	}
+	sel, err := labels.Parse(selector)
+	return err == nil && sel.Matches(labels.Set(set))
 }
 
 // path is a concrete location: string keys and int list indexes.

@@ -80,3 +80,28 @@ func TestJQPathErrors(t *testing.T) {
 		t.Errorf("bad jq: got %v, want an error naming jqPathExpressions", err)
 	}
 }
+
+func TestIgnoreMatchesSelectors(t *testing.T) {
+	obj := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "apps/v1", "kind": "Deployment",
+		"metadata": map[string]any{"name": "web", "namespace": "prod",
+			"labels": map[string]any{"app": "web", "tier": "front"}, "annotations": map[string]any{"autoscaled": "true"}}}}
+	cases := []struct {
+		ig   Ignore
+		want bool
+	}{
+		{Ignore{}, true},
+		{Ignore{Kind: "Deployment", LabelSelector: "app=web"}, true},
+		{Ignore{LabelSelector: "app in (web,api),tier!=back"}, true},
+		{Ignore{LabelSelector: "app=api"}, false},
+		{Ignore{AnnotationSelector: "autoscaled=true"}, true},
+		{Ignore{AnnotationSelector: "autoscaled=false"}, false},
+		{Ignore{LabelSelector: "app=web", AnnotationSelector: "missing"}, false},
+		{Ignore{LabelSelector: "(((not a selector"}, false},
+		{Ignore{Kind: "StatefulSet", LabelSelector: "app=web"}, false},
+	}
+	for _, tc := range cases {
+		if got := tc.ig.Matches(obj); got != tc.want {
+			t.Errorf("%+v: Matches = %v, want %v", tc.ig, got, tc.want)
+		}
+	}
+}

@@ -14,8 +14,9 @@ import (
 // manifest) with the cluster, through a forced server-side dry run, and
 // with correct set applies those that drifted or went missing. Objects
 // without a namespace get namespace when their kind is namespaced. It
-// returns the drifted objects.
-func (e *Engine) Drift(ctx context.Context, objs []object.Decoded, namespace string, correct bool) ([]object.Ref, error) {
+// returns the drifted objects. Differences the ignore rules name do not
+// count, and a correction leaves those fields as they are live.
+func (e *Engine) Drift(ctx context.Context, objs []object.Decoded, namespace string, correct bool, ignore []diff.Ignore) ([]object.Ref, error) {
 	var drifted []object.Ref
 	for _, d := range objs {
 		obj := d.Object.DeepCopy()
@@ -40,7 +41,7 @@ func (e *Engine) Drift(ctx context.Context, objs []object.Decoded, namespace str
 			if err != nil {
 				return drifted, fmt.Errorf("%s: drift check: %w", ref, err)
 			}
-			r, err := diff.Compare(ref.String(), live, pred, nil)
+			r, err := diff.Compare(ref.String(), live, pred, ignore)
 			if err != nil {
 				return drifted, err
 			}
@@ -51,6 +52,9 @@ func (e *Engine) Drift(ctx context.Context, objs []object.Decoded, namespace str
 		}
 		drifted = append(drifted, ref)
 		if correct {
+			if err := diff.Respect(obj, live, ignore); err != nil {
+				return drifted, fmt.Errorf("%s: drift ignore rules: %w", ref, err)
+			}
 			if _, err := e.o.Cluster.Apply(ctx, obj, cluster.ApplyOptions{Force: true}); err != nil {
 				return drifted, fmt.Errorf("%s: correct drift: %w", ref, err)
 			}

@@ -246,7 +246,7 @@ var known = map[string][]string{
 	"HelmRelease": {"chart.spec.chart", "chart.spec.version", "chart.spec.sourceRef.kind", "chart.spec.sourceRef.name",
 		"chart.spec.sourceRef.namespace", "chart.spec.sourceRef.apiVersion", "chart.spec.reconcileStrategy", "interval", "releaseName", "targetNamespace",
 		"storageNamespace", "timeout", "values", "valuesFrom", "install.remediation.retries", "upgrade.remediation.retries",
-		"upgrade.remediation.remediateLastFailure", "driftDetection.mode", "dependsOn", "suspend",
+		"upgrade.remediation.remediateLastFailure", "driftDetection.mode", "driftDetection.ignore", "dependsOn", "suspend",
 		"chartRef.kind", "chartRef.name", "chartRef.namespace", "chartRef.apiVersion", "test.enable", "test.ignoreFailures"},
 	"HelmRepository": {"url", "type", "interval", "suspend", "secretRef.name", "insecure"},
 	"HelmChart":      {"chart", "version", "sourceRef.kind", "sourceRef.name", "sourceRef.apiVersion", "interval", "suspend", "reconcileStrategy"},

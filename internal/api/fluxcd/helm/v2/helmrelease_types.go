@@ -102,6 +102,27 @@ type Remediation struct {
 type DriftDetection struct {
 	// Mode is enabled (correct drift), warn (report it) or disabled.
 	Mode string `json:"mode,omitempty"`
+	// Ignore lists fields whose differences are not drift, and which a
+	// correction leaves as they are.
+	Ignore []IgnoreRule `json:"ignore,omitempty"`
+}
+
+// IgnoreRule ignores JSON pointer paths in the objects Target selects
+// (all of the release's objects when Target is nil).
+type IgnoreRule struct {
+	Paths  []string  `json:"paths"`
+	Target *Selector `json:"target,omitempty"`
+}
+
+// Selector selects objects; empty fields match any.
+type Selector struct {
+	Group              string `json:"group,omitempty"`
+	Version            string `json:"version,omitempty"`
+	Kind               string `json:"kind,omitempty"`
+	Name               string `json:"name,omitempty"`
+	Namespace          string `json:"namespace,omitempty"`
+	LabelSelector      string `json:"labelSelector,omitempty"`
+	AnnotationSelector string `json:"annotationSelector,omitempty"`
 }
 
 // HelmReleaseStatus is Flux's status shape.
