@@ -53,8 +53,9 @@ CRDs first with converge install.`,
 				return err
 			}
 			o.Engine = engine.New(engine.Options{Cluster: c, Health: rules,
-				Fetcher: git.New(git.Options{CacheDir: filepath.Join(cache, "converge", "git"), MaxAge: 5 * time.Second}),
-				OCI:     oci.New(oci.Options{CacheDir: filepath.Join(cache, "converge", "oci")})})
+				Fetcher:    git.New(git.Options{CacheDir: filepath.Join(cache, "converge", "git"), MaxAge: 5 * time.Second}),
+				OCI:        oci.New(oci.Options{CacheDir: filepath.Join(cache, "converge", "oci")}),
+				ComposeDir: filepath.Join(cache, "converge", "compose")})
 			o.MetricsAddr = metrics
 			// Secrets come from the environment, never from flags, which
 			// any user of the machine can read in the process list.

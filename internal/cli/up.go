@@ -103,7 +103,8 @@ func up(cmd *cobra.Command, name string, keep bool) error {
 		cache = os.TempDir()
 	}
 	eng := engine.New(engine.Options{Cluster: cc, Fetcher: git.New(git.Options{CacheDir: filepath.Join(cache, "converge", "git"), MaxAge: 2 * time.Second}),
-		OCI: oci.New(oci.Options{CacheDir: filepath.Join(cache, "converge", "oci")})})
+		OCI:        oci.New(oci.Options{CacheDir: filepath.Join(cache, "converge", "oci")}),
+		ComposeDir: filepath.Join(cache, "converge", "compose")})
 	fmt.Fprintf(out, `converge is up.
   demo repository: %s
   kubeconfig:      %s
