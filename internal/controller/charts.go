@@ -9,6 +9,7 @@ import (
 	"helm.sh/helm/v3/pkg/chart"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -112,11 +113,8 @@ func (l *chartLoader) fromHelmRepository(ctx context.Context, req chartRequest) 
 
 func (l *chartLoader) fromGitRepository(ctx context.Context, req chartRequest) (*chart.Chart, error) {
 	repo := &sourcev1.GitRepository{}
-	if err := l.client.Get(ctx, req.Key, repo); err != nil {
-		return nil, fmt.Errorf("GitRepository %s: %w", req.Key, err)
-	}
-	if repo.Status.Artifact == nil || !meta.IsStatusConditionTrue(repo.Status.Conditions, flux.ReadyCondition) {
-		return nil, fmt.Errorf("GitRepository %s is not ready", req.Key)
+	if err := getReady(ctx, l.client, req, repo, &repo.Status.Conditions, &repo.Status.Artifact); err != nil {
+		return nil, err
 	}
 	auth, err := gitAuth(ctx, l.client, repo)
 	if err != nil {
@@ -149,11 +147,8 @@ func (l *chartLoader) fromGitRepository(ctx context.Context, req chartRequest) (
 
 func (l *chartLoader) fromOCIRepository(ctx context.Context, req chartRequest) (*chart.Chart, error) {
 	repo := &sourcev1.OCIRepository{}
-	if err := l.client.Get(ctx, req.Key, repo); err != nil {
-		return nil, fmt.Errorf("OCIRepository %s: %w", req.Key, err)
-	}
-	if repo.Status.Artifact == nil || !meta.IsStatusConditionTrue(repo.Status.Conditions, flux.ReadyCondition) {
-		return nil, fmt.Errorf("OCIRepository %s is not ready", req.Key)
+	if err := getReady(ctx, l.client, req, repo, &repo.Status.Conditions, &repo.Status.Artifact); err != nil {
+		return nil, err
 	}
 	auth, err := ociAuth(ctx, l.client, repo)
 	if err != nil {
@@ -173,6 +168,18 @@ func (l *chartLoader) fromOCIRepository(ctx context.Context, req chartRequest) (
 		return nil, fmt.Errorf("%s: %w", req, err)
 	}
 	return c, nil
+}
+
+// getReady reads the source req names into obj and refuses one without
+// a Ready artifact; conds and artifact point into obj's status.
+func getReady(ctx context.Context, c client.Client, req chartRequest, obj client.Object, conds *[]metav1.Condition, artifact **sourcev1.Artifact) error {
+	if err := c.Get(ctx, req.Key, obj); err != nil {
+		return fmt.Errorf("%s %s: %w", req.Kind, req.Key, err)
+	}
+	if *artifact == nil || !meta.IsStatusConditionTrue(*conds, flux.ReadyCondition) {
+		return fmt.Errorf("%s %s is not ready", req.Kind, req.Key)
+	}
+	return nil
 }
 
 // secretCredentials reads username and password from a Secret, as Flux

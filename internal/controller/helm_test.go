@@ -125,63 +125,24 @@ func TestSeedHelmRelease(t *testing.T) {
 	}
 
 	t.Run("driftDetection corrects a kubectl edit", func(t *testing.T) {
-		patch := client.RawPatch(types.MergePatchType, []byte(`{"spec":{"driftDetection":{"mode":"enabled"}}}`))
-		if err := c.Patch(ctx, hr, patch); err != nil {
-			t.Fatal(err)
-		}
-		waitHelmRelease(t, c, "platform-dns", "external-dns", "observed", func(h *helmv2.HelmRelease) bool {
-			return h.Status.ObservedGeneration == h.Generation && isReady(h.Status.Conditions)
+		correctedEdit(t, c, hr, `{"mode":"enabled"}`, func(d *appsv1.Deployment) {
+			d.Spec.Template.Spec.Containers[0].Args = []string{"--provider=edited-by-hand"}
 		})
-		d := &appsv1.Deployment{}
-		c.Get(ctx, types.NamespacedName{Namespace: "platform-dns", Name: "external-dns"}, d)
-		d.Spec.Template.Spec.Containers[0].Args = []string{"--provider=edited-by-hand"}
-		if err := c.Update(ctx, d, client.FieldOwner("kubectl-edit")); err != nil {
-			t.Fatal(err)
-		}
-		req := client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"annotations":{"`+ReconcileRequestAnnotation+`":"drift"}}}`))
-		if err := c.Patch(ctx, hr, req); err != nil {
-			t.Fatal(err)
-		}
-		err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
-			return deploymentArgs(c, "platform-dns", "external-dns") == "--provider=aws --policy=sync", nil
-		})
-		if err != nil {
-			t.Fatalf("drift not corrected: args %q", deploymentArgs(c, "platform-dns", "external-dns"))
-		}
 	})
 
 	t.Run("driftDetection ignore rules keep what another owner sets", func(t *testing.T) {
-		patch := client.RawPatch(types.MergePatchType, []byte(`{"spec":{"driftDetection":{"mode":"enabled","ignore":[{"paths":["/spec/replicas"],"target":{"kind":"Deployment"}}]}}}`))
-		if err := c.Patch(ctx, hr, patch); err != nil {
-			t.Fatal(err)
-		}
-		waitHelmRelease(t, c, "platform-dns", "external-dns", "observed", func(h *helmv2.HelmRelease) bool {
-			return h.Status.ObservedGeneration == h.Generation && isReady(h.Status.Conditions)
-		})
-		// An autoscaler's replicas and a hand edit of the args.
-		d := &appsv1.Deployment{}
-		c.Get(ctx, types.NamespacedName{Namespace: "platform-dns", Name: "external-dns"}, d)
+		// An autoscaler's replicas and a hand edit of the args: the edit
+		// is undone, the replicas stay.
 		three := int32(3)
-		d.Spec.Replicas = &three
-		d.Spec.Template.Spec.Containers[0].Args = []string{"--provider=edited-again"}
-		if err := c.Update(ctx, d, client.FieldOwner("hpa-and-kubectl")); err != nil {
-			t.Fatal(err)
-		}
-		req := client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"annotations":{"`+ReconcileRequestAnnotation+`":"drift-ignore"}}}`))
-		if err := c.Patch(ctx, hr, req); err != nil {
-			t.Fatal(err)
-		}
-		err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
-			return deploymentArgs(c, "platform-dns", "external-dns") == "--provider=aws --policy=sync", nil
-		})
-		if err != nil {
-			t.Fatalf("drift not corrected: args %q", deploymentArgs(c, "platform-dns", "external-dns"))
-		}
-		c.Get(ctx, types.NamespacedName{Namespace: "platform-dns", Name: "external-dns"}, d)
+		got, d := correctedEdit(t, c, hr, `{"mode":"enabled","ignore":[{"paths":["/spec/replicas"],"target":{"kind":"Deployment"}}]}`,
+			func(d *appsv1.Deployment) {
+				d.Spec.Replicas = &three
+				d.Spec.Template.Spec.Containers[0].Args = []string{"--provider=edited-again"}
+			})
 		if d.Spec.Replicas == nil || *d.Spec.Replicas != 3 {
 			t.Errorf("replicas %v: the ignored field was overwritten by the correction", d.Spec.Replicas)
 		}
-		if cond := meta.FindStatusCondition(hr.Status.Conditions, "UnsupportedFields"); cond != nil {
+		if cond := meta.FindStatusCondition(got.Status.Conditions, "UnsupportedFields"); cond != nil {
 			t.Errorf("ignore rules reported unsupported: %s", cond.Message)
 		}
 	})
@@ -204,6 +165,42 @@ func TestSeedHelmRelease(t *testing.T) {
 			t.Errorf("after rollback args %q, want the last good release's", args)
 		}
 	})
+}
+
+// correctedEdit sets the seed release's driftDetection, edits its
+// Deployment by hand with edit, asks for a reconcile and waits until the
+// edited args are corrected; it returns the release and the Deployment.
+func correctedEdit(t *testing.T, c client.Client, hr *helmv2.HelmRelease, driftDetection string, edit func(*appsv1.Deployment)) (*helmv2.HelmRelease, *appsv1.Deployment) {
+	t.Helper()
+	ctx := context.Background()
+	if err := c.Patch(ctx, hr, rawMerge([]byte(`{"spec":{"driftDetection":`+driftDetection+`}}`))); err != nil {
+		t.Fatal(err)
+	}
+	got := waitHelmRelease(t, c, "platform-dns", "external-dns", "observed", func(h *helmv2.HelmRelease) bool {
+		return h.Status.ObservedGeneration == h.Generation && isReady(h.Status.Conditions)
+	})
+	key := types.NamespacedName{Namespace: "platform-dns", Name: "external-dns"}
+	d := &appsv1.Deployment{}
+	if err := c.Get(ctx, key, d); err != nil {
+		t.Fatal(err)
+	}
+	edit(d)
+	if err := c.Update(ctx, d, client.FieldOwner("kubectl-edit")); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Patch(ctx, hr, rawMerge([]byte(`{"metadata":{"annotations":{"`+ReconcileRequestAnnotation+`":"`+t.Name()+`"}}}`))); err != nil {
+		t.Fatal(err)
+	}
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
+		return deploymentArgs(c, "platform-dns", "external-dns") == "--provider=aws --policy=sync", nil
+	})
+	if err != nil {
+		t.Fatalf("drift not corrected: args %q", deploymentArgs(c, "platform-dns", "external-dns"))
+	}
+	if err := c.Get(ctx, key, d); err != nil {
+		t.Fatal(err)
+	}
+	return got, d
 }
 
 // TestHelmReleaseValuesFromDependsOnUninstall: valuesFrom merges a

@@ -3,6 +3,8 @@ package v2
 import (
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	kustomizev1 "converge.dev/converge/internal/api/fluxcd/kustomize/v1"
 )
 
 // HelmRelease installs a chart from a repository and keeps the release
@@ -110,19 +112,10 @@ type DriftDetection struct {
 // IgnoreRule ignores JSON pointer paths in the objects Target selects
 // (all of the release's objects when Target is nil).
 type IgnoreRule struct {
-	Paths  []string  `json:"paths"`
-	Target *Selector `json:"target,omitempty"`
-}
-
-// Selector selects objects; empty fields match any.
-type Selector struct {
-	Group              string `json:"group,omitempty"`
-	Version            string `json:"version,omitempty"`
-	Kind               string `json:"kind,omitempty"`
-	Name               string `json:"name,omitempty"`
-	Namespace          string `json:"namespace,omitempty"`
-	LabelSelector      string `json:"labelSelector,omitempty"`
-	AnnotationSelector string `json:"annotationSelector,omitempty"`
+	Paths []string `json:"paths"`
+	// Target is Flux's kustomize selector, shared with Kustomization
+	// patches.
+	Target *kustomizev1.Selector `json:"target,omitempty"`
 }
 
 // HelmReleaseStatus is Flux's status shape.

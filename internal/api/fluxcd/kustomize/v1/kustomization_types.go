@@ -124,7 +124,8 @@ type Patch struct {
 	Target *Selector `json:"target,omitempty"`
 }
 
-// Selector picks objects for a patch.
+// Selector picks objects, for a patch or a HelmRelease's drift ignore
+// rule; empty fields match any.
 type Selector struct {
 	Group              string `json:"group,omitempty"`
 	Version            string `json:"version,omitempty"`
