@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"helm.sh/helm/v3/pkg/chart"
+	"helm.sh/helm/v3/pkg/repo"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -73,14 +74,64 @@ func (l *chartLoader) load(ctx context.Context, req chartRequest) (*chart.Chart,
 	return nil, fmt.Errorf("%s: kind %q is not supported (HelmRepository, GitRepository and OCIRepository are)", req, req.Kind)
 }
 
-func (l *chartLoader) fromHelmRepository(ctx context.Context, req chartRequest) (*chart.Chart, error) {
+// version says which chart and version req resolves to now. A chart in
+// an HTTP repository is looked up in the index, without a download; the
+// other sources are loaded (their pulls and snapshots are cached).
+func (l *chartLoader) version(ctx context.Context, req chartRequest) (name, version string, err error) {
+	if req.Kind == "" || req.Kind == "HelmRepository" {
+		src, cred, err := l.helmRepository(ctx, req)
+		if err != nil {
+			return "", "", err
+		}
+		if src.Spec.Type != "oci" {
+			idx, err := l.index(ctx, src, cred)
+			if err != nil {
+				return "", "", err
+			}
+			cv, err := idx.Get(req.Chart, req.Version)
+			if err != nil {
+				return "", "", fmt.Errorf("%s version %q: %w", req, req.Version, err)
+			}
+			return cv.Name, cv.Version, nil
+		}
+	}
+	c, err := l.load(ctx, req)
+	if err != nil {
+		return "", "", err
+	}
+	return c.Metadata.Name, c.Metadata.Version, nil
+}
+
+func (l *chartLoader) helmRepository(ctx context.Context, req chartRequest) (*sourcev1.HelmRepository, helmrelease.Credentials, error) {
 	repo := &sourcev1.HelmRepository{}
 	if err := l.client.Get(ctx, req.Key, repo); err != nil {
-		return nil, fmt.Errorf("HelmRepository %s: %w", req.Key, err)
+		return nil, helmrelease.Credentials{}, fmt.Errorf("HelmRepository %s: %w", req.Key, err)
 	}
 	user, pass, err := secretCredentials(ctx, l.client, repo.Namespace, repo.Spec.SecretRef)
 	if err != nil {
-		return nil, fmt.Errorf("HelmRepository %s: %w", req.Key, err)
+		return nil, helmrelease.Credentials{}, fmt.Errorf("HelmRepository %s: %w", req.Key, err)
+	}
+	return repo, helmrelease.Credentials{Username: user, Password: pass}, nil
+}
+
+// index is the repository's index as the HelmRepository reconciler last
+// read it, or read now.
+func (l *chartLoader) index(ctx context.Context, src *sourcev1.HelmRepository, cred helmrelease.Credentials) (*repo.IndexFile, error) {
+	if idx := l.indexes.get(src.Spec.URL); idx != nil {
+		return idx, nil
+	}
+	idx, _, err := helmrelease.Index(ctx, src.Spec.URL, cred)
+	if err != nil {
+		return nil, err
+	}
+	l.indexes.put(src.Spec.URL, idx)
+	return idx, nil
+}
+
+func (l *chartLoader) fromHelmRepository(ctx context.Context, req chartRequest) (*chart.Chart, error) {
+	repo, cred, err := l.helmRepository(ctx, req)
+	if err != nil {
+		return nil, err
 	}
 	if repo.Spec.Type == "oci" {
 		// A chart in a registry is <url>/<name>, its versions are tags.
@@ -89,7 +140,7 @@ func (l *chartLoader) fromHelmRepository(ctx context.Context, req chartRequest) 
 			version = "*"
 		}
 		u := engine.Unit{RepoURL: strings.TrimSuffix(repo.Spec.URL, "/") + "/" + req.Chart, Revision: "semver:" + version,
-			OCIMediaType: HelmChartMediaType, OCIAuth: oci.Auth{Username: user, Password: pass, Insecure: repo.Spec.Insecure}}
+			OCIMediaType: HelmChartMediaType, OCIAuth: oci.Auth{Username: cred.Username, Password: cred.Password, Insecure: repo.Spec.Insecure}}
 		snap, err := l.engine.Snapshot(ctx, u)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", req, err)
@@ -100,13 +151,9 @@ func (l *chartLoader) fromHelmRepository(ctx context.Context, req chartRequest) 
 		}
 		return c, nil
 	}
-	cred := helmrelease.Credentials{Username: user, Password: pass}
-	idx := l.indexes.get(repo.Spec.URL)
-	if idx == nil {
-		if idx, _, err = helmrelease.Index(ctx, repo.Spec.URL, cred); err != nil {
-			return nil, err
-		}
-		l.indexes.put(repo.Spec.URL, idx)
+	idx, err := l.index(ctx, repo, cred)
+	if err != nil {
+		return nil, err
 	}
 	return helmrelease.Chart(ctx, repo.Spec.URL, cred, idx, req.Chart, req.Version)
 }

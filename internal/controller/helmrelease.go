@@ -142,19 +142,13 @@ func (r *HelmReleaseReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		if err := r.Helm.Uninstall(name, ns, flux.Interval(hr.Spec.Timeout, 5*time.Minute)); err != nil {
 			return ctrl.Result{}, err
 		}
-		patch := client.MergeFromWithOptions(hr.DeepCopy(), client.MergeFromWithOptimisticLock{})
-		controllerutil.RemoveFinalizer(hr, flux.Finalizer)
-		return ctrl.Result{}, client.IgnoreNotFound(r.Client.Patch(ctx, hr, patch))
+		return ctrl.Result{}, setFluxFinalizer(ctx, r.Client, hr, false)
 	}
 	if hr.Spec.Suspend {
 		return ctrl.Result{}, nil
 	}
-	if !controllerutil.ContainsFinalizer(hr, flux.Finalizer) {
-		patch := client.MergeFromWithOptions(hr.DeepCopy(), client.MergeFromWithOptimisticLock{})
-		controllerutil.AddFinalizer(hr, flux.Finalizer)
-		if err := r.Client.Patch(ctx, hr, patch); err != nil {
-			return ctrl.Result{}, client.IgnoreNotFound(err)
-		}
+	if err := setFluxFinalizer(ctx, r.Client, hr, true); err != nil {
+		return ctrl.Result{}, err
 	}
 	orig := hr.DeepCopy()
 	if hr.Status.ObservedGeneration != hr.Generation {

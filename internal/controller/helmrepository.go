@@ -175,17 +175,16 @@ func (r *HelmChartReconciler) resolve(ctx context.Context, hc *sourcev1.HelmChar
 	}
 	creq := chartRequest{Kind: kind, Key: types.NamespacedName{Namespace: hc.Namespace, Name: hc.Spec.SourceRef.Name},
 		Chart: hc.Spec.Chart, Version: hc.Spec.Version, Strategy: hc.Spec.ReconcileStrategy}
-	c, err := r.charts.load(ctx, creq)
+	name, v, err := r.charts.version(ctx, creq)
 	if err != nil {
 		return err
 	}
-	v := c.Metadata.Version
 	if a := hc.Status.Artifact; a == nil || a.Revision != v {
 		hc.Status.Artifact = &sourcev1.Artifact{Revision: v, LastUpdateTime: metav1.Now(),
-			Path: fmt.Sprintf("helmchart/%s/%s/%s-%s.tgz", hc.Namespace, hc.Name, c.Metadata.Name, v),
-			URL:  fmt.Sprintf("converge://helmchart/%s/%s/%s-%s.tgz", hc.Namespace, hc.Name, c.Metadata.Name, v)}
+			Path: fmt.Sprintf("helmchart/%s/%s/%s-%s.tgz", hc.Namespace, hc.Name, name, v),
+			URL:  fmt.Sprintf("converge://helmchart/%s/%s/%s-%s.tgz", hc.Namespace, hc.Name, name, v)}
 	}
 	flux.MarkReady(&hc.Status.Conditions, hc.Generation, flux.SucceededReason,
-		fmt.Sprintf("pulled '%s' chart with version '%s'", c.Metadata.Name, v))
+		fmt.Sprintf("pulled '%s' chart with version '%s'", name, v))
 	return nil
 }

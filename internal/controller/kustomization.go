@@ -139,12 +139,8 @@ func (r *KustomizationReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	if ks.Spec.Suspend {
 		return ctrl.Result{}, nil
 	}
-	if !controllerutil.ContainsFinalizer(ks, flux.Finalizer) {
-		patch := client.MergeFromWithOptions(ks.DeepCopy(), client.MergeFromWithOptimisticLock{})
-		controllerutil.AddFinalizer(ks, flux.Finalizer)
-		if err := r.Client.Patch(ctx, ks, patch); err != nil {
-			return ctrl.Result{}, client.IgnoreNotFound(err)
-		}
+	if err := setFluxFinalizer(ctx, r.Client, ks, true); err != nil {
+		return ctrl.Result{}, err
 	}
 	orig := ks.DeepCopy()
 	st := &ks.Status
@@ -388,9 +384,7 @@ func (r *KustomizationReconciler) finalize(ctx context.Context, ks *kustomizev1.
 			return ctrl.Result{RequeueAfter: 10 * time.Second}, nil
 		}
 	}
-	patch := client.MergeFromWithOptions(ks.DeepCopy(), client.MergeFromWithOptimisticLock{})
-	controllerutil.RemoveFinalizer(ks, flux.Finalizer)
-	return ctrl.Result{}, client.IgnoreNotFound(r.Client.Patch(ctx, ks, patch))
+	return ctrl.Result{}, setFluxFinalizer(ctx, r.Client, ks, false)
 }
 
 func healthCheckRefs(ks *kustomizev1.Kustomization) []object.Ref {
