@@ -30,6 +30,7 @@ import (
 	"converge.dev/converge/internal/engine"
 	"converge.dev/converge/internal/health"
 	"converge.dev/converge/internal/object"
+	"converge.dev/converge/internal/redact"
 )
 
 // syncTimeout bounds one sync, waits for health included.
@@ -271,7 +272,7 @@ func (r *ApplicationReconciler) sync(ctx context.Context, app *v1alpha1.Applicat
 
 func (r *ApplicationReconciler) event(app *v1alpha1.Application, typ, reason, action, note string, args ...any) {
 	if r.Recorder != nil {
-		r.Recorder.Eventf(app, nil, typ, reason, action, note, args...)
+		r.Recorder.Eventf(app, nil, typ, reason, action, "%s", redact.Message(fmt.Sprintf(note, args...)))
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"converge.dev/converge/internal/api/argocd/v1alpha1"
 	"converge.dev/converge/internal/engine"
 	"converge.dev/converge/internal/plan"
+	"converge.dev/converge/internal/redact"
 )
 
 // Argo CD's sync statuses.
@@ -38,7 +39,7 @@ func WriteStatus(app *v1alpha1.Application, st engine.UnitStatus, now time.Time)
 			RequiresPruning: !o.InGit,
 		}
 		if o.Health != "" {
-			rs.Health = &v1alpha1.HealthStatus{Status: string(o.Health), Message: o.Message}
+			rs.Health = &v1alpha1.HealthStatus{Status: string(o.Health), Message: redact.Message(o.Message)}
 		}
 		s.Resources = append(s.Resources, rs)
 	}
@@ -68,7 +69,7 @@ func RecordSync(app *v1alpha1.Application, op v1alpha1.Operation, rep engine.Rep
 		state.SyncResult.Source = *app.Spec.Source
 	}
 	if err != nil {
-		state.Phase, state.Message = "Failed", err.Error()
+		state.Phase, state.Message = "Failed", redact.Message(err.Error())
 	}
 	for _, e := range rep.Events {
 		r := v1alpha1.ResourceResult{
@@ -134,6 +135,7 @@ func SetCondition(app *v1alpha1.Application, typ, message string, now time.Time)
 		}
 		out = append(out, c)
 	}
+	message = redact.Message(message)
 	if message != "" {
 		t := metav1.NewTime(now)
 		if prev != nil && prev.Message == message && prev.LastTransitionTime != nil {

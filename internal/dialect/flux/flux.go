@@ -21,6 +21,7 @@ import (
 	sourcev1 "converge.dev/converge/internal/api/fluxcd/source/v1"
 	"converge.dev/converge/internal/engine"
 	"converge.dev/converge/internal/object"
+	"converge.dev/converge/internal/redact"
 	"converge.dev/converge/internal/render/kustomize"
 )
 
@@ -191,7 +192,7 @@ func ToUnit(ks *kustomizev1.Kustomization, src Source, vars map[string]string, a
 // SetCondition sets one condition, as meta.SetStatusCondition does, with
 // the object's generation.
 func SetCondition(conds *[]metav1.Condition, gen int64, typ string, status metav1.ConditionStatus, reason, msg string) {
-	meta.SetStatusCondition(conds, metav1.Condition{Type: typ, Status: status, Reason: reason, Message: msg, ObservedGeneration: gen})
+	meta.SetStatusCondition(conds, metav1.Condition{Type: typ, Status: status, Reason: reason, Message: redact.Message(msg), ObservedGeneration: gen})
 }
 
 // MarkReady sets Ready=True and clears Reconciling and Stalled.

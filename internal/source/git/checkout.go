@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
+	"strings"
 
 	gogit "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
@@ -13,10 +15,27 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/object"
 )
 
-// materialise writes the commit's tree into trees/<sha> once. A tree is
-// written to a temporary folder and renamed into place, so a reader never
-// sees half a checkout. Symlinks are kept as they are; the renderer
-// refuses any that leave the tree.
+// ErrUnsafeTree is a commit whose tree cannot be checked out without
+// writing outside its folder or overwriting one of its own entries: a
+// duplicate name, a name such as "..", ".git" or one holding a slash.
+// Git itself refuses such trees; they only come from crafted objects.
+var ErrUnsafeTree = errors.New("unsafe tree")
+
+// entry is one thing to write, listed before anything is written.
+type entry struct {
+	path string // slash-separated, relative to the snapshot
+	mode filemode.FileMode
+	hash plumbing.Hash
+}
+
+// materialise writes the commit's tree into trees/<sha> once. The whole
+// tree is listed and checked first, so a crafted tree fails before a
+// single file is written. Then it is written under an os.Root, which
+// never follows a link out of the folder, with every file and folder
+// created new (O_EXCL): nothing is written through a link, and nothing
+// is written twice. A tree is written to a temporary folder and renamed
+// into place, so a reader never sees half a checkout. Symlinks are kept
+// as they are; the renderer refuses any that leave the tree.
 func (f *Fetcher) materialise(r *gogit.Repository, hash plumbing.Hash) (string, error) {
 	dir := filepath.Join(f.o.CacheDir, "trees", hash.String())
 	if _, err := os.Stat(dir); err == nil {
@@ -30,7 +49,11 @@ func (f *Fetcher) materialise(r *gogit.Repository, hash plumbing.Hash) (string, 
 	if err != nil {
 		return "", err
 	}
-	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+	var entries []entry
+	if err := listTree(r, tree, "", &entries); err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
 		return "", err
 	}
 	tmp, err := os.MkdirTemp(filepath.Dir(dir), hash.String()+".tmp-")
@@ -38,10 +61,7 @@ func (f *Fetcher) materialise(r *gogit.Repository, hash plumbing.Hash) (string, 
 		return "", err
 	}
 	defer os.RemoveAll(tmp)
-	err = tree.Files().ForEach(func(file *object.File) error {
-		return writeFile(tmp, file)
-	})
-	if err != nil {
+	if err := writeEntries(r, tmp, entries); err != nil {
 		return "", err
 	}
 	if err := os.Rename(tmp, dir); err != nil && !errors.Is(err, os.ErrExist) {
@@ -52,37 +72,102 @@ func (f *Fetcher) materialise(r *gogit.Repository, hash plumbing.Hash) (string, 
 	return dir, nil
 }
 
-func writeFile(root string, file *object.File) error {
-	path := filepath.Join(root, filepath.FromSlash(file.Name))
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+// listTree appends the entries of t (folders before what they hold) and
+// refuses names that are not plain, distinct path elements.
+func listTree(r *gogit.Repository, t *object.Tree, prefix string, out *[]entry) error {
+	seen := make(map[string]bool, len(t.Entries))
+	for _, e := range t.Entries {
+		p := path.Join(prefix, e.Name)
+		if err := checkName(e.Name); err != nil {
+			return fmt.Errorf("%w: %q in %q: %v", ErrUnsafeTree, e.Name, "/"+prefix, err)
+		}
+		// A name twice is how a crafted tree puts a folder under a link
+		// of the same name. (On a case-insensitive file system "A" and
+		// "a" collide too; O_EXCL and the os.Root refuse that at write.)
+		if seen[e.Name] {
+			return fmt.Errorf("%w: %q appears twice in %q", ErrUnsafeTree, e.Name, "/"+prefix)
+		}
+		seen[e.Name] = true
+		*out = append(*out, entry{path: p, mode: e.Mode, hash: e.Hash})
+		if e.Mode == filemode.Dir {
+			sub, err := r.TreeObject(e.Hash)
+			if err != nil {
+				return fmt.Errorf("tree %s: %w", p, err)
+			}
+			if err := listTree(r, sub, p, out); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func checkName(name string) error {
+	switch {
+	case name == "" || name == "." || name == "..":
+		return errors.New("not a file name")
+	case strings.ContainsAny(name, "/\\\x00"):
+		return errors.New("holds a path separator or NUL")
+	case strings.EqualFold(name, ".git"):
+		return errors.New("a repository's own folder")
+	}
+	return nil
+}
+
+// writeEntries writes the listed entries below dir, through an os.Root.
+func writeEntries(r *gogit.Repository, dir string, entries []entry) error {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
 		return err
 	}
-	rd, err := file.Reader()
-	if err != nil {
-		return fmt.Errorf("%s: %w", file.Name, err)
+	defer root.Close()
+	for _, e := range entries {
+		name := filepath.FromSlash(e.path)
+		switch e.mode {
+		case filemode.Dir:
+			if err := root.Mkdir(name, 0o755); err != nil {
+				return fmt.Errorf("%s: %w", e.path, err)
+			}
+			continue
+		case filemode.Submodule:
+			continue // submodules are not followed
+		}
+		blob, err := r.BlobObject(e.hash)
+		if err != nil {
+			return fmt.Errorf("%s: %w", e.path, err)
+		}
+		rd, err := blob.Reader()
+		if err != nil {
+			return fmt.Errorf("%s: %w", e.path, err)
+		}
+		err = writeBlob(root, name, e.mode, rd)
+		rd.Close()
+		if err != nil {
+			return fmt.Errorf("%s: %w", e.path, err)
+		}
 	}
-	defer rd.Close()
-	switch file.Mode {
-	case filemode.Symlink:
-		target, err := io.ReadAll(rd)
+	return nil
+}
+
+func writeBlob(root *os.Root, name string, mode filemode.FileMode, rd io.Reader) error {
+	if mode == filemode.Symlink {
+		target, err := io.ReadAll(io.LimitReader(rd, 4096))
 		if err != nil {
 			return err
 		}
-		return os.Symlink(string(target), path)
-	case filemode.Submodule:
-		return nil // submodules are not followed
+		return root.Symlink(string(target), name)
 	}
 	perm := os.FileMode(0o644)
-	if file.Mode == filemode.Executable {
+	if mode == filemode.Executable {
 		perm = 0o755
 	}
-	w, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, perm)
+	w, err := root.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_WRONLY, perm)
 	if err != nil {
 		return err
 	}
 	if _, err := io.Copy(w, rd); err != nil {
 		w.Close()
-		return fmt.Errorf("%s: %w", file.Name, err)
+		return err
 	}
 	return w.Close()
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	"github.com/gofrs/flock"
 
+	"converge.dev/converge/internal/redact"
 	"converge.dev/converge/internal/source"
 )
 
@@ -44,6 +45,7 @@ type Options struct {
 type Fetcher struct {
 	o Options
 
+	private  sync.Once
 	mu       sync.Mutex
 	urlLocks map[string]*sync.Mutex
 	resolved map[string]resolvedRef
@@ -84,11 +86,12 @@ func (f *Fetcher) Fetch(ctx context.Context, repoURL string, ref source.Ref, aut
 	}
 	defer unlock()
 
-	r, err := f.open(repoURL)
+	cleanURL, auth := withoutUserinfo(repoURL, auth)
+	r, err := f.open(repoURL, cleanURL)
 	if err != nil {
 		return source.Snapshot{}, fmt.Errorf("git %s: open cache: %w", Redact(repoURL), err)
 	}
-	tauth, err := auth.method(repoURL)
+	tauth, err := auth.method(cleanURL)
 	if err != nil {
 		return source.Snapshot{}, fmt.Errorf("git %s: auth: %w", Redact(repoURL), err)
 	}
@@ -114,10 +117,18 @@ func (f *Fetcher) lock(repoURL string) (func(), error) {
 	}
 	f.mu.Unlock()
 	m.Lock()
-	if err := os.MkdirAll(filepath.Join(f.o.CacheDir, "repos"), 0o755); err != nil {
+	// The cache is private to the user: snapshots of private
+	// repositories are as secret as their credentials.
+	if err := os.MkdirAll(filepath.Join(f.o.CacheDir, "repos"), 0o700); err != nil {
 		m.Unlock()
 		return nil, fmt.Errorf("git cache: %w", err)
 	}
+	f.private.Do(func() {
+		// A cache made by an older version may be readable by all.
+		for _, d := range []string{f.o.CacheDir, filepath.Join(f.o.CacheDir, "repos"), filepath.Join(f.o.CacheDir, "trees")} {
+			os.Chmod(d, 0o700)
+		}
+	})
 	fl := flock.New(f.repoDir(repoURL) + ".lock")
 	if err := fl.Lock(); err != nil {
 		m.Unlock()
@@ -131,11 +142,13 @@ func (f *Fetcher) repoDir(repoURL string) string {
 }
 
 // open returns the bare clone for repoURL, creating it on first use.
-func (f *Fetcher) open(repoURL string) (*gogit.Repository, error) {
+// Its remote holds cleanURL, never credentials; a clone made by an older
+// version with credentials in its config is rewritten.
+func (f *Fetcher) open(repoURL, cleanURL string) (*gogit.Repository, error) {
 	dir := f.repoDir(repoURL)
 	r, err := gogit.PlainOpen(dir)
 	if err == nil {
-		return r, nil
+		return r, scrubRemote(r, cleanURL)
 	}
 	if !errors.Is(err, gogit.ErrRepositoryNotExists) {
 		return nil, err
@@ -144,8 +157,21 @@ func (f *Fetcher) open(repoURL string) (*gogit.Repository, error) {
 	if err != nil {
 		return nil, err
 	}
-	_, err = r.CreateRemote(&config.RemoteConfig{Name: "origin", URLs: []string{repoURL}})
+	_, err = r.CreateRemote(&config.RemoteConfig{Name: "origin", URLs: []string{cleanURL}})
 	return r, err
+}
+
+func scrubRemote(r *gogit.Repository, cleanURL string) error {
+	cfg, err := r.Config()
+	if err != nil {
+		return err
+	}
+	rc, ok := cfg.Remotes["origin"]
+	if ok && len(rc.URLs) == 1 && rc.URLs[0] == cleanURL {
+		return nil
+	}
+	cfg.Remotes["origin"] = &config.RemoteConfig{Name: "origin", URLs: []string{cleanURL}}
+	return r.SetConfig(cfg)
 }
 
 // unreachable wraps a transport error so callers can tell "could not
@@ -162,18 +188,24 @@ func unreachable(err error) error {
 
 // Redact removes credentials from a URL so it can appear in errors,
 // events, status and logs.
-func Redact(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil || u.User == nil {
-		return raw
+func Redact(raw string) string { return redact.URL(raw) }
+
+// withoutUserinfo splits the user information off an http(s) URL, so
+// that it is never stored (git config, cache paths) nor shown: auth
+// given in the URL becomes basic auth held in memory. Other schemes are
+// returned as they are (an ssh user name is not a secret).
+func withoutUserinfo(repoURL string, auth Auth) (string, Auth) {
+	u, err := url.Parse(repoURL)
+	if err != nil || u.User == nil || (u.Scheme != "http" && u.Scheme != "https") {
+		return repoURL, auth
 	}
-	if _, hasPassword := u.User.Password(); hasPassword || u.Scheme == "https" || u.Scheme == "http" {
-		u.User = url.User(u.User.Username())
-		if hasPassword {
-			u.User = url.UserPassword(u.User.Username(), "redacted")
-		}
+	if auth.Username == "" && auth.Password == "" && auth.BearerToken == "" {
+		// A bare user name is a token, as forges accept it.
+		auth.Username = u.User.Username()
+		auth.Password, _ = u.User.Password()
 	}
-	return u.String()
+	u.User = nil
+	return u.String(), auth
 }
 
 // Forget drops the refs of repoURL resolved within MaxAge, so that the

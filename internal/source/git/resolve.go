@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -17,6 +16,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 
+	"converge.dev/converge/internal/redact"
 	"converge.dev/converge/internal/source"
 )
 
@@ -208,7 +208,5 @@ func shortHash(s string) string {
 	return hex.EncodeToString(h[:])[:16]
 }
 
-var userinfoRE = regexp.MustCompile(`(\w+://)[^/@\s]+@`)
-
 // redactText strips credentials from URLs inside a transport error.
-func redactText(s string) string { return userinfoRE.ReplaceAllString(s, "${1}redacted@") }
+func redactText(s string) string { return redact.Text(s) }
