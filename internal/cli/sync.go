@@ -16,6 +16,8 @@ func newSyncCmd() *cobra.Command {
 	var f unitFlags
 	var o engine.SyncOptions
 	var timeout time.Duration
+	var budget string
+	var approvePrune bool
 	cmd := &cobra.Command{
 		Use:   "sync --repo URL [--revision REF] [--path P] [--dest-namespace NS] [--name UNIT]",
 		Short: "Converge the cluster to a Git revision",
@@ -42,6 +44,16 @@ failure), 2 error.`,
 				ctx, cancel = context.WithTimeout(ctx, timeout)
 				defer cancel()
 			}
+			if budget != "" {
+				b, err := engine.ParseBudget(budget)
+				if err != nil {
+					return fmt.Errorf("--prune-budget: %w", err)
+				}
+				o.Budget = b
+			}
+			if approvePrune {
+				o.Budget.Approved = time.Now()
+			}
 			rep, err := eng.Sync(ctx, u, o)
 			if err != nil && len(rep.Events) == 0 {
 				return err
@@ -53,6 +65,10 @@ failure), 2 error.`,
 			}
 			if err != nil {
 				fmt.Fprintf(cmd.ErrOrStderr(), "converge: %v\n", err)
+				return exitError{ExitDiff}
+			}
+			if rep.Plan.Held != nil {
+				fmt.Fprintf(cmd.ErrOrStderr(), "converge: %s (here: run again with --approve-prune)\n", rep.Plan.Held.Message(u.Path))
 				return exitError{ExitDiff}
 			}
 			for _, s := range rep.Plan.Steps {
@@ -70,6 +86,10 @@ failure), 2 error.`,
 	cmd.Flags().BoolVar(&o.Wait, "wait", false, "wait for each wave to be healthy before the next, and for all at the end")
 	cmd.Flags().BoolVar(&o.Force, "force-conflicts", false, "take fields owned by other field managers")
 	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "give up after this long")
+	cmd.Flags().StringVar(&budget, "prune-budget", "", "most one sync may prune: 0 (off), a share (25%), a count (50) or both (25%,50); default 25%,50")
+	cmd.Flags().BoolVar(&approvePrune, "approve-prune", false, "let a prune held by the budget go ahead (it must have been held before)")
+	cmd.Flags().BoolVar(&o.Adopt, "adopt", false, "take over live objects that no unit created (they are not pruned later without --prune-adopted)")
+	cmd.Flags().BoolVar(&o.PruneAdopted, "prune-adopted", false, "let prune delete objects this unit adopted")
 	return cmd
 }
 

@@ -26,6 +26,16 @@ type Inventory struct {
 	Unit     string       `json:"unit"`
 	Revision string       `json:"revision"`
 	Objects  []object.Ref `json:"objects"`
+	// PruneHeldSince is when a prune of the unit was first held by its
+	// prune budget; nil when none is held. An approval must be later.
+	PruneHeldSince *metav1.Time `json:"pruneHeldSince,omitempty"`
+}
+
+// Same reports whether inv and other say the same, objects compared in
+// order.
+func (inv Inventory) Same(other Inventory) bool {
+	return inv.Unit == other.Unit && inv.Revision == other.Revision && sameRefs(inv.Objects, other.Objects) &&
+		inv.PruneHeldSince.Equal(other.PruneHeldSince)
 }
 
 func inventoryName(unit string) string {
@@ -65,7 +75,7 @@ func (c *Client) SaveInventory(ctx context.Context, inv Inventory) error {
 	if err != nil {
 		return err
 	}
-	if prev.Revision == inv.Revision && sameRefs(prev.Objects, inv.Objects) {
+	if prev.Same(inv) {
 		return nil
 	}
 	data, err := json.Marshal(inv)

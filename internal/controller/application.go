@@ -257,6 +257,12 @@ func (r *ApplicationReconciler) sync(ctx context.Context, app *v1alpha1.Applicat
 		return engine.UnitStatus{}, err
 	}
 	argocd.SetCondition(app, "SyncError", "", now)
+	held := ""
+	if rep.Plan.Held != nil {
+		held = rep.Plan.Held.Message(unit.Path)
+		r.event(app, corev1.EventTypeWarning, "PruneHeld", "Sync", "%s", held)
+	}
+	argocd.SetCondition(app, "PruneHeld", held, now)
 	if app.Operation != nil {
 		patch := client.RawPatch(types.MergePatchType, []byte(`{"operation":null}`))
 		if err := r.Client.Patch(ctx, app.DeepCopy(), patch); err != nil {

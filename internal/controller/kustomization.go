@@ -280,6 +280,13 @@ func (r *KustomizationReconciler) reconcile(ctx context.Context, ks *kustomizev1
 			flux.MarkFailed(&st.Conditions, gen, flux.OwnershipConflictReason, conflicts, false)
 			return ctrl.Result{RequeueAfter: retry}
 		}
+		if rep.Plan.Held != nil {
+			// The rest is applied; the deletions wait for a person.
+			st.LastAppliedRevision = rev
+			st.Inventory = flux.Inventory(rep)
+			flux.MarkFailed(&st.Conditions, gen, PruneHeldReason, rep.Plan.Held.Message(ks.Spec.Path), false)
+			return ctrl.Result{RequeueAfter: retry}
+		}
 		if len(ks.Spec.HealthChecks) > 0 {
 			err = eng.WaitHealthy(sctx, healthCheckRefs(ks), 0)
 		}
@@ -306,6 +313,10 @@ func (r *KustomizationReconciler) reconcile(ctx context.Context, ks *kustomizev1
 	return ctrl.Result{RequeueAfter: retry}
 }
 
+// PruneHeldReason is the Ready=False reason of a unit whose prune is held
+// by its prune budget.
+const PruneHeldReason = "PruneHeld"
+
 // conflictsOf names the objects another unit owns; they were not
 // touched.
 func conflictsOf(rep engine.Report) string {
@@ -318,7 +329,7 @@ func conflictsOf(rep engine.Report) string {
 	if len(out) == 0 {
 		return ""
 	}
-	return "refusing to take over objects applied by another unit (\"Do not choose both for the same resources\"): " + strings.Join(out, "; ")
+	return "refusing to take over objects applied by another unit (\"Do not choose both for the same resources\") or made by hand: " + strings.Join(out, "; ")
 }
 
 // substituteFrom reads postBuild variables from ConfigMaps and Secrets,

@@ -77,6 +77,10 @@ func (e *Engine) Delete(ctx context.Context, unit string, o DeleteOptions) (Dele
 		switch {
 		case ref.Group == "" && ref.Kind == "Namespace":
 			rep.Kept = append(rep.Kept, Kept{ref, "namespaces are not deleted (it would delete everything inside)"})
+		case live.GetAnnotations()[plan.AdoptedAnnotation] != "":
+			rep.Kept = append(rep.Kept, Kept{ref, "adopted, not created by this unit"})
+		case ref.Group == "" && ref.Kind == "PersistentVolumeClaim" && !strings.EqualFold(live.GetAnnotations()[plan.AllowPruneAnnotation], "true"):
+			rep.Kept = append(rep.Kept, Kept{ref, "a PersistentVolumeClaim is deleted only with its annotation " + plan.AllowPruneAnnotation + ": \"true\""})
 		case hasOption(opts, "Delete=false") || strings.EqualFold(live.GetAnnotations()[plan.FluxPruneAnnotation], "disabled"):
 			rep.Kept = append(rep.Kept, Kept{ref, "kept by its sync option Delete=false or its annotation " + plan.FluxPruneAnnotation + ": disabled"})
 		case hasOption(opts, "Delete=confirm") && !o.Approved.After(live.GetCreationTimestamp().Time):

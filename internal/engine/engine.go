@@ -113,6 +113,41 @@ type Options struct {
 	// ComposeDir holds sources composed from includes. If empty, a
 	// folder under os.TempDir().
 	ComposeDir string
+	// MaxObjects bounds how many objects one unit may render. Zero
+	// means 10,000; a render over it is an error naming the unit.
+	MaxObjects int
+	// MaxBytes bounds the size of one unit's rendered objects, as JSON.
+	// Zero means 64 MiB.
+	MaxBytes int64
+}
+
+// ErrRenderTooLarge is a render over Options.MaxObjects or MaxBytes.
+var ErrRenderTooLarge = errors.New("render is over the unit size limit")
+
+// checkSize refuses a render over the engine's limits: a unit that
+// large would be diffed, dry-run and held in memory at every resync.
+func (e *Engine) checkSize(objs []object.Decoded) error {
+	maxObjects, maxBytes := e.o.MaxObjects, e.o.MaxBytes
+	if maxObjects == 0 {
+		maxObjects = 10000
+	}
+	if maxBytes == 0 {
+		maxBytes = 64 << 20
+	}
+	if len(objs) > maxObjects {
+		return fmt.Errorf("%w: %d objects, limit %d", ErrRenderTooLarge, len(objs), maxObjects)
+	}
+	var total int64
+	for _, d := range objs {
+		data, err := d.Object.MarshalJSON()
+		if err != nil {
+			return fmt.Errorf("%s: %w", d.Source, err)
+		}
+		if total += int64(len(data)); total > maxBytes {
+			return fmt.Errorf("%w: more than %d bytes (at %s)", ErrRenderTooLarge, maxBytes, d.Source)
+		}
+	}
+	return nil
 }
 
 // Engine runs units. It is safe for concurrent use.
@@ -158,6 +193,9 @@ func (e *Engine) Render(ctx context.Context, u Unit) (Rendered, error) {
 		return Rendered{Revision: snap.Revision, Objects: cached}, nil
 	}
 	objs, err := e.render(ctx, snap, u)
+	if err == nil {
+		err = e.checkSize(objs)
+	}
 	if err != nil {
 		return Rendered{}, fmt.Errorf("render %s at %.12s: %w", u.Path, snap.Revision, err)
 	}

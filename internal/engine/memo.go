@@ -130,7 +130,8 @@ func (e *Engine) loadInventory(ctx context.Context, unit string) (cluster.Invent
 }
 
 func (e *Engine) saveInventory(ctx context.Context, inv cluster.Inventory) error {
-	if prev, ok := e.inventories.get(inv.Unit); ok && prev.Revision == inv.Revision && sameRefs(prev.Objects, inv.Objects) {
+	if prev, ok := e.inventories.get(inv.Unit); ok && prev.Revision == inv.Revision && sameRefs(prev.Objects, inv.Objects) &&
+		prev.PruneHeldSince.Equal(inv.PruneHeldSince) {
 		return nil // what is stored already says this
 	}
 	e.inventories.forget(inv.Unit)

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sort"
 	"sync"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
@@ -38,6 +40,18 @@ type SyncOptions struct {
 	// were created before it. Zero approves nothing.
 	PruneApproved time.Time
 
+	// Budget bounds how much one sync may prune (plan.Budget: the zero
+	// value holds a prune of more than 25% or more than 50 objects).
+	// Its HeldSince is filled in from the unit's inventory.
+	Budget plan.Budget
+	// Adopt lets the unit take over live objects that no unit created.
+	// If false, such an object is a conflict unless it, or the object in
+	// Git, carries plan.AdoptAnnotation.
+	Adopt bool
+	// PruneAdopted lets prune delete objects the unit adopted. If false,
+	// they are left in place when they leave Git.
+	PruneAdopted bool
+
 	// reusePredictions lets a plan reuse a dry run of the same desired
 	// object against the same live resourceVersion; see predictionTTL.
 	reusePredictions bool
@@ -52,6 +66,9 @@ type Report struct {
 	Events []apply.Event
 	// Hooks is how each hook that ran ended.
 	Hooks []apply.HookResult
+
+	// owned is the inventory the plan started from.
+	owned cluster.Inventory
 }
 
 // ErrEmptyRender refuses to prune everything because a render was empty.
@@ -75,6 +92,13 @@ func (e *Engine) Sync(ctx context.Context, u Unit, o SyncOptions) (Report, error
 	rep, err := e.plan(ctx, u, o)
 	if err != nil || o.DryRun {
 		return rep, err
+	}
+	// Write-ahead: before anything is applied, the inventory holds all
+	// the unit owned plus all it is about to apply. A sync that stops
+	// anywhere (a Degraded wave, a lost connection, a killed process)
+	// leaves nothing that a later prune or deletion cannot find.
+	if err := e.saveInventory(ctx, inventoryBefore(u.Name, rep)); err != nil {
+		return rep, fmt.Errorf("unit %s: write-ahead inventory, nothing applied: %w", u.Name, err)
 	}
 	res, err := apply.Run(ctx, target{e.o.Cluster, o.Force}, rep.Plan, apply.Options{Wait: o.Wait, Health: e.o.Health.Assess})
 	rep.Events, rep.Hooks = res.Events, res.Hooks
@@ -125,6 +149,7 @@ func (e *Engine) plan(ctx context.Context, u Unit, o SyncOptions) (Report, error
 	if err != nil {
 		return Report{}, fmt.Errorf("unit %s: %w", u.Name, err)
 	}
+	plan.Adopt(u.Name, desired, live, plan.AdoptOptions{All: o.Adopt, FieldManager: cluster.FieldManager})
 	if u.RespectIgnoreDifferences {
 		for _, d := range desired {
 			if err := diff.Respect(d.Object, live[object.RefOf(d.Object).Key()], u.Ignore); err != nil {
@@ -136,13 +161,21 @@ func (e *Engine) plan(ctx context.Context, u Unit, o SyncOptions) (Report, error
 	if err != nil {
 		return Report{}, fmt.Errorf("unit %s: %w", u.Name, err)
 	}
+	budget := o.Budget
+	if inv.PruneHeldSince != nil {
+		budget.HeldSince = inv.PruneHeldSince.Time
+	}
 	p, err := plan.Make(plan.Input{Unit: u.Name, Desired: desired, Predicted: predicted, Live: live, Inventory: inv.Objects,
-		Prune: o.Prune, Ignore: u.Ignore, PruneApproved: o.PruneApproved})
+		Prune: o.Prune, Ignore: u.Ignore, PruneApproved: o.PruneApproved, Budget: budget, PruneAdopted: o.PruneAdopted,
+		FieldManager: cluster.FieldManager})
 	if err != nil {
 		return Report{}, fmt.Errorf("unit %s: %w", u.Name, err)
 	}
+	if err := e.keepCRDsInUse(ctx, &p); err != nil {
+		return Report{}, fmt.Errorf("unit %s: %w", u.Name, err)
+	}
 	e.claims.record(u.Name, p)
-	return Report{Unit: u.Name, Revision: r.Revision, Plan: p}, nil
+	return Report{Unit: u.Name, Revision: r.Revision, Plan: p, owned: inv}, nil
 }
 
 // prepare gives namespaced objects the destination namespace and stamps
@@ -307,6 +340,8 @@ func (e *Engine) validate(ctx context.Context, unit string, desired []object.Dec
 			}
 			if owner := l.GetAnnotations()[plan.OwnerAnnotation]; owner != "" && owner != unit {
 				continue
+			} else if owner == "" && d.Object.GetAnnotations()[plan.AdoptedAnnotation] == "" {
+				continue // a conflict: not ours to take over
 			}
 		}
 		key := ""
@@ -375,10 +410,86 @@ func (e *Engine) missingNamespaces(ctx context.Context, desired []object.Decoded
 // validateConcurrency bounds the dry runs in flight for one unit.
 const validateConcurrency = 8
 
+// inventoryBefore is what the unit may own once the sync has run
+// partly: the stored inventory (at its revision, since the new one is
+// not applied yet) and every object the plan creates, updates, leaves
+// unchanged or prunes.
+func inventoryBefore(unit string, rep Report) cluster.Inventory {
+	inv := cluster.Inventory{Unit: unit, Revision: rep.owned.Revision, PruneHeldSince: heldSince(rep)}
+	seen := map[object.Key]bool{}
+	add := func(r object.Ref) {
+		if !seen[r.Key()] {
+			seen[r.Key()] = true
+			inv.Objects = append(inv.Objects, r)
+		}
+	}
+	for _, r := range rep.owned.Objects {
+		add(r)
+	}
+	for _, r := range inventoryAfter(unit, rep).Objects {
+		add(r)
+	}
+	for _, s := range rep.Plan.Steps {
+		if s.Action == plan.Prune {
+			add(s.Ref)
+		}
+	}
+	sort.Slice(inv.Objects, func(i, j int) bool { return inv.Objects[i].String() < inv.Objects[j].String() })
+	return inv
+}
+
+// heldSince is when the plan's held prune was first held: kept from the
+// inventory while the hold lasts, now for a new one, nil for none.
+func heldSince(rep Report) *metav1.Time {
+	switch {
+	case rep.Plan.Held == nil:
+		return nil
+	case rep.owned.PruneHeldSince != nil:
+		return rep.owned.PruneHeldSince
+	}
+	t := metav1.NewTime(time.Now().Truncate(time.Second))
+	return &t
+}
+
+// keepCRDsInUse turns the pruning of a CRD whose custom resources still
+// exist into an orphan: deleting it would delete them all, objects no
+// unit may own (seed §11.2).
+func (e *Engine) keepCRDsInUse(ctx context.Context, p *plan.Plan) error {
+	for i, s := range p.Steps {
+		if s.Action != plan.Prune || s.Ref.Group != "apiextensions.k8s.io" || s.Ref.Kind != "CustomResourceDefinition" {
+			continue
+		}
+		group, _, _ := unstructured.NestedString(s.Live.Object, "spec", "group")
+		kind, _, _ := unstructured.NestedString(s.Live.Object, "spec", "names", "kind")
+		versions, _, _ := unstructured.NestedSlice(s.Live.Object, "spec", "versions")
+		version := ""
+		for _, v := range versions {
+			if m, ok := v.(map[string]any); ok && m["served"] == true {
+				version, _ = m["name"].(string)
+				break
+			}
+		}
+		if version == "" {
+			continue // serves nothing: no custom resource can be read
+		}
+		items, err := e.o.Cluster.List(ctx, schema.GroupVersionKind{Group: group, Version: version, Kind: kind}, "")
+		if err != nil && !errors.Is(err, cluster.ErrUnknownKind) {
+			return fmt.Errorf("prune %s: list its custom resources: %w", s.Ref, err)
+		}
+		if len(items) > 0 {
+			p.Steps[i].Action = plan.Orphan
+			p.Steps[i].Reason = fmt.Sprintf("no longer in Git; %d %s custom resources still exist (%s first), and deleting the CRD would delete them",
+				len(items), kind, object.RefOf(&items[0]))
+			p.Steps[i].Diff = ""
+		}
+	}
+	return nil
+}
+
 // inventoryAfter is what the unit owns after a sync: everything applied
 // or unchanged, plus orphans it still owns (so a later prune finds them).
 func inventoryAfter(unit string, rep Report) cluster.Inventory {
-	inv := cluster.Inventory{Unit: unit, Revision: rep.Revision}
+	inv := cluster.Inventory{Unit: unit, Revision: rep.Revision, PruneHeldSince: heldSince(rep)}
 	for _, s := range rep.Plan.Steps {
 		switch s.Action {
 		case plan.Create, plan.Update, plan.Unchanged, plan.Orphan:

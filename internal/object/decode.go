@@ -4,11 +4,14 @@
 package object
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
+	"strconv"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utiljson "k8s.io/apimachinery/pkg/util/json"
@@ -32,8 +35,49 @@ type Decoded struct {
 
 // Decode reads every object in a multi-document YAML or JSON stream, in
 // order. Empty documents are skipped; a List's items are expanded in place.
-// An error names the file and the document.
+// An error names the file and the document; a key given twice in one
+// mapping is an error naming its line, since YAML parsers would keep the
+// last one silently and apply what nobody reviewed.
 func Decode(data []byte, file string) ([]Decoded, error) {
+	if isJSON(data) {
+		return decodeJSON(data, file)
+	}
+	rd := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
+	cursor := 0 // where in data the last document ended
+	var out []Decoded
+	for doc := 1; ; doc++ {
+		chunk, err := rd.Read()
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		src := Source{File: file, Document: doc}
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", src, err)
+		}
+		// The reader hands out the document's lines as they are, so
+		// finding them gives the file line the document starts on.
+		start := 1 + bytes.Count(data[:cursor], []byte("\n"))
+		if i := bytes.Index(data[cursor:], chunk); i >= 0 {
+			start += bytes.Count(data[cursor:cursor+i], []byte("\n"))
+			cursor += i + len(chunk)
+		}
+		raw, err := yaml.YAMLToJSONStrict(chunk)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %s", src, fileLines(err.Error(), start))
+		}
+		if out, err = appendObjects(out, raw, src); err != nil {
+			return nil, err
+		}
+	}
+}
+
+func isJSON(data []byte) bool {
+	trimmed := bytes.TrimLeft(data, " \t\r\n")
+	return len(trimmed) > 0 && trimmed[0] == '{'
+}
+
+// decodeJSON reads a stream of JSON objects.
+func decodeJSON(data []byte, file string) ([]Decoded, error) {
 	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
 	var out []Decoded
 	for doc := 1; ; doc++ {
@@ -46,36 +90,54 @@ func Decode(data []byte, file string) ([]Decoded, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", src, err)
 		}
-		// apimachinery's json keeps whole numbers as int64, as the rest of
-		// Kubernetes expects of unstructured objects.
-		var m map[string]any
-		if len(raw) > 0 && string(raw) != "null" {
-			if err := utiljson.Unmarshal(raw, &m); err != nil {
-				return nil, fmt.Errorf("%s: %w", src, err)
-			}
-		}
-		if len(m) == 0 {
-			continue
-		}
-		obj := &unstructured.Unstructured{Object: m}
-		if obj.IsList() {
-			list, err := obj.ToList()
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", src, err)
-			}
-			for i := range list.Items {
-				if err := check(&list.Items[i], src, fmt.Sprintf("items[%d].", i)); err != nil {
-					return nil, err
-				}
-				out = append(out, Decoded{Object: &list.Items[i], Source: src})
-			}
-			continue
-		}
-		if err := check(obj, src, ""); err != nil {
+		if out, err = appendObjects(out, raw, src); err != nil {
 			return nil, err
 		}
-		out = append(out, Decoded{Object: obj, Source: src})
 	}
+}
+
+var lineRE = regexp.MustCompile(`line (\d+)`)
+
+// fileLines turns the parser's line numbers, counted from the start of
+// the document, into the file's, so the error points at the right line.
+func fileLines(msg string, start int) string {
+	return lineRE.ReplaceAllStringFunc(msg, func(m string) string {
+		n, _ := strconv.Atoi(m[len("line "):])
+		return fmt.Sprintf("line %d", n+start-1)
+	})
+}
+
+// appendObjects decodes one document's JSON and appends its objects.
+func appendObjects(out []Decoded, raw []byte, src Source) ([]Decoded, error) {
+	// apimachinery's json keeps whole numbers as int64, as the rest of
+	// Kubernetes expects of unstructured objects.
+	var m map[string]any
+	if len(raw) > 0 && string(raw) != "null" {
+		if err := utiljson.Unmarshal(raw, &m); err != nil {
+			return nil, fmt.Errorf("%s: %w", src, err)
+		}
+	}
+	if len(m) == 0 {
+		return out, nil
+	}
+	obj := &unstructured.Unstructured{Object: m}
+	if obj.IsList() {
+		list, err := obj.ToList()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", src, err)
+		}
+		for i := range list.Items {
+			if err := check(&list.Items[i], src, fmt.Sprintf("items[%d].", i)); err != nil {
+				return nil, err
+			}
+			out = append(out, Decoded{Object: &list.Items[i], Source: src})
+		}
+		return out, nil
+	}
+	if err := check(obj, src, ""); err != nil {
+		return nil, err
+	}
+	return append(out, Decoded{Object: obj, Source: src}), nil
 }
 
 func check(obj *unstructured.Unstructured, src Source, prefix string) error {

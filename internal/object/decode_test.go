@@ -18,6 +18,8 @@ func TestDecode(t *testing.T) {
 		{file: "no-kind.yaml", wantErr: "no-kind.yaml: document 2: field kind is missing"},
 		{file: "no-name.yaml", wantErr: "no-name.yaml: document 1: Service: field metadata.name is missing"},
 		{file: "broken.yaml", wantErr: "broken.yaml: document 1:"},
+		{file: "duplicate-key.yaml", wantErr: `duplicate-key.yaml: document 2: yaml: unmarshal errors:
+  line 11: key "mode" already set in map`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {

@@ -124,6 +124,15 @@ type Input struct {
 	// is never deleted by a sync: deleting one deletes everything in it,
 	// including objects no unit owns.
 	PruneNamespaces bool
+	// Budget bounds how much this sync may prune; see Budget.
+	Budget Budget
+	// PruneAdopted lets Prune delete objects the unit adopted rather
+	// than created. If false, they are left in place.
+	PruneAdopted bool
+	// FieldManager is converge's server-side apply field manager: a live
+	// object it manages fields of was applied by converge, and is not
+	// taken for a hand-made one. Empty: no object counts as applied.
+	FieldManager string
 	// PruneApproved is when a person approved pruning objects marked
 	// Prune=confirm (Argo CD's deletion-approved annotation); such an
 	// object is pruned only if this is later than its creation. Zero
@@ -134,6 +143,9 @@ type Input struct {
 // Plan is the ordered steps of one sync.
 type Plan struct {
 	Steps []Step
+	// Held, if not nil, is a prune over the budget: its steps are
+	// orphans, and nothing is deleted until it is approved.
+	Held *Held
 }
 
 // Make returns the plan. PreSync hooks come first, by wave. Apply steps
@@ -172,6 +184,10 @@ func Make(in Input) (Plan, error) {
 			s.Action = Create
 		case owner != "" && owner != in.Unit:
 			s.Action, s.Reason = Conflict, fmt.Sprintf("owned by unit %q", owner)
+		case owner == "" && skipReason(d.Object, s.Live) == "" && d.Object.GetAnnotations()[AdoptedAnnotation] == "":
+			// Taking over what a person or another tool made must be
+			// asked for: once taken, a later prune would delete it.
+			s.Action, s.Reason = Conflict, fmt.Sprintf("exists, created by %s and not by a unit; to take it over, annotate it (or the object in Git) %s: \"true\"", creator(s.Live), AdoptAnnotation)
 		default:
 			s.Action = Unchanged
 		}
@@ -208,8 +224,12 @@ func Make(in Input) (Plan, error) {
 		switch {
 		case !in.Prune:
 			s.Action, s.Reason = Orphan, "no longer in Git; pruning is off"
-		case ref.Group == "" && ref.Kind == "Namespace" && !in.PruneNamespaces:
+		case ref.Group == "" && ref.Kind == "Namespace" && !in.PruneNamespaces && !allowsPrune(live):
 			s.Action, s.Reason = Orphan, "no longer in Git; namespaces are not pruned (it would delete everything inside)"
+		case protected(ref) && ref.Kind != "Namespace" && !allowsPrune(live):
+			s.Action, s.Reason = Orphan, "no longer in Git; a "+ref.Kind+" is pruned only with its annotation "+AllowPruneAnnotation+": \"true\""
+		case live.GetAnnotations()[AdoptedAnnotation] != "" && !in.PruneAdopted:
+			s.Action, s.Reason = Orphan, "no longer in Git; adopted, not created by this unit, so it is left in place"
 		case strings.EqualFold(live.GetAnnotations()[FluxPruneAnnotation], "disabled"):
 			s.Action, s.Reason = Orphan, "no longer in Git; kept by its annotation "+FluxPruneAnnotation+": disabled"
 		case strings.EqualFold(live.GetAnnotations()[FluxReconcileAnnotation], "disabled"):
@@ -225,6 +245,7 @@ func Make(in Input) (Plan, error) {
 		}
 		prune = append(prune, s)
 	}
+	held := in.Budget.hold(prune, len(in.Inventory), len(in.Desired))
 	sort.SliceStable(apply, func(i, j int) bool { return less(apply[i], apply[j]) })
 	sort.SliceStable(prune, func(i, j int) bool { return less(prune[j], prune[i]) })
 	for _, ph := range []Phase{PreSync, PostSync, SyncFail} {
@@ -234,7 +255,7 @@ func Make(in Input) (Plan, error) {
 	steps = append(steps, prune...)
 	steps = append(steps, hooks[PostSync]...)
 	steps = append(steps, hooks[SyncFail]...)
-	return Plan{Steps: steps}, nil
+	return Plan{Steps: steps, Held: held}, nil
 }
 
 // HasHooks reports whether the plan runs hooks of phase ph.
@@ -285,6 +306,10 @@ func hasSyncOption(obj *unstructured.Unstructured, opt string) bool {
 		}
 	}
 	return false
+}
+
+func allowsPrune(live *unstructured.Unstructured) bool {
+	return strings.EqualFold(live.GetAnnotations()[AllowPruneAnnotation], "true")
 }
 
 func ownerOf(live *unstructured.Unstructured) string {

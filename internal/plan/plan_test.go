@@ -127,7 +127,7 @@ orphan Namespace/old-ns`},
 			}
 		}
 	}
-	withNS, _ := Make(Input{Unit: "u", Live: live, Inventory: inventory, Prune: true, PruneNamespaces: true})
+	withNS, _ := Make(Input{Unit: "u", Live: live, Inventory: inventory, Prune: true, PruneNamespaces: true, Budget: Budget{Off: true}})
 	if !strings.Contains(summary(withNS), "prune Namespace/old-ns") {
 		t.Errorf("PruneNamespaces: got\n%s", summary(withNS))
 	}

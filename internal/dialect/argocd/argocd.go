@@ -75,6 +75,9 @@ func ToUnit(app *v1alpha1.Application) (engine.Unit, Options, error) {
 	// Argo CD's own applies always win over other field managers: that is
 	// what selfHeal means, and what a manual sync does.
 	o := Options{Sync: engine.SyncOptions{Force: true, Wait: true}}
+	if err := engine.Guards(&o.Sync, app.Annotations); err != nil {
+		return engine.Unit{}, Options{}, fmt.Errorf("metadata.annotations: %w", err)
+	}
 	if p := app.Spec.SyncPolicy; p != nil {
 		if a := p.Automated; a != nil {
 			o.Automated, o.SelfHeal = true, a.SelfHeal

@@ -186,7 +186,11 @@ func ToUnit(ks *kustomizev1.Kustomization, src Source, vars map[string]string, a
 			u.Substitute[k] = v // inline variables win, as in Flux
 		}
 	}
-	return u, engine.SyncOptions{Prune: ks.Spec.Prune, Wait: ks.Spec.Wait, Force: ks.Spec.Force}, nil
+	so := engine.SyncOptions{Prune: ks.Spec.Prune, Wait: ks.Spec.Wait, Force: ks.Spec.Force}
+	if err := engine.Guards(&so, ks.Annotations); err != nil {
+		return engine.Unit{}, engine.SyncOptions{}, fmt.Errorf("metadata.annotations: %w", err)
+	}
+	return u, so, nil
 }
 
 // SetCondition sets one condition, as meta.SetStatusCondition does, with
