@@ -28,6 +28,7 @@ import (
 	"converge.dev/converge/internal/api/argocd/v1alpha1"
 	"converge.dev/converge/internal/dialect/argocd"
 	"converge.dev/converge/internal/engine"
+	"converge.dev/converge/internal/plan"
 	"converge.dev/converge/internal/health"
 	"converge.dev/converge/internal/object"
 	"converge.dev/converge/internal/redact"
@@ -173,6 +174,9 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app *v1alpha1.App
 	}
 	argocd.WriteStatus(app, st, now)
 	argocd.SetCondition(app, "SharedResourceWarning", sharedResources(st, r.Engine.ClaimsOn(unit.Name)), now)
+	if pruneStillHeld(app, st) {
+		return ctrl.Result{RequeueAfter: r.interval()}, nil // a person must act; nothing to retry
+	}
 	if !st.Synced || (st.Health != health.Healthy && st.Health != health.Suspended) {
 		// Still converging: look again soon rather than at the interval.
 		return ctrl.Result{RequeueAfter: 2 * time.Second}, nil
@@ -191,6 +195,31 @@ func (r *ApplicationReconciler) watchLive(ctx context.Context, st engine.UnitSta
 	}
 }
 
+// pruneStillHeld reports whether the Application's only difference from
+// Git is a prune its budget holds, with no approval since: syncing again
+// would hold again, so automated sync waits for a person, or for Git.
+func pruneStillHeld(app *v1alpha1.Application, st engine.UnitStatus) bool {
+	var held *v1alpha1.ApplicationCondition
+	for i, c := range app.Status.Conditions {
+		if c.Type == "PruneHeld" {
+			held = &app.Status.Conditions[i]
+		}
+	}
+	last := app.Status.OperationState
+	if held == nil || held.LastTransitionTime == nil || last == nil || last.SyncResult == nil || last.SyncResult.Revision != st.Revision {
+		return false
+	}
+	if t, err := time.Parse(time.RFC3339, app.Annotations[plan.PruneApprovedAnnotation]); err == nil && t.After(held.LastTransitionTime.Time) {
+		return false
+	}
+	for _, o := range st.Objects {
+		if o.InGit && o.Sync != "Synced" {
+			return false // something in Git needs applying
+		}
+	}
+	return true
+}
+
 // wantSync decides, as Argo CD does: an operation always syncs; automated
 // sync runs when Git moved to a revision not yet synced, or, with
 // selfHeal, whenever the live state drifted.
@@ -198,7 +227,7 @@ func (r *ApplicationReconciler) wantSync(app *v1alpha1.Application, opts argocd.
 	if app.Operation != nil && app.Operation.Sync != nil {
 		return *app.Operation, true
 	}
-	if !opts.Automated || st.Synced {
+	if !opts.Automated || st.Synced || pruneStillHeld(app, st) {
 		return v1alpha1.Operation{}, false
 	}
 	op := v1alpha1.Operation{Sync: &v1alpha1.SyncOperation{Revision: st.Revision, Prune: opts.Sync.Prune},

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 
@@ -200,5 +201,114 @@ metadata:
 	}
 	if _, err := e.cs.BatchV1().Jobs(e.ns).Get(context.Background(), "broken", metav1.GetOptions{}); err == nil {
 		t.Error("the Job of the failed sync was not pruned")
+	}
+}
+
+// TestPathRestructuringIsHeld: all but one of a unit's 200 files move
+// into a sub-folder the unit does not read (seed §17.4, "path
+// restructuring"). The prune is held, the rest applied, and the held
+// prune goes ahead only once approved after the hold began.
+func TestPathRestructuringIsHeld(t *testing.T) {
+	e := newEnv(t, "flat")
+	e.unit.Render.Recurse = false
+	e.repo.Commit("200", map[string]string{"flat/all.yaml": configMaps("cm", 0, 200, "a")})
+	e.repo.Publish()
+	e.sync(SyncOptions{Prune: true})
+	if n := len(e.owned()); n != 200 {
+		t.Fatalf("%d ConfigMaps after the first sync", n)
+	}
+
+	e.repo.Commit("restructure", map[string]string{
+		"flat/all.yaml":     configMaps("cm", 0, 1, "b"),
+		"flat/moved/x.yaml": configMaps("cm", 1, 200, "b"),
+	})
+	e.repo.Publish()
+	early := time.Now().Add(-time.Hour) // an approval older than the hold
+	rep, err := e.eng.Sync(context.Background(), e.unit, SyncOptions{Prune: true, Budget: plan.Budget{Approved: early}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Plan.Held == nil || len(rep.Plan.Held.Refs) != 199 {
+		t.Fatalf("held: %+v, want 199 objects held", rep.Plan.Held)
+	}
+	if msg := rep.Plan.Held.Message("flat"); !strings.Contains(msg, `path "flat" now renders 1 objects where the unit owns 200`) {
+		t.Errorf("message: %s", msg)
+	}
+	if n := len(e.owned()); n != 200 {
+		t.Errorf("%d ConfigMaps left while the prune is held, want 200", n)
+	}
+	if e.configMap("cm-00")["v"] != "b" {
+		t.Error("the rest of the sync was not applied")
+	}
+	inv, _ := e.eng.o.Cluster.LoadInventory(context.Background(), e.unit.Name)
+	if inv.PruneHeldSince == nil || len(inv.Objects) != 200 {
+		t.Fatalf("inventory while held: since %v, %d objects", inv.PruneHeldSince, len(inv.Objects))
+	}
+
+	// A resync, even by a new process, keeps holding.
+	if rep, err := e.fresh().Sync(context.Background(), e.unit, SyncOptions{Prune: true}); err != nil || rep.Plan.Held == nil {
+		t.Fatalf("resync: held %v, %v", rep.Plan.Held, err)
+	}
+	// Approved after the hold began: it goes ahead.
+	rep, err = e.fresh().Sync(context.Background(), e.unit, SyncOptions{Prune: true, Budget: plan.Budget{Approved: inv.PruneHeldSince.Add(time.Second)}})
+	if err != nil || rep.Plan.Held != nil {
+		t.Fatalf("approved sync: held %v, %v", rep.Plan.Held, err)
+	}
+	if got := e.owned(); len(got) != 1 {
+		t.Errorf("after approval: %d ConfigMaps, want 1", len(got))
+	}
+	inv, _ = e.fresh().o.Cluster.LoadInventory(context.Background(), e.unit.Name)
+	if inv.PruneHeldSince != nil || len(inv.Objects) != 1 {
+		t.Errorf("inventory after the approved prune: since %v, %d objects", inv.PruneHeldSince, len(inv.Objects))
+	}
+}
+
+// TestHandMadeObjectIsNotAdopted: a ConfigMap made by hand with the name
+// of one in Git is a conflict, left as it is; once adopted on request it
+// is updated, and when its file leaves Git it stays.
+func TestHandMadeObjectIsNotAdopted(t *testing.T) {
+	e := newEnv(t, "adopt")
+	ctx := context.Background()
+	_, err := e.cs.CoreV1().ConfigMaps(e.ns).Create(ctx, &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: "settings"}, Data: map[string]string{"mode": "by-hand"}},
+		metav1.CreateOptions{FieldManager: "kubectl-create"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.repo.Commit("settings", map[string]string{"adopt/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\ndata: {mode: git}\n" +
+		"---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: other}\n"})
+	e.repo.Publish()
+	rep := e.sync(SyncOptions{Prune: true})
+	var reason string
+	for _, s := range rep.Plan.Steps {
+		if s.Ref.Name == "settings" {
+			if s.Action != plan.Conflict {
+				t.Fatalf("hand-made object: %s, want a conflict", s.Action)
+			}
+			reason = s.Reason
+		}
+	}
+	if !strings.Contains(reason, `created by "kubectl-create"`) {
+		t.Errorf("reason %q does not name who made it", reason)
+	}
+	cm, _ := e.cs.CoreV1().ConfigMaps(e.ns).Get(ctx, "settings", metav1.GetOptions{})
+	if cm.Data["mode"] != "by-hand" || cm.Annotations[plan.OwnerAnnotation] != "" {
+		t.Errorf("the hand-made object was changed: %v %v", cm.Data, cm.Annotations)
+	}
+
+	e.sync(SyncOptions{Prune: true, Adopt: true})
+	cm, _ = e.cs.CoreV1().ConfigMaps(e.ns).Get(ctx, "settings", metav1.GetOptions{})
+	if cm.Data["mode"] != "git" || cm.Annotations[plan.AdoptedAnnotation] != e.unit.Name {
+		t.Errorf("after adopting: %v %v", cm.Data, cm.Annotations)
+	}
+	if got := actions(e.sync(SyncOptions{Prune: true})); got != "" {
+		t.Errorf("resync after adoption: %s, want nothing", got)
+	}
+
+	e.repo.Commit("drop", map[string]string{"adopt/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: other}\n"})
+	e.repo.Publish()
+	e.sync(SyncOptions{Prune: true})
+	if _, err := e.cs.CoreV1().ConfigMaps(e.ns).Get(ctx, "settings", metav1.GetOptions{}); err != nil {
+		t.Errorf("the adopted object was pruned: %v", err)
 	}
 }

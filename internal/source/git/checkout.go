@@ -7,7 +7,9 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"sort"
 	"strings"
+	"time"
 
 	gogit "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
@@ -39,6 +41,8 @@ type entry struct {
 func (f *Fetcher) materialise(r *gogit.Repository, hash plumbing.Hash) (string, error) {
 	dir := filepath.Join(f.o.CacheDir, "trees", hash.String())
 	if _, err := os.Stat(dir); err == nil {
+		now := time.Now()
+		os.Chtimes(dir, now, now) // used: the collector keeps it
 		return dir, nil
 	}
 	commit, err := r.CommitObject(hash)
@@ -69,7 +73,56 @@ func (f *Fetcher) materialise(r *gogit.Repository, hash plumbing.Hash) (string, 
 			return "", err
 		}
 	}
+	f.collectTrees(dir)
 	return dir, nil
+}
+
+// treeGrace is how long a tree is kept after its last use, whatever the
+// bound: a unit may still be rendering it.
+const treeGrace = time.Hour
+
+// collectTrees removes the least recently used trees beyond MaxTrees.
+// A tree is first renamed away, so no reader ever sees half of one; a
+// render that had it open fails, and a failed render applies nothing.
+func (f *Fetcher) collectTrees(keep string) {
+	max := f.o.MaxTrees
+	if max == 0 {
+		max = 64
+	}
+	if max < 0 {
+		return
+	}
+	root := filepath.Join(f.o.CacheDir, "trees")
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		return
+	}
+	type tree struct {
+		path string
+		used time.Time
+	}
+	var trees []tree
+	for _, e := range entries {
+		if !e.IsDir() || strings.Contains(e.Name(), ".") {
+			continue // temporary folders of writers in flight
+		}
+		if info, err := e.Info(); err == nil {
+			trees = append(trees, tree{filepath.Join(root, e.Name()), info.ModTime()})
+		}
+	}
+	if len(trees) <= max {
+		return
+	}
+	sort.Slice(trees, func(i, j int) bool { return trees[i].used.After(trees[j].used) })
+	for _, t := range trees[max:] {
+		if t.path == keep || time.Since(t.used) < treeGrace {
+			continue
+		}
+		gone := t.path + ".gone"
+		if os.Rename(t.path, gone) == nil {
+			os.RemoveAll(gone)
+		}
+	}
 }
 
 // listTree appends the entries of t (folders before what they hold) and

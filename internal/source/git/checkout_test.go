@@ -196,3 +196,44 @@ func TestCredentialsStayInMemory(t *testing.T) {
 		}
 	}
 }
+
+// TestTreeCacheIsBounded: with a bound of 2, the least recently used
+// tree goes once a third is written, unless it was used within the grace
+// period; the one just used always stays.
+func TestTreeCacheIsBounded(t *testing.T) {
+	bare := filepath.Join(t.TempDir(), "app.git")
+	p, first, second := fixture(t, bare)
+	third := p.Commit("three", map[string]string{"app/config.yaml": "version: 3\n"})
+	p.Publish()
+	cache := t.TempDir()
+	f := New(Options{CacheDir: cache, MaxTrees: 2})
+	fetch := func(h string) {
+		t.Helper()
+		if _, err := f.Fetch(context.Background(), "file://"+bare, source.Ref{Commit: h}, Auth{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	trees := func() int {
+		entries, _ := os.ReadDir(filepath.Join(cache, "trees"))
+		return len(entries)
+	}
+	fetch(first.String())
+	fetch(second.String())
+	fetch(third.String())
+	if n := trees(); n != 3 {
+		t.Fatalf("%d trees, want 3: all were used within the grace period", n)
+	}
+	// Age the first two: the older is collected when a tree is written.
+	old := time.Now().Add(-2 * treeGrace)
+	os.Chtimes(filepath.Join(cache, "trees", first.String()), old, old)
+	os.Chtimes(filepath.Join(cache, "trees", second.String()), old.Add(time.Minute), old.Add(time.Minute))
+	os.RemoveAll(filepath.Join(cache, "trees", third.String()))
+	fetch(third.String())
+	if _, err := os.Stat(filepath.Join(cache, "trees", first.String())); err == nil {
+		t.Error("the least recently used tree was kept")
+	}
+	if n := trees(); n != 2 {
+		t.Errorf("%d trees, want 2", n)
+	}
+	fetch(first.String()) // comes back when needed
+}

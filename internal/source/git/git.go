@@ -34,6 +34,11 @@ type Options struct {
 	// Timeout bounds one Fetch, network and checkout included. If zero,
 	// two minutes.
 	Timeout time.Duration
+	// MaxTrees bounds how many commit trees the cache keeps. When a new
+	// one is written, the least recently used beyond MaxTrees are
+	// removed, but never one used within the last hour, since a render
+	// may be reading it. Zero means 64; negative keeps every tree.
+	MaxTrees int
 	// MaxAge lets a ref resolved less than MaxAge ago be reused without
 	// asking the remote again, so that units sharing a repository in one
 	// reconcile round cost one round trip. If zero, every Fetch asks.
