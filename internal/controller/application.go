@@ -28,9 +28,9 @@ import (
 	"converge.dev/converge/internal/api/argocd/v1alpha1"
 	"converge.dev/converge/internal/dialect/argocd"
 	"converge.dev/converge/internal/engine"
-	"converge.dev/converge/internal/plan"
 	"converge.dev/converge/internal/health"
 	"converge.dev/converge/internal/object"
+	"converge.dev/converge/internal/plan"
 	"converge.dev/converge/internal/redact"
 )
 
