@@ -167,6 +167,27 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app *v1alpha1.App
 
 	op, sync := r.wantSync(app, opts, st)
 	if sync {
+		d, err := argocd.CheckWindows(proj.Spec.SyncWindows, windowTarget(app), !automatedOp(op), now)
+		if err != nil {
+			argocd.SetCondition(app, "InvalidSpecError", fmt.Sprintf("project %s: %v", proj.Name, err), now)
+			argocd.WriteStatus(app, st, now)
+			return ctrl.Result{RequeueAfter: r.interval()}, nil
+		}
+		argocd.SetCondition(app, SyncWindowCondition, d.Message, now)
+		if !d.Allowed {
+			// A manual operation stays in place and runs when a window
+			// lets it; automated sync tries again then.
+			argocd.WriteStatus(app, st, now)
+			wait := r.interval()
+			if !d.Next.IsZero() && time.Until(d.Next) < wait {
+				wait = time.Until(d.Next) + time.Second
+			}
+			return ctrl.Result{RequeueAfter: wait}, nil
+		}
+	} else {
+		argocd.SetCondition(app, SyncWindowCondition, "", now)
+	}
+	if sync {
 		st, err = r.sync(ctx, app, unit, opts, op, now)
 		if err != nil {
 			return ctrl.Result{RequeueAfter: r.retryAfter(app)}, nil
@@ -193,6 +214,22 @@ func (r *ApplicationReconciler) watchLive(ctx context.Context, st engine.UnitSta
 	for _, o := range st.Objects {
 		r.live.ensure(ctx, o.Ref.GVK())
 	}
+}
+
+// SyncWindowCondition says which of the project's sync windows holds a
+// sync back, and until when.
+const SyncWindowCondition = "SyncWindowBlocked"
+
+func automatedOp(op v1alpha1.Operation) bool {
+	return op.InitiatedBy != nil && op.InitiatedBy.Automated
+}
+
+// windowTarget is what the project's sync windows match an Application
+// by: its name, its destination namespace, and its cluster's URL and name.
+func windowTarget(app *v1alpha1.Application) argocd.WindowTarget {
+	d := app.Spec.Destination
+	return argocd.WindowTarget{Name: app.Name, Namespace: d.Namespace,
+		Clusters: []string{orDefault(d.Server, argocd.InClusterServer), orDefault(d.Name, "in-cluster")}}
 }
 
 // pruneStillHeld reports whether the Application's only difference from

@@ -29,9 +29,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
+	"converge.dev/converge/internal/api/argocd/v1alpha1"
 	kustomizev1 "converge.dev/converge/internal/api/fluxcd/kustomize/v1"
 	sourcev1 "converge.dev/converge/internal/api/fluxcd/source/v1"
 	"converge.dev/converge/internal/cluster"
+	"converge.dev/converge/internal/dialect/argocd"
 	"converge.dev/converge/internal/dialect/flux"
 	"converge.dev/converge/internal/engine"
 	"converge.dev/converge/internal/object"
@@ -263,6 +265,13 @@ func (r *KustomizationReconciler) reconcile(ctx context.Context, ks *kustomizev1
 		}
 	}
 	rev := src.Artifact
+	if held, wait, err := r.windowHolds(ctx, ks, rev, st, gen); err != nil || held {
+		if err != nil {
+			flux.MarkFailed(&st.Conditions, gen, flux.InvalidSpecReason, err.Error(), true)
+			return ctrl.Result{}
+		}
+		return ctrl.Result{RequeueAfter: min(wait, interval)}
+	}
 	st.LastAttemptedRevision = rev
 	if meta.FindStatusCondition(st.Conditions, flux.ReadyCondition) == nil {
 		flux.SetCondition(&st.Conditions, gen, flux.ReconcilingCondition, metav1.ConditionTrue, flux.ProgressingReason, "Reconciliation in progress")
@@ -311,6 +320,51 @@ func (r *KustomizationReconciler) reconcile(ctx context.Context, ks *kustomizev1
 	// applies succeeded.
 	flux.MarkFailed(&st.Conditions, gen, reason, err.Error(), false)
 	return ctrl.Result{RequeueAfter: retry}
+}
+
+// SyncWindowsAnnotation on a Kustomization names an AppProject
+// ("namespace/name") whose syncWindows apply to it, matched by the
+// Kustomization's name and target namespace, as Argo CD matches an
+// Application's.
+const SyncWindowsAnnotation = "converge.dev/sync-windows"
+
+// windowHolds reports whether the sync windows named by the annotation
+// hold this reconcile back, and for how long. A held Kustomization says
+// so: Ready=False when a new revision waits, a SyncWindowBlocked
+// condition either way.
+func (r *KustomizationReconciler) windowHolds(ctx context.Context, ks *kustomizev1.Kustomization, rev string, st *kustomizev1.KustomizationStatus, gen int64) (bool, time.Duration, error) {
+	ref, ok := ks.Annotations[SyncWindowsAnnotation]
+	if !ok {
+		meta.RemoveStatusCondition(&st.Conditions, SyncWindowCondition)
+		return false, 0, nil
+	}
+	ns, name, found := strings.Cut(ref, "/")
+	if !found || ns == "" || name == "" {
+		return false, 0, fmt.Errorf("annotation %s: %q is not namespace/name of an AppProject", SyncWindowsAnnotation, ref)
+	}
+	proj := &v1alpha1.AppProject{}
+	if err := r.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, proj); err != nil {
+		return false, 0, fmt.Errorf("annotation %s: AppProject %s: %w", SyncWindowsAnnotation, ref, err)
+	}
+	target := argocd.WindowTarget{Name: ks.Name, Namespace: orDefault(ks.Spec.TargetNamespace, ks.Namespace),
+		Clusters: []string{argocd.InClusterServer, "in-cluster"}}
+	d, err := argocd.CheckWindows(proj.Spec.SyncWindows, target, false, time.Now())
+	if err != nil {
+		return false, 0, fmt.Errorf("AppProject %s (annotation %s): %w", ref, SyncWindowsAnnotation, err)
+	}
+	if d.Allowed {
+		meta.RemoveStatusCondition(&st.Conditions, SyncWindowCondition)
+		return false, 0, nil
+	}
+	flux.SetCondition(&st.Conditions, gen, SyncWindowCondition, metav1.ConditionTrue, SyncWindowCondition, d.Message)
+	if st.LastAppliedRevision != rev {
+		flux.MarkFailed(&st.Conditions, gen, SyncWindowCondition, "revision "+rev+" waits: "+d.Message, false)
+	}
+	wait := time.Minute
+	if !d.Next.IsZero() {
+		wait = time.Until(d.Next) + time.Second
+	}
+	return true, wait, nil
 }
 
 // PruneHeldReason is the Ready=False reason of a unit whose prune is held

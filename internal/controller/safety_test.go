@@ -8,6 +8,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -15,7 +16,10 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"converge.dev/converge/internal/api/argocd/v1alpha1"
+	kustomizev1 "converge.dev/converge/internal/api/fluxcd/kustomize/v1"
+	sourcev1 "converge.dev/converge/internal/api/fluxcd/source/v1"
 	"converge.dev/converge/internal/clustertest"
+	"converge.dev/converge/internal/dialect/flux"
 	"converge.dev/converge/internal/gittest"
 	"converge.dev/converge/internal/plan"
 )
@@ -164,5 +168,58 @@ func refresh(t *testing.T, c client.Client, name string) {
 	patch := client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"annotations":{"argocd.argoproj.io/refresh":"hard"}}}`))
 	if err := c.Patch(context.Background(), &v1alpha1.Application{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "argocd"}}, patch); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestKustomizationSyncWindow: a Kustomization that names an AppProject
+// whose deny window is open applies nothing and says why; once the
+// window is gone from the project, it applies.
+func TestKustomizationSyncWindow(t *testing.T) {
+	c, _ := setup(t)
+	ctx := context.Background()
+	ensureNamespace(t, c, "argocd")
+	ns := clustertest.Namespace(t)
+	repo := gittest.NewRepo(t, t.TempDir()+"/windows.git")
+	repo.Commit("one", map[string]string{"app/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: windowed}\n"})
+	repo.Publish()
+	proj := &v1alpha1.AppProject{
+		ObjectMeta: metav1.ObjectMeta{Name: "freeze-" + ns, Namespace: "argocd"},
+		Spec: v1alpha1.AppProjectSpec{SyncWindows: []v1alpha1.SyncWindow{
+			{Kind: "deny", Schedule: "* * * * *", Duration: "2h", Applications: []string{"windowed-*"}}}},
+	}
+	create(t, c, proj)
+	create(t, c, &sourcev1.GitRepository{ObjectMeta: metav1.ObjectMeta{Name: "windows", Namespace: ns},
+		Spec: sourcev1.GitRepositorySpec{URL: gittest.FileURL(repo.Bare), Interval: metav1.Duration{Duration: time.Minute}}})
+	create(t, c, &kustomizev1.Kustomization{
+		ObjectMeta: metav1.ObjectMeta{Name: "windowed-app", Namespace: ns,
+			Annotations: map[string]string{SyncWindowsAnnotation: "argocd/" + proj.Name}},
+		Spec: kustomizev1.KustomizationSpec{Path: "./app", Prune: true, TargetNamespace: ns, Interval: metav1.Duration{Duration: time.Minute},
+			SourceRef: kustomizev1.CrossNamespaceSourceReference{Kind: "GitRepository", Name: "windows"}},
+	})
+	ks := waitKustomization(t, c, ns, "windowed-app", "held by the window", func(k *kustomizev1.Kustomization) bool {
+		r := meta.FindStatusCondition(k.Status.Conditions, flux.ReadyCondition)
+		return r != nil && r.Reason == SyncWindowCondition
+	})
+	if r := meta.FindStatusCondition(ks.Status.Conditions, flux.ReadyCondition); r.Status != metav1.ConditionFalse ||
+		!strings.Contains(r.Message, `sync denied by the active deny window 0 ("* * * * *" for 2h)`) {
+		t.Errorf("Ready: %s %q", r.Status, r.Message)
+	}
+	if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "windowed"}, &corev1.ConfigMap{}); err == nil {
+		t.Error("applied inside a deny window")
+	}
+
+	proj.Spec.SyncWindows = nil
+	if err := c.Update(ctx, proj); err != nil {
+		t.Fatal(err)
+	}
+	patch := client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"annotations":{"`+ReconcileRequestAnnotation+`":"`+time.Now().String()+`"}}}`))
+	if err := c.Patch(ctx, ks, patch); err != nil {
+		t.Fatal(err)
+	}
+	waitKustomization(t, c, ns, "windowed-app", "Ready", func(k *kustomizev1.Kustomization) bool {
+		return isReady(k.Status.Conditions) && meta.FindStatusCondition(k.Status.Conditions, SyncWindowCondition) == nil
+	})
+	if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "windowed"}, &corev1.ConfigMap{}); err != nil {
+		t.Errorf("not applied once the window is gone: %v", err)
 	}
 }

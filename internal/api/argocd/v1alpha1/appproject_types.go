@@ -26,6 +26,29 @@ type AppProjectSpec struct {
 	ClusterResourceBlacklist   []metav1.GroupKind       `json:"clusterResourceBlacklist,omitempty"`
 	NamespaceResourceWhitelist []metav1.GroupKind       `json:"namespaceResourceWhitelist,omitempty"`
 	NamespaceResourceBlacklist []metav1.GroupKind       `json:"namespaceResourceBlacklist,omitempty"`
+	SyncWindows                []SyncWindow             `json:"syncWindows,omitempty"`
+}
+
+// SyncWindow is a time window in which syncs are allowed or denied, as
+// Argo CD defines it.
+type SyncWindow struct {
+	// Kind is "allow" or "deny".
+	Kind string `json:"kind,omitempty"`
+	// Schedule is a cron expression: when the window opens.
+	Schedule string `json:"schedule,omitempty"`
+	// Duration is how long it stays open, as a Go duration ("1h").
+	Duration string `json:"duration,omitempty"`
+	// Applications, Namespaces and Clusters select what the window
+	// covers, by glob; OR-ed unless AndOperator.
+	Applications []string `json:"applications,omitempty"`
+	Namespaces   []string `json:"namespaces,omitempty"`
+	Clusters     []string `json:"clusters,omitempty"`
+	// ManualSync lets manual syncs through the window.
+	ManualSync bool `json:"manualSync,omitempty"`
+	// TimeZone is the schedule's IANA time zone; empty is UTC.
+	TimeZone    string `json:"timeZone,omitempty"`
+	AndOperator bool   `json:"andOperator,omitempty"`
+	Description string `json:"description,omitempty"`
 }
 
 // AppProjectList is a list of AppProjects.
