@@ -34,7 +34,7 @@ type dyingTransport struct {
 }
 
 func (d *dyingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	if d.budget >= 0 && d.sent.Add(1) > d.budget {
+	if n := d.sent.Add(1); d.budget >= 0 && n > d.budget {
 		return nil, errKilled
 	}
 	return d.next.RoundTrip(r)
@@ -107,7 +107,9 @@ func TestKilledSyncLeavesNothingUnfindable(t *testing.T) {
 	syncWith := func(eng *Engine) error {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
-		_, err := eng.Sync(ctx, e.unit, SyncOptions{Prune: true, Wait: true})
+		// The budget would hold these prunes: this test is about the
+		// inventory, TestPathRestructuringIsHeld about the budget.
+		_, err := eng.Sync(ctx, e.unit, SyncOptions{Prune: true, Wait: true, Budget: plan.Budget{Off: true}})
 		return err
 	}
 	wantC := []string{"cm-00", "cm-01", "cm-02", "cm-03", "cm-04"}
@@ -296,7 +298,9 @@ func TestHandMadeObjectIsNotAdopted(t *testing.T) {
 		t.Errorf("the hand-made object was changed: %v %v", cm.Data, cm.Annotations)
 	}
 
-	e.sync(SyncOptions{Prune: true, Adopt: true})
+	// Adopting takes over the fields kubectl-create set: that needs
+	// force, as any server-side apply over another manager does.
+	e.sync(SyncOptions{Prune: true, Adopt: true, Force: true})
 	cm, _ = e.cs.CoreV1().ConfigMaps(e.ns).Get(ctx, "settings", metav1.GetOptions{})
 	if cm.Data["mode"] != "git" || cm.Annotations[plan.AdoptedAnnotation] != e.unit.Name {
 		t.Errorf("after adopting: %v %v", cm.Data, cm.Annotations)
@@ -310,5 +314,40 @@ func TestHandMadeObjectIsNotAdopted(t *testing.T) {
 	e.sync(SyncOptions{Prune: true})
 	if _, err := e.cs.CoreV1().ConfigMaps(e.ns).Get(ctx, "settings", metav1.GetOptions{}); err != nil {
 		t.Errorf("the adopted object was pruned: %v", err)
+	}
+}
+
+// TestInventoryLostObjectsArePruned: objects the unit applied but its
+// inventory lost (written by an older version, or a failed write) are
+// found by their owner annotation on the next revision and pruned;
+// another unit's object of the same kind is never touched.
+func TestInventoryLostObjectsArePruned(t *testing.T) {
+	e := newEnv(t, "lost")
+	ctx := context.Background()
+	e.repo.Commit("A", map[string]string{"lost/all.yaml": configMaps("cm", 0, 4, "a")})
+	e.repo.Publish()
+	e.sync(SyncOptions{Prune: true})
+	// Another unit's ConfigMap in the same namespace.
+	_, err := e.cs.CoreV1().ConfigMaps(e.ns).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "theirs",
+		Annotations: map[string]string{plan.OwnerAnnotation: "someone-else"}}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The inventory forgets two of them.
+	inv, _ := e.eng.o.Cluster.LoadInventory(ctx, e.unit.Name)
+	inv.Objects = inv.Objects[:2]
+	if err := e.eng.o.Cluster.SaveInventory(ctx, inv); err != nil {
+		t.Fatal(err)
+	}
+	e.repo.Commit("B", map[string]string{"lost/all.yaml": configMaps("cm", 0, 1, "b")})
+	e.repo.Publish()
+	if _, err := e.fresh().Sync(ctx, e.unit, SyncOptions{Prune: true, Budget: plan.Budget{Off: true}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.owned(); strings.Join(got, ",") != "cm-00" {
+		t.Errorf("left %v, want only cm-00", got)
+	}
+	if _, err := e.cs.CoreV1().ConfigMaps(e.ns).Get(ctx, "theirs", metav1.GetOptions{}); err != nil {
+		t.Errorf("another unit's ConfigMap was touched: %v", err)
 	}
 }

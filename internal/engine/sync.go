@@ -142,6 +142,15 @@ func (e *Engine) plan(ctx context.Context, u Unit, o SyncOptions) (Report, error
 	if err != nil {
 		return Report{}, err
 	}
+	if o.Prune && inv.Revision != r.Revision {
+		// On a new revision, look for what the unit applied but the
+		// inventory lost (an older version, a failed inventory write).
+		strays, err := e.strays(ctx, u.Name, desired, inv.Objects)
+		if err != nil {
+			return Report{}, fmt.Errorf("unit %s: %w", u.Name, err)
+		}
+		inv.Objects = append(append([]object.Ref(nil), inv.Objects...), strays...)
+	}
 	if len(desired) == 0 && len(inv.Objects) > 0 && o.Prune && !o.AllowEmpty {
 		return Report{}, fmt.Errorf("unit %s: %w (%d objects owned)", u.Name, ErrEmptyRender, len(inv.Objects))
 	}
@@ -162,6 +171,9 @@ func (e *Engine) plan(ctx context.Context, u Unit, o SyncOptions) (Report, error
 		return Report{}, fmt.Errorf("unit %s: %w", u.Name, err)
 	}
 	budget := o.Budget
+	if len(desired) == 0 && o.AllowEmpty {
+		budget.Off = true // pruning everything was asked for explicitly
+	}
 	if inv.PruneHeldSince != nil {
 		budget.HeldSince = inv.PruneHeldSince.Time
 	}
@@ -233,6 +245,45 @@ func (e *Engine) prepare(u Unit, objs []object.Decoded) ([]object.Decoded, error
 		}
 		seen[key] = d.Source
 		out = append(out, object.Decoded{Object: obj, Source: d.Source})
+	}
+	return out, nil
+}
+
+// strays lists live objects that carry the unit's owner annotation but
+// are not in its inventory, among the kinds and namespaces the unit
+// renders or owns: one LIST each. Only the owner annotation qualifies an
+// object, so another unit's objects are never among them.
+func (e *Engine) strays(ctx context.Context, unit string, desired []object.Decoded, inv []object.Ref) ([]object.Ref, error) {
+	type group struct {
+		gvk schema.GroupVersionKind
+		ns  string
+	}
+	known := map[object.Key]bool{}
+	groups := map[group]bool{}
+	for _, r := range inv {
+		known[r.Key()] = true
+		groups[group{r.GVK(), r.Namespace}] = true
+	}
+	for _, d := range desired {
+		r := object.RefOf(d.Object)
+		if plan.IsHook(d.Object) {
+			continue
+		}
+		groups[group{r.GVK(), r.Namespace}] = true
+	}
+	var out []object.Ref
+	for g := range groups {
+		items, err := e.o.Cluster.List(ctx, g.gvk, g.ns)
+		if err != nil {
+			return nil, fmt.Errorf("look for objects missing from the inventory: %w", err)
+		}
+		for i := range items {
+			r := object.RefOf(&items[i])
+			if items[i].GetAnnotations()[plan.OwnerAnnotation] == unit && !known[r.Key()] {
+				known[r.Key()] = true
+				out = append(out, r)
+			}
+		}
 	}
 	return out, nil
 }
