@@ -44,8 +44,10 @@ func TestMain(m *testing.M) {
 }
 
 var (
-	startOnce sync.Once
-	started   client.Client
+	// testCacheDir is the controller's cache: every file converge writes.
+	testCacheDir string
+	startOnce    sync.Once
+	started      client.Client
 	// webhookURL is the test controller's push receiver.
 	webhookURL = make(chan string, 1)
 )
@@ -95,6 +97,7 @@ func startController(t testing.TB) client.Client {
 	if err != nil {
 		t.Fatal(err)
 	}
+	testCacheDir = cache
 	eng := engine.New(engine.Options{Fetcher: git.New(git.Options{CacheDir: cache}), Cluster: cc,
 		OCI: oci.New(oci.Options{CacheDir: filepath.Join(cache, "oci")})})
 	go func() {

@@ -2,8 +2,10 @@ package controller
 
 import (
 	"context"
+	"encoding/base64"
 
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -553,8 +555,17 @@ func TestFluxSOPS(t *testing.T) {
 	c.List(ctx, invs, client.InNamespace("converge-system"))
 	inv, _ := yaml.Marshal(invs)
 	where["converge's inventories"] = string(inv)
+	// Every file converge wrote: its caches of sources and renders.
+	filepath.WalkDir(testCacheDir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			data, _ := os.ReadFile(p)
+			where["the cache file "+p] = string(data)
+		}
+		return nil
+	})
+	b64 := base64.StdEncoding.EncodeToString([]byte(plaintext))
 	for place, text := range where {
-		if strings.Contains(text, plaintext) {
+		if strings.Contains(text, plaintext) || strings.Contains(text, b64) {
 			t.Errorf("the plaintext appears in %s", place)
 		}
 	}

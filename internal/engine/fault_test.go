@@ -5,12 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"sort"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	gogit "github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
@@ -350,4 +353,62 @@ func TestInventoryLostObjectsArePruned(t *testing.T) {
 	if _, err := e.cs.CoreV1().ConfigMaps(e.ns).Get(ctx, "theirs", metav1.GetOptions{}); err != nil {
 		t.Errorf("another unit's ConfigMap was touched: %v", err)
 	}
+}
+
+// TestBrokenSourcePrunesNothing: with prune on, a source that moved, lost
+// the branch the unit follows, or was emptied makes the sync fail, and
+// every object the unit owns stays.
+func TestBrokenSourcePrunesNothing(t *testing.T) {
+	e := newEnv(t, "src")
+	e.unit.Revision = "branch:release"
+	e.repo.Commit("A", map[string]string{"src/all.yaml": configMaps("cm", 0, 5, "a"), "src/README.md": "# orders\n"})
+	e.repo.Branch("release")
+	e.repo.Publish()
+	e.sync(SyncOptions{Prune: true})
+	want := "cm-00,cm-01,cm-02,cm-03,cm-04"
+	check := func(what string, err error, wantErr string) {
+		t.Helper()
+		if err == nil || !strings.Contains(err.Error(), wantErr) {
+			t.Errorf("%s: got %v, want an error containing %q", what, err, wantErr)
+		}
+		if got := strings.Join(e.owned(), ","); got != want {
+			t.Errorf("%s: left %s, want %s", what, got, want)
+		}
+	}
+	ctx := context.Background()
+
+	// Moved: the URL answers 404.
+	if err := os.Rename(e.repo.Bare, e.repo.Bare+".moved"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := e.fresh().Sync(ctx, e.unit, SyncOptions{Prune: true})
+	check("repository moved", err, "source unreachable")
+	if err := os.Rename(e.repo.Bare+".moved", e.repo.Bare); err != nil {
+		t.Fatal(err)
+	}
+
+	// The branch is deleted on the remote.
+	bare, err := gogit.PlainOpen(e.repo.Bare)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bare.Storer.RemoveReference(plumbing.NewBranchReferenceName("release")); err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.fresh().Sync(ctx, e.unit, SyncOptions{Prune: true})
+	check("branch deleted", err, "revision not found")
+
+	// The folder is emptied on the branch.
+	e.repo.Commit("empty", map[string]string{"src/all.yaml": ""})
+	e.repo.Branch("release")
+	e.repo.Publish()
+	_, err = e.fresh().Sync(ctx, e.unit, SyncOptions{Prune: true})
+	check("folder emptied", err, "render is empty")
+
+	// The folder is gone (a wrong path after a restructuring).
+	e.repo.Commit("gone", map[string]string{"src/README.md": ""})
+	e.repo.Branch("release")
+	e.repo.Publish()
+	_, err = e.fresh().Sync(ctx, e.unit, SyncOptions{Prune: true})
+	check("folder deleted", err, "does not exist")
 }
