@@ -16,10 +16,12 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
 	"converge.dev/converge/internal/cluster"
 	"converge.dev/converge/internal/clustertest"
+	"converge.dev/converge/internal/localcluster"
 	"converge.dev/converge/internal/plan"
 )
 
@@ -411,4 +413,99 @@ func TestBrokenSourcePrunesNothing(t *testing.T) {
 	e.repo.Publish()
 	_, err = e.fresh().Sync(ctx, e.unit, SyncOptions{Prune: true})
 	check("folder deleted", err, "does not exist")
+}
+
+// stoppingTransport stops the API server itself when the sync reaches
+// its request number at (85: after every object of wave 0, new ones
+// included, was applied): that request and every later one fail, as they
+// do when the server goes down mid-sync.
+type stoppingTransport struct {
+	next http.RoundTripper
+	at   int64
+	sent atomic.Int64
+	stop func()
+}
+
+func (s *stoppingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if s.sent.Add(1) == s.at {
+		s.stop()
+	}
+	return s.next.RoundTrip(r)
+}
+
+// TestAPIServerRestartMidSync stops a cluster's API server (and its
+// etcd) in the middle of a sync of a new revision, starts it again on
+// the same data, and syncs the next revision with prune: exactly that
+// revision's objects must be left.
+func TestAPIServerRestartMidSync(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a cluster of its own")
+	}
+	ctx := context.Background()
+	dir := t.TempDir()
+	o := localcluster.Options{Name: "restart", Dir: dir}
+	lc, err := localcluster.Start(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lc.Stop(context.Background()) })
+	e := newEnv(t, "restart")
+	connect := func(lc *localcluster.Cluster, wrap func(http.RoundTripper) http.RoundTripper) (*Engine, kubernetes.Interface) {
+		cfg, err := lc.RESTConfig()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.QPS, cfg.Burst = 500, 1000
+		cs := kubernetes.NewForConfigOrDie(cfg)
+		if wrap != nil {
+			cfg.Wrap(wrap)
+		}
+		c, err := cluster.New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return New(Options{Fetcher: e.eng.o.Fetcher, Cluster: c}), cs
+	}
+	eng, cs := connect(lc, nil)
+	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: e.ns}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	e.cs = cs // e.owned reads this cluster
+	opts := SyncOptions{Prune: true, Budget: plan.Budget{Off: true}}
+	publish := func(content string) {
+		e.repo.Commit("rev", map[string]string{"restart/all.yaml": content})
+		e.repo.Publish()
+	}
+	publish(configMaps("cm", 0, 30, "a"))
+	if _, err := eng.Sync(ctx, e.unit, opts); err != nil {
+		t.Fatal(err)
+	}
+
+	publish(configMaps("cm", 0, 50, "b"))
+	st := &stoppingTransport{at: 85, stop: func() {
+		if err := lc.Stop(context.Background()); err != nil {
+			t.Error(err)
+		}
+	}}
+	dying, _ := connect(lc, func(rt http.RoundTripper) http.RoundTripper { st.next = rt; return st })
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	_, err = dying.Sync(sctx, e.unit, opts)
+	cancel()
+	if err == nil {
+		t.Fatalf("the sync did not notice the API server stop (%d requests)", st.sent.Load())
+	}
+	t.Logf("stopped at request %d of the sync: %v", st.at, err)
+
+	if lc, err = localcluster.Start(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lc.Stop(context.Background()) })
+	eng, e.cs = connect(lc, nil)
+	publish(configMaps("cm", 0, 5, "c"))
+	if _, err := eng.Sync(ctx, e.unit, opts); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(e.owned(), ","); got != "cm-00,cm-01,cm-02,cm-03,cm-04" {
+		t.Errorf("after the restart and revision C: %s", got)
+	}
 }
