@@ -246,7 +246,7 @@ func pruneStillHeld(app *v1alpha1.Application, st engine.UnitStatus) bool {
 	if held == nil || held.LastTransitionTime == nil || last == nil || last.SyncResult == nil || last.SyncResult.Revision != st.Revision {
 		return false
 	}
-	if t, err := time.Parse(time.RFC3339, app.Annotations[plan.PruneApprovedAnnotation]); err == nil && t.After(held.LastTransitionTime.Time) {
+	if pruneApproved(app) {
 		return false
 	}
 	for _, o := range st.Objects {
@@ -255,6 +255,18 @@ func pruneStillHeld(app *v1alpha1.Application, st engine.UnitStatus) bool {
 		}
 	}
 	return true
+}
+
+// pruneApproved reports whether a person approved the Application's held
+// prune after it was held.
+func pruneApproved(app *v1alpha1.Application) bool {
+	for _, c := range app.Status.Conditions {
+		if c.Type == "PruneHeld" && c.LastTransitionTime != nil {
+			t, err := time.Parse(time.RFC3339, app.Annotations[plan.PruneApprovedAnnotation])
+			return err == nil && t.After(c.LastTransitionTime.Time)
+		}
+	}
+	return false
 }
 
 // wantSync decides, as Argo CD does: an operation always syncs; automated
@@ -286,7 +298,7 @@ func (r *ApplicationReconciler) wantSync(app *v1alpha1.Application, opts argocd.
 		}
 		return op, true
 	}
-	if opts.SelfHeal || last == nil || last.SyncResult == nil || last.SyncResult.Revision != st.Revision {
+	if opts.SelfHeal || last == nil || last.SyncResult == nil || last.SyncResult.Revision != st.Revision || pruneApproved(app) {
 		return op, true
 	}
 	return op, false
