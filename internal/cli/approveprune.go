@@ -9,7 +9,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/dynamic"
 
 	"converge.dev/converge/internal/plan"
 )
@@ -37,11 +36,7 @@ converge sync again with --approve-prune.`,
 			if !ok {
 				return fmt.Errorf("kind %q: want application or kustomization", args[0])
 			}
-			cfg, err := restConfig(kubeconfig, kcontext)
-			if err != nil {
-				return err
-			}
-			dyn, err := dynamic.NewForConfig(cfg)
+			dyn, err := dynamicClient(kubeconfig, kcontext)
 			if err != nil {
 				return err
 			}

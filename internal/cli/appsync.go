@@ -7,7 +7,6 @@ import (
 	"github.com/spf13/cobra"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/dynamic"
 
 	"converge.dev/converge/internal/api/argocd/v1alpha1"
 )
@@ -26,11 +25,7 @@ func newAppSyncCmd() *cobra.Command {
 		Short: "Ask the controller to sync an Application now (sets its operation)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := restConfig(kubeconfig, kcontext)
-			if err != nil {
-				return err
-			}
-			dyn, err := dynamic.NewForConfig(cfg)
+			dyn, err := dynamicClient(kubeconfig, kcontext)
 			if err != nil {
 				return err
 			}

@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 )
@@ -20,4 +21,13 @@ func restConfig(kubeconfig, context string) (*rest.Config, error) {
 		return nil, fmt.Errorf("kubeconfig: %w", err)
 	}
 	return cfg, nil
+}
+
+// dynamicClient is a dynamic client for the kubeconfig and context.
+func dynamicClient(kubeconfig, context string) (dynamic.Interface, error) {
+	cfg, err := restConfig(kubeconfig, context)
+	if err != nil {
+		return nil, err
+	}
+	return dynamic.NewForConfig(cfg)
 }
