@@ -223,3 +223,61 @@ func TestKustomizationSyncWindow(t *testing.T) {
 		t.Errorf("not applied once the window is gone: %v", err)
 	}
 }
+
+// TestKustomizationPruneHeld: the same budget for a Flux Kustomization:
+// Ready=False reason PruneHeld, nothing deleted, then pruned once the
+// approval annotation (what `converge approve-prune kustomization` sets)
+// is newer than the hold.
+func TestKustomizationPruneHeld(t *testing.T) {
+	c, _ := setup(t)
+	ctx := context.Background()
+	ns := clustertest.Namespace(t)
+	repo := gittest.NewRepo(t, t.TempDir()+"/held.git")
+	var all strings.Builder
+	for i := 0; i < 12; i++ {
+		fmt.Fprintf(&all, "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm-%02d}\n", i)
+	}
+	repo.Commit("twelve", map[string]string{"app/all.yaml": all.String()})
+	repo.Publish()
+	create(t, c, &sourcev1.GitRepository{ObjectMeta: metav1.ObjectMeta{Name: "held", Namespace: ns},
+		Spec: sourcev1.GitRepositorySpec{URL: gittest.FileURL(repo.Bare), Interval: metav1.Duration{Duration: time.Minute}}})
+	ks := &kustomizev1.Kustomization{
+		ObjectMeta: metav1.ObjectMeta{Name: "held", Namespace: ns, Annotations: map[string]string{"converge.dev/prune-budget": "5"}},
+		Spec: kustomizev1.KustomizationSpec{Path: "./app", Prune: true, TargetNamespace: ns, Interval: metav1.Duration{Duration: time.Minute},
+			SourceRef: kustomizev1.CrossNamespaceSourceReference{Kind: "GitRepository", Name: "held"}},
+	}
+	create(t, c, ks)
+	waitKustomization(t, c, ns, "held", "Ready", func(k *kustomizev1.Kustomization) bool { return isReady(k.Status.Conditions) })
+
+	repo.Commit("two left", map[string]string{"app/all.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm-00}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm-01}\n"})
+	repo.Publish()
+	now := func() string { return time.Now().Format(time.RFC3339Nano) }
+	patch := client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"annotations":{"`+ReconcileRequestAnnotation+`":"`+now()+`"}}}`))
+	if err := c.Patch(ctx, &sourcev1.GitRepository{ObjectMeta: metav1.ObjectMeta{Name: "held", Namespace: ns}}, patch); err != nil {
+		t.Fatal(err)
+	}
+	got := waitKustomization(t, c, ns, "held", "held", func(k *kustomizev1.Kustomization) bool {
+		r := meta.FindStatusCondition(k.Status.Conditions, flux.ReadyCondition)
+		return r != nil && r.Reason == PruneHeldReason
+	})
+	if r := meta.FindStatusCondition(got.Status.Conditions, flux.ReadyCondition); r.Status != metav1.ConditionFalse ||
+		!strings.Contains(r.Message, `path "./app" now renders 2 objects where the unit owns 12; deleting 10`) {
+		t.Errorf("Ready: %s %q", r.Status, r.Message)
+	}
+	cms := &corev1.ConfigMapList{}
+	c.List(ctx, cms, client.InNamespace(ns))
+	if n := countOwned(cms); n != 12 {
+		t.Errorf("%d ConfigMaps while held, want 12", n)
+	}
+
+	approve := client.RawPatch(types.MergePatchType, []byte(fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`,
+		plan.PruneApprovedAnnotation, time.Now().Add(2*time.Second).UTC().Format(time.RFC3339))))
+	if err := c.Patch(ctx, got, approve); err != nil {
+		t.Fatal(err)
+	}
+	waitKustomization(t, c, ns, "held", "Ready after the approval", func(k *kustomizev1.Kustomization) bool { return isReady(k.Status.Conditions) })
+	c.List(ctx, cms, client.InNamespace(ns))
+	if n := countOwned(cms); n != 2 {
+		t.Errorf("%d ConfigMaps after the approval, want 2", n)
+	}
+}
