@@ -404,7 +404,9 @@ func (r *ApplicationReconciler) project(ctx context.Context, app *v1alpha1.Appli
 }
 
 func (r *ApplicationReconciler) ensureNamespace(ctx context.Context, name string) error {
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
+	// The unit may take over the Namespace it asked for, if its Git
+	// holds one too: it did not make it by hand.
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: map[string]string{plan.AdoptAnnotation: "true"}}}
 	if err := r.Client.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("create namespace %s: %w", name, err)
 	}

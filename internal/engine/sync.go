@@ -178,8 +178,7 @@ func (e *Engine) plan(ctx context.Context, u Unit, o SyncOptions) (Report, error
 		budget.HeldSince = inv.PruneHeldSince.Time
 	}
 	p, err := plan.Make(plan.Input{Unit: u.Name, Desired: desired, Predicted: predicted, Live: live, Inventory: inv.Objects,
-		Prune: o.Prune, Ignore: u.Ignore, PruneApproved: o.PruneApproved, Budget: budget, PruneAdopted: o.PruneAdopted,
-		FieldManager: cluster.FieldManager})
+		Prune: o.Prune, Ignore: u.Ignore, PruneApproved: o.PruneApproved, Budget: budget, PruneAdopted: o.PruneAdopted})
 	if err != nil {
 		return Report{}, fmt.Errorf("unit %s: %w", u.Name, err)
 	}

@@ -182,7 +182,10 @@ type AdoptOptions struct {
 	// All adopts every unowned live object the unit renders (the unit's
 	// own opt-in). If false, only objects that opt in are adopted.
 	All bool
-	// FieldManager is converge's field manager; see Input.FieldManager.
+	// FieldManager is converge's server-side apply field manager: a live
+	// object it manages fields of was applied by converge (an older
+	// version, or its owner annotation was lost), and is not taken for a
+	// hand-made one. Empty: no such object is adopted on that ground.
 	FieldManager string
 }
 

@@ -160,7 +160,7 @@ func TestNoSilentAdoption(t *testing.T) {
 		desired = append(desired, object.Decoded{Object: owned(cm(n, "git"), "u")})
 	}
 	Adopt("u", desired, live, AdoptOptions{FieldManager: "converge"})
-	p, err := Make(Input{Unit: "u", Desired: desired, Live: live, FieldManager: "converge"})
+	p, err := Make(Input{Unit: "u", Desired: desired, Live: live})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +179,7 @@ func TestNoSilentAdoption(t *testing.T) {
 	// The unit opting in adopts the hand-made object too.
 	desired[0] = object.Decoded{Object: owned(cm("settings", "git"), "u")}
 	Adopt("u", desired, live, AdoptOptions{FieldManager: "converge", All: true})
-	p, _ = Make(Input{Unit: "u", Desired: desired, Live: live, FieldManager: "converge"})
+	p, _ = Make(Input{Unit: "u", Desired: desired, Live: live})
 	if s := p.Steps[len(p.Steps)-1]; count(p, Conflict) != 0 {
 		t.Errorf("with the unit's opt-in: %d conflicts (%s)", count(p, Conflict), s.Reason)
 	}

@@ -129,10 +129,6 @@ type Input struct {
 	// PruneAdopted lets Prune delete objects the unit adopted rather
 	// than created. If false, they are left in place.
 	PruneAdopted bool
-	// FieldManager is converge's server-side apply field manager: a live
-	// object it manages fields of was applied by converge, and is not
-	// taken for a hand-made one. Empty: no object counts as applied.
-	FieldManager string
 	// PruneApproved is when a person approved pruning objects marked
 	// Prune=confirm (Argo CD's deletion-approved annotation); such an
 	// object is pruned only if this is later than its creation. Zero
