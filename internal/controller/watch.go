@@ -58,11 +58,14 @@ func (w *liveWatches) ensure(ctx context.Context, gvk schema.GroupVersionKind) e
 }
 
 // ownerApplication maps a managed object to its Application, from the
-// owner annotation "argocd.<namespace>.<name>" (names contain no dots).
+// owner annotation "argocd.<namespace>.<name>". A namespace is a DNS
+// label and has no dot; a name may have several ("example.guestbook",
+// as app-of-apps charts name their children), so everything after the
+// namespace is the name.
 func ownerApplication(_ context.Context, obj client.Object) []reconcile.Request {
 	owner := obj.GetAnnotations()[plan.OwnerAnnotation]
-	parts := strings.Split(owner, ".")
-	if len(parts) != 3 || parts[0] != "argocd" {
+	parts := strings.SplitN(owner, ".", 3)
+	if len(parts) != 3 || parts[0] != "argocd" || parts[1] == "" || parts[2] == "" {
 		return nil
 	}
 	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: parts[1], Name: parts[2]}}}
