@@ -456,11 +456,11 @@ func sharedResources(st engine.UnitStatus, claimed []string) string {
 	out := claimed
 	for _, o := range st.Objects {
 		if o.Sync == "Conflict" {
-			out = append(out, fmt.Sprintf("%s is %s and was not applied", o.Ref, o.Message))
+			out = append(out, fmt.Sprintf("%s was not applied: %s", o.Ref, o.Message))
 		}
 	}
 	if len(out) == 0 {
 		return ""
 	}
-	return "shared with another unit: " + strings.Join(out, "; ")
+	return "shared with another unit or made by hand: " + strings.Join(out, "; ")
 }

@@ -16,12 +16,14 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
 	"converge.dev/converge/internal/cluster"
 	"converge.dev/converge/internal/clustertest"
 	"converge.dev/converge/internal/localcluster"
+	"converge.dev/converge/internal/object"
 	"converge.dev/converge/internal/plan"
 )
 
@@ -507,5 +509,45 @@ func TestAPIServerRestartMidSync(t *testing.T) {
 	}
 	if got := strings.Join(e.owned(), ","); got != "cm-00,cm-01,cm-02,cm-03,cm-04" {
 		t.Errorf("after the restart and revision C: %s", got)
+	}
+}
+
+// TestConflictStatusSaysWhy: the status of an object that was not
+// applied keeps the reason, even for a kind whose health has a message of
+// its own (a CRD: "CRD is healthy" used to replace it).
+func TestConflictStatusSaysWhy(t *testing.T) {
+	e := newEnv(t, "crdconflict")
+	ctx := context.Background()
+	crd := `apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: sprockets.example.converge.dev}
+spec:
+  group: example.converge.dev
+  scope: Namespaced
+  names: {plural: sprockets, kind: Sprocket}
+  versions:
+  - {name: v1, served: true, storage: true, schema: {openAPIV3Schema: {type: object}}}
+`
+	objs, err := object.Decode([]byte(crd), "crd.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gvr := schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
+	if _, err := e.dyn.Resource(gvr).Create(ctx, objs[0].Object, metav1.CreateOptions{FieldManager: "kubectl-create"}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		e.dyn.Resource(gvr).Delete(context.Background(), "sprockets.example.converge.dev", metav1.DeleteOptions{})
+	})
+	e.repo.Commit("crd", map[string]string{"crdconflict/crd.yaml": crd})
+	e.repo.Publish()
+	// Wait for the API server to mark it Established, so it has a health.
+	time.Sleep(time.Second)
+	st, err := e.eng.Status(ctx, e.unit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Objects) != 1 || st.Objects[0].Sync != "Conflict" || !strings.Contains(st.Objects[0].Message, `created by "kubectl-create"`) {
+		t.Errorf("status: %+v", st.Objects)
 	}
 }

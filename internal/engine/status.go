@@ -66,7 +66,10 @@ func (e *Engine) Status(ctx context.Context, u Unit) (UnitStatus, error) {
 		}
 		if s.Live != nil {
 			if r, ok := e.o.Health.Assess(s.Live); ok {
-				os.Health, os.Message = r.Status, r.Message
+				os.Health = r.Status
+				if os.Message == "" { // why it was not applied says more
+					os.Message = r.Message
+				}
 			}
 		}
 		if os.Health != "" && os.InGit {

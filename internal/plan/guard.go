@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"converge.dev/converge/internal/object"
@@ -162,17 +163,21 @@ func adoptable(desired, live *unstructured.Unstructured, unitAdopts bool, fieldM
 }
 
 // creator names who made a live object, for a conflict message: the
-// first field manager on record.
+// earliest field manager of the object itself (a controller writing its
+// status is not who made it).
 func creator(live *unstructured.Unstructured) string {
+	var first *metav1.ManagedFieldsEntry
 	mfs := live.GetManagedFields()
-	if len(mfs) == 0 {
-		return "an unknown client"
-	}
-	first := mfs[0]
-	for _, mf := range mfs[1:] {
-		if mf.Time != nil && first.Time != nil && mf.Time.Before(first.Time) {
-			first = mf
+	for i, mf := range mfs {
+		if mf.Subresource != "" {
+			continue
 		}
+		if first == nil || (mf.Time != nil && first.Time != nil && mf.Time.Before(first.Time)) {
+			first = &mfs[i]
+		}
+	}
+	if first == nil {
+		return "an unknown client"
 	}
 	return fmt.Sprintf("%q", first.Manager)
 }
