@@ -142,9 +142,13 @@ func (e *Engine) plan(ctx context.Context, u Unit, o SyncOptions) (Report, error
 	if err != nil {
 		return Report{}, err
 	}
-	if o.Prune && inv.Revision != r.Revision {
-		// On a new revision, look for what the unit applied but the
-		// inventory lost (an older version, a failed inventory write).
+	if o.Prune && !o.DryRun && len(inv.Objects) > 0 && inv.Revision != r.Revision {
+		// On a sync of a new revision, look for what the unit applied but
+		// the inventory lost (an older version, a failed inventory
+		// write). Once per revision, not on every comparison: it LISTs
+		// every kind the unit has in every namespace it uses. A unit with
+		// no inventory yet has applied nothing, since the write-ahead
+		// inventory comes before any apply.
 		strays, err := e.strays(ctx, u.Name, desired, inv.Objects)
 		if err != nil {
 			return Report{}, fmt.Errorf("unit %s: %w", u.Name, err)
