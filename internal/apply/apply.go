@@ -183,16 +183,23 @@ func stages(p plan.Plan) [][]plan.Step {
 // waitHealthy polls every applied or unchanged object of a stage until
 // each is Healthy or Suspended (or has no health rule). Degraded fails at
 // once: the next wave must not start on top of a broken one.
+//
+// An unchanged object is first judged by the live copy the plan read a
+// moment ago: a resync that changes nothing then reads nothing more,
+// where it used to GET every object of the unit again.
 func waitHealthy(ctx context.Context, t Target, stage []plan.Step, poll time.Duration, assess func(*unstructured.Unstructured) (health.Result, bool)) error {
-	for {
+	for first := true; ; first = false {
 		pending := ""
 		for _, s := range stage {
 			if s.Action == plan.Prune || s.Action == plan.Orphan || s.Action == plan.Conflict || s.Action == plan.Hook || s.Action == plan.Untouched {
 				continue
 			}
-			live, err := t.Get(ctx, s.Ref)
-			if err != nil {
-				return &StepError{s, err}
+			live := s.Live
+			if !first || s.Action != plan.Unchanged || live == nil {
+				var err error
+				if live, err = t.Get(ctx, s.Ref); err != nil {
+					return &StepError{s, err}
+				}
 			}
 			if live == nil {
 				pending = fmt.Sprintf("%s: Missing", s.Ref)

@@ -100,7 +100,7 @@ func (e *Engine) Sync(ctx context.Context, u Unit, o SyncOptions) (Report, error
 	if err := e.saveInventory(ctx, inventoryBefore(u.Name, rep)); err != nil {
 		return rep, fmt.Errorf("unit %s: write-ahead inventory, nothing applied: %w", u.Name, err)
 	}
-	res, err := apply.Run(ctx, target{e.o.Cluster, o.Force}, rep.Plan, apply.Options{Wait: o.Wait, Health: e.o.Health.Assess})
+	res, err := apply.Run(ctx, target{e.o.Cluster, o.Force, &e.predictions}, rep.Plan, apply.Options{Wait: o.Wait, Health: e.o.Health.Assess})
 	rep.Events, rep.Hooks = res.Events, res.Hooks
 	if err != nil {
 		return rep, fmt.Errorf("unit %s: sync: %w", u.Name, err)
@@ -561,10 +561,18 @@ func inventoryAfter(unit string, rep Report) cluster.Inventory {
 type target struct {
 	c     *cluster.Client
 	force bool
+	// predictions learns from every apply: what the server returned is
+	// what a dry run of the same object against it would predict, so the
+	// next comparison of an unchanged unit sends no dry run at all.
+	predictions *predictionCache
 }
 
 func (t target) Apply(ctx context.Context, obj *unstructured.Unstructured) (*unstructured.Unstructured, error) {
-	return t.c.Apply(ctx, obj, cluster.ApplyOptions{Force: t.force})
+	out, err := t.c.Apply(ctx, obj, cluster.ApplyOptions{Force: t.force})
+	if err == nil && out != nil && t.predictions != nil {
+		t.predictions.put(predictionKey(obj, out, t.force), out)
+	}
+	return out, err
 }
 
 func (t target) Delete(ctx context.Context, ref object.Ref, uid types.UID) error {
