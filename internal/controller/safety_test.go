@@ -108,13 +108,7 @@ func TestApplicationPruneBudget(t *testing.T) {
 	ensureNamespace(t, c, "argocd")
 	permissiveProject(t, c, "anything")
 	ns := clustertest.Namespace(t)
-	repo := gittest.NewRepo(t, t.TempDir()+"/held.git")
-	var all strings.Builder
-	for i := 0; i < 12; i++ {
-		fmt.Fprintf(&all, "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm-%02d}\n", i)
-	}
-	repo.Commit("twelve", map[string]string{"app/all.yaml": all.String()})
-	repo.Publish()
+	repo := twelveConfigMaps(t)
 	app := &v1alpha1.Application{
 		ObjectMeta: metav1.ObjectMeta{Name: "held-" + ns, Namespace: "argocd",
 			Annotations: map[string]string{"converge.dev/prune-budget": "5"}},
@@ -151,6 +145,20 @@ func TestApplicationPruneBudget(t *testing.T) {
 	if n := countOwned(cms); n != 2 {
 		t.Errorf("%d ConfigMaps after the approval, want 2", n)
 	}
+}
+
+// twelveConfigMaps publishes a repository whose app/ folder holds
+// twelve ConfigMaps, cm-00 to cm-11.
+func twelveConfigMaps(t *testing.T) *gittest.Repo {
+	t.Helper()
+	repo := gittest.NewRepo(t, t.TempDir()+"/held.git")
+	var all strings.Builder
+	for i := 0; i < 12; i++ {
+		fmt.Fprintf(&all, "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm-%02d}\n", i)
+	}
+	repo.Commit("twelve", map[string]string{"app/all.yaml": all.String()})
+	repo.Publish()
+	return repo
 }
 
 func countOwned(list *corev1.ConfigMapList) int {
@@ -232,13 +240,7 @@ func TestKustomizationPruneHeld(t *testing.T) {
 	c, _ := setup(t)
 	ctx := context.Background()
 	ns := clustertest.Namespace(t)
-	repo := gittest.NewRepo(t, t.TempDir()+"/held.git")
-	var all strings.Builder
-	for i := 0; i < 12; i++ {
-		fmt.Fprintf(&all, "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm-%02d}\n", i)
-	}
-	repo.Commit("twelve", map[string]string{"app/all.yaml": all.String()})
-	repo.Publish()
+	repo := twelveConfigMaps(t)
 	create(t, c, &sourcev1.GitRepository{ObjectMeta: metav1.ObjectMeta{Name: "held", Namespace: ns},
 		Spec: sourcev1.GitRepositorySpec{URL: gittest.FileURL(repo.Bare), Interval: metav1.Duration{Duration: time.Minute}}})
 	ks := &kustomizev1.Kustomization{
