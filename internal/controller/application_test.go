@@ -43,7 +43,24 @@ func TestMain(m *testing.M) {
 	clustertest.Main(m, clustertest.Options{Nodes: 1})
 }
 
+// logLines keeps the test controller's log.
+type logLines struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *logLines) add(s string) { l.mu.Lock(); l.lines = append(l.lines, s); l.mu.Unlock() }
+
+// all returns the lines logged so far.
+func (l *logLines) all() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.lines...)
+}
+
 var (
+	// controllerLog is everything the test controller logged.
+	controllerLog logLines
 	// testCacheDir is the controller's cache: every file converge writes.
 	testCacheDir string
 	startOnce    sync.Once
@@ -106,9 +123,14 @@ func startController(t testing.TB) client.Client {
 		o := Options{Engine: eng, Interval: 10 * time.Minute, WebhookAddr: "127.0.0.1:0",
 			WebhookSecrets: webhook.Secrets{Gitea: giteaSecret, GitHub: githubSecret},
 			WebhookReady:   func(a net.Addr) { webhookURL <- "http://" + a.String() + WebhookPath }}
-		if os.Getenv("CONVERGE_TEST_LOG") != "" {
-			o.Logger = funcr.New(func(p, a string) { fmt.Fprintln(os.Stderr, p, a) }, funcr.Options{})
-		}
+		// Every log line is kept, so tests can scan them for secrets.
+		show := os.Getenv("CONVERGE_TEST_LOG") != ""
+		o.Logger = funcr.New(func(p, a string) {
+			controllerLog.add(p + " " + a)
+			if show {
+				fmt.Fprintln(os.Stderr, p, a)
+			}
+		}, funcr.Options{Verbosity: 1})
 		if err := Run(ctx, cfg, o); err != nil {
 			fmt.Fprintln(os.Stderr, "controller:", err)
 		}

@@ -97,6 +97,15 @@ func TestTokenInURLIsNeverShown(t *testing.T) {
 			t.Errorf("event %s/%s shows the token: %s", e.Reason, e.Name, e.Message)
 		}
 	}
+	logged := controllerLog.all()
+	if len(logged) == 0 {
+		t.Error("the controller logged nothing: the scan would prove nothing")
+	}
+	for _, line := range logged {
+		if strings.Contains(line, plantedToken) {
+			t.Errorf("the controller's log shows the token: %s", line)
+		}
+	}
 }
 
 // TestApplicationPruneBudget: an automated Application whose Git loses
