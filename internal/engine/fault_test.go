@@ -551,3 +551,53 @@ spec:
 		t.Errorf("status: %+v", st.Objects)
 	}
 }
+
+// TestCRDWithResourcesIsNotPruned: a CRD that leaves Git, even one that
+// allows its pruning, stays while custom resources of it exist (seed
+// §11.2); once they are gone, it is pruned.
+func TestCRDWithResourcesIsNotPruned(t *testing.T) {
+	e := newEnv(t, "crdprune")
+	ctx := context.Background()
+	crd := `apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.prune.converge.dev
+  annotations: {converge.dev/allow-prune: "true"}
+spec:
+  group: prune.converge.dev
+  scope: Namespaced
+  names: {plural: widgets, kind: Widget}
+  versions:
+  - {name: v1, served: true, storage: true, schema: {openAPIV3Schema: {type: object}}}
+`
+	crdGVR := schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
+	t.Cleanup(func() { e.dyn.Resource(crdGVR).Delete(context.Background(), "widgets.prune.converge.dev", metav1.DeleteOptions{}) })
+	e.repo.Commit("crd", map[string]string{"crdprune/crd.yaml": crd, "crdprune/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: keep}\n"})
+	e.repo.Publish()
+	e.sync(SyncOptions{Prune: true})
+	widgets := e.dyn.Resource(schema.GroupVersionResource{Group: "prune.converge.dev", Version: "v1", Resource: "widgets"}).Namespace(e.ns)
+	w, _ := object.Decode([]byte("apiVersion: prune.converge.dev/v1\nkind: Widget\nmetadata: {name: in-use}\n"), "w.yaml")
+	if _, err := widgets.Create(ctx, w[0].Object, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	e.repo.Commit("drop the CRD", map[string]string{"crdprune/crd.yaml": ""})
+	e.repo.Publish()
+	rep := e.sync(SyncOptions{Prune: true, Budget: plan.Budget{Off: true}})
+	for _, s := range rep.Plan.Steps {
+		if s.Ref.Kind == "CustomResourceDefinition" && (s.Action != plan.Orphan || !strings.Contains(s.Reason, "1 Widget custom resources still exist")) {
+			t.Errorf("CRD step: %s %q", s.Action, s.Reason)
+		}
+	}
+	if _, err := e.dyn.Resource(crdGVR).Get(ctx, "widgets.prune.converge.dev", metav1.GetOptions{}); err != nil {
+		t.Fatalf("the CRD was pruned with a custom resource of it alive: %v", err)
+	}
+
+	if err := widgets.Delete(ctx, "in-use", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	rep = e.sync(SyncOptions{Prune: true, Budget: plan.Budget{Off: true}})
+	if got := actions(rep); !strings.Contains(got, "prune CustomResourceDefinition/widgets.prune.converge.dev") {
+		t.Errorf("once unused: %s, want the CRD pruned", got)
+	}
+}
