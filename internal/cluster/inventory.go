@@ -31,9 +31,9 @@ type Inventory struct {
 	PruneHeldSince *metav1.Time `json:"pruneHeldSince,omitempty"`
 }
 
-// Same reports whether inv and other say the same, objects compared in
+// same reports whether inv and other say the same, objects compared in
 // order.
-func (inv Inventory) Same(other Inventory) bool {
+func (inv Inventory) same(other Inventory) bool {
 	return inv.Unit == other.Unit && inv.Revision == other.Revision && sameRefs(inv.Objects, other.Objects) &&
 		inv.PruneHeldSince.Equal(other.PruneHeldSince)
 }
@@ -75,7 +75,7 @@ func (c *Client) SaveInventory(ctx context.Context, inv Inventory) error {
 	if err != nil {
 		return err
 	}
-	if prev.Same(inv) {
+	if prev.same(inv) {
 		return nil
 	}
 	data, err := json.Marshal(inv)

@@ -236,17 +236,8 @@ func windowTarget(app *v1alpha1.Application) argocd.WindowTarget {
 // Git is a prune its budget holds, with no approval since: syncing again
 // would hold again, so automated sync waits for a person, or for Git.
 func pruneStillHeld(app *v1alpha1.Application, st engine.UnitStatus) bool {
-	var held *v1alpha1.ApplicationCondition
-	for i, c := range app.Status.Conditions {
-		if c.Type == "PruneHeld" {
-			held = &app.Status.Conditions[i]
-		}
-	}
 	last := app.Status.OperationState
-	if held == nil || held.LastTransitionTime == nil || last == nil || last.SyncResult == nil || last.SyncResult.Revision != st.Revision {
-		return false
-	}
-	if pruneApproved(app) {
+	if heldCondition(app) == nil || pruneApproved(app) || last == nil || last.SyncResult == nil || last.SyncResult.Revision != st.Revision {
 		return false
 	}
 	for _, o := range st.Objects {
@@ -260,13 +251,22 @@ func pruneStillHeld(app *v1alpha1.Application, st engine.UnitStatus) bool {
 // pruneApproved reports whether a person approved the Application's held
 // prune after it was held.
 func pruneApproved(app *v1alpha1.Application) bool {
-	for _, c := range app.Status.Conditions {
-		if c.Type == "PruneHeld" && c.LastTransitionTime != nil {
-			t, err := time.Parse(time.RFC3339, app.Annotations[plan.PruneApprovedAnnotation])
-			return err == nil && t.After(c.LastTransitionTime.Time)
+	c := heldCondition(app)
+	if c == nil {
+		return false
+	}
+	t, err := time.Parse(time.RFC3339, app.Annotations[plan.PruneApprovedAnnotation])
+	return err == nil && t.After(c.LastTransitionTime.Time)
+}
+
+// heldCondition is the Application's PruneHeld condition, nil if none.
+func heldCondition(app *v1alpha1.Application) *v1alpha1.ApplicationCondition {
+	for i, c := range app.Status.Conditions {
+		if c.Type == PruneHeld && c.LastTransitionTime != nil {
+			return &app.Status.Conditions[i]
 		}
 	}
-	return false
+	return nil
 }
 
 // wantSync decides, as Argo CD does: an operation always syncs; automated
@@ -338,9 +338,9 @@ func (r *ApplicationReconciler) sync(ctx context.Context, app *v1alpha1.Applicat
 	held := ""
 	if rep.Plan.Held != nil {
 		held = rep.Plan.Held.Message(unit.Path)
-		r.event(app, corev1.EventTypeWarning, "PruneHeld", "Sync", "%s", held)
+		r.event(app, corev1.EventTypeWarning, PruneHeld, "Sync", "%s", held)
 	}
-	argocd.SetCondition(app, "PruneHeld", held, now)
+	argocd.SetCondition(app, PruneHeld, held, now)
 	if app.Operation != nil {
 		patch := client.RawPatch(types.MergePatchType, []byte(`{"operation":null}`))
 		if err := r.Client.Patch(ctx, app.DeepCopy(), patch); err != nil {

@@ -293,7 +293,7 @@ func (r *KustomizationReconciler) reconcile(ctx context.Context, ks *kustomizev1
 			// The rest is applied; the deletions wait for a person.
 			st.LastAppliedRevision = rev
 			st.Inventory = flux.Inventory(rep)
-			flux.MarkFailed(&st.Conditions, gen, PruneHeldReason, rep.Plan.Held.Message(ks.Spec.Path), false)
+			flux.MarkFailed(&st.Conditions, gen, PruneHeld, rep.Plan.Held.Message(ks.Spec.Path), false)
 			return ctrl.Result{RequeueAfter: retry}
 		}
 		if len(ks.Spec.HealthChecks) > 0 {
@@ -367,9 +367,10 @@ func (r *KustomizationReconciler) windowHolds(ctx context.Context, ks *kustomize
 	return true, wait, nil
 }
 
-// PruneHeldReason is the Ready=False reason of a unit whose prune is held
-// by its prune budget.
-const PruneHeldReason = "PruneHeld"
+// PruneHeld names a prune held by the unit's prune budget: the
+// Application condition and Event, and the Kustomization's Ready=False
+// reason.
+const PruneHeld = "PruneHeld"
 
 // conflictsOf names the objects another unit owns; they were not
 // touched.

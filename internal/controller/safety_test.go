@@ -132,8 +132,8 @@ func TestApplicationPruneBudget(t *testing.T) {
 	repo.Commit("two left", map[string]string{"app/all.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm-00}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm-01}\n"})
 	repo.Publish()
 	refresh(t, c, app.Name)
-	got := getApp(t, c, app.Name, "PruneHeld", func(a *v1alpha1.Application) bool { return condition(a, "PruneHeld") != "" })
-	if msg := condition(got, "PruneHeld"); !strings.Contains(msg, "deleting 10 is over the prune budget (more than 5 objects)") {
+	got := getApp(t, c, app.Name, "PruneHeld", func(a *v1alpha1.Application) bool { return condition(a, PruneHeld) != "" })
+	if msg := condition(got, PruneHeld); !strings.Contains(msg, "deleting 10 is over the prune budget (more than 5 objects)") {
 		t.Errorf("PruneHeld: %s", msg)
 	}
 	cms := &corev1.ConfigMapList{}
@@ -148,7 +148,7 @@ func TestApplicationPruneBudget(t *testing.T) {
 		t.Fatal(err)
 	}
 	getApp(t, c, app.Name, "the approved prune", func(a *v1alpha1.Application) bool {
-		return condition(a, "PruneHeld") == "" && a.Status.Sync.Status == "Synced"
+		return condition(a, PruneHeld) == "" && a.Status.Sync.Status == "Synced"
 	})
 	c.List(context.Background(), cms, client.InNamespace(ns))
 	if n := countOwned(cms); n != 2 {
@@ -269,7 +269,7 @@ func TestKustomizationPruneHeld(t *testing.T) {
 	}
 	got := waitKustomization(t, c, ns, "held", "held", func(k *kustomizev1.Kustomization) bool {
 		r := meta.FindStatusCondition(k.Status.Conditions, flux.ReadyCondition)
-		return r != nil && r.Reason == PruneHeldReason
+		return r != nil && r.Reason == PruneHeld
 	})
 	if r := meta.FindStatusCondition(got.Status.Conditions, flux.ReadyCondition); r.Status != metav1.ConditionFalse ||
 		!strings.Contains(r.Message, `path "./app" now renders 2 objects where the unit owns 12; deleting 10`) {

@@ -512,6 +512,13 @@ func TestAPIServerRestartMidSync(t *testing.T) {
 	}
 }
 
+var crdGVR = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
+
+// deleteCRDAfter removes a cluster-wide CRD a test made when it ends.
+func (e *env) deleteCRDAfter(name string) {
+	e.t.Cleanup(func() { e.dyn.Resource(crdGVR).Delete(context.Background(), name, metav1.DeleteOptions{}) })
+}
+
 // TestConflictStatusSaysWhy: the status of an object that was not
 // applied keeps the reason, even for a kind whose health has a message of
 // its own (a CRD: "CRD is healthy" used to replace it).
@@ -532,17 +539,16 @@ spec:
 	if err != nil {
 		t.Fatal(err)
 	}
-	gvr := schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
-	if _, err := e.dyn.Resource(gvr).Create(ctx, objs[0].Object, metav1.CreateOptions{FieldManager: "kubectl-create"}); err != nil {
+	if _, err := e.dyn.Resource(crdGVR).Create(ctx, objs[0].Object, metav1.CreateOptions{FieldManager: "kubectl-create"}); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		e.dyn.Resource(gvr).Delete(context.Background(), "sprockets.example.converge.dev", metav1.DeleteOptions{})
-	})
+	e.deleteCRDAfter("sprockets.example.converge.dev")
+	// Established, the CRD has a health message of its own to lose to.
+	if err := e.eng.o.Cluster.WaitEstablished(ctx, "sprockets.example.converge.dev"); err != nil {
+		t.Fatal(err)
+	}
 	e.repo.Commit("crd", map[string]string{"crdconflict/crd.yaml": crd})
 	e.repo.Publish()
-	// Wait for the API server to mark it Established, so it has a health.
-	time.Sleep(time.Second)
 	st, err := e.eng.Status(ctx, e.unit)
 	if err != nil {
 		t.Fatal(err)
@@ -570,8 +576,7 @@ spec:
   versions:
   - {name: v1, served: true, storage: true, schema: {openAPIV3Schema: {type: object}}}
 `
-	crdGVR := schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
-	t.Cleanup(func() { e.dyn.Resource(crdGVR).Delete(context.Background(), "widgets.prune.converge.dev", metav1.DeleteOptions{}) })
+	e.deleteCRDAfter("widgets.prune.converge.dev")
 	e.repo.Commit("crd", map[string]string{"crdprune/crd.yaml": crd, "crdprune/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: keep}\n"})
 	e.repo.Publish()
 	e.sync(SyncOptions{Prune: true})

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"sort"
 	"sync"
 	"time"
 
@@ -69,6 +68,9 @@ type Report struct {
 
 	// owned is the inventory the plan started from.
 	owned cluster.Inventory
+	// heldSince is when the plan's held prune was first held, decided
+	// once per plan so the write-ahead and the final inventory agree.
+	heldSince *metav1.Time
 }
 
 // ErrEmptyRender refuses to prune everything because a render was empty.
@@ -190,7 +192,7 @@ func (e *Engine) plan(ctx context.Context, u Unit, o SyncOptions) (Report, error
 		return Report{}, fmt.Errorf("unit %s: %w", u.Name, err)
 	}
 	e.claims.record(u.Name, p)
-	return Report{Unit: u.Name, Revision: r.Revision, Plan: p, owned: inv}, nil
+	return Report{Unit: u.Name, Revision: r.Revision, Plan: p, owned: inv, heldSince: heldSince(p, inv, time.Now())}, nil
 }
 
 // prepare gives namespaced objects the destination namespace and stamps
@@ -248,45 +250,6 @@ func (e *Engine) prepare(u Unit, objs []object.Decoded) ([]object.Decoded, error
 		}
 		seen[key] = d.Source
 		out = append(out, object.Decoded{Object: obj, Source: d.Source})
-	}
-	return out, nil
-}
-
-// strays lists live objects that carry the unit's owner annotation but
-// are not in its inventory, among the kinds and namespaces the unit
-// renders or owns: one LIST each. Only the owner annotation qualifies an
-// object, so another unit's objects are never among them.
-func (e *Engine) strays(ctx context.Context, unit string, desired []object.Decoded, inv []object.Ref) ([]object.Ref, error) {
-	type group struct {
-		gvk schema.GroupVersionKind
-		ns  string
-	}
-	known := map[object.Key]bool{}
-	groups := map[group]bool{}
-	for _, r := range inv {
-		known[r.Key()] = true
-		groups[group{r.GVK(), r.Namespace}] = true
-	}
-	for _, d := range desired {
-		r := object.RefOf(d.Object)
-		if plan.IsHook(d.Object) {
-			continue
-		}
-		groups[group{r.GVK(), r.Namespace}] = true
-	}
-	var out []object.Ref
-	for g := range groups {
-		items, err := e.o.Cluster.List(ctx, g.gvk, g.ns)
-		if err != nil {
-			return nil, fmt.Errorf("look for objects missing from the inventory: %w", err)
-		}
-		for i := range items {
-			r := object.RefOf(&items[i])
-			if items[i].GetAnnotations()[plan.OwnerAnnotation] == unit && !known[r.Key()] {
-				known[r.Key()] = true
-				out = append(out, r)
-			}
-		}
 	}
 	return out, nil
 }
@@ -463,99 +426,6 @@ func (e *Engine) missingNamespaces(ctx context.Context, desired []object.Decoded
 
 // validateConcurrency bounds the dry runs in flight for one unit.
 const validateConcurrency = 8
-
-// inventoryBefore is what the unit may own once the sync has run
-// partly: the stored inventory (at its revision, since the new one is
-// not applied yet) and every object the plan creates, updates, leaves
-// unchanged or prunes.
-func inventoryBefore(unit string, rep Report) cluster.Inventory {
-	inv := cluster.Inventory{Unit: unit, Revision: rep.owned.Revision, PruneHeldSince: heldSince(rep)}
-	seen := map[object.Key]bool{}
-	add := func(r object.Ref) {
-		if !seen[r.Key()] {
-			seen[r.Key()] = true
-			inv.Objects = append(inv.Objects, r)
-		}
-	}
-	for _, r := range rep.owned.Objects {
-		add(r)
-	}
-	for _, r := range inventoryAfter(unit, rep).Objects {
-		add(r)
-	}
-	for _, s := range rep.Plan.Steps {
-		if s.Action == plan.Prune {
-			add(s.Ref)
-		}
-	}
-	sort.Slice(inv.Objects, func(i, j int) bool { return inv.Objects[i].String() < inv.Objects[j].String() })
-	return inv
-}
-
-// heldSince is when the plan's held prune was first held: kept from the
-// inventory while the hold lasts, now for a new one, nil for none.
-func heldSince(rep Report) *metav1.Time {
-	switch {
-	case rep.Plan.Held == nil:
-		return nil
-	case rep.owned.PruneHeldSince != nil:
-		return rep.owned.PruneHeldSince
-	}
-	t := metav1.NewTime(time.Now().Truncate(time.Second))
-	return &t
-}
-
-// keepCRDsInUse turns the pruning of a CRD whose custom resources still
-// exist into an orphan: deleting it would delete them all, objects no
-// unit may own (seed §11.2).
-func (e *Engine) keepCRDsInUse(ctx context.Context, p *plan.Plan) error {
-	for i, s := range p.Steps {
-		if s.Action != plan.Prune || s.Ref.Group != "apiextensions.k8s.io" || s.Ref.Kind != "CustomResourceDefinition" {
-			continue
-		}
-		group, _, _ := unstructured.NestedString(s.Live.Object, "spec", "group")
-		kind, _, _ := unstructured.NestedString(s.Live.Object, "spec", "names", "kind")
-		versions, _, _ := unstructured.NestedSlice(s.Live.Object, "spec", "versions")
-		version := ""
-		for _, v := range versions {
-			if m, ok := v.(map[string]any); ok && m["served"] == true {
-				version, _ = m["name"].(string)
-				break
-			}
-		}
-		if version == "" {
-			continue // serves nothing: no custom resource can be read
-		}
-		items, err := e.o.Cluster.List(ctx, schema.GroupVersionKind{Group: group, Version: version, Kind: kind}, "")
-		if err != nil && !errors.Is(err, cluster.ErrUnknownKind) {
-			return fmt.Errorf("prune %s: list its custom resources: %w", s.Ref, err)
-		}
-		if len(items) > 0 {
-			p.Steps[i].Action = plan.Orphan
-			p.Steps[i].Reason = fmt.Sprintf("no longer in Git; %d %s custom resources still exist (%s first), and deleting the CRD would delete them",
-				len(items), kind, object.RefOf(&items[0]))
-			p.Steps[i].Diff = ""
-		}
-	}
-	return nil
-}
-
-// inventoryAfter is what the unit owns after a sync: everything applied
-// or unchanged, plus orphans it still owns (so a later prune finds them).
-func inventoryAfter(unit string, rep Report) cluster.Inventory {
-	inv := cluster.Inventory{Unit: unit, Revision: rep.Revision, PruneHeldSince: heldSince(rep)}
-	for _, s := range rep.Plan.Steps {
-		switch s.Action {
-		case plan.Create, plan.Update, plan.Unchanged, plan.Orphan:
-			inv.Objects = append(inv.Objects, s.Ref)
-		case plan.Untouched:
-			if s.Live != nil && s.Live.GetAnnotations()[plan.OwnerAnnotation] == unit {
-				inv.Objects = append(inv.Objects, s.Ref) // still ours; its annotations guard it
-			}
-		}
-	}
-	return inv
-}
 
 // target adapts cluster.Client to apply.Target.
 type target struct {
