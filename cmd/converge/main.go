@@ -9,9 +9,13 @@ import (
 	"syscall"
 
 	"converge.dev/converge/internal/cli"
+	"converge.dev/converge/internal/render/helm"
 )
 
 func main() {
+	// A Helm render runs in a child process of this same binary, with a
+	// memory limit; the child never gets past this line.
+	helm.ServeChild()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := cli.Run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()

@@ -18,6 +18,7 @@ import (
 	"converge.dev/converge/internal/controller"
 	"converge.dev/converge/internal/engine"
 	"converge.dev/converge/internal/health"
+	"converge.dev/converge/internal/render/helm"
 	"converge.dev/converge/internal/source/git"
 	"converge.dev/converge/internal/source/oci"
 	"converge.dev/converge/internal/webhook"
@@ -55,7 +56,8 @@ CRDs first with converge install.`,
 			o.Engine = engine.New(engine.Options{Cluster: c, Health: rules,
 				Fetcher:    git.New(git.Options{CacheDir: filepath.Join(cache, "converge", "git"), MaxAge: 5 * time.Second}),
 				OCI:        oci.New(oci.Options{CacheDir: filepath.Join(cache, "converge", "oci")}),
-				ComposeDir: filepath.Join(cache, "converge", "compose")})
+				ComposeDir: filepath.Join(cache, "converge", "compose"),
+				HelmChild:  helm.DefaultChild()})
 			o.MetricsAddr = metrics
 			// Secrets come from the environment, never from flags, which
 			// any user of the machine can read in the process list.

@@ -13,9 +13,13 @@ import (
 	"converge.dev/converge/internal/cli"
 	"converge.dev/converge/internal/controlplane"
 	"converge.dev/converge/internal/localcluster"
+	"converge.dev/converge/internal/render/helm"
 )
 
 func TestMain(m *testing.M) {
+	// Helm renders run in a child process of this binary, as they do in
+	// the converge binary.
+	helm.ServeChild()
 	// testscript re-runs this binary as the "converge" command; only the
 	// parent process runs tests.
 	testscript.Main(m, map[string]func(){

@@ -12,6 +12,7 @@ import (
 	"converge.dev/converge/internal/cluster"
 	"converge.dev/converge/internal/engine"
 	"converge.dev/converge/internal/render"
+	"converge.dev/converge/internal/render/helm"
 	"converge.dev/converge/internal/source/git"
 )
 
@@ -100,7 +101,7 @@ func (f *unitFlags) engine(withCluster bool) (*engine.Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("git cache: %w", err)
 	}
-	o := engine.Options{Fetcher: git.New(git.Options{CacheDir: filepath.Join(cache, "converge", "git")})}
+	o := engine.Options{Fetcher: git.New(git.Options{CacheDir: filepath.Join(cache, "converge", "git")}), HelmChild: helm.DefaultChild()}
 	if withCluster {
 		cfg, err := restConfig(f.kubeconfig, f.context)
 		if err != nil {

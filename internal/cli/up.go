@@ -24,6 +24,7 @@ import (
 	"converge.dev/converge/internal/engine"
 	"converge.dev/converge/internal/install"
 	"converge.dev/converge/internal/localcluster"
+	"converge.dev/converge/internal/render/helm"
 	"converge.dev/converge/internal/source/git"
 	"converge.dev/converge/internal/source/oci"
 )
@@ -104,7 +105,8 @@ func up(cmd *cobra.Command, name string, keep bool) error {
 	}
 	eng := engine.New(engine.Options{Cluster: cc, Fetcher: git.New(git.Options{CacheDir: filepath.Join(cache, "converge", "git"), MaxAge: 2 * time.Second}),
 		OCI:        oci.New(oci.Options{CacheDir: filepath.Join(cache, "converge", "oci")}),
-		ComposeDir: filepath.Join(cache, "converge", "compose")})
+		ComposeDir: filepath.Join(cache, "converge", "compose"),
+		HelmChild:  helm.DefaultChild()})
 	fmt.Fprintf(out, `converge is up.
   demo repository: %s
   kubeconfig:      %s

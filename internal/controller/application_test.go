@@ -30,12 +30,16 @@ import (
 	"converge.dev/converge/internal/forgetest"
 	"converge.dev/converge/internal/gittest"
 	"converge.dev/converge/internal/install"
+	"converge.dev/converge/internal/render/helm"
 	"converge.dev/converge/internal/source/git"
 	"converge.dev/converge/internal/source/oci"
 	"converge.dev/converge/internal/webhook"
 )
 
 func TestMain(m *testing.M) {
+	// Helm renders run in a child process of this test binary, as in the
+	// converge binary; a child never gets past this line.
+	helm.ServeChild()
 	// The webhook tests need Gitea, built once per machine (minutes on a
 	// new one): start that build now, beside the control plane's, rather
 	// than after it.
@@ -115,8 +119,11 @@ func startController(t testing.TB) client.Client {
 		t.Fatal(err)
 	}
 	testCacheDir = cache
+	child := helm.DefaultChild()
+	// Low enough that TestHelmRenderLimit's chart fails in seconds.
+	child.MaxMemory = 1 << 30
 	eng := engine.New(engine.Options{Fetcher: git.New(git.Options{CacheDir: cache}), Cluster: cc,
-		OCI: oci.New(oci.Options{CacheDir: filepath.Join(cache, "oci")})})
+		OCI: oci.New(oci.Options{CacheDir: filepath.Join(cache, "oci")}), HelmChild: child})
 	go func() {
 		// A long interval: every reaction the tests expect must come from
 		// an event (a live change, the refresh annotation), not polling.

@@ -34,9 +34,16 @@ import (
 // and serves the archives and an index over HTTP on loopback.
 func helmRepoServer(t *testing.T, versions ...string) string {
 	t.Helper()
+	return chartServer(t, "testdata/charts/external-dns", versions...)
+}
+
+// chartServer packages the chart in src at each version and serves the
+// archives and an index over HTTP on loopback.
+func chartServer(t *testing.T, src string, versions ...string) string {
+	t.Helper()
 	dir := t.TempDir()
 	for _, v := range versions {
-		c, err := loader.LoadDir("testdata/charts/external-dns")
+		c, err := loader.LoadDir(src)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/chartutil"
 	"helm.sh/helm/v3/pkg/strvals"
 	corev1 "k8s.io/api/core/v1"
@@ -34,6 +35,7 @@ import (
 	"converge.dev/converge/internal/engine"
 	"converge.dev/converge/internal/helmrelease"
 	"converge.dev/converge/internal/object"
+	"converge.dev/converge/internal/render/helm"
 )
 
 // HelmReleaseReconciler keeps Helm releases as declared.
@@ -246,7 +248,7 @@ func (r *HelmReleaseReconciler) reconcile(ctx context.Context, hr *helmv2.HelmRe
 		return ctrl.Result{}
 	}
 	out, err := r.Helm.Reconcile(fctx, helmrelease.Request{Name: name, Namespace: ns, Chart: chart, Values: values,
-		Timeout: flux.Interval(hr.Spec.Timeout, 5*time.Minute), RollbackOnFailure: rollback})
+		Timeout: flux.Interval(hr.Spec.Timeout, 5*time.Minute), RollbackOnFailure: rollback, Check: r.renderCheck(name, ns)})
 	r.history(hr, name, ns)
 	if err != nil {
 		st.Failures++
@@ -357,6 +359,19 @@ func (r *HelmReleaseReconciler) drift(ctx context.Context, hr *helmv2.HelmReleas
 	flux.SetCondition(&hr.Status.Conditions, hr.Generation, "Drifted", metav1.ConditionTrue, "DriftDetected",
 		fmt.Sprintf("Cluster state drift %s: %s", verb, strings.Join(names, ", ")))
 	return nil
+}
+
+// renderCheck renders the chart in the engine's Helm child first, when
+// there is one, so that a chart that would take all memory fails there
+// instead of in the controller.
+func (r *HelmReleaseReconciler) renderCheck(name, ns string) func(context.Context, *chart.Chart, map[string]any) error {
+	child := r.Engine.HelmChild()
+	if child == nil {
+		return nil
+	}
+	return func(ctx context.Context, c *chart.Chart, values map[string]any) error {
+		return child.Check(ctx, c, values, helm.Options{ReleaseName: name, Namespace: ns})
+	}
 }
 
 func (r *HelmReleaseReconciler) history(hr *helmv2.HelmRelease, name, ns string) {

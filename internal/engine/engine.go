@@ -119,6 +119,9 @@ type Options struct {
 	// MaxBytes bounds the size of one unit's rendered objects, as JSON.
 	// Zero means 64 MiB.
 	MaxBytes int64
+	// HelmChild renders Helm charts in a child process with a memory
+	// limit. If nil, charts render in this process, unbounded.
+	HelmChild *helm.Child
 }
 
 // ErrRenderTooLarge is a render over Options.MaxObjects or MaxBytes.
@@ -250,13 +253,20 @@ func (e *Engine) render(ctx context.Context, snap source.Snapshot, u Unit) ([]ob
 		if name == "" {
 			name = filepath.Base(dir)
 		}
-		return helm.Render(snap.Dir, dir, helm.Options{
+		ho := helm.Options{
 			ReleaseName: name, Namespace: u.DestNamespace, ValueFiles: u.Render.HelmValueFiles,
 			Values: u.Render.HelmValues, KubeVersion: kv,
-		})
+		}
+		if e.o.HelmChild != nil {
+			return e.o.HelmChild.Render(ctx, snap.Dir, dir, ho)
+		}
+		return helm.Render(snap.Dir, dir, ho)
 	}
 	return nil, fmt.Errorf("unknown renderer %q (use directory, kustomize or helm)", kind)
 }
+
+// HelmChild is the child process Helm renders run in, or nil.
+func (e *Engine) HelmChild() *helm.Child { return e.o.HelmChild }
 
 // Forget makes the next render of units on repoURL ask the remote for
 // their revision, even within the fetcher's MaxAge.

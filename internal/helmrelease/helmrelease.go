@@ -29,6 +29,10 @@ type Request struct {
 	// RollbackOnFailure rolls a failed upgrade back to the last
 	// successful release.
 	RollbackOnFailure bool
+	// Check, if set, runs before an install or upgrade renders the
+	// chart, and its error stops the action. It guards this process
+	// against a render that would take all its memory. If nil, none.
+	Check func(ctx context.Context, c *chart.Chart, values map[string]any) error
 }
 
 // Outcome is what Reconcile did.
@@ -80,6 +84,9 @@ func (m *Manager) Reconcile(ctx context.Context, req Request) (Outcome, error) {
 	last, err := ac.Releases.Last(req.Name)
 	switch {
 	case errors.Is(err, driver.ErrReleaseNotFound) || (err == nil && last.Info.Status == release.StatusUninstalled):
+		if err := check(ctx, req); err != nil {
+			return Outcome{Action: "install"}, fmt.Errorf("helm install %s/%s: %w", req.Namespace, req.Name, err)
+		}
 		in := action.NewInstall(ac)
 		in.ReleaseName, in.Namespace, in.Timeout = req.Name, req.Namespace, req.Timeout
 		rel, err := in.RunWithContext(ctx, req.Chart, req.Values)
@@ -93,6 +100,9 @@ func (m *Manager) Reconcile(ctx context.Context, req Request) (Outcome, error) {
 	if last.Info.Status == release.StatusDeployed && last.Chart.Metadata.Version == req.Chart.Metadata.Version &&
 		valuesEqual(last.Config, req.Values) {
 		return Outcome{Action: "unchanged", Release: last}, nil
+	}
+	if err := check(ctx, req); err != nil {
+		return Outcome{Action: "upgrade"}, fmt.Errorf("helm upgrade %s/%s: %w", req.Namespace, req.Name, err)
 	}
 	up := action.NewUpgrade(ac)
 	up.Namespace, up.Timeout = req.Namespace, req.Timeout
@@ -111,6 +121,13 @@ func (m *Manager) Reconcile(ctx context.Context, req Request) (Outcome, error) {
 		out.Release, _ = ac.Releases.Last(req.Name)
 	}
 	return out, fmt.Errorf("helm upgrade %s/%s: %w", req.Namespace, req.Name, uerr)
+}
+
+func check(ctx context.Context, req Request) error {
+	if req.Check == nil {
+		return nil
+	}
+	return req.Check(ctx, req.Chart, req.Values)
 }
 
 // History returns the release's revisions, newest first.
