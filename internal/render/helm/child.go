@@ -69,9 +69,9 @@ func ServeChild() {
 	os.Exit(serve(os.Stdin, os.Stdout))
 }
 
-// DefaultChild returns a Child that runs this binary with the default
-// limits, or nil when main did not call ServeChild (renders then run in
-// process).
+// DefaultChild returns a Child that runs this binary, or nil when main
+// did not call ServeChild (renders then run in process). Its memory
+// limit is $CONVERGE_HELM_RENDER_MEMORY (bytes) when set, else 2 GiB.
 func DefaultChild() *Child {
 	if !canServe.Load() {
 		return nil
@@ -80,7 +80,11 @@ func DefaultChild() *Child {
 	if err != nil {
 		return nil
 	}
-	return &Child{Command: exe}
+	c := &Child{Command: exe}
+	if v, err := strconv.ParseInt(os.Getenv(childMemoryEnv), 10, 64); err == nil && v > 0 {
+		c.MaxMemory = v
+	}
+	return c
 }
 
 type childRequest struct {
@@ -102,7 +106,9 @@ type childResponse struct {
 }
 
 // serve runs in the child: it limits its own memory before
-// reading anything, renders, and writes one response.
+// reading anything, renders, and writes one response. RLIMIT_DATA counts
+// the heap the runtime maps, not address space it only reserves, so the
+// limit means what it says; what package init mapped already counts.
 func serve(in io.Reader, out io.Writer) int {
 	if limit, err := strconv.ParseInt(os.Getenv(childMemoryEnv), 10, 64); err == nil && limit > 0 {
 		lim := &syscall.Rlimit{Cur: uint64(limit), Max: uint64(limit)}
