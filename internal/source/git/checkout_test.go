@@ -3,8 +3,10 @@ package git
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/fluxcd/pkg/gittestserver"
 
+	"converge.dev/converge/internal/gittest"
 	"converge.dev/converge/internal/source"
 )
 
@@ -236,4 +239,57 @@ func TestTreeCacheIsBounded(t *testing.T) {
 		t.Errorf("%d trees, want 2", n)
 	}
 	fetch(first.String()) // comes back when needed
+}
+
+// TestCloneIsBounded: each new revision of a repository whose 1 MB file
+// changes every commit adds a pack to the bare clone. With a bound of
+// 3 MiB the clone is dropped and fetched again at the wanted revision,
+// so it stays under the bound plus one fetch; without one it grows.
+func TestCloneIsBounded(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		bound int64
+		check func(t *testing.T, sizes []int64)
+	}{
+		{"bounded", 3 << 20, func(t *testing.T, sizes []int64) {
+			for i, s := range sizes {
+				if s > 4<<20 {
+					t.Errorf("after fetch %d the clone is %d bytes, over the 3 MiB bound plus one fetch", i+1, s)
+				}
+			}
+		}},
+		{"unbounded", -1, func(t *testing.T, sizes []int64) {
+			if last := sizes[len(sizes)-1]; last < 7<<20 {
+				t.Errorf("without a bound the clone is %d bytes after 8 revisions of 1 MB; the test proves nothing", last)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bare := filepath.Join(t.TempDir(), "big.git")
+			p := gittest.NewRepo(t, bare)
+			cache := t.TempDir()
+			f := New(Options{CacheDir: cache, MaxCloneBytes: tc.bound})
+			var sizes []int64
+			for i := 0; i < 8; i++ {
+				blob := make([]byte, 1<<20)
+				rand.Read(blob) // incompressible: every revision is a new megabyte
+				p.Commit(fmt.Sprint("rev ", i), map[string]string{"blob.bin": string(blob), "n.txt": fmt.Sprint(i)})
+				p.Publish()
+				snap, err := f.Fetch(context.Background(), gittest.FileURL(bare), source.Ref{Branch: "main"}, Auth{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := read(t, snap, "n.txt"); got != fmt.Sprint(i) {
+					t.Fatalf("revision %d: read %q", i, got)
+				}
+				size, err := cloneSize(f.repoDir(gittest.FileURL(bare)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				sizes = append(sizes, size)
+			}
+			t.Logf("clone sizes: %v", sizes)
+			tc.check(t, sizes)
+		})
+	}
 }

@@ -39,6 +39,13 @@ type Options struct {
 	// removed, but never one used within the last hour, since a render
 	// may be reading it. Zero means 64; negative keeps every tree.
 	MaxTrees int
+	// MaxCloneBytes bounds one repository's bare clone. Each fetch of a
+	// new revision adds a pack, and nothing in go-git collects them; a
+	// clone over the bound is dropped and fetched again at the wanted
+	// revision only. A repository bigger than the bound on its own may
+	// grow to twice its fresh size before it is dropped again. Zero
+	// means 1 GiB; negative keeps everything.
+	MaxCloneBytes int64
 	// MaxAge lets a ref resolved less than MaxAge ago be reused without
 	// asking the remote again, so that units sharing a repository in one
 	// reconcile round cost one round trip. If zero, every Fetch asks.
@@ -92,7 +99,10 @@ func (f *Fetcher) Fetch(ctx context.Context, repoURL string, ref source.Ref, aut
 	defer unlock()
 
 	cleanURL, auth := withoutUserinfo(repoURL, auth)
-	r, err := f.open(repoURL, cleanURL)
+	if err := f.bound(repoURL); err != nil {
+		return source.Snapshot{}, fmt.Errorf("git %s: %w", Redact(repoURL), err)
+	}
+	r, fresh, err := f.open(repoURL, cleanURL)
 	if err != nil {
 		return source.Snapshot{}, fmt.Errorf("git %s: open cache: %w", Redact(repoURL), err)
 	}
@@ -103,6 +113,9 @@ func (f *Fetcher) Fetch(ctx context.Context, repoURL string, ref source.Ref, aut
 	hash, err := f.resolve(ctx, r, repoURL, ref, tauth)
 	if err != nil {
 		return source.Snapshot{}, fmt.Errorf("git %s %s: %w", Redact(repoURL), ref, err)
+	}
+	if fresh {
+		f.recordFresh(repoURL)
 	}
 	dir, err := f.materialise(r, hash)
 	if err != nil {
@@ -149,21 +162,22 @@ func (f *Fetcher) repoDir(repoURL string) string {
 // open returns the bare clone for repoURL, creating it on first use.
 // Its remote holds cleanURL, never credentials; a clone made by an older
 // version with credentials in its config is rewritten.
-func (f *Fetcher) open(repoURL, cleanURL string) (*gogit.Repository, error) {
+// fresh is true when the clone was made now.
+func (f *Fetcher) open(repoURL, cleanURL string) (r *gogit.Repository, fresh bool, err error) {
 	dir := f.repoDir(repoURL)
-	r, err := gogit.PlainOpen(dir)
+	r, err = gogit.PlainOpen(dir)
 	if err == nil {
-		return r, scrubRemote(r, cleanURL)
+		return r, false, scrubRemote(r, cleanURL)
 	}
 	if !errors.Is(err, gogit.ErrRepositoryNotExists) {
-		return nil, err
+		return nil, false, err
 	}
 	r, err = gogit.PlainInit(dir, true)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	_, err = r.CreateRemote(&config.RemoteConfig{Name: "origin", URLs: []string{cleanURL}})
-	return r, err
+	return r, true, err
 }
 
 func scrubRemote(r *gogit.Repository, cleanURL string) error {
