@@ -1,10 +1,14 @@
 package engine
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -27,18 +31,24 @@ func TestMain(m *testing.M) { clustertest.Main(m, clustertest.Options{Nodes: 1})
 
 // env is one test's Git repository, engine and namespace.
 type env struct {
-	t    *testing.T
-	repo *gittest.Repo
-	eng  *Engine
-	unit Unit
-	ns   string
-	cs   kubernetes.Interface
-	dyn  dynamic.Interface
+	t     *testing.T
+	repo  *gittest.Repo
+	eng   *Engine
+	unit  Unit
+	ns    string
+	cs    kubernetes.Interface
+	dyn   dynamic.Interface
+	cache string
 }
+
+// plantedToken is the Git server's password, given in every test's
+// repository URL, as users do with tokens. After each test it must be
+// nowhere converge writes: see scanForToken.
+const plantedToken = "ghp_ENGINEt0kenN0tForDisplay"
 
 func newEnv(t *testing.T, path string) *env {
 	t.Helper()
-	srv := gittest.NewServer(t, "", "")
+	srv := gittest.NewServer(t, "converge", plantedToken)
 	repo, url := srv.NewRepo(t, "org/apps.git")
 	repo.CopyDir("initial", "testdata", "")
 	repo.Publish()
@@ -47,11 +57,62 @@ func newEnv(t *testing.T, path string) *env {
 		t.Fatal(err)
 	}
 	ns := clustertest.Namespace(t)
-	return &env{
+	cache := t.TempDir()
+	e := &env{
 		t: t, repo: repo, ns: ns, cs: clustertest.Clientset(t),
-		dyn:  dynamic.NewForConfigOrDie(clustertest.RESTConfig(t)),
-		eng:  New(Options{Fetcher: git.New(git.Options{CacheDir: t.TempDir()}), Cluster: c}),
-		unit: Unit{Name: "u-" + ns, RepoURL: url, Path: path, DestNamespace: ns},
+		dyn:   dynamic.NewForConfigOrDie(clustertest.RESTConfig(t)),
+		eng:   New(Options{Fetcher: git.New(git.Options{CacheDir: cache}), Cluster: c}),
+		unit:  Unit{Name: "u-" + ns, RepoURL: strings.Replace(url, "://", "://converge:"+plantedToken+"@", 1), Path: path, DestNamespace: ns},
+		cache: cache,
+	}
+	t.Cleanup(e.scanForToken)
+	return e
+}
+
+// scanForToken fails the test if the planted token is in any file of the
+// git cache, the unit's inventory, or any object or Event in its
+// namespace: after every scenario, faults included.
+func (e *env) scanForToken() {
+	t := e.t
+	ctx := context.Background()
+	if !strings.Contains(e.unit.RepoURL, plantedToken) {
+		return // a test that moved to a repository of its own
+	}
+	var files int
+	filepath.WalkDir(e.cache, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return nil
+		}
+		files++
+		if data, err := os.ReadFile(p); err == nil && bytes.Contains(data, []byte(plantedToken)) {
+			t.Errorf("the token is in the git cache: %s", p)
+		}
+		return nil
+	})
+	if files == 0 {
+		t.Error("the git cache is empty: the scan proves nothing")
+	}
+	inv, err := e.cs.CoreV1().ConfigMaps(cluster.InventoryNamespace).List(ctx, metav1.ListOptions{})
+	if err == nil {
+		for _, cm := range inv.Items {
+			if data, _ := json.Marshal(cm); bytes.Contains(data, []byte(plantedToken)) {
+				t.Errorf("the token is in inventory %s", cm.Name)
+			}
+		}
+	}
+	if cms, err := e.cs.CoreV1().ConfigMaps(e.ns).List(ctx, metav1.ListOptions{}); err == nil {
+		for _, cm := range cms.Items {
+			if data, _ := json.Marshal(cm); bytes.Contains(data, []byte(plantedToken)) {
+				t.Errorf("the token is in ConfigMap %s", cm.Name)
+			}
+		}
+	}
+	if events, err := e.cs.CoreV1().Events(e.ns).List(ctx, metav1.ListOptions{}); err == nil {
+		for _, ev := range events.Items {
+			if strings.Contains(ev.Message, plantedToken) {
+				t.Errorf("the token is in Event %s: %s", ev.Name, ev.Message)
+			}
+		}
 	}
 }
 
@@ -60,6 +121,9 @@ func (e *env) sync(o SyncOptions) Report {
 	rep, err := e.eng.Sync(context.Background(), e.unit, o)
 	if err != nil {
 		e.t.Fatal(err)
+	}
+	if out := fmt.Sprintf("%+v", rep); strings.Contains(out, plantedToken) {
+		e.t.Errorf("the sync's report shows the token: %s", out)
 	}
 	return rep
 }

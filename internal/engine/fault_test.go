@@ -147,6 +147,9 @@ func TestKilledSyncLeavesNothingUnfindable(t *testing.T) {
 		if kill < total && err == nil {
 			t.Errorf("kill after %d of %d requests: the sync did not notice", kill, total)
 		}
+		if err != nil && strings.Contains(err.Error(), plantedToken) {
+			t.Errorf("kill after %d requests: the error shows the token: %v", kill, err)
+		}
 		publish(revC)
 		if err := syncWith(e.fresh()); err != nil {
 			t.Fatalf("kill point %d: sync of C after the kill: %v", kill, err)
@@ -374,6 +377,9 @@ func TestBrokenSourcePrunesNothing(t *testing.T) {
 		t.Helper()
 		if err == nil || !strings.Contains(err.Error(), wantErr) {
 			t.Errorf("%s: got %v, want an error containing %q", what, err, wantErr)
+		}
+		if err != nil && strings.Contains(err.Error(), plantedToken) {
+			t.Errorf("%s: the error shows the token: %v", what, err)
 		}
 		if got := strings.Join(e.owned(), ","); got != want {
 			t.Errorf("%s: left %s, want %s", what, got, want)
