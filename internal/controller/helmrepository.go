@@ -20,6 +20,7 @@ import (
 	sourcev1 "converge.dev/converge/internal/api/fluxcd/source/v1"
 	"converge.dev/converge/internal/dialect/flux"
 	"converge.dev/converge/internal/helmrelease"
+	"converge.dev/converge/internal/redact"
 )
 
 // indexes holds the Helm repository indexes the HelmRepository
@@ -86,9 +87,9 @@ func (r *HelmRepositoryReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 			r.indexes.put(hr.Spec.URL, idx)
 			if st.Artifact == nil || st.Artifact.Revision != digest {
 				st.Artifact = &sourcev1.Artifact{Revision: digest, Digest: digest, LastUpdateTime: metav1.Now(),
-					Path: fmt.Sprintf("helmrepository/%s/%s/index.yaml", hr.Namespace, hr.Name), URL: hr.Spec.URL + "/index.yaml"}
+					Path: fmt.Sprintf("helmrepository/%s/%s/index.yaml", hr.Namespace, hr.Name), URL: redact.URL(hr.Spec.URL) + "/index.yaml"}
 			}
-			st.URL = hr.Spec.URL + "/index.yaml"
+			st.URL = redact.URL(hr.Spec.URL) + "/index.yaml"
 			flux.MarkReady(&st.Conditions, hr.Generation, flux.SucceededReason, "stored artifact: revision '"+digest+"'")
 		} else {
 			flux.MarkFailed(&st.Conditions, hr.Generation, "IndexationFailed", err.Error(), false)

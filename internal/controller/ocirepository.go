@@ -15,6 +15,7 @@ import (
 	sourcev1 "converge.dev/converge/internal/api/fluxcd/source/v1"
 	"converge.dev/converge/internal/dialect/flux"
 	"converge.dev/converge/internal/engine"
+	"converge.dev/converge/internal/redact"
 	"converge.dev/converge/internal/source/oci"
 )
 
@@ -61,9 +62,9 @@ func (r *OCIRepositoryReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 			}
 			if st.Artifact == nil || st.Artifact.Revision != rev {
 				st.Artifact = &sourcev1.Artifact{Revision: rev, Digest: digest, LastUpdateTime: metav1.Now(),
-					Path: fmt.Sprintf("ocirepository/%s/%s/%s.tar.gz", repo.Namespace, repo.Name, digest), URL: repo.Spec.URL}
+					Path: fmt.Sprintf("ocirepository/%s/%s/%s.tar.gz", repo.Namespace, repo.Name, digest), URL: redact.URL(repo.Spec.URL)}
 			}
-			st.URL = repo.Spec.URL
+			st.URL = redact.URL(repo.Spec.URL)
 			flux.MarkReady(&st.Conditions, repo.Generation, flux.SucceededReason, "stored artifact for digest '"+rev+"'")
 		}
 	}

@@ -28,7 +28,7 @@ func WriteStatus(app *v1alpha1.Application, st engine.UnitStatus, now time.Time)
 	}
 	s.Sync.Revision = st.Revision
 	if app.Spec.Source != nil {
-		s.Sync.ComparedTo = v1alpha1.ComparedTo{Source: *app.Spec.Source, Destination: app.Spec.Destination}
+		s.Sync.ComparedTo = v1alpha1.ComparedTo{Source: statusSource(app.Spec.Source), Destination: app.Spec.Destination}
 	}
 	s.Health = v1alpha1.HealthStatus{Status: string(st.Health)}
 	s.Resources = nil
@@ -66,7 +66,7 @@ func RecordSync(app *v1alpha1.Application, op v1alpha1.Operation, rep engine.Rep
 		SyncResult: &v1alpha1.SyncResult{Revision: rep.Revision},
 	}
 	if app.Spec.Source != nil {
-		state.SyncResult.Source = *app.Spec.Source
+		state.SyncResult.Source = statusSource(app.Spec.Source)
 	}
 	if err != nil {
 		state.Phase, state.Message = "Failed", redact.Message(err.Error())
@@ -109,7 +109,7 @@ func RecordSync(app *v1alpha1.Application, op v1alpha1.Operation, rep engine.Rep
 	}
 	entry := v1alpha1.RevisionHistory{ID: id, Revision: rep.Revision, DeployedAt: fin}
 	if app.Spec.Source != nil {
-		entry.Source = *app.Spec.Source
+		entry.Source = statusSource(app.Spec.Source)
 	}
 	h = append(h, entry)
 	limit := 10
@@ -120,6 +120,14 @@ func RecordSync(app *v1alpha1.Application, op v1alpha1.Operation, rep engine.Rep
 		h = h[len(h)-limit:]
 	}
 	app.Status.History = h
+}
+
+// statusSource is the spec's source as the status shows it: a copy
+// whose repoURL has no credentials, which users do put there.
+func statusSource(src *v1alpha1.ApplicationSource) v1alpha1.ApplicationSource {
+	out := *src.DeepCopy()
+	out.RepoURL = redact.URL(out.RepoURL)
+	return out
 }
 
 // SetCondition replaces the conditions of one type with a single one
