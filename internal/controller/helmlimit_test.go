@@ -79,9 +79,11 @@ func TestHelmRenderLimit(t *testing.T) {
 			Chart: &helmv2.HelmChartTemplate{Spec: helmv2.HelmChartTemplateSpec{Chart: "bomb", Version: "0.1.0",
 				SourceRef: helmv2.CrossNamespaceObjectReference{Kind: "HelmRepository", Name: "bombs"}}},
 			Values: &apiextensionsv1.JSON{Raw: []byte(`{}`)}}})
-	hr := waitHelmRelease(t, c, ns, "bomb", "failed", func(h *helmv2.HelmRelease) bool {
+	// The failure stays named after the retries run out.
+	hr := waitHelmRelease(t, c, ns, "bomb", "failed, naming the limit", func(h *helmv2.HelmRelease) bool {
 		r := meta.FindStatusCondition(h.Status.Conditions, flux.ReadyCondition)
-		return r != nil && r.Status == metav1.ConditionFalse && r.Reason == "InstallFailed"
+		return r != nil && r.Status == metav1.ConditionFalse && r.Reason == "InstallFailed" &&
+			strings.Contains(r.Message, "install retries exhausted")
 	})
 	if r := meta.FindStatusCondition(hr.Status.Conditions, flux.ReadyCondition); !strings.Contains(r.Message, want) {
 		t.Errorf("Ready message %q, want it to name %q", r.Message, want)

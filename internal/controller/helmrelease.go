@@ -240,11 +240,11 @@ func (r *HelmReleaseReconciler) reconcile(ctx context.Context, hr *helmv2.HelmRe
 		installRetries = in.Remediation.Retries
 	}
 	if st.InstallFailures > 0 && installRetries >= 0 && st.InstallFailures > int64(installRetries) {
-		flux.MarkFailed(&st.Conditions, gen, "InstallFailed", fmt.Sprintf("install retries exhausted (%d); change the HelmRelease to try again", installRetries), true)
+		flux.MarkFailed(&st.Conditions, gen, "InstallFailed", exhausted(st.Conditions, "install", installRetries), true)
 		return ctrl.Result{}
 	}
 	if st.UpgradeFailures > 0 && retries >= 0 && st.UpgradeFailures > int64(retries) {
-		flux.MarkFailed(&st.Conditions, gen, "UpgradeFailed", fmt.Sprintf("upgrade retries exhausted (%d); change the HelmRelease to try again", retries), true)
+		flux.MarkFailed(&st.Conditions, gen, "UpgradeFailed", exhausted(st.Conditions, "upgrade", retries), true)
 		return ctrl.Result{}
 	}
 	out, err := r.Helm.Reconcile(fctx, helmrelease.Request{Name: name, Namespace: ns, Chart: chart, Values: values,
@@ -359,6 +359,20 @@ func (r *HelmReleaseReconciler) drift(ctx context.Context, hr *helmv2.HelmReleas
 	flux.SetCondition(&hr.Status.Conditions, hr.Generation, "Drifted", metav1.ConditionTrue, "DriftDetected",
 		fmt.Sprintf("Cluster state drift %s: %s", verb, strings.Join(names, ", ")))
 	return nil
+}
+
+// exhausted says that retries ran out, keeping the last failure's
+// message: without it the user would no longer see why.
+func exhausted(conds []metav1.Condition, what string, retries int) string {
+	msg := fmt.Sprintf("%s retries exhausted (%d); change the HelmRelease to try again", what, retries)
+	prev := meta.FindStatusCondition(conds, flux.ReadyCondition)
+	switch {
+	case prev == nil || prev.Status != metav1.ConditionFalse || prev.Message == "":
+		return msg
+	case strings.HasPrefix(prev.Message, msg):
+		return prev.Message
+	}
+	return msg + ". Last failure: " + prev.Message
 }
 
 // renderCheck renders the chart in the engine's Helm child first, when
