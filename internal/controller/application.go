@@ -124,7 +124,7 @@ func (r *ApplicationReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	}
 	argocd.SetCondition(app, "UnsupportedFields", unsupported, now)
 
-	res, err := r.reconcile(ctx, app, now)
+	res, err := r.reconcile(ctx, app, now, argocd.Refused(raw))
 	setAppInfo(app.Namespace, app.Name, app.Spec.Project, app.Status.Sync.Status, app.Status.Health.Status)
 	if perr := r.writeStatus(ctx, orig, app); perr != nil {
 		return ctrl.Result{}, perr
@@ -135,8 +135,13 @@ func (r *ApplicationReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	return res, err
 }
 
-func (r *ApplicationReconciler) reconcile(ctx context.Context, app *v1alpha1.Application, now time.Time) (ctrl.Result, error) {
+// refused, if not nil, names a source converge cannot render: the
+// Application is then an InvalidSpecError, and nothing is synced.
+func (r *ApplicationReconciler) reconcile(ctx context.Context, app *v1alpha1.Application, now time.Time, refused error) (ctrl.Result, error) {
 	unit, opts, err := argocd.ToUnit(app)
+	if err == nil {
+		err = refused
+	}
 	var proj *v1alpha1.AppProject
 	if err == nil {
 		proj, err = r.project(ctx, app)

@@ -173,6 +173,25 @@ func isPrefixOfKnown(p string) bool {
 	return false
 }
 
+// refusedSources are source fields converge cannot render. Going on
+// without them would render nothing, or something else, and report it
+// synced: so they are an error, not only an unsupported field.
+var refusedSources = []struct{ field, why string }{
+	{"plugin", "config management plugins are not supported by converge"},
+}
+
+// Refused returns an error naming a source field of the Application that
+// converge cannot render, or nil.
+func Refused(app *unstructured.Unstructured) error {
+	src, _, _ := unstructured.NestedMap(app.Object, "spec", "source")
+	for _, r := range refusedSources {
+		if _, ok := src[r.field]; ok {
+			return fmt.Errorf("spec.source.%s: %s; nothing is rendered or synced", r.field, r.why)
+		}
+	}
+	return nil
+}
+
 // Permits checks an Application against its project's source repositories
 // and destinations. Patterns are globs, as Argo CD documents them.
 func Permits(proj *v1alpha1.AppProject, app *v1alpha1.Application) error {

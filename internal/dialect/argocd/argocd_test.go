@@ -110,3 +110,16 @@ func TestSetConditionKeepsTimeWhenUnchanged(t *testing.T) {
 		t.Errorf("cleared condition still there: %+v", app.Status.Conditions)
 	}
 }
+
+// TestRefusedSources: a plugin source is an error naming the field,
+// never an empty render reported as synced.
+func TestRefusedSources(t *testing.T) {
+	_, raw := load(t, "seed-application.yaml")
+	if err := Refused(raw); err != nil {
+		t.Errorf("seed application: %v", err)
+	}
+	unstructured.SetNestedField(raw.Object, map[string]any{"name": "cmp-tanka"}, "spec", "source", "plugin")
+	if err := Refused(raw); err == nil || !strings.HasPrefix(err.Error(), "spec.source.plugin: config management plugins are not supported") {
+		t.Errorf("plugin source: got %v", err)
+	}
+}

@@ -149,3 +149,38 @@ func TestChildCheck(t *testing.T) {
 		t.Error("Check changed the values")
 	}
 }
+
+// TestDependenciesNotBuilt: a chart whose dependencies are not in
+// charts/ is refused, naming them, rather than rendered without them.
+// The same chart with its dependency in charts/ renders both.
+func TestDependenciesNotBuilt(t *testing.T) {
+	root := t.TempDir()
+	write := func(name, body string) {
+		p := filepath.Join(root, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("app/Chart.yaml", "apiVersion: v2\nname: app\nversion: 0.1.0\ndependencies:\n- name: redis\n  version: 1.0.0\n  repository: https://charts.example.com\n")
+	write("app/templates/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: app}\n")
+	for _, render := range []func() error{
+		func() error { _, err := helm.Render(root, filepath.Join(root, "app"), helm.Options{}); return err },
+		func() error {
+			_, err := child(t).Render(context.Background(), root, filepath.Join(root, "app"), helm.Options{})
+			return err
+		},
+	} {
+		if err := render(); err == nil || !strings.Contains(err.Error(), "chart dependencies are not built") || !strings.Contains(err.Error(), "redis") {
+			t.Errorf("got %v, want a refusal naming redis", err)
+		}
+	}
+	write("app/charts/redis/Chart.yaml", "apiVersion: v2\nname: redis\nversion: 1.0.0\n")
+	write("app/charts/redis/templates/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: redis}\n")
+	objs, err := helm.Render(root, filepath.Join(root, "app"), helm.Options{})
+	if err != nil || len(objs) != 2 {
+		t.Fatalf("with charts/redis: %d objects, %v", len(objs), err)
+	}
+}

@@ -5,6 +5,7 @@
 package helm
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -22,6 +23,10 @@ import (
 	"converge.dev/converge/internal/object"
 	"converge.dev/converge/internal/render"
 )
+
+// ErrDependenciesMissing is a chart whose Chart.yaml names dependencies
+// that are not in its charts/ folder.
+var ErrDependenciesMissing = errors.New("chart dependencies are not built")
 
 // Options configure Render.
 type Options struct {
@@ -53,6 +58,14 @@ func Render(root, dir string, o Options) ([]object.Decoded, error) {
 	chrt, err := loader.Load(dir)
 	if err != nil {
 		return nil, fmt.Errorf("%s: load chart: %w", rel, err)
+	}
+	// Helm would render a chart without its dependencies, leaving out
+	// everything they hold: green while deploying nothing. Argo CD builds
+	// them; converge does not fetch them yet, so it refuses.
+	if deps := chrt.Metadata.Dependencies; len(deps) > 0 {
+		if err := action.CheckDependencies(chrt, deps); err != nil {
+			return nil, fmt.Errorf("%s: %w: %v (converge does not fetch chart dependencies: run `helm dependency build` and commit charts/)", rel, ErrDependenciesMissing, err)
+		}
 	}
 	vals, err := values(root, dir, rel, o)
 	if err != nil {

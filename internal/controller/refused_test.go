@@ -1,0 +1,40 @@
+package controller
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"converge.dev/converge/internal/api/argocd/v1alpha1"
+	"converge.dev/converge/internal/clustertest"
+)
+
+// TestPluginSourceIsRefused: an Application with a config management
+// plugin source is an InvalidSpecError naming the field, with sync status
+// Unknown: never Synced/Healthy after rendering nothing.
+func TestPluginSourceIsRefused(t *testing.T) {
+	c, repo := setup(t)
+	ensureNamespace(t, c, "argocd")
+	permissiveProject(t, c, "anything")
+	ns := clustertest.Namespace(t)
+	app := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+		"metadata": map[string]any{"name": "plugin-" + ns, "namespace": "argocd"},
+		"spec": map[string]any{"project": "anything",
+			"source":      map[string]any{"repoURL": "file://" + repo.Bare, "path": "apps/orders-api/overlays/prod", "plugin": map[string]any{"name": "cmp-tanka"}},
+			"destination": map[string]any{"server": "https://kubernetes.default.svc", "namespace": ns},
+			"syncPolicy":  map[string]any{"automated": map[string]any{"prune": true}}},
+	}}
+	if err := c.Create(context.Background(), app); err != nil {
+		t.Fatal(err)
+	}
+	got := getApp(t, c, "plugin-"+ns, "an InvalidSpecError", func(a *v1alpha1.Application) bool { return condition(a, "InvalidSpecError") != "" })
+	if msg := condition(got, "InvalidSpecError"); !strings.Contains(msg, "spec.source.plugin: config management plugins are not supported") {
+		t.Errorf("InvalidSpecError %q does not name the plugin field", msg)
+	}
+	if got.Status.Sync.Status == "Synced" || got.Status.Health.Status == "Healthy" {
+		t.Errorf("a refused Application shows %s/%s", got.Status.Sync.Status, got.Status.Health.Status)
+	}
+}
