@@ -224,7 +224,7 @@ func (c *Child) run(ctx context.Context, req childRequest, name string) (childRe
 	switch {
 	case ctx.Err() != nil:
 		return childResponse{}, fmt.Errorf("%s: helm template: %w", name, ctx.Err())
-	case werr != nil && strings.Contains(stderr.String(), "out of memory"):
+	case werr != nil && outOfMemory(stderr.String()):
 		return childResponse{}, fmt.Errorf("%s: helm template: %w: it needed more than %d MiB of memory", name, ErrRenderLimit, maxMemory>>20)
 	case werr != nil:
 		return childResponse{}, fmt.Errorf("%s: helm template: render process: %w: %s", name, werr, stderr.firstLine())
@@ -242,6 +242,12 @@ func (c *Child) run(ctx context.Context, req childRequest, name string) (childRe
 		return childResponse{}, errors.New(resp.Error)
 	}
 	return resp, nil
+}
+
+// outOfMemory reads the Go runtime's dying words: the heap could not
+// grow, or a thread stack could not be mapped, under the limit.
+func outOfMemory(stderr string) bool {
+	return strings.Contains(stderr, "out of memory") || strings.Contains(stderr, "cannot allocate memory")
 }
 
 func relName(root, dir string) string {
