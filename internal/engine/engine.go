@@ -78,6 +78,15 @@ type RenderOptions struct {
 	Kind render.Kind `json:"kind,omitempty"`
 	// Recurse reads sub-folders of a plain directory.
 	Recurse bool `json:"recurse,omitempty"`
+	// Include and Exclude are globs a plain directory's files are
+	// matched against (Argo CD's directory.include and exclude).
+	Include string `json:"include,omitempty"`
+	Exclude string `json:"exclude,omitempty"`
+	// Jsonnet, if set, evaluates a plain directory's .jsonnet files, as
+	// Argo CD does; Flux units leave it nil and read YAML only.
+	// ARGOCD_APP_REVISION and ARGOCD_APP_REVISION_SHORT are added to its
+	// Env at render time.
+	Jsonnet *render.JsonnetOptions `json:"jsonnet,omitempty"`
 	// AllowRemoteBases lets kustomize fetch remote bases itself.
 	AllowRemoteBases bool `json:"allowRemoteBases,omitempty"`
 	// Ignore holds gitignore-style patterns of files a plain folder
@@ -239,7 +248,24 @@ func (e *Engine) render(ctx context.Context, snap source.Snapshot, u Unit) ([]ob
 				patterns = append(strings.Split(string(data), "\n"), patterns...)
 			}
 		}
-		return render.RenderDirectory(snap.Dir, dir, render.DirectoryOptions{Recurse: u.Render.Recurse, Exclude: excluder(patterns)})
+		do := render.DirectoryOptions{Recurse: u.Render.Recurse, IncludeGlob: u.Render.Include, ExcludeGlob: u.Render.Exclude}
+		if len(patterns) > 0 {
+			do.Exclude = excluder(patterns)
+		}
+		if j := u.Render.Jsonnet; j != nil {
+			jo := *j
+			jo.Env = map[string]string{"ARGOCD_APP_REVISION": snap.Revision, "ARGOCD_APP_REVISION_SHORT": short(snap.Revision, 7), "ARGOCD_APP_REVISION_SHORT_8": short(snap.Revision, 8)}
+			for k, v := range j.Env {
+				jo.Env[k] = v
+			}
+			do.Jsonnet = &jo
+			// Jsonnet can build values of any size: it runs in the render
+			// child, under its memory limit and timeout, when there is one.
+			if e.o.HelmChild != nil && do.Exclude == nil {
+				return e.o.HelmChild.RenderDirectory(ctx, snap.Dir, dir, do)
+			}
+		}
+		return render.RenderDirectory(snap.Dir, dir, do)
 	case render.Kustomize:
 		return kustomize.Render(snap.Dir, dir, kustomize.Options{AllowRemoteBases: u.Render.AllowRemoteBases, Components: u.Render.Components})
 	case render.Helm:
@@ -263,6 +289,14 @@ func (e *Engine) render(ctx context.Context, snap source.Snapshot, u Unit) ([]ob
 		return helm.Render(snap.Dir, dir, ho)
 	}
 	return nil, fmt.Errorf("unknown renderer %q (use directory, kustomize or helm)", kind)
+}
+
+// short is the first n characters of a commit.
+func short(rev string, n int) string {
+	if len(rev) > n {
+		return rev[:n]
+	}
+	return rev
 }
 
 // HelmChild is the child process Helm renders run in, or nil.

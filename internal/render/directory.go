@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/gobwas/glob"
+
 	"converge.dev/converge/internal/object"
 )
 
@@ -19,18 +21,31 @@ type DirectoryOptions struct {
 	MaxFileSize int64
 	// Exclude, if set, leaves out files and folders it matches; it gets
 	// the path relative to root, slash-separated (Flux's spec.ignore).
-	Exclude func(rel string, isDir bool) bool
+	Exclude func(rel string, isDir bool) bool `json:"-"`
+	// IncludeGlob and ExcludeGlob are Argo CD's directory.include and
+	// directory.exclude: globs, with {a,b} alternatives, matched against
+	// a file's path relative to dir; "*" also matches "/", as in Argo CD.
+	// Empty means every file, and no file.
+	IncludeGlob, ExcludeGlob string
+	// Jsonnet, if set, evaluates .jsonnet files too (Argo CD does, Flux
+	// does not). If nil, .jsonnet files are not read.
+	Jsonnet *JsonnetOptions
 }
 
 // RenderDirectory reads every .yaml, .yml and .json file under dir (a
-// folder inside root), in lexical path order, as multi-document streams.
-// Each object remembers its file, relative to root.
+// folder inside root), in lexical path order, as multi-document streams,
+// and evaluates every .jsonnet file when o.Jsonnet is set. Each object
+// remembers its file, relative to root.
 func RenderDirectory(root, dir string, o DirectoryOptions) ([]object.Decoded, error) {
 	if err := CheckTree(root, dir, o.MaxFileSize); err != nil {
 		return nil, err
 	}
+	include, exclude, err := compileGlobs(o.IncludeGlob, o.ExcludeGlob)
+	if err != nil {
+		return nil, err
+	}
 	var files []string
-	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+	err = filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -44,9 +59,17 @@ func RenderDirectory(root, dir string, o DirectoryOptions) ([]object.Decoded, er
 		if o.Exclude != nil && o.Exclude(filepath.ToSlash(rel), false) {
 			return nil
 		}
+		inDir, _ := filepath.Rel(dir, path)
+		if (include != nil && !include.Match(inDir)) || (exclude != nil && exclude.Match(inDir)) {
+			return nil
+		}
 		switch strings.ToLower(filepath.Ext(path)) {
 		case ".yaml", ".yml", ".json":
 			files = append(files, path)
+		case ".jsonnet":
+			if o.Jsonnet != nil {
+				files = append(files, path)
+			}
 		}
 		return nil
 	})
@@ -57,6 +80,14 @@ func RenderDirectory(root, dir string, o DirectoryOptions) ([]object.Decoded, er
 	var out []object.Decoded
 	for _, path := range files {
 		rel, _ := filepath.Rel(root, path)
+		if strings.EqualFold(filepath.Ext(path), ".jsonnet") {
+			objs, err := renderJsonnet(root, dir, path, *o.Jsonnet, o.MaxFileSize)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, objs...)
+			continue
+		}
 		data, err := os.ReadFile(path)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", rel, err)
@@ -79,4 +110,20 @@ func DecodeManifests(data []byte, file string) ([]object.Decoded, error) {
 		return nil, fmt.Errorf("%s: %w", file, ErrAliasBomb)
 	}
 	return objs, err
+}
+
+// compileGlobs compiles Argo CD's include and exclude patterns. Argo CD
+// compiles them with no separator, so "*" matches across folders.
+func compileGlobs(include, exclude string) (inc, exc glob.Glob, err error) {
+	if include != "" {
+		if inc, err = glob.Compile(include); err != nil {
+			return nil, nil, fmt.Errorf("directory include %q: %w", include, err)
+		}
+	}
+	if exclude != "" {
+		if exc, err = glob.Compile(exclude); err != nil {
+			return nil, nil, fmt.Errorf("directory exclude %q: %w", exclude, err)
+		}
+	}
+	return inc, exc, nil
 }

@@ -51,9 +51,24 @@ func ToUnit(app *v1alpha1.Application) (engine.Unit, Options, error) {
 		Path:          src.Path,
 		DestNamespace: app.Spec.Destination.Namespace,
 	}
-	if src.Directory != nil {
-		u.Render.Recurse = src.Directory.Recurse
+	// Argo CD evaluates the .jsonnet files of every plain folder, with
+	// its build environment available to the variables.
+	u.Render.Jsonnet = &render.JsonnetOptions{Env: map[string]string{
+		"ARGOCD_APP_NAME": app.Name, "ARGOCD_APP_NAMESPACE": app.Spec.Destination.Namespace,
+		"ARGOCD_APP_PROJECT_NAME": app.Spec.Project, "ARGOCD_APP_SOURCE_REPO_URL": src.RepoURL,
+		"ARGOCD_APP_SOURCE_PATH": src.Path, "ARGOCD_APP_SOURCE_TARGET_REVISION": src.TargetRevision,
+	}}
+	if d := src.Directory; d != nil {
+		u.Render.Recurse = d.Recurse
+		u.Render.Include, u.Render.Exclude = d.Include, d.Exclude
 		u.Render.Kind = render.Directory
+		for _, v := range d.Jsonnet.ExtVars {
+			u.Render.Jsonnet.ExtVars = append(u.Render.Jsonnet.ExtVars, render.JsonnetVar{Name: v.Name, Value: v.Value, Code: v.Code})
+		}
+		for _, v := range d.Jsonnet.TLAs {
+			u.Render.Jsonnet.TLAs = append(u.Render.Jsonnet.TLAs, render.JsonnetVar{Name: v.Name, Value: v.Value, Code: v.Code})
+		}
+		u.Render.Jsonnet.Libs = d.Jsonnet.Libs
 	}
 	if h := src.Helm; h != nil {
 		u.Render.Kind = render.Helm
@@ -109,7 +124,9 @@ var supportedSyncOptions = map[string]bool{
 // trailing ".*" accepts any field below.
 var known = []string{
 	"spec.project", "spec.source.repoURL", "spec.source.path", "spec.source.targetRevision",
-	"spec.source.directory.recurse", "spec.source.helm.valueFiles", "spec.source.helm.values",
+	"spec.source.directory.recurse", "spec.source.directory.include", "spec.source.directory.exclude",
+	"spec.source.directory.jsonnet.extVars", "spec.source.directory.jsonnet.tlas", "spec.source.directory.jsonnet.libs",
+	"spec.source.helm.valueFiles", "spec.source.helm.values",
 	"spec.source.helm.releaseName", "spec.destination.server", "spec.destination.namespace",
 	"spec.destination.name", "spec.syncPolicy.automated.prune", "spec.syncPolicy.automated.selfHeal",
 	"spec.syncPolicy.automated.allowEmpty", "spec.syncPolicy.syncOptions", "spec.syncPolicy.retry.*",

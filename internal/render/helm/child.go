@@ -92,6 +92,10 @@ type childRequest struct {
 	Options   Options
 	// SizeOnly asks for the size of the render, not its objects.
 	SizeOnly bool
+	// Directory, if set, renders a plain folder (with its Jsonnet files)
+	// instead of a chart: Jsonnet, like a template, can build values of
+	// any size and has no way to be stopped.
+	Directory *render.DirectoryOptions `json:",omitempty"`
 }
 
 type childObject struct {
@@ -123,7 +127,13 @@ func serve(in io.Reader, out io.Writer) int {
 		return 2
 	}
 	var resp childResponse
-	objs, err := Render(req.Root, req.Dir, req.Options)
+	var objs []object.Decoded
+	var err error
+	if req.Directory != nil {
+		objs, err = render.RenderDirectory(req.Root, req.Dir, *req.Directory)
+	} else {
+		objs, err = Render(req.Root, req.Dir, req.Options)
+	}
 	if err != nil {
 		resp.Error = err.Error()
 	}
@@ -150,6 +160,28 @@ func (c *Child) Render(ctx context.Context, root, dir string, o Options) ([]obje
 		return nil, err
 	}
 	resp, err := c.run(ctx, childRequest{Root: root, Dir: dir, Options: o}, relName(root, dir))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]object.Decoded, 0, len(resp.Objects))
+	for _, co := range resp.Objects {
+		out = append(out, object.Decoded{Object: &unstructured.Unstructured{Object: co.Object}, Source: co.Source})
+	}
+	return out, nil
+}
+
+// RenderDirectory renders a plain folder, as render.RenderDirectory
+// does, in a child process, for folders whose Jsonnet files are
+// evaluated. o.Exclude (a function) cannot cross to the child and must
+// be nil.
+func (c *Child) RenderDirectory(ctx context.Context, root, dir string, o render.DirectoryOptions) ([]object.Decoded, error) {
+	if o.Exclude != nil {
+		return nil, fmt.Errorf("%s: a render child cannot take an Exclude function", relName(root, dir))
+	}
+	if err := render.CheckTree(root, dir, o.MaxFileSize); err != nil {
+		return nil, err
+	}
+	resp, err := c.run(ctx, childRequest{Root: root, Dir: dir, Directory: &o}, relName(root, dir))
 	if err != nil {
 		return nil, err
 	}
@@ -198,9 +230,14 @@ func (c *Child) run(ctx context.Context, req childRequest, name string) (childRe
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	step := "helm template"
+	if req.Directory != nil {
+		step = "render"
+	}
+	name += ": " + step
 	in, err := json.Marshal(req)
 	if err != nil {
-		return childResponse{}, fmt.Errorf("%s: helm template: %w", name, err)
+		return childResponse{}, fmt.Errorf("%s: %w", name, err)
 	}
 	cmd := exec.CommandContext(ctx, c.Command)
 	cmd.Env = append(os.Environ(), childEnv+"=1", childMemoryEnv+"="+strconv.FormatInt(maxMemory, 10))
@@ -209,31 +246,31 @@ func (c *Child) run(ctx context.Context, req childRequest, name string) (childRe
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		return childResponse{}, fmt.Errorf("%s: helm template: %w", name, err)
+		return childResponse{}, fmt.Errorf("%s: %w", name, err)
 	}
 	if err := cmd.Start(); err != nil {
-		return childResponse{}, fmt.Errorf("%s: helm template: start the render process: %w", name, err)
+		return childResponse{}, fmt.Errorf("%s: start the render process: %w", name, err)
 	}
 	data, rerr := io.ReadAll(io.LimitReader(stdout, maxOutput+1))
 	if int64(len(data)) > maxOutput {
 		cmd.Process.Kill()
 		cmd.Wait()
-		return childResponse{}, fmt.Errorf("%s: helm template: %w: the rendered objects are more than %d bytes", name, ErrRenderLimit, maxOutput)
+		return childResponse{}, fmt.Errorf("%s: %w: the rendered objects are more than %d bytes", name, ErrRenderLimit, maxOutput)
 	}
 	werr := cmd.Wait()
 	switch {
 	case ctx.Err() != nil:
-		return childResponse{}, fmt.Errorf("%s: helm template: %w", name, ctx.Err())
+		return childResponse{}, fmt.Errorf("%s: %w", name, ctx.Err())
 	case werr != nil && outOfMemory(stderr.String()):
-		return childResponse{}, fmt.Errorf("%s: helm template: %w: it needed more than %d MiB of memory", name, ErrRenderLimit, maxMemory>>20)
+		return childResponse{}, fmt.Errorf("%s: %w: it needed more than %d MiB of memory", name, ErrRenderLimit, maxMemory>>20)
 	case werr != nil:
-		return childResponse{}, fmt.Errorf("%s: helm template: render process: %w: %s", name, werr, stderr.firstLine())
+		return childResponse{}, fmt.Errorf("%s: render process: %w: %s", name, werr, stderr.firstLine())
 	case rerr != nil:
-		return childResponse{}, fmt.Errorf("%s: helm template: read the render: %w", name, rerr)
+		return childResponse{}, fmt.Errorf("%s: read the render: %w", name, rerr)
 	}
 	var resp childResponse
 	if err := json.Unmarshal(data, &resp); err != nil {
-		return childResponse{}, fmt.Errorf("%s: helm template: read the render: %w", name, err)
+		return childResponse{}, fmt.Errorf("%s: read the render: %w", name, err)
 	}
 	if resp.Error != "" {
 		if req.SizeOnly {

@@ -12,6 +12,7 @@ import (
 
 	"helm.sh/helm/v3/pkg/chart/loader"
 
+	"converge.dev/converge/internal/render"
 	"converge.dev/converge/internal/render/helm"
 )
 
@@ -182,5 +183,49 @@ func TestDependenciesNotBuilt(t *testing.T) {
 	objs, err := helm.Render(root, filepath.Join(root, "app"), helm.Options{})
 	if err != nil || len(objs) != 2 {
 		t.Fatalf("with charts/redis: %d objects, %v", len(objs), err)
+	}
+}
+
+// TestChildJsonnet: a folder with Jsonnet renders in the child as in
+// process, and a Jsonnet file that builds a 4 GB string dies in the
+// child, under its memory limit, not in this process.
+func TestChildJsonnet(t *testing.T) {
+	dir := filepath.Join(repo, "jsonnet", "app")
+	o := render.DirectoryOptions{Jsonnet: &render.JsonnetOptions{
+		ExtVars: []render.JsonnetVar{{Name: "app", Value: "shop"}, {Name: "env", Value: "prod"}},
+		Libs:    []string{"jsonnet/vendor/k"},
+	}}
+	want, err := render.RenderDirectory(repo, dir, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := child(t).RenderDirectory(context.Background(), repo, dir, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) || len(got) != 4 {
+		t.Fatalf("child rendered %d objects, in process %d, want 4", len(got), len(want))
+	}
+	for i := range want {
+		a, _ := want[i].Object.MarshalJSON()
+		b, _ := got[i].Object.MarshalJSON()
+		if string(a) != string(b) || want[i].Source != got[i].Source {
+			t.Errorf("object %d differs:\nin process %s %s\nchild      %s %s", i, want[i].Source, a, got[i].Source, b)
+		}
+	}
+
+	root := t.TempDir()
+	bomb := `local d(s, n) = if n == 0 then s else d(s + s, n - 1);
+{ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'bomb' }, data: { big: d('x', 32) } }`
+	if err := os.MkdirAll(filepath.Join(root, "bomb"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "bomb", "bomb.jsonnet"), []byte(bomb), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := helm.Child{Command: child(t).Command, MaxMemory: 512 << 20}
+	_, err = c.RenderDirectory(context.Background(), root, filepath.Join(root, "bomb"), render.DirectoryOptions{Jsonnet: &render.JsonnetOptions{}})
+	if !errors.Is(err, helm.ErrRenderLimit) || !strings.HasPrefix(err.Error(), "bomb: render:") {
+		t.Fatalf("got %v, want ErrRenderLimit naming the folder", err)
 	}
 }

@@ -73,7 +73,25 @@ type ApplicationSourceHelm struct {
 //
 // +kubebuilder:pruning:PreserveUnknownFields
 type ApplicationSourceDirectory struct {
-	Recurse bool `json:"recurse,omitempty"`
+	Recurse bool                     `json:"recurse,omitempty"`
+	Include string                   `json:"include,omitempty"`
+	Exclude string                   `json:"exclude,omitempty"`
+	Jsonnet ApplicationSourceJsonnet `json:"jsonnet,omitempty"`
+}
+
+// ApplicationSourceJsonnet holds the variables and library folders of a
+// folder's Jsonnet files.
+type ApplicationSourceJsonnet struct {
+	ExtVars []JsonnetVar `json:"extVars,omitempty"`
+	TLAs    []JsonnetVar `json:"tlas,omitempty"`
+	Libs    []string     `json:"libs,omitempty"`
+}
+
+// JsonnetVar is a Jsonnet variable: a string, or code when Code is set.
+type JsonnetVar struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+	Code  bool   `json:"code,omitempty"`
 }
 
 // ApplicationDestination is the cluster and namespace to deploy to.

@@ -1,0 +1,5 @@
+{
+  name: 'guestbook-ui',
+  port: 80,
+  targetPort: 8080,
+}
