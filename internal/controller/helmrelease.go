@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"helm.sh/helm/v3/pkg/chart"
@@ -18,6 +19,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -30,6 +32,7 @@ import (
 
 	helmv2 "converge.dev/converge/internal/api/fluxcd/helm/v2"
 	sourcev1 "converge.dev/converge/internal/api/fluxcd/source/v1"
+	"converge.dev/converge/internal/cluster"
 	"converge.dev/converge/internal/dialect/flux"
 	"converge.dev/converge/internal/diff"
 	"converge.dev/converge/internal/engine"
@@ -46,7 +49,50 @@ type HelmReleaseReconciler struct {
 	Reader client.Reader
 	Engine *engine.Engine
 	Helm   *helmrelease.Manager
-	charts *chartLoader
+	// RESTConfig is the controller's own; spec.serviceAccountName
+	// impersonates with it. If nil, serviceAccountName is an error.
+	RESTConfig *rest.Config
+	charts     *chartLoader
+
+	mu      sync.Mutex
+	tenants map[string]tenant
+}
+
+// tenant is what acts for a HelmRelease with spec.serviceAccountName:
+// Helm and the drift engine both impersonate the account, so a tenant's
+// release gets the tenant's rights, never the controller's.
+type tenant struct {
+	helm   *helmrelease.Manager
+	engine *engine.Engine
+}
+
+// actor returns the Helm manager and engine a HelmRelease acts with.
+func (r *HelmReleaseReconciler) actor(hr *helmv2.HelmRelease) (tenant, error) {
+	sa := hr.Spec.ServiceAccountName
+	if sa == "" {
+		return tenant{helm: r.Helm, engine: r.Engine}, nil
+	}
+	if r.RESTConfig == nil {
+		return tenant{}, errors.New("spec.serviceAccountName: the controller has no configuration to impersonate with")
+	}
+	user := "system:serviceaccount:" + hr.Namespace + ":" + sa
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if t, ok := r.tenants[user]; ok {
+		return t, nil
+	}
+	cfg := rest.CopyConfig(r.RESTConfig)
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: user}
+	cc, err := cluster.New(cfg)
+	if err != nil {
+		return tenant{}, fmt.Errorf("spec.serviceAccountName %s: %w", sa, err)
+	}
+	t := tenant{helm: helmrelease.New(cfg), engine: r.Engine.Impersonating(cc)}
+	if r.tenants == nil {
+		r.tenants = map[string]tenant{}
+	}
+	r.tenants[user] = t
+	return t, nil
 }
 
 // SetupWithManager registers the reconciler; a repository's new index
@@ -141,7 +187,11 @@ func (r *HelmReleaseReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 			return ctrl.Result{}, nil
 		}
 		name, ns := releaseName(hr)
-		if err := r.Helm.Uninstall(name, ns, flux.Interval(hr.Spec.Timeout, 5*time.Minute)); err != nil {
+		act, err := r.actor(hr)
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		if err := act.helm.Uninstall(name, ns, flux.Interval(hr.Spec.Timeout, 5*time.Minute)); err != nil {
 			return ctrl.Result{}, err
 		}
 		return ctrl.Result{}, setFluxFinalizer(ctx, r.Client, hr, false)
@@ -226,6 +276,22 @@ func (r *HelmReleaseReconciler) reconcile(ctx context.Context, hr *helmv2.HelmRe
 		values = chartutil.MergeTables(inline, values) // inline values win
 	}
 	name, ns := releaseName(hr)
+	act, err := r.actor(hr)
+	if err != nil {
+		flux.MarkFailed(&st.Conditions, gen, flux.InvalidSpecReason, err.Error(), true)
+		return ctrl.Result{}
+	}
+	// A new target (targetNamespace or releaseName changed) takes the
+	// old release away first, as Flux does: it would otherwise stay
+	// installed, unowned.
+	if h := st.History; len(h) > 0 && (h[0].Name != name || h[0].Namespace != ns) {
+		if err := act.helm.Uninstall(h[0].Name, h[0].Namespace, flux.Interval(hr.Spec.Timeout, 5*time.Minute)); err != nil {
+			flux.MarkFailed(&st.Conditions, gen, "UninstallFailed",
+				fmt.Sprintf("release target changed to %s/%s: uninstall of the previous release: %v", ns, name, err), false)
+			return ctrl.Result{RequeueAfter: 30 * time.Second}
+		}
+		st.History = nil
+	}
 	st.LastAttemptedRevision = chart.Metadata.Version
 	retries, rollback := 0, false
 	if u := hr.Spec.Upgrade; u != nil && u.Remediation != nil {
@@ -247,9 +313,9 @@ func (r *HelmReleaseReconciler) reconcile(ctx context.Context, hr *helmv2.HelmRe
 		flux.MarkFailed(&st.Conditions, gen, "UpgradeFailed", exhausted(st.Conditions, "upgrade", retries), true)
 		return ctrl.Result{}
 	}
-	out, err := r.Helm.Reconcile(fctx, helmrelease.Request{Name: name, Namespace: ns, Chart: chart, Values: values,
+	out, err := act.helm.Reconcile(fctx, helmrelease.Request{Name: name, Namespace: ns, Chart: chart, Values: values,
 		Timeout: flux.Interval(hr.Spec.Timeout, 5*time.Minute), RollbackOnFailure: rollback, Check: r.renderCheck(name, ns)})
-	r.history(hr, name, ns)
+	history(act.helm, hr, name, ns)
 	if err != nil {
 		st.Failures++
 		reason := "InstallFailed"
@@ -260,7 +326,7 @@ func (r *HelmReleaseReconciler) reconcile(ctx context.Context, hr *helmv2.HelmRe
 			st.InstallFailures++
 			// Flux remediates a failed install by uninstalling it, so the
 			// next attempt starts clean.
-			if uerr := r.Helm.Uninstall(name, ns, 5*time.Minute); uerr == nil {
+			if uerr := act.helm.Uninstall(name, ns, 5*time.Minute); uerr == nil {
 				flux.SetCondition(&st.Conditions, gen, "Remediated", metav1.ConditionTrue, "UninstallSucceeded",
 					fmt.Sprintf("Helm uninstall of the failed release %s/%s succeeded", ns, name))
 			}
@@ -277,7 +343,7 @@ func (r *HelmReleaseReconciler) reconcile(ctx context.Context, hr *helmv2.HelmRe
 	// never recorded (its status write lost) is tested again.
 	tested := meta.FindStatusCondition(st.Conditions, "TestSuccess")
 	if t := hr.Spec.Test; t != nil && t.Enable && (out.Action != "unchanged" || tested == nil || tested.ObservedGeneration != gen) {
-		if terr := r.Helm.Test(fctx, name, ns, flux.Interval(hr.Spec.Timeout, 5*time.Minute)); terr != nil {
+		if terr := act.helm.Test(fctx, name, ns, flux.Interval(hr.Spec.Timeout, 5*time.Minute)); terr != nil {
 			flux.SetCondition(&st.Conditions, gen, "TestSuccess", metav1.ConditionFalse, "TestFailed", terr.Error())
 			if !t.IgnoreFailures {
 				st.Failures++
@@ -298,7 +364,7 @@ func (r *HelmReleaseReconciler) reconcile(ctx context.Context, hr *helmv2.HelmRe
 		} else {
 			reason = "UpgradeSucceeded"
 		}
-		if err := r.drift(ctx, hr, out, ns); err != nil {
+		if err := drift(ctx, act.engine, hr, out, ns); err != nil {
 			flux.MarkFailed(&st.Conditions, gen, "DriftDetectionFailed", err.Error(), false)
 			return ctrl.Result{RequeueAfter: 30 * time.Second}
 		}
@@ -313,7 +379,7 @@ func (r *HelmReleaseReconciler) reconcile(ctx context.Context, hr *helmv2.HelmRe
 // drift compares the release's objects with the cluster; with mode
 // enabled, it corrects what drifted (a kubectl edit), with warn it only
 // says so.
-func (r *HelmReleaseReconciler) drift(ctx context.Context, hr *helmv2.HelmRelease, out helmrelease.Outcome, ns string) error {
+func drift(ctx context.Context, eng *engine.Engine, hr *helmv2.HelmRelease, out helmrelease.Outcome, ns string) error {
 	mode := ""
 	if d := hr.Spec.DriftDetection; d != nil {
 		mode = d.Mode
@@ -340,7 +406,7 @@ func (r *HelmReleaseReconciler) drift(ctx context.Context, hr *helmv2.HelmReleas
 		}
 		ignore = append(ignore, ig)
 	}
-	drifted, err := r.Engine.Drift(ctx, objs, ns, mode == "enabled", ignore)
+	drifted, err := eng.Drift(ctx, objs, ns, mode == "enabled", ignore)
 	if err != nil {
 		return err
 	}
@@ -388,8 +454,8 @@ func (r *HelmReleaseReconciler) renderCheck(name, ns string) func(context.Contex
 	}
 }
 
-func (r *HelmReleaseReconciler) history(hr *helmv2.HelmRelease, name, ns string) {
-	h, err := r.Helm.History(name, ns)
+func history(m *helmrelease.Manager, hr *helmv2.HelmRelease, name, ns string) {
+	h, err := m.History(name, ns)
 	if err != nil {
 		return
 	}

@@ -542,6 +542,9 @@ func (r *KustomizationReconciler) engineFor(ctx context.Context, ks *kustomizev1
 		r.remotes = map[string]*engine.Engine{}
 	}
 	e := r.Engine.ForCluster(cc)
+	if kc == nil {
+		e = r.Engine.Impersonating(cc)
+	}
 	r.remotes[id] = e
 	return e, nil
 }

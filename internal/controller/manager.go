@@ -117,7 +117,7 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 	if err := (&HelmChartReconciler{Client: mgr.GetClient(), charts: charts}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("helmchart controller: %w", err)
 	}
-	if err := (&HelmReleaseReconciler{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Engine: o.Engine, Helm: helmrelease.New(cfg), charts: charts}).SetupWithManager(mgr); err != nil {
+	if err := (&HelmReleaseReconciler{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Engine: o.Engine, Helm: helmrelease.New(cfg), RESTConfig: cfg, charts: charts}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("helmrelease controller: %w", err)
 	}
 	if o.WebhookAddr != "" {

@@ -123,7 +123,7 @@ func (e *Engine) Delete(ctx context.Context, unit string, o DeleteOptions) (Dele
 		}
 	}
 	e.inventories.forget(unit)
-	return rep, e.o.Cluster.DeleteInventory(ctx, unit)
+	return rep, e.inventoryClient().DeleteInventory(ctx, unit)
 }
 
 func hasOption(list, opt string) bool {

@@ -114,6 +114,11 @@ type Options struct {
 	OCI *oci.Fetcher
 	// Cluster is the target. Required for everything but Render.
 	Cluster *cluster.Client
+	// Inventory keeps the units' inventories. If nil, Cluster. An engine
+	// that impersonates a tenant keeps them with the controller's own
+	// client: the inventory is converge's record, not the tenant's, and
+	// the tenant needs no rights in converge's namespace.
+	Inventory *cluster.Client
 	// KubeVersion is passed to Helm when there is no Cluster to ask.
 	KubeVersion string
 	// Health holds custom health rules (CEL, Lua) in front of the
@@ -368,8 +373,24 @@ func (e *Engine) ResolveOCI(ctx context.Context, url string, ref oci.Ref, auth o
 // own caches of renders, predictions and inventories.
 func (e *Engine) ForCluster(c *cluster.Client) *Engine {
 	o := e.o
-	o.Cluster = c
+	o.Cluster, o.Inventory = c, nil
 	return New(o)
+}
+
+// Impersonating returns an engine that acts on the same cluster through
+// c, a client with other credentials (a tenant's ServiceAccount), and
+// keeps inventories with this engine's own client.
+func (e *Engine) Impersonating(c *cluster.Client) *Engine {
+	o := e.o
+	o.Cluster, o.Inventory = c, e.inventoryClient()
+	return New(o)
+}
+
+func (e *Engine) inventoryClient() *cluster.Client {
+	if e.o.Inventory != nil {
+		return e.o.Inventory
+	}
+	return e.o.Cluster
 }
 
 // excluder matches paths against gitignore-style patterns; nil without

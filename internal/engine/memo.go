@@ -121,7 +121,7 @@ func (e *Engine) loadInventory(ctx context.Context, unit string) (cluster.Invent
 	if inv, ok := e.inventories.get(unit); ok {
 		return inv, nil
 	}
-	inv, err := e.o.Cluster.LoadInventory(ctx, unit)
+	inv, err := e.inventoryClient().LoadInventory(ctx, unit)
 	if err != nil {
 		return inv, err
 	}
@@ -135,7 +135,7 @@ func (e *Engine) saveInventory(ctx context.Context, inv cluster.Inventory) error
 		return nil // what is stored already says this
 	}
 	e.inventories.forget(inv.Unit)
-	if err := e.o.Cluster.SaveInventory(ctx, inv); err != nil {
+	if err := e.inventoryClient().SaveInventory(ctx, inv); err != nil {
 		return err
 	}
 	e.inventories.put(inv)

@@ -252,7 +252,7 @@ var known = map[string][]string{
 		"chart.spec.sourceRef.namespace", "chart.spec.sourceRef.apiVersion", "chart.spec.reconcileStrategy", "interval", "releaseName", "targetNamespace",
 		"storageNamespace", "timeout", "values", "valuesFrom", "install.remediation.retries", "upgrade.remediation.retries",
 		"upgrade.remediation.remediateLastFailure", "driftDetection.mode", "driftDetection.ignore", "dependsOn", "suspend",
-		"chartRef.kind", "chartRef.name", "chartRef.namespace", "chartRef.apiVersion", "test.enable", "test.ignoreFailures"},
+		"chartRef.kind", "chartRef.name", "chartRef.namespace", "chartRef.apiVersion", "test.enable", "test.ignoreFailures", "serviceAccountName"},
 	"HelmRepository": {"url", "type", "interval", "suspend", "secretRef.name", "insecure"},
 	"HelmChart":      {"chart", "version", "sourceRef.kind", "sourceRef.name", "sourceRef.apiVersion", "interval", "suspend", "reconcileStrategy"},
 	"OCIRepository":  {"url", "ref.tag", "ref.semver", "ref.digest", "interval", "insecure", "secretRef.name", "layerSelector.mediaType", "suspend"},

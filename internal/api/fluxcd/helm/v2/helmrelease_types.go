@@ -52,6 +52,9 @@ type HelmReleaseSpec struct {
 	// DependsOn are HelmReleases that must be Ready first.
 	DependsOn []DependencyReference `json:"dependsOn,omitempty"`
 	Suspend   bool                  `json:"suspend,omitempty"`
+	// ServiceAccountName is impersonated for every Helm action and
+	// drift correction of the release, as Flux's multi-tenancy does.
+	ServiceAccountName string `json:"serviceAccountName,omitempty"`
 }
 
 // HelmChartTemplate names the chart.
