@@ -119,7 +119,17 @@ func (r *ApplicationReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	}
 
 	unsupported := ""
-	if fields := argocd.Unsupported(raw); len(fields) > 0 {
+	fields := argocd.Unsupported(raw)
+	// The project's fields count too: one converge ignores would let the
+	// Application do more than its project allows in Argo CD.
+	rawProj := &unstructured.Unstructured{}
+	rawProj.SetGroupVersionKind(v1alpha1.GroupVersion.WithKind("AppProject"))
+	if err := r.Client.Get(ctx, types.NamespacedName{Namespace: app.Namespace, Name: projectName(app)}, rawProj); err == nil {
+		for _, f := range argocd.ProjectUnsupported(rawProj) {
+			fields = append(fields, "AppProject "+rawProj.GetName()+" "+f)
+		}
+	}
+	if len(fields) > 0 {
 		unsupported = "fields not supported by converge, ignored: " + strings.Join(fields, ", ")
 	}
 	argocd.SetCondition(app, "UnsupportedFields", unsupported, now)
@@ -399,11 +409,41 @@ func checkKinds(proj *v1alpha1.AppProject, st engine.UnitStatus) error {
 	return argocd.PermitsKinds(proj, refs)
 }
 
+// projectName is the Application's project; Argo CD reads an empty one
+// as "default".
+func projectName(app *v1alpha1.Application) string {
+	if app.Spec.Project == "" {
+		return DefaultProject
+	}
+	return app.Spec.Project
+}
+
+// DefaultProject is the AppProject Argo CD creates for itself, and
+// converge too, on first use, in the namespace of the Application that
+// asks for it: it permits any source, destination and kind.
+const DefaultProject = "default"
+
 func (r *ApplicationReconciler) project(ctx context.Context, app *v1alpha1.Application) (*v1alpha1.AppProject, error) {
+	name := projectName(app)
 	proj := &v1alpha1.AppProject{}
-	err := r.Client.Get(ctx, types.NamespacedName{Namespace: app.Namespace, Name: app.Spec.Project}, proj)
+	key := types.NamespacedName{Namespace: app.Namespace, Name: name}
+	err := r.Client.Get(ctx, key, proj)
+	if apierrors.IsNotFound(err) && name == DefaultProject {
+		def := &v1alpha1.AppProject{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: app.Namespace},
+			Spec: v1alpha1.AppProjectSpec{SourceRepos: []string{"*"},
+				Destinations:             []v1alpha1.ApplicationDestination{{Server: "*", Namespace: "*", Name: "*"}},
+				ClusterResourceWhitelist: []metav1.GroupKind{{Group: "*", Kind: "*"}}}}
+		if err := r.Client.Create(ctx, def); err != nil && !apierrors.IsAlreadyExists(err) {
+			return nil, fmt.Errorf("create the default project: %w", err)
+		}
+		// The cache may not hold it yet; it is what was just written.
+		if err := r.Client.Get(ctx, key, proj); err != nil {
+			return def, nil
+		}
+		return proj, nil
+	}
 	if apierrors.IsNotFound(err) {
-		return nil, fmt.Errorf("application references project %s which does not exist", app.Spec.Project)
+		return nil, fmt.Errorf("application references project %s which does not exist", name)
 	}
 	return proj, err
 }

@@ -305,28 +305,45 @@ func (r *HelmReleaseReconciler) reconcile(ctx context.Context, hr *helmv2.HelmRe
 	if in := hr.Spec.Install; in != nil && in.Remediation != nil {
 		installRetries = in.Remediation.Retries
 	}
-	if st.InstallFailures > 0 && installRetries >= 0 && st.InstallFailures > int64(installRetries) {
+	opts, err := releaseOptions(hr)
+	if err != nil {
+		flux.MarkFailed(&st.Conditions, gen, flux.InvalidSpecReason, err.Error(), true)
+		return ctrl.Result{}
+	}
+	if opts.retryUpgrade {
+		rollback = false
+	}
+	if !opts.retryInstall && st.InstallFailures > 0 && installRetries >= 0 && st.InstallFailures > int64(installRetries) {
 		flux.MarkFailed(&st.Conditions, gen, "InstallFailed", exhausted(st.Conditions, "install", installRetries), true)
 		return ctrl.Result{}
 	}
-	if st.UpgradeFailures > 0 && retries >= 0 && st.UpgradeFailures > int64(retries) {
+	if !opts.retryUpgrade && st.UpgradeFailures > 0 && retries >= 0 && st.UpgradeFailures > int64(retries) {
 		flux.MarkFailed(&st.Conditions, gen, "UpgradeFailed", exhausted(st.Conditions, "upgrade", retries), true)
 		return ctrl.Result{}
 	}
 	out, err := act.helm.Reconcile(fctx, helmrelease.Request{Name: name, Namespace: ns, Chart: chart, Values: values,
-		Timeout: flux.Interval(hr.Spec.Timeout, 5*time.Minute), RollbackOnFailure: rollback, Check: r.renderCheck(name, ns)})
+		Timeout: flux.Interval(hr.Spec.Timeout, 5*time.Minute), RollbackOnFailure: rollback, Check: r.renderCheck(name, ns),
+		CreateNamespace: opts.createNamespace, InstallCRDs: opts.installCRDs, UpgradeCRDs: opts.upgradeCRDs})
 	history(act.helm, hr, name, ns)
 	if err != nil {
 		st.Failures++
 		reason := "InstallFailed"
+		retry := 10 * time.Second
 		if out.Action == "upgrade" {
 			reason = "UpgradeFailed"
 			st.UpgradeFailures++
+			if opts.retryUpgrade {
+				retry = opts.upgradeRetryInterval
+			}
 		} else {
 			st.InstallFailures++
-			// Flux remediates a failed install by uninstalling it, so the
-			// next attempt starts clean.
-			if uerr := act.helm.Uninstall(name, ns, 5*time.Minute); uerr == nil {
+			if opts.retryInstall {
+				// RetryOnFailure leaves the failed release as it is and
+				// tries again later; no remediation.
+				retry = opts.installRetryInterval
+			} else if uerr := act.helm.Uninstall(name, ns, 5*time.Minute); uerr == nil {
+				// Flux remediates a failed install by uninstalling it, so
+				// the next attempt starts clean.
 				flux.SetCondition(&st.Conditions, gen, "Remediated", metav1.ConditionTrue, "UninstallSucceeded",
 					fmt.Sprintf("Helm uninstall of the failed release %s/%s succeeded", ns, name))
 			}
@@ -337,7 +354,12 @@ func (r *HelmReleaseReconciler) reconcile(ctx context.Context, hr *helmv2.HelmRe
 			flux.SetCondition(&st.Conditions, gen, "Remediated", metav1.ConditionTrue, "RollbackSucceeded",
 				fmt.Sprintf("Helm rollback to previous release %s/%s.v%d succeeded", ns, name, out.Release.Version))
 		}
-		return ctrl.Result{RequeueAfter: 10 * time.Second}
+		return ctrl.Result{RequeueAfter: retry}
+	}
+	// The chart's source is checked at chart.spec.interval when that is
+	// shorter than the release's.
+	if c := hr.Spec.Chart; c != nil && c.Spec.Interval != nil && c.Spec.Interval.Duration > 0 && c.Spec.Interval.Duration < interval {
+		interval = c.Spec.Interval.Duration
 	}
 	// Tests run once per release change; a release whose result was
 	// never recorded (its status write lost) is tested again.
@@ -374,6 +396,58 @@ func (r *HelmReleaseReconciler) reconcile(ctx context.Context, hr *helmv2.HelmRe
 	meta.RemoveStatusCondition(&st.Conditions, "Remediated")
 	st.UpgradeFailures, st.InstallFailures, st.Failures = 0, 0, 0
 	return ctrl.Result{RequeueAfter: interval}
+}
+
+// actionOptions are the install and upgrade settings of a HelmRelease.
+type actionOptions struct {
+	createNamespace                            bool
+	installCRDs, upgradeCRDs                   string
+	retryInstall, retryUpgrade                 bool
+	installRetryInterval, upgradeRetryInterval time.Duration
+}
+
+// releaseOptions reads install and upgrade settings, refusing values
+// Flux does not define rather than guessing at them.
+func releaseOptions(hr *helmv2.HelmRelease) (actionOptions, error) {
+	var o actionOptions
+	crds := func(field, v string) (string, error) {
+		switch v {
+		case "", helmrelease.CRDsSkip, helmrelease.CRDsCreate, helmrelease.CRDsCreateReplace:
+			return v, nil
+		}
+		return "", fmt.Errorf("%s: %q is not a CRD policy (Skip, Create or CreateReplace)", field, v)
+	}
+	strategy := func(field string, s *helmv2.Strategy) (bool, time.Duration, error) {
+		if s == nil {
+			return false, 0, nil
+		}
+		switch s.Name {
+		case "RemediateOnFailure":
+			return false, 0, nil
+		case "RetryOnFailure":
+			return true, flux.Interval(s.RetryInterval, 5*time.Minute), nil
+		}
+		return false, 0, fmt.Errorf("%s.name: %q is not a strategy (RemediateOnFailure or RetryOnFailure)", field, s.Name)
+	}
+	var err error
+	if in := hr.Spec.Install; in != nil {
+		o.createNamespace = in.CreateNamespace
+		if o.installCRDs, err = crds("spec.install.crds", in.CRDs); err != nil {
+			return o, err
+		}
+		if o.retryInstall, o.installRetryInterval, err = strategy("spec.install.strategy", in.Strategy); err != nil {
+			return o, err
+		}
+	}
+	if up := hr.Spec.Upgrade; up != nil {
+		if o.upgradeCRDs, err = crds("spec.upgrade.crds", up.CRDs); err != nil {
+			return o, err
+		}
+		if o.retryUpgrade, o.upgradeRetryInterval, err = strategy("spec.upgrade.strategy", up.Strategy); err != nil {
+			return o, err
+		}
+	}
+	return o, nil
 }
 
 // drift compares the release's objects with the cluster; with mode

@@ -63,13 +63,7 @@ func TestHelmReleaseServiceAccount(t *testing.T) {
 		t.Errorf("serviceAccountName is still reported unsupported: %s", u.Message)
 	}
 
-	if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "dns"}, hr); err != nil {
-		t.Fatal(err)
-	}
-	hr.Spec.TargetNamespace = ""
-	if err := c.Update(ctx, hr); err != nil {
-		t.Fatal(err)
-	}
+	updateRelease(t, c, ns, "dns", func(hr *helmv2.HelmRelease) { hr.Spec.TargetNamespace = "" })
 	waitHelmRelease(t, c, ns, "dns", "Ready", func(h *helmv2.HelmRelease) bool {
 		return isReady(h.Status.Conditions) && h.Status.ObservedGeneration == h.Generation
 	})
@@ -97,13 +91,7 @@ func TestHelmReleaseTargetChanged(t *testing.T) {
 	if deploymentArgs(c, first, first+"-dns") == "" {
 		t.Fatal("not installed in the first target")
 	}
-	if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "dns"}, hr); err != nil {
-		t.Fatal(err)
-	}
-	hr.Spec.TargetNamespace = second
-	if err := c.Update(ctx, hr); err != nil {
-		t.Fatal(err)
-	}
+	updateRelease(t, c, ns, "dns", func(hr *helmv2.HelmRelease) { hr.Spec.TargetNamespace = second })
 	got := waitHelmRelease(t, c, ns, "dns", "Ready in the new target", func(h *helmv2.HelmRelease) bool {
 		return isReady(h.Status.Conditions) && h.Status.ObservedGeneration == h.Generation
 	})

@@ -5,6 +5,7 @@
 package helmrelease
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -16,6 +17,8 @@ import (
 	"helm.sh/helm/v3/pkg/kube"
 	"helm.sh/helm/v3/pkg/release"
 	"helm.sh/helm/v3/pkg/storage/driver"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/cli-runtime/pkg/resource"
 	"k8s.io/client-go/rest"
 )
 
@@ -29,6 +32,12 @@ type Request struct {
 	// RollbackOnFailure rolls a failed upgrade back to the last
 	// successful release.
 	RollbackOnFailure bool
+	// CreateNamespace creates the release namespace on install.
+	CreateNamespace bool
+	// InstallCRDs and UpgradeCRDs are the policies for the chart's crds/
+	// folder: Skip, Create or CreateReplace. Empty means Flux's defaults:
+	// Create on install, Skip on upgrade.
+	InstallCRDs, UpgradeCRDs string
 	// Check, if set, runs before an install or upgrade renders the
 	// chart, and its error stops the action. It guards this process
 	// against a render that would take all its memory. If nil, none.
@@ -89,6 +98,17 @@ func (m *Manager) Reconcile(ctx context.Context, req Request) (Outcome, error) {
 		}
 		in := action.NewInstall(ac)
 		in.ReleaseName, in.Namespace, in.Timeout = req.Name, req.Namespace, req.Timeout
+		in.CreateNamespace = req.CreateNamespace
+		switch req.InstallCRDs {
+		case CRDsSkip:
+			in.SkipCRDs = true
+		case CRDsCreateReplace:
+			// Helm's install only creates CRDs: replacing is ours to do.
+			if err := m.applyCRDs(ac, req.Chart, true); err != nil {
+				return Outcome{Action: "install"}, fmt.Errorf("helm install %s/%s: %w", req.Namespace, req.Name, err)
+			}
+			in.SkipCRDs = true
+		}
 		rel, err := in.RunWithContext(ctx, req.Chart, req.Values)
 		if err != nil {
 			return Outcome{Action: "install", Release: rel}, fmt.Errorf("helm install %s/%s: %w", req.Namespace, req.Name, err)
@@ -103,6 +123,13 @@ func (m *Manager) Reconcile(ctx context.Context, req Request) (Outcome, error) {
 	}
 	if err := check(ctx, req); err != nil {
 		return Outcome{Action: "upgrade"}, fmt.Errorf("helm upgrade %s/%s: %w", req.Namespace, req.Name, err)
+	}
+	// Helm's upgrade never touches crds/; Flux's Create and
+	// CreateReplace policies do, before the upgrade.
+	if req.UpgradeCRDs == CRDsCreate || req.UpgradeCRDs == CRDsCreateReplace {
+		if err := m.applyCRDs(ac, req.Chart, req.UpgradeCRDs == CRDsCreateReplace); err != nil {
+			return Outcome{Action: "upgrade"}, fmt.Errorf("helm upgrade %s/%s: %w", req.Namespace, req.Name, err)
+		}
 	}
 	up := action.NewUpgrade(ac)
 	up.Namespace, up.Timeout = req.Namespace, req.Timeout
@@ -121,6 +148,41 @@ func (m *Manager) Reconcile(ctx context.Context, req Request) (Outcome, error) {
 		out.Release, _ = ac.Releases.Last(req.Name)
 	}
 	return out, fmt.Errorf("helm upgrade %s/%s: %w", req.Namespace, req.Name, uerr)
+}
+
+// The CRD policies Flux names.
+const (
+	CRDsSkip          = "Skip"
+	CRDsCreate        = "Create"
+	CRDsCreateReplace = "CreateReplace"
+)
+
+// applyCRDs creates the chart's CRDs (and its dependencies') that do not
+// exist; with replace, it updates the ones that do.
+func (m *Manager) applyCRDs(ac *action.Configuration, c *chart.Chart, replace bool) error {
+	for _, crd := range c.CRDObjects() {
+		res, err := ac.KubeClient.Build(bytes.NewReader(crd.File.Data), false)
+		if err != nil {
+			return fmt.Errorf("CRD %s: %w", crd.Filename, err)
+		}
+		for _, info := range res {
+			one := kube.ResourceList{info}
+			_, err := resource.NewHelper(info.Client, info.Mapping).Get(info.Namespace, info.Name)
+			switch {
+			case apierrors.IsNotFound(err):
+				if _, err := ac.KubeClient.Create(one); err != nil {
+					return fmt.Errorf("CRD %s: create: %w", info.Name, err)
+				}
+			case err != nil:
+				return fmt.Errorf("CRD %s: %w", info.Name, err)
+			case replace:
+				if _, err := ac.KubeClient.Update(one, one, false); err != nil {
+					return fmt.Errorf("CRD %s: replace: %w", info.Name, err)
+				}
+			}
+		}
+	}
+	return nil
 }
 
 func check(ctx context.Context, req Request) error {

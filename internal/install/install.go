@@ -9,6 +9,8 @@ import (
 	"io/fs"
 	"sort"
 
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
 	"converge.dev/converge/internal/cluster"
 	"converge.dev/converge/internal/object"
 )
@@ -35,9 +37,51 @@ func CRDs() ([]object.Decoded, error) {
 		if err != nil {
 			return nil, err
 		}
+		for _, d := range objs {
+			preserveUnknown(d.Object.Object)
+		}
 		out = append(out, objs...)
 	}
 	return out, nil
+}
+
+// preserveUnknown marks every object in each version's spec schema to
+// keep fields the schema does not list. The API server would otherwise
+// drop them on write, before converge could see them: a field a user
+// wrote (install.createNamespace, say) would vanish with no word, where
+// it must either work or be named in the UnsupportedFields condition.
+func preserveUnknown(crd map[string]any) {
+	versions, _, _ := unstructured.NestedSlice(crd, "spec", "versions")
+	for i, v := range versions {
+		vm, ok := v.(map[string]any)
+		if !ok {
+			continue
+		}
+		if spec, ok, _ := unstructured.NestedMap(vm, "schema", "openAPIV3Schema", "properties", "spec"); ok {
+			markObjects(spec)
+			_ = unstructured.SetNestedMap(vm, spec, "schema", "openAPIV3Schema", "properties", "spec")
+		}
+		versions[i] = vm
+	}
+	_ = unstructured.SetNestedSlice(crd, versions, "spec", "versions")
+}
+
+func markObjects(n map[string]any) {
+	if n["type"] == "object" && n["additionalProperties"] == nil {
+		n["x-kubernetes-preserve-unknown-fields"] = true
+	}
+	if props, ok := n["properties"].(map[string]any); ok {
+		for _, p := range props {
+			if pm, ok := p.(map[string]any); ok {
+				markObjects(pm)
+			}
+		}
+	}
+	for _, key := range []string{"items", "additionalProperties"} {
+		if m, ok := n[key].(map[string]any); ok {
+			markObjects(m)
+		}
+	}
 }
 
 // Apply server-side applies objs in order, waiting for each CRD to be

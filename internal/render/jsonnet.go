@@ -79,7 +79,10 @@ func renderJsonnet(root, appDir, path string, o JsonnetOptions, maxSize int64) (
 	vm.Importer(imp)
 	out, err := vm.EvaluateFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("%s: jsonnet: %w", rel, err)
+		// Jsonnet's trace names files by their path on this machine; the
+		// user knows them by their path in the repository.
+		msg := strings.ReplaceAll(err.Error(), filepath.Clean(root)+string(filepath.Separator), "")
+		return nil, fmt.Errorf("%s: jsonnet: %s", rel, strings.TrimSpace(msg))
 	}
 	// apimachinery's json keeps whole numbers int64, as objects decoded
 	// from YAML have them.

@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"converge.dev/converge/internal/api/argocd/v1alpha1"
+	"converge.dev/converge/internal/dialect/specfields"
 	"converge.dev/converge/internal/diff"
 	"converge.dev/converge/internal/engine"
 	"converge.dev/converge/internal/render"
@@ -133,35 +134,23 @@ var known = []string{
 	"spec.revisionHistoryLimit", "spec.ignoreDifferences",
 }
 
+// Supported lists the Application spec fields converge acts on, as
+// dotted paths from the object's root; a path covers every field below
+// it.
+func Supported() []string {
+	out := make([]string, 0, len(known))
+	for _, k := range known {
+		out = append(out, strings.TrimSuffix(k, ".*"))
+	}
+	return out
+}
+
 // Unsupported names every field of the Application's spec, and every
 // syncOption, that converge does not act on, sorted. They are reported,
 // never silently ignored.
 func Unsupported(app *unstructured.Unstructured) []string {
-	var out []string
-	var walk func(prefix string, v any)
-	walk = func(prefix string, v any) {
-		if isKnown(prefix) {
-			return
-		}
-		m, ok := v.(map[string]any)
-		if !ok || len(m) == 0 {
-			if !isPrefixOfKnown(prefix) || !ok {
-				out = append(out, prefix)
-			}
-			return
-		}
-		if !isPrefixOfKnown(prefix) {
-			out = append(out, prefix)
-			return
-		}
-		for k, child := range m {
-			walk(prefix+"."+k, child)
-		}
-	}
 	spec, _, _ := unstructured.NestedMap(app.Object, "spec")
-	for k, v := range spec {
-		walk("spec."+k, v)
-	}
+	out := specfields.Unknown("spec", spec, known)
 	opts, _, _ := unstructured.NestedStringSlice(app.Object, "spec", "syncPolicy", "syncOptions")
 	for _, o := range opts {
 		if !supportedSyncOptions[o] {
@@ -172,22 +161,29 @@ func Unsupported(app *unstructured.Unstructured) []string {
 	return out
 }
 
-func isKnown(p string) bool {
-	for _, k := range known {
-		if k == p || (strings.HasSuffix(k, ".*") && strings.HasPrefix(p, strings.TrimSuffix(k, "*"))) {
-			return true
-		}
-	}
-	return false
+// projectKnown lists the AppProject spec fields converge acts on. A
+// field it does not act on can only make a project stricter in Argo CD
+// (signature keys, a whitelist entry's name, source namespaces), so
+// ignoring one silently would permit more than the user wrote.
+var projectKnown = []string{
+	"spec.sourceRepos", "spec.destinations[].server", "spec.destinations[].namespace", "spec.destinations[].name",
+	"spec.description", "spec.clusterResourceWhitelist[].group", "spec.clusterResourceWhitelist[].kind",
+	"spec.clusterResourceBlacklist[].group", "spec.clusterResourceBlacklist[].kind",
+	"spec.namespaceResourceWhitelist[].group", "spec.namespaceResourceWhitelist[].kind",
+	"spec.namespaceResourceBlacklist[].group", "spec.namespaceResourceBlacklist[].kind",
+	"spec.syncWindows[].kind", "spec.syncWindows[].schedule", "spec.syncWindows[].duration", "spec.syncWindows[].applications",
+	"spec.syncWindows[].namespaces", "spec.syncWindows[].clusters", "spec.syncWindows[].manualSync", "spec.syncWindows[].timeZone",
+	"spec.syncWindows[].andOperator", "spec.syncWindows[].description",
 }
 
-func isPrefixOfKnown(p string) bool {
-	for _, k := range known {
-		if strings.HasPrefix(k, p+".") {
-			return true
-		}
-	}
-	return false
+// ProjectSupported lists the AppProject spec fields converge acts on.
+func ProjectSupported() []string { return append([]string(nil), projectKnown...) }
+
+// ProjectUnsupported names every field of the AppProject's spec that
+// converge does not act on, sorted.
+func ProjectUnsupported(proj *unstructured.Unstructured) []string {
+	spec, _, _ := unstructured.NestedMap(proj.Object, "spec")
+	return specfields.Unknown("spec", spec, projectKnown)
 }
 
 // refusedSources are source fields converge cannot render. Going on

@@ -19,6 +19,7 @@ import (
 
 	kustomizev1 "converge.dev/converge/internal/api/fluxcd/kustomize/v1"
 	sourcev1 "converge.dev/converge/internal/api/fluxcd/source/v1"
+	"converge.dev/converge/internal/dialect/specfields"
 	"converge.dev/converge/internal/engine"
 	"converge.dev/converge/internal/object"
 	"converge.dev/converge/internal/redact"
@@ -252,7 +253,9 @@ var known = map[string][]string{
 		"chart.spec.sourceRef.namespace", "chart.spec.sourceRef.apiVersion", "chart.spec.reconcileStrategy", "interval", "releaseName", "targetNamespace",
 		"storageNamespace", "timeout", "values", "valuesFrom", "install.remediation.retries", "upgrade.remediation.retries",
 		"upgrade.remediation.remediateLastFailure", "driftDetection.mode", "driftDetection.ignore", "dependsOn", "suspend",
-		"chartRef.kind", "chartRef.name", "chartRef.namespace", "chartRef.apiVersion", "test.enable", "test.ignoreFailures", "serviceAccountName"},
+		"chartRef.kind", "chartRef.name", "chartRef.namespace", "chartRef.apiVersion", "test.enable", "test.ignoreFailures", "serviceAccountName",
+		"install.createNamespace", "install.crds", "upgrade.crds", "install.strategy.name", "install.strategy.retryInterval",
+		"upgrade.strategy.name", "upgrade.strategy.retryInterval", "chart.spec.interval"},
 	"HelmRepository": {"url", "type", "interval", "suspend", "secretRef.name", "insecure"},
 	"HelmChart":      {"chart", "version", "sourceRef.kind", "sourceRef.name", "sourceRef.apiVersion", "interval", "suspend", "reconcileStrategy"},
 	"OCIRepository":  {"url", "ref.tag", "ref.semver", "ref.digest", "interval", "insecure", "secretRef.name", "layerSelector.mediaType", "suspend"},
@@ -263,38 +266,22 @@ var known = map[string][]string{
 		"kubeConfig.secretRef.name", "kubeConfig.secretRef.key", "serviceAccountName", "components"},
 }
 
+// Supported lists the spec fields converge acts on for kind, as dotted
+// paths from the object's root ("spec.interval"); a path covers every
+// field below it.
+func Supported(kind string) []string {
+	out := make([]string, 0, len(known[kind]))
+	for _, k := range known[kind] {
+		out = append(out, "spec."+k)
+	}
+	return out
+}
+
 // Unsupported names every spec field converge does not act on, sorted;
 // they are reported in a condition, never silently ignored.
 func Unsupported(obj *unstructured.Unstructured) []string {
 	spec, _, _ := unstructured.NestedMap(obj.Object, "spec")
-	var out []string
-	var walk func(prefix string, v any)
-	walk = func(prefix string, v any) {
-		for _, k := range known[obj.GetKind()] {
-			if k == prefix {
-				return
-			}
-		}
-		m, ok := v.(map[string]any)
-		isPrefix := false
-		for _, k := range known[obj.GetKind()] {
-			if strings.HasPrefix(k, prefix+".") {
-				isPrefix = true
-			}
-		}
-		if !ok || !isPrefix {
-			out = append(out, "spec."+prefix)
-			return
-		}
-		for k, child := range m {
-			walk(prefix+"."+k, child)
-		}
-	}
-	for k, v := range spec {
-		walk(k, v)
-	}
-	sort.Strings(out)
-	return out
+	return specfields.Unknown("spec", spec, Supported(obj.GetKind()))
 }
 
 // Finalizer is Flux's finalizer: the Kustomization goes only after what

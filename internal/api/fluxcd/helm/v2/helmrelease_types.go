@@ -74,6 +74,9 @@ type HelmChartTemplateSpec struct {
 	// is upgraded when its version changes) or Revision (also when the
 	// commit changes).
 	ReconcileStrategy string `json:"reconcileStrategy,omitempty"`
+	// Interval is how often the chart's source is checked for a new
+	// version; the release's interval when unset.
+	Interval *metav1.Duration `json:"interval,omitempty"`
 }
 
 // CrossNamespaceObjectReference names a source.
@@ -87,11 +90,32 @@ type CrossNamespaceObjectReference struct {
 // Install configures the first install.
 type Install struct {
 	Remediation *Remediation `json:"remediation,omitempty"`
+	// CreateNamespace creates the release namespace if it is missing.
+	CreateNamespace bool `json:"createNamespace,omitempty"`
+	// CRDs is the policy for the chart's crds/ folder: Skip, Create (the
+	// default) or CreateReplace.
+	CRDs string `json:"crds,omitempty"`
+	// Strategy is what to do when the install fails.
+	Strategy *Strategy `json:"strategy,omitempty"`
 }
 
 // Upgrade configures upgrades.
 type Upgrade struct {
 	Remediation *Remediation `json:"remediation,omitempty"`
+	// CRDs is the policy for the chart's crds/ folder: Skip (the
+	// default, as Helm never upgrades CRDs), Create or CreateReplace.
+	CRDs string `json:"crds,omitempty"`
+	// Strategy is what to do when the upgrade fails.
+	Strategy *Strategy `json:"strategy,omitempty"`
+}
+
+// Strategy is Flux's action strategy: RemediateOnFailure (the default:
+// uninstall a failed install, roll back a failed upgrade, as the
+// remediation says) or RetryOnFailure (leave the failed release and try
+// again after RetryInterval, five minutes by default).
+type Strategy struct {
+	Name          string           `json:"name"`
+	RetryInterval *metav1.Duration `json:"retryInterval,omitempty"`
 }
 
 // Remediation retries a failed action; for upgrades, remediation is a
