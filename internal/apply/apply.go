@@ -37,6 +37,12 @@ type Options struct {
 	Poll time.Duration
 	// Health assesses objects. If nil, health.Assess (the built-in rules).
 	Health func(*unstructured.Unstructured) (health.Result, bool)
+	// Retrying, if set, says that a Degraded object is still being
+	// retried by its own controller, so the wait goes on (until ctx
+	// ends) instead of failing at once. Flux's wait does this, through
+	// kstatus: Ready=False with Reconciling=True is in progress. If nil,
+	// Degraded always fails at once.
+	Retrying func(*unstructured.Unstructured) bool
 }
 
 // Event records one thing Run did, in order.
@@ -146,7 +152,7 @@ func run(ctx context.Context, t Target, stages [][]plan.Step, wait bool, o Optio
 			}
 		}
 		if wait {
-			if err := waitHealthy(ctx, t, stage, poll, o.Health); err != nil {
+			if err := waitHealthy(ctx, t, stage, poll, o.Health, o.Retrying); err != nil {
 				return err
 			}
 		}
@@ -187,7 +193,7 @@ func stages(p plan.Plan) [][]plan.Step {
 // An unchanged object is first judged by the live copy the plan read a
 // moment ago: a resync that changes nothing then reads nothing more,
 // where it used to GET every object of the unit again.
-func waitHealthy(ctx context.Context, t Target, stage []plan.Step, poll time.Duration, assess func(*unstructured.Unstructured) (health.Result, bool)) error {
+func waitHealthy(ctx context.Context, t Target, stage []plan.Step, poll time.Duration, assess func(*unstructured.Unstructured) (health.Result, bool), retrying func(*unstructured.Unstructured) bool) error {
 	for first := true; ; first = false {
 		pending := ""
 		for _, s := range stage {
@@ -211,6 +217,10 @@ func waitHealthy(ctx context.Context, t Target, stage []plan.Step, poll time.Dur
 			}
 			switch r.Status {
 			case health.Degraded:
+				if retrying != nil && retrying(live) {
+					pending = fmt.Sprintf("%s: Degraded, being retried: %s", s.Ref, r.Message)
+					continue
+				}
 				return &StepError{s, fmt.Errorf("%s is Degraded: %s", s.Ref, r.Message)}
 			case health.Healthy, health.Suspended:
 			default:

@@ -33,6 +33,11 @@ type SyncOptions struct {
 	DryRun bool
 	// Wait holds each wave until it is healthy, and the sync until all is.
 	Wait bool
+	// WaitThroughRetries keeps waiting on a Degraded object that its
+	// controller is retrying (Reconciling=True), as Flux's wait does;
+	// it fails only on the sync's deadline. If false, Degraded fails at
+	// once, as in an Argo CD sync.
+	WaitThroughRetries bool
 	// Force takes fields owned by other field managers.
 	Force bool
 	// PruneApproved approves pruning objects marked Prune=confirm that
@@ -102,7 +107,7 @@ func (e *Engine) Sync(ctx context.Context, u Unit, o SyncOptions) (Report, error
 	if err := e.saveInventory(ctx, inventoryBefore(u.Name, rep)); err != nil {
 		return rep, fmt.Errorf("unit %s: write-ahead inventory, nothing applied: %w", u.Name, err)
 	}
-	res, err := apply.Run(ctx, target{e.o.Cluster, o.Force, &e.predictions}, rep.Plan, apply.Options{Wait: o.Wait, Health: e.o.Health.Assess})
+	res, err := apply.Run(ctx, target{e.o.Cluster, o.Force, &e.predictions}, rep.Plan, apply.Options{Wait: o.Wait, Health: e.o.Health.Assess, Retrying: retrying(o.WaitThroughRetries)})
 	rep.Events, rep.Hooks = res.Events, res.Hooks
 	if err != nil {
 		return rep, fmt.Errorf("unit %s: sync: %w", u.Name, err)
