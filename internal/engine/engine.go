@@ -78,6 +78,10 @@ type RenderOptions struct {
 	Kind render.Kind `json:"kind,omitempty"`
 	// Recurse reads sub-folders of a plain directory.
 	Recurse bool `json:"recurse,omitempty"`
+	// KustomizeSubfolders builds a sub-folder of a plain directory that
+	// holds a kustomization file with kustomize, instead of reading its
+	// files as manifests, as Flux does.
+	KustomizeSubfolders bool `json:"kustomizeSubfolders,omitempty"`
 	// Include and Exclude are globs a plain directory's files are
 	// matched against (Argo CD's directory.include and exclude).
 	Include string `json:"include,omitempty"`
@@ -257,6 +261,11 @@ func (e *Engine) render(ctx context.Context, snap source.Snapshot, u Unit) ([]ob
 		if len(patterns) > 0 {
 			do.Exclude = excluder(patterns)
 		}
+		if u.Render.KustomizeSubfolders {
+			do.Subfolder = func(sub string) ([]object.Decoded, error) {
+				return kustomize.Render(snap.Dir, sub, kustomize.Options{AllowRemoteBases: u.Render.AllowRemoteBases})
+			}
+		}
 		if j := u.Render.Jsonnet; j != nil {
 			jo := *j
 			jo.Env = map[string]string{"ARGOCD_APP_REVISION": snap.Revision, "ARGOCD_APP_REVISION_SHORT": short(snap.Revision, 7), "ARGOCD_APP_REVISION_SHORT_8": short(snap.Revision, 8)}
@@ -266,7 +275,7 @@ func (e *Engine) render(ctx context.Context, snap source.Snapshot, u Unit) ([]ob
 			do.Jsonnet = &jo
 			// Jsonnet can build values of any size: it runs in the render
 			// child, under its memory limit and timeout, when there is one.
-			if e.o.HelmChild != nil && do.Exclude == nil {
+			if e.o.HelmChild != nil && do.Exclude == nil && do.Subfolder == nil {
 				return e.o.HelmChild.RenderDirectory(ctx, snap.Dir, dir, do)
 			}
 		}
@@ -401,6 +410,15 @@ func excluder(patterns []string) func(string, bool) bool {
 		p = strings.TrimSpace(p)
 		if p == "" || strings.HasPrefix(p, "#") {
 			continue
+		}
+		// "./x" names x at the root, as users write it in Flux's ignore;
+		// gitignore itself would read "." as a folder name.
+		neg, rest := "", p
+		if strings.HasPrefix(rest, "!") {
+			neg, rest = "!", rest[1:]
+		}
+		if strings.HasPrefix(rest, "./") {
+			p = neg + "/" + strings.TrimLeft(rest[2:], "/")
 		}
 		ps = append(ps, gitignore.ParsePattern(p, nil))
 	}

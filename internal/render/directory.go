@@ -30,6 +30,11 @@ type DirectoryOptions struct {
 	// Jsonnet, if set, evaluates .jsonnet files too (Argo CD does, Flux
 	// does not). If nil, .jsonnet files are not read.
 	Jsonnet *JsonnetOptions
+	// Subfolder, if set, renders a sub-folder that holds a kustomization
+	// file, which is then not walked: Flux builds a plain path as a
+	// kustomization whose resources are its files and such folders. If
+	// nil, every file is read as a manifest.
+	Subfolder func(dir string) ([]object.Decoded, error) `json:"-"`
 }
 
 // RenderDirectory reads every .yaml, .yml and .json file under dir (a
@@ -45,6 +50,7 @@ func RenderDirectory(root, dir string, o DirectoryOptions) ([]object.Decoded, er
 		return nil, err
 	}
 	var files []string
+	subfolders := map[string]bool{}
 	err = filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -52,6 +58,11 @@ func RenderDirectory(root, dir string, o DirectoryOptions) ([]object.Decoded, er
 		rel, _ := filepath.Rel(root, path)
 		if d.IsDir() {
 			if path != dir && (!o.Recurse || strings.HasPrefix(d.Name(), ".") || (o.Exclude != nil && o.Exclude(filepath.ToSlash(rel), true))) {
+				return filepath.SkipDir
+			}
+			if path != dir && o.Subfolder != nil && Detect(path) == Kustomize {
+				files = append(files, path)
+				subfolders[path] = true
 				return filepath.SkipDir
 			}
 			return nil
@@ -80,6 +91,14 @@ func RenderDirectory(root, dir string, o DirectoryOptions) ([]object.Decoded, er
 	var out []object.Decoded
 	for _, path := range files {
 		rel, _ := filepath.Rel(root, path)
+		if subfolders[path] {
+			objs, err := o.Subfolder(path)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, objs...)
+			continue
+		}
 		if strings.EqualFold(filepath.Ext(path), ".jsonnet") {
 			objs, err := renderJsonnet(root, dir, path, *o.Jsonnet, o.MaxFileSize)
 			if err != nil {

@@ -153,6 +153,7 @@ func ToUnit(ks *kustomizev1.Kustomization, src Source, vars map[string]string, a
 		DestNamespace: ns,
 	}
 	u.Render.Recurse = true // Flux reads every manifest below the path
+	u.Render.KustomizeSubfolders = true
 	u.Render.Ignore = src.Ignore
 	u.Render.SourceIgnore = true
 	u.Render.Components = ks.Spec.Components

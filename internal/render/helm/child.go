@@ -172,11 +172,11 @@ func (c *Child) Render(ctx context.Context, root, dir string, o Options) ([]obje
 
 // RenderDirectory renders a plain folder, as render.RenderDirectory
 // does, in a child process, for folders whose Jsonnet files are
-// evaluated. o.Exclude (a function) cannot cross to the child and must
-// be nil.
+// evaluated. o.Exclude and o.Subfolder (functions) cannot cross to the
+// child and must be nil.
 func (c *Child) RenderDirectory(ctx context.Context, root, dir string, o render.DirectoryOptions) ([]object.Decoded, error) {
-	if o.Exclude != nil {
-		return nil, fmt.Errorf("%s: a render child cannot take an Exclude function", relName(root, dir))
+	if o.Exclude != nil || o.Subfolder != nil {
+		return nil, fmt.Errorf("%s: a render child cannot take an Exclude or Subfolder function", relName(root, dir))
 	}
 	if err := render.CheckTree(root, dir, o.MaxFileSize); err != nil {
 		return nil, err
