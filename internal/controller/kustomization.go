@@ -214,9 +214,16 @@ func (r *KustomizationReconciler) reconcile(ctx context.Context, ks *kustomizev1
 	case "OCIRepository":
 		ociRepo = &sourcev1.OCIRepository{}
 		getErr = r.Client.Get(ctx, srcKey, ociRepo)
-	default:
+	case "GitRepository", "":
 		gitRepo = &sourcev1.GitRepository{}
 		getErr = r.Client.Get(ctx, srcKey, gitRepo)
+	default:
+		// Bucket, ExternalArtifact and the rest are Flux sources converge
+		// does not serve: saying "not found" would send the user looking
+		// for an object that is there.
+		flux.MarkFailed(&st.Conditions, gen, flux.InvalidSpecReason,
+			fmt.Sprintf("spec.sourceRef.kind %q is not supported by converge (GitRepository and OCIRepository are)", ks.Spec.SourceRef.Kind), true)
+		return ctrl.Result{}
 	}
 	var unitAuth git.Auth
 	src, err := flux.SourceOf(gitRepo, ociRepo)
