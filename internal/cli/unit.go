@@ -32,6 +32,7 @@ type unitFlags struct {
 	gitUser, sshKey, knownHosts        string
 	kubeconfig, context                string
 	output                             string
+	kubeVersion                        string
 }
 
 func (f *unitFlags) register(cmd *cobra.Command, withCluster bool) {
@@ -48,6 +49,9 @@ func (f *unitFlags) register(cmd *cobra.Command, withCluster bool) {
 	fs.StringVar(&f.knownHosts, "known-hosts", "", "known_hosts file for ssh:// repositories")
 	fs.StringVarP(&f.output, "output", "o", "", "output format: yaml or json")
 	cmd.MarkFlagRequired("repo")
+	if !withCluster {
+		fs.StringVar(&f.kubeVersion, "kube-version", "", "Kubernetes version a chart is rendered for, checked against its kubeVersion (default: "+helm.DefaultKubeVersion()+")")
+	}
 	if withCluster {
 		fs.StringVarP(&f.destNS, "dest-namespace", "n", "", "namespace for namespaced objects that name none (default: default)")
 		fs.StringVar(&f.name, "name", "", "unit name, which owns what it applies (default: derived from repo and path)")
@@ -101,7 +105,8 @@ func (f *unitFlags) engine(withCluster bool) (*engine.Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("git cache: %w", err)
 	}
-	o := engine.Options{Fetcher: git.New(git.Options{CacheDir: filepath.Join(cache, "converge", "git")}), HelmChild: helm.DefaultChild()}
+	o := engine.Options{Fetcher: git.New(git.Options{CacheDir: filepath.Join(cache, "converge", "git")}), HelmChild: helm.DefaultChild(),
+		KubeVersion: f.kubeVersion}
 	if withCluster {
 		cfg, err := restConfig(f.kubeconfig, f.context)
 		if err != nil {

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 
 	"helm.sh/helm/v3/pkg/action"
@@ -40,11 +41,30 @@ type Options struct {
 	// Values are merged over the files, as --set-json would.
 	Values map[string]any
 	// KubeVersion is the target cluster's version ("v1.37.2"), checked
-	// against the chart's kubeVersion. If empty, Helm's default.
+	// against the chart's kubeVersion. If empty, DefaultKubeVersion.
 	KubeVersion string
 	// MaxFileSize bounds one file. If zero, render.DefaultMaxFileSize.
 	MaxFileSize int64
 }
+
+// DefaultKubeVersion is the Kubernetes version a chart is rendered for
+// when there is no cluster to ask: the one whose client converge is
+// built with (client-go v0.N.M is Kubernetes v1.N.M). Helm's own default
+// is v1.20.0, which charts that declare a recent kubeVersion refuse.
+func DefaultKubeVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, m := range bi.Deps {
+			if m.Path == "k8s.io/client-go" && strings.HasPrefix(m.Version, "v0.") {
+				return "v1." + strings.TrimPrefix(m.Version, "v0.")
+			}
+		}
+	}
+	return fallbackKubeVersion
+}
+
+// fallbackKubeVersion is used when the build carries no module
+// information; keep it at the client-go version in go.mod.
+const fallbackKubeVersion = "v1.37.2"
 
 // Render templates the chart in dir, a folder inside root. CRDs from the
 // chart's crds/ folder come first; hooks are left out. Each object's
@@ -87,6 +107,9 @@ func Render(root, dir string, o Options) ([]object.Decoded, error) {
 	inst.Namespace = o.Namespace
 	if inst.Namespace == "" {
 		inst.Namespace = "default"
+	}
+	if o.KubeVersion == "" {
+		o.KubeVersion = DefaultKubeVersion()
 	}
 	if o.KubeVersion != "" {
 		kv, err := chartutil.ParseKubeVersion(o.KubeVersion)
