@@ -41,9 +41,13 @@ func decryptObjects(objs []object.Decoded, d *Decryption) ([]object.Decoded, err
 		if err != nil {
 			return nil, fmt.Errorf("decryption keys: %w", err)
 		}
-		data, err := yaml.Marshal(o.Object.Object)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %s: %w", o.Source, ref, err)
+		// The document as written, when the render kept it: SOPS checks
+		// its MAC over the values in the file's order.
+		data := o.Raw
+		if data == nil {
+			if data, err = yaml.Marshal(o.Object.Object); err != nil {
+				return nil, fmt.Errorf("%s: %s: %w", o.Source, ref, err)
+			}
 		}
 		plain, err := decrypt.YAML(data, ids)
 		if err != nil {

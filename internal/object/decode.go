@@ -31,6 +31,10 @@ func (s Source) String() string { return fmt.Sprintf("%s: document %d", s.File, 
 type Decoded struct {
 	Object *unstructured.Unstructured
 	Source Source
+	// Raw is the document as written, kept only for a SOPS-encrypted one
+	// (a top-level "sops" key): its MAC covers the values in the order
+	// of the file, which Object, a map, does not keep.
+	Raw []byte
 }
 
 // Decode reads every object in a multi-document YAML or JSON stream, in
@@ -65,9 +69,18 @@ func Decode(data []byte, file string) ([]Decoded, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %s", src, fileLines(err.Error(), start))
 		}
+		n := len(out)
 		if out, err = appendObjects(out, raw, src); err != nil {
 			return nil, err
 		}
+		keepSOPS(out[n:], chunk)
+	}
+}
+
+// keepSOPS keeps the document's bytes with a SOPS-encrypted object.
+func keepSOPS(objs []Decoded, doc []byte) {
+	if len(objs) == 1 && objs[0].Object.Object["sops"] != nil {
+		objs[0].Raw = bytes.Clone(doc)
 	}
 }
 
@@ -90,9 +103,11 @@ func decodeJSON(data []byte, file string) ([]Decoded, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", src, err)
 		}
+		n := len(out)
 		if out, err = appendObjects(out, raw, src); err != nil {
 			return nil, err
 		}
+		keepSOPS(out[n:], raw)
 	}
 }
 
