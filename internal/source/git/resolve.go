@@ -97,10 +97,28 @@ func (f *Fetcher) resolveCommit(ctx context.Context, r *gogit.Repository, sha st
 	}
 	h, err := r.ResolveRevision(plumbing.Revision(sha))
 	if err != nil {
+		// The clone is shallow from an earlier depth-1 fetch: the tips
+		// are here, so the fetch above found nothing to do, and the
+		// history behind them is cut. Deepen it all, as git fetch
+		// --unshallow does.
+		if shallow, serr := r.Storer.Shallow(); serr == nil && len(shallow) > 0 {
+			for _, spec := range []config.RefSpec{"+refs/heads/*:refs/converge/heads/*", "+refs/tags/*:refs/converge/tags/*"} {
+				if err := fetch(ctx, r, spec, auth, unshallow); err != nil {
+					return plumbing.ZeroHash, err
+				}
+			}
+			h, err = r.ResolveRevision(plumbing.Revision(sha))
+		}
+	}
+	if err != nil {
 		return plumbing.ZeroHash, fmt.Errorf("%w: no commit %s on any branch or tag", ErrRefNotFound, sha)
 	}
 	return *h, nil
 }
+
+// unshallow is the depth git asks for to deepen a shallow clone to its
+// full history (git fetch --unshallow).
+const unshallow = 1<<31 - 1
 
 func fetch(ctx context.Context, r *gogit.Repository, spec config.RefSpec, auth transport.AuthMethod, depth int) error {
 	err := r.FetchContext(ctx, &gogit.FetchOptions{
