@@ -377,14 +377,23 @@ func (r *HelmReleaseReconciler) reconcile(ctx context.Context, hr *helmv2.HelmRe
 				fmt.Sprintf("Helm test succeeded for release %s/%s.v%d", ns, name, out.Release.Version))
 		}
 	}
-	msg := fmt.Sprintf("Helm %s succeeded for release %s/%s.v%d with chart %s@%s", out.Action, ns, name, out.Release.Version,
+	// An unchanged release keeps the message of the action that made
+	// it; when there is none to keep (Ready was False for another
+	// reason), the message names that action, as Flux's does: "Helm
+	// unchanged" is no action, and install is not an upgrade.
+	action := out.Action
+	if action == "unchanged" {
+		action = "upgrade"
+		if out.Release.Version == 1 {
+			action = "install"
+		}
+	}
+	msg := fmt.Sprintf("Helm %s succeeded for release %s/%s.v%d with chart %s@%s", action, ns, name, out.Release.Version,
 		chart.Metadata.Name, chart.Metadata.Version)
-	reason := map[string]string{"install": "InstallSucceeded", "upgrade": "UpgradeSucceeded"}[out.Action]
+	reason := map[string]string{"install": "InstallSucceeded", "upgrade": "UpgradeSucceeded"}[action]
 	if out.Action == "unchanged" {
 		if r := meta.FindStatusCondition(st.Conditions, flux.ReadyCondition); r != nil && r.Status == metav1.ConditionTrue {
 			msg, reason = r.Message, r.Reason
-		} else {
-			reason = "UpgradeSucceeded"
 		}
 		if err := drift(ctx, act.engine, hr, out, ns); err != nil {
 			flux.MarkFailed(&st.Conditions, gen, "DriftDetectionFailed", err.Error(), false)

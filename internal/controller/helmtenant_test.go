@@ -110,3 +110,35 @@ func TestHelmReleaseTargetChanged(t *testing.T) {
 		t.Error("the release in the old target is still installed")
 	}
 }
+
+// TestHelmReleaseUnchangedMessage: a release that is Ready again with
+// nothing to change (here after waiting on a dependency) says which
+// action made it, with that action's reason; before, it said "Helm
+// unchanged succeeded" with reason UpgradeSucceeded for a first install.
+func TestHelmReleaseUnchangedMessage(t *testing.T) {
+	c, _ := setup(t)
+	ns := clustertest.Namespace(t)
+	url := helmRepoServer(t, "1.16.0")
+	create(t, c, &sourcev1.HelmRepository{ObjectMeta: metav1.ObjectMeta{Name: "charts", Namespace: ns},
+		Spec: sourcev1.HelmRepositorySpec{URL: url, Interval: metav1.Duration{Duration: 10 * time.Minute}}})
+	chart := &helmv2.HelmChartTemplate{Spec: helmv2.HelmChartTemplateSpec{Chart: "external-dns",
+		SourceRef: helmv2.CrossNamespaceObjectReference{Kind: "HelmRepository", Name: "charts"}}}
+	create(t, c, &helmv2.HelmRelease{ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: ns},
+		Spec: helmv2.HelmReleaseSpec{Chart: chart, Interval: metav1.Duration{Duration: 10 * time.Minute}}})
+	waitHelmRelease(t, c, ns, "app", "Ready", func(h *helmv2.HelmRelease) bool { return isReady(h.Status.Conditions) })
+	updateRelease(t, c, ns, "app", func(hr *helmv2.HelmRelease) { hr.Spec.DependsOn = []helmv2.DependencyReference{{Name: "base"}} })
+	waitHelmRelease(t, c, ns, "app", "waiting for base", func(h *helmv2.HelmRelease) bool {
+		r := meta.FindStatusCondition(h.Status.Conditions, flux.ReadyCondition)
+		return r != nil && r.Reason == flux.DependencyNotReadyReason
+	})
+	create(t, c, &helmv2.HelmRelease{ObjectMeta: metav1.ObjectMeta{Name: "base", Namespace: ns},
+		Spec: helmv2.HelmReleaseSpec{Chart: chart, Interval: metav1.Duration{Duration: 10 * time.Minute}}})
+	got := waitHelmRelease(t, c, ns, "app", "Ready again", func(h *helmv2.HelmRelease) bool {
+		return isReady(h.Status.Conditions) && h.Status.ObservedGeneration == h.Generation
+	})
+	r := meta.FindStatusCondition(got.Status.Conditions, flux.ReadyCondition)
+	want := "Helm install succeeded for release " + ns + "/app.v1 with chart external-dns@1.16.0"
+	if r.Reason != "InstallSucceeded" || r.Message != want {
+		t.Errorf("Ready %s %q, want InstallSucceeded %q", r.Reason, r.Message, want)
+	}
+}
