@@ -30,6 +30,19 @@ func kind(obj *unstructured.Unstructured) (Result, bool) {
 func application(obj *unstructured.Unstructured) (Result, bool) {
 	st, _, _ := unstructured.NestedString(obj.Object, "status", "health", "status")
 	msg, _, _ := unstructured.NestedString(obj.Object, "status", "health", "message")
+	if st == "" || Status(st) == Unknown {
+		// A child that cannot be compared or whose spec is invalid will
+		// not get better by waiting: say why, instead of "waiting".
+		conds, _, _ := unstructured.NestedSlice(obj.Object, "status", "conditions")
+		for _, c := range conds {
+			m, _ := c.(map[string]any)
+			typ, _ := m["type"].(string)
+			if typ == "ComparisonError" || typ == "InvalidSpecError" {
+				text, _ := m["message"].(string)
+				return Result{Degraded, typ + ": " + text}, true
+			}
+		}
+	}
 	switch Status(st) {
 	case "":
 		return Result{Progressing, "Waiting for the Application to be reconciled"}, true
