@@ -6,10 +6,12 @@ package install
 import (
 	"context"
 	"embed"
+	"fmt"
 	"io/fs"
 	"sort"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 
 	"converge.dev/converge/internal/cluster"
 	"converge.dev/converge/internal/object"
@@ -39,6 +41,7 @@ func CRDs() ([]object.Decoded, error) {
 		}
 		for _, d := range objs {
 			preserveUnknown(d.Object.Object)
+			olderVersions(d.Object.Object)
 		}
 		out = append(out, objs...)
 	}
@@ -82,6 +85,45 @@ func markObjects(n map[string]any) {
 			markObjects(m)
 		}
 	}
+}
+
+// older lists, per CRD, the API versions Flux served before the one
+// converge serves. Users still write them: they are served with the same
+// schema (the API server converts by renaming the version), so whatever
+// the versions share works, and a field only the old version had is kept
+// and named in the UnsupportedFields condition like any other. Each
+// warns, as kubectl shows, that the current version is the one to use.
+var older = map[string][]string{
+	"helmreleases.helm.toolkit.fluxcd.io":        {"v2beta1", "v2beta2"},
+	"kustomizations.kustomize.toolkit.fluxcd.io": {"v1beta1", "v1beta2"},
+	"gitrepositories.source.toolkit.fluxcd.io":   {"v1beta1", "v1beta2"},
+	"helmrepositories.source.toolkit.fluxcd.io":  {"v1beta1", "v1beta2"},
+	"helmcharts.source.toolkit.fluxcd.io":        {"v1beta1", "v1beta2"},
+	"ocirepositories.source.toolkit.fluxcd.io":   {"v1beta2"},
+}
+
+func olderVersions(crd map[string]any) {
+	name, _, _ := unstructured.NestedString(crd, "metadata", "name")
+	group, _, _ := unstructured.NestedString(crd, "spec", "group")
+	kind, _, _ := unstructured.NestedString(crd, "spec", "names", "kind")
+	versions, _, _ := unstructured.NestedSlice(crd, "spec", "versions")
+	if len(older[name]) == 0 || len(versions) != 1 {
+		return
+	}
+	current, ok := versions[0].(map[string]any)
+	if !ok {
+		return
+	}
+	for _, v := range older[name] {
+		old := runtime.DeepCopyJSON(current)
+		old["name"] = v
+		old["storage"] = false
+		old["deprecated"] = true
+		old["deprecationWarning"] = fmt.Sprintf("%s/%s %s is served by converge with the schema of %s/%s; use %s/%s",
+			group, v, kind, group, current["name"], group, current["name"])
+		versions = append(versions, old)
+	}
+	_ = unstructured.SetNestedSlice(crd, versions, "spec", "versions")
 }
 
 // Apply server-side applies objs in order, waiting for each CRD to be
