@@ -77,9 +77,13 @@ func TestHelm(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "CustomResourceDefinition/widgets.test.converge.dev@chart/crds/widget.yaml Deployment/shop@chart/templates/deployment.yaml"
+	want := "CustomResourceDefinition/widgets.test.converge.dev@chart/crds/widget.yaml Deployment/shop@chart/templates/deployment.yaml" +
+		" Job/shop-migrate@chart/templates/hook.yaml"
 	if got := names(objs); got != want {
-		t.Fatalf("got %s\nwant %s (hooks are left out)", got, want)
+		t.Fatalf("got %s\nwant %s (hooks last, with their annotations)", got, want)
+	}
+	if h := objs[2].Object.GetAnnotations()["helm.sh/hook"]; h != "pre-install" {
+		t.Errorf("hook annotation %q, want pre-install", h)
 	}
 	d := objs[1].Object
 	replicas, _, _ := unstructuredInt(d.Object, "spec", "replicas")

@@ -67,8 +67,8 @@ func DefaultKubeVersion() string {
 const fallbackKubeVersion = "v1.37.2"
 
 // Render templates the chart in dir, a folder inside root. CRDs from the
-// chart's crds/ folder come first; hooks are left out. Each object's
-// source is the template that produced it.
+// chart's crds/ folder come first, hooks last. Each object's source is
+// the template that produced it.
 func Render(root, dir string, o Options) ([]object.Decoded, error) {
 	if err := render.CheckTree(root, dir, o.MaxFileSize); err != nil {
 		return nil, err
@@ -132,6 +132,18 @@ func Render(root, dir string, o Options) ([]object.Decoded, error) {
 	}
 	for _, m := range splitManifest(rel2.Manifest) {
 		objs, err := render.DecodeManifests([]byte(m.body), rel+"/"+strings.TrimPrefix(m.source, chrt.Name()+"/"))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, objs...)
+	}
+	// Hooks come last, with their helm.sh/hook annotations, as `helm
+	// template` prints them: Argo CD runs them in its sync phases
+	// (pre-install as PreSync, post-upgrade as PostSync...), and so does
+	// the plan. Leaving them out dropped a chart's migration or
+	// admission-webhook Jobs without a word.
+	for _, h := range rel2.Hooks {
+		objs, err := render.DecodeManifests([]byte(h.Manifest), rel+"/"+strings.TrimPrefix(h.Path, chrt.Name()+"/"))
 		if err != nil {
 			return nil, err
 		}
