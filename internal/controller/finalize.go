@@ -16,6 +16,7 @@ import (
 	"converge.dev/converge/internal/api/argocd/v1alpha1"
 	"converge.dev/converge/internal/dialect/argocd"
 	"converge.dev/converge/internal/engine"
+	"converge.dev/converge/internal/plan"
 )
 
 // ResourcesFinalizer is Argo CD's cascading-deletion finalizer. Its
@@ -61,7 +62,33 @@ func (r *ApplicationReconciler) finalize(ctx context.Context, orig, app *v1alpha
 	}
 	dctx, cancel := context.WithTimeout(ctx, syncTimeout)
 	defer cancel()
+	// PreDelete hooks run before anything is deleted, PostDelete hooks
+	// once everything is gone, as in Argo CD, from the revision last
+	// synced. A hook that fails, or cannot be rendered, holds the
+	// deletion: a backup Job must not be skipped silently.
+	unit, _, uerr := argocd.ToUnit(app)
+	if uerr == nil && app.Status.Sync.Revision != "" {
+		unit.Revision = app.Status.Sync.Revision
+	}
+	hookErr := func(ph plan.Phase, err error) (ctrl.Result, error) {
+		argocd.SetCondition(app, "DeletionError", fmt.Sprintf("%v (to delete without the %s hooks, remove the finalizer %s)", err, ph, ResourcesFinalizer), now)
+		r.event(app, corev1.EventTypeWarning, "DeletionHookFailed", "Delete", "%s hooks: %v", ph, err)
+		if werr := r.writeStatus(ctx, orig, app); werr != nil {
+			return ctrl.Result{}, werr
+		}
+		return ctrl.Result{RequeueAfter: r.retryAfter(app)}, nil
+	}
+	if uerr == nil {
+		if _, err := r.Engine.RunDeletionHooks(dctx, unit, plan.PreDelete); err != nil {
+			return hookErr(plan.PreDelete, err)
+		}
+	}
 	rep, err := r.Engine.Delete(dctx, argocd.UnitName(app), engine.DeleteOptions{Approved: deletionApproved(app)})
+	if err == nil && uerr == nil {
+		if _, herr := r.Engine.RunDeletionHooks(dctx, unit, plan.PostDelete); herr != nil {
+			return hookErr(plan.PostDelete, herr)
+		}
+	}
 	if err != nil {
 		argocd.SetCondition(app, "DeletionError", err.Error(), now)
 		if werr := r.writeStatus(ctx, orig, app); werr != nil {

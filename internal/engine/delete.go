@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
 
+	"converge.dev/converge/internal/apply"
 	"converge.dev/converge/internal/object"
 	"converge.dev/converge/internal/plan"
 )
@@ -133,4 +135,58 @@ func hasOption(list, opt string) bool {
 		}
 	}
 	return false
+}
+
+// RunDeletionHooks renders the unit and runs its hooks of phase ph
+// (plan.PreDelete or plan.PostDelete), waiting until each completes, as
+// Argo CD does around an Application's deletion. A failed hook is an
+// error: a PreDelete hook that fails holds the deletion. It returns the
+// hooks' results; none when the unit has no such hooks.
+func (e *Engine) RunDeletionHooks(ctx context.Context, u Unit, ph plan.Phase) ([]apply.HookResult, error) {
+	// A unit that never applied anything has no hooks to run on its
+	// deletion; one whose source no longer renders must not hang
+	// forever for that.
+	if inv, err := e.loadInventory(ctx, u.Name); err != nil {
+		return nil, err
+	} else if len(inv.Objects) == 0 && ph == plan.PreDelete {
+		return nil, nil
+	}
+	r, err := e.Render(ctx, u)
+	if err != nil {
+		return nil, fmt.Errorf("unit %s: %s hooks: %w", u.Name, ph, err)
+	}
+	objs, err := decryptObjects(r.Objects, u.Decryption)
+	if err != nil {
+		return nil, fmt.Errorf("unit %s: %s hooks: %w", u.Name, ph, err)
+	}
+	var hooks []object.Decoded
+	for _, d := range objs {
+		phases, err := plan.HookPhases(d.Object)
+		if err != nil {
+			return nil, fmt.Errorf("unit %s: %s: %w", u.Name, d.Source, err)
+		}
+		if slices.Contains(phases, ph) {
+			hooks = append(hooks, d)
+		}
+	}
+	if len(hooks) == 0 {
+		return nil, nil
+	}
+	desired, err := e.prepare(u, hooks)
+	if err != nil {
+		return nil, fmt.Errorf("unit %s: %w", u.Name, err)
+	}
+	live, err := e.live(ctx, desired, nil)
+	if err != nil {
+		return nil, fmt.Errorf("unit %s: %w", u.Name, err)
+	}
+	steps, err := plan.DeletionHooks(plan.Input{Unit: u.Name, Desired: desired, Live: live}, ph)
+	if err != nil {
+		return nil, fmt.Errorf("unit %s: %w", u.Name, err)
+	}
+	res, err := apply.Run(ctx, target{e.o.Cluster, true, &e.predictions}, plan.Plan{Steps: steps}, apply.Options{Wait: true, Health: e.o.Health.Assess})
+	if err != nil {
+		return res.Hooks, fmt.Errorf("unit %s: %s hooks: %w", u.Name, ph, err)
+	}
+	return res.Hooks, nil
 }

@@ -2,6 +2,7 @@ package plan
 
 import (
 	"fmt"
+	"sort"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -36,6 +37,11 @@ const (
 	SyncFail Phase = "SyncFail"
 	// Skip marks an object the sync must not apply at all.
 	Skip Phase = "Skip"
+	// PreDelete and PostDelete hooks never run in a sync: they run when
+	// the unit is deleted, before its objects are deleted and after they
+	// are gone.
+	PreDelete  Phase = "PreDelete"
+	PostDelete Phase = "PostDelete"
 )
 
 // DeletePolicy says when a hook object is deleted.
@@ -58,10 +64,10 @@ func HookPhases(obj *unstructured.Unstructured) ([]Phase, error) {
 		var out []Phase
 		for _, p := range strings.Split(v, ",") {
 			switch ph := Phase(strings.TrimSpace(p)); ph {
-			case PreSync, Sync, PostSync, SyncFail, Skip:
+			case PreSync, Sync, PostSync, SyncFail, Skip, PreDelete, PostDelete:
 				out = append(out, ph)
 			default:
-				return nil, fmt.Errorf("annotation %s: unknown phase %q (want PreSync, Sync, PostSync, SyncFail or Skip)", HookAnnotation, ph)
+				return nil, fmt.Errorf("annotation %s: unknown phase %q (want PreSync, Sync, PostSync, SyncFail, Skip, PreDelete or PostDelete)", HookAnnotation, ph)
 			}
 		}
 		return out, nil
@@ -137,6 +143,28 @@ func IsHook(obj *unstructured.Unstructured) bool {
 	_, a := ann[HookAnnotation]
 	_, h := ann[helmHook]
 	return a || h
+}
+
+// DeletionHooks returns the steps of the desired hooks of phase ph
+// (PreDelete or PostDelete), by wave, for a unit's deletion.
+func DeletionHooks(in Input, ph Phase) ([]Step, error) {
+	var out []Step
+	for _, d := range in.Desired {
+		if !IsHook(d.Object) {
+			continue
+		}
+		steps, err := hookSteps(d, in.Live[object.RefOf(d.Object).Key()], in.Unit)
+		if err != nil {
+			return nil, err
+		}
+		for _, s := range steps {
+			if s.Hook == ph {
+				out = append(out, s)
+			}
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return less(out[i], out[j]) })
+	return out, nil
 }
 
 // hookSteps turns one hook object into a step per phase.

@@ -162,6 +162,9 @@ func Make(in Input) (Plan, error) {
 				return Plan{}, err
 			}
 			for _, s := range steps {
+				if s.Hook == PreDelete || s.Hook == PostDelete {
+					continue // they run when the unit is deleted
+				}
 				if s.Hook == Sync {
 					apply = append(apply, s)
 				} else {
