@@ -20,6 +20,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
@@ -188,17 +189,23 @@ func correctedEdit(t *testing.T, c client.Client, hr *helmv2.HelmRelease, driftD
 	})
 	key := types.NamespacedName{Namespace: "platform-dns", Name: "external-dns"}
 	d := &appsv1.Deployment{}
-	if err := c.Get(ctx, key, d); err != nil {
-		t.Fatal(err)
-	}
-	edit(d)
-	if err := c.Update(ctx, d, client.FieldOwner("kubectl-edit")); err != nil {
+	// The Deployment's controller may be writing its status after the
+	// last correction's rollout: edit again on a conflict, as kubectl
+	// edit would ask the user to.
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := c.Get(ctx, key, d); err != nil {
+			return err
+		}
+		edit(d)
+		return c.Update(ctx, d, client.FieldOwner("kubectl-edit"))
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
 	if err := c.Patch(ctx, hr, rawMerge([]byte(`{"metadata":{"annotations":{"`+ReconcileRequestAnnotation+`":"`+t.Name()+`"}}}`))); err != nil {
 		t.Fatal(err)
 	}
-	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
+	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
 		return deploymentArgs(c, "platform-dns", "external-dns") == "--provider=aws --policy=sync", nil
 	})
 	if err != nil {
