@@ -37,6 +37,15 @@ type Options struct {
 	Poll time.Duration
 	// Health assesses objects. If nil, health.Assess (the built-in rules).
 	Health func(*unstructured.Unstructured) (health.Result, bool)
+	// WaitMultiStepOnly applies Wait only to a sync of more than one
+	// step (several waves, or any hook), as Argo CD does: a sync of one
+	// wave and no hooks ends once applied, and health is reported apart.
+	// If false, Wait awaits every sync, as Flux's wait does.
+	WaitMultiStepOnly bool
+	// Waiting, if set, is told what a wave waits for at each poll
+	// ("Deployment/ns/web: Progressing ..."), so that a caller can show a
+	// running sync's progress.
+	Waiting func(what string)
 	// Retrying, if set, says that a Degraded object is still being
 	// retried by its own controller, so the wait goes on (until ctx
 	// ends) instead of failing at once. Flux's wait does this, through
@@ -98,6 +107,9 @@ func Run(ctx context.Context, t Target, p plan.Plan, o Options) (Result, error) 
 	// PostSync hooks run only on a healthy sync, so the stages before
 	// them are awaited even when the caller did not ask to wait.
 	wait := o.Wait || p.HasHooks(plan.PostSync)
+	if o.WaitMultiStepOnly && !multiStep(main) {
+		wait = false
+	}
 	err := run(ctx, t, main, wait, o, &res)
 	if err != nil && len(fail) > 0 {
 		fctx := ctx
@@ -116,6 +128,23 @@ func Run(ctx context.Context, t Target, p plan.Plan, o Options) (Result, error) 
 // syncFailTimeout bounds SyncFail hooks that run after the sync's own
 // context has ended.
 const syncFailTimeout = 2 * time.Minute
+
+// multiStep reports whether the stages hold more than one wave of
+// objects, or any hook; the prunes' own stage does not count.
+func multiStep(stages [][]plan.Step) bool {
+	n := 0
+	for _, st := range stages {
+		for _, s := range st {
+			if s.Action == plan.Hook {
+				return true
+			}
+		}
+		if st[0].Action != plan.Prune && st[0].Action != plan.Orphan {
+			n++
+		}
+	}
+	return n > 1
+}
 
 func run(ctx context.Context, t Target, stages [][]plan.Step, wait bool, o Options, res *Result) error {
 	poll := o.Poll
@@ -152,7 +181,7 @@ func run(ctx context.Context, t Target, stages [][]plan.Step, wait bool, o Optio
 			}
 		}
 		if wait {
-			if err := waitHealthy(ctx, t, stage, poll, o.Health, o.Retrying); err != nil {
+			if err := waitHealthy(ctx, t, stage, poll, o.Health, o.Retrying, o.Waiting); err != nil {
 				return err
 			}
 		}
@@ -193,7 +222,7 @@ func stages(p plan.Plan) [][]plan.Step {
 // An unchanged object is first judged by the live copy the plan read a
 // moment ago: a resync that changes nothing then reads nothing more,
 // where it used to GET every object of the unit again.
-func waitHealthy(ctx context.Context, t Target, stage []plan.Step, poll time.Duration, assess func(*unstructured.Unstructured) (health.Result, bool), retrying func(*unstructured.Unstructured) bool) error {
+func waitHealthy(ctx context.Context, t Target, stage []plan.Step, poll time.Duration, assess func(*unstructured.Unstructured) (health.Result, bool), retrying func(*unstructured.Unstructured) bool, waiting func(string)) error {
 	for first := true; ; first = false {
 		pending := ""
 		for _, s := range stage {
@@ -204,6 +233,11 @@ func waitHealthy(ctx context.Context, t Target, stage []plan.Step, poll time.Dur
 			if !first || s.Action != plan.Unchanged || live == nil {
 				var err error
 				if live, err = t.Get(ctx, s.Ref); err != nil {
+					if ctx.Err() != nil {
+						// The deadline passed mid-read: say what was
+						// awaited, not that a read failed.
+						return fmt.Errorf("waiting for health: %w (last: %s)", ctx.Err(), orDefault(pending, s.Ref.String()+": not yet healthy"))
+					}
 					return &StepError{s, err}
 				}
 			}
@@ -230,10 +264,20 @@ func waitHealthy(ctx context.Context, t Target, stage []plan.Step, poll time.Dur
 		if pending == "" {
 			return nil
 		}
+		if waiting != nil {
+			waiting(pending)
+		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("waiting for health: %w (last: %s)", ctx.Err(), pending)
 		case <-time.After(poll):
 		}
 	}
+}
+
+func orDefault(s, d string) string {
+	if s == "" {
+		return d
+	}
+	return s
 }

@@ -134,7 +134,7 @@ func (r *ApplicationReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	}
 	argocd.SetCondition(app, "UnsupportedFields", unsupported, now)
 
-	res, err := r.reconcile(ctx, app, now, argocd.Refused(raw))
+	res, err := r.reconcile(ctx, orig, app, now, argocd.Refused(raw))
 	setAppInfo(app.Namespace, app.Name, app.Spec.Project, app.Status.Sync.Status, app.Status.Health.Status)
 	if perr := r.writeStatus(ctx, orig, app); perr != nil {
 		return ctrl.Result{}, perr
@@ -147,7 +147,7 @@ func (r *ApplicationReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 
 // refused, if not nil, names a source converge cannot render: the
 // Application is then an InvalidSpecError, and nothing is synced.
-func (r *ApplicationReconciler) reconcile(ctx context.Context, app *v1alpha1.Application, now time.Time, refused error) (ctrl.Result, error) {
+func (r *ApplicationReconciler) reconcile(ctx context.Context, orig, app *v1alpha1.Application, now time.Time, refused error) (ctrl.Result, error) {
 	unit, opts, err := argocd.ToUnit(app)
 	if err == nil {
 		err = refused
@@ -203,7 +203,7 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app *v1alpha1.App
 		argocd.SetCondition(app, SyncWindowCondition, "", now)
 	}
 	if sync {
-		st, err = r.sync(ctx, app, unit, opts, op, now)
+		st, err = r.sync(ctx, orig, app, unit, opts, op, now)
 		if err != nil {
 			return ctrl.Result{RequeueAfter: r.retryAfter(app)}, nil
 		}
@@ -319,7 +319,11 @@ func (r *ApplicationReconciler) wantSync(app *v1alpha1.Application, opts argocd.
 	return op, false
 }
 
-func (r *ApplicationReconciler) sync(ctx context.Context, app *v1alpha1.Application, unit engine.Unit, opts argocd.Options, op v1alpha1.Operation, now time.Time) (engine.UnitStatus, error) {
+// sync runs one sync operation. While it runs, the operation state on
+// the server says Running and what it waits for, as Argo CD shows it;
+// orig is kept equal to what the server holds, so the final status
+// write replaces the running state.
+func (r *ApplicationReconciler) sync(ctx context.Context, orig, app *v1alpha1.Application, unit engine.Unit, opts argocd.Options, op v1alpha1.Operation, now time.Time) (engine.UnitStatus, error) {
 	so := opts.Sync
 	if op.Sync != nil {
 		so.Prune = so.Prune || op.Sync.Prune
@@ -336,6 +340,11 @@ func (r *ApplicationReconciler) sync(ctx context.Context, app *v1alpha1.Applicat
 	sctx, cancel := context.WithTimeout(ctx, syncTimeout)
 	defer cancel()
 	r.event(app, corev1.EventTypeNormal, "OperationStarted", "Sync", "Initiated sync to %s", orDefault(op.Sync.Revision, "HEAD"))
+	if !so.DryRun {
+		running := &runningSync{r: r, orig: orig, app: app, op: op, started: now}
+		running.write(ctx, "sync is running: rendering, validating and applying")
+		so.Waiting = func(what string) { running.write(ctx, "waiting for healthy state of "+what) }
+	}
 	rep, err := r.Engine.Sync(sctx, unit, so)
 	argocd.RecordSync(app, op, rep, now, err, time.Now())
 	phase := app.Status.OperationState.Phase
@@ -367,6 +376,35 @@ func (r *ApplicationReconciler) sync(ctx context.Context, app *v1alpha1.Applicat
 		argocd.SetCondition(app, "ComparisonError", err.Error(), now)
 	}
 	return st, err
+}
+
+// runningSync writes the Running operation state of a sync in progress,
+// when its message changes, at most every two seconds.
+type runningSync struct {
+	r         *ApplicationReconciler
+	orig, app *v1alpha1.Application
+	op        v1alpha1.Operation
+	started   time.Time
+	last      time.Time
+	lastMsg   string
+}
+
+func (s *runningSync) write(ctx context.Context, msg string) {
+	if msg == s.lastMsg || time.Since(s.last) < 2*time.Second {
+		return
+	}
+	s.last, s.lastMsg = time.Now(), msg
+	from := s.orig.DeepCopy()
+	to := from.DeepCopy()
+	to.Status.OperationState = &v1alpha1.OperationState{Operation: s.op, Phase: "Running", Message: redact.Message(msg),
+		StartedAt: metav1.NewTime(s.started)}
+	if prev := s.app.Status.OperationState; prev != nil {
+		to.Status.OperationState.RetryCount = prev.RetryCount
+	}
+	if err := s.r.Client.Status().Patch(ctx, to, client.MergeFrom(from)); err != nil {
+		return // progress only: the final write still says how it ended
+	}
+	s.orig.Status.OperationState = to.Status.OperationState.DeepCopy()
 }
 
 func (r *ApplicationReconciler) event(app *v1alpha1.Application, typ, reason, action, note string, args ...any) {

@@ -33,6 +33,11 @@ type SyncOptions struct {
 	DryRun bool
 	// Wait holds each wave until it is healthy, and the sync until all is.
 	Wait bool
+	// WaitMultiStepOnly waits only when the sync has several waves or
+	// hooks, as Argo CD does; see apply.Options.
+	WaitMultiStepOnly bool
+	// Waiting, if set, is told what the sync waits for as that changes.
+	Waiting func(what string) `json:"-"`
 	// WaitThroughRetries keeps waiting on a Degraded object that its
 	// controller is retrying (Reconciling=True), as Flux's wait does;
 	// it fails only on the sync's deadline. If false, Degraded fails at
@@ -107,7 +112,7 @@ func (e *Engine) Sync(ctx context.Context, u Unit, o SyncOptions) (Report, error
 	if err := e.saveInventory(ctx, inventoryBefore(u.Name, rep)); err != nil {
 		return rep, fmt.Errorf("unit %s: write-ahead inventory, nothing applied: %w", u.Name, err)
 	}
-	res, err := apply.Run(ctx, target{e.o.Cluster, o.Force, &e.predictions}, rep.Plan, apply.Options{Wait: o.Wait, Health: e.o.Health.Assess, Retrying: retrying(o.WaitThroughRetries)})
+	res, err := apply.Run(ctx, target{e.o.Cluster, o.Force, &e.predictions}, rep.Plan, apply.Options{Wait: o.Wait, Health: e.o.Health.Assess, Retrying: retrying(o.WaitThroughRetries), WaitMultiStepOnly: o.WaitMultiStepOnly, Waiting: o.Waiting})
 	rep.Events, rep.Hooks = res.Events, res.Hooks
 	if err != nil {
 		return rep, fmt.Errorf("unit %s: sync: %w", u.Name, err)
