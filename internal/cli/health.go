@@ -43,7 +43,9 @@ front: CEL checks (healthCheckExprs, Flux's form) and Lua scripts
 			if err != nil {
 				return err
 			}
-			objs, err := object.Decode(data, file)
+			// Health reads status only: a snippet without a name (as many
+			// of Argo CD's health test cases are) is fine.
+			objs, err := object.DecodeUnnamed(data, file)
 			if err != nil {
 				return err
 			}

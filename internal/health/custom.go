@@ -3,6 +3,7 @@ package health
 import (
 	"errors"
 	"fmt"
+	"path"
 	"sort"
 	"strings"
 
@@ -27,13 +28,62 @@ type Config struct {
 // Argo CD's.
 const LuaConfigMapPrefix = "resource.customizations.health."
 
-// ConfigFromFile reads a YAML file with healthCheckExprs and lua.
+// ConfigFromFile reads health rules from a YAML file in any of three
+// forms: converge's own (healthCheckExprs and lua), an argocd-cm
+// ConfigMap as a user already has it, or Argo CD's resource.customizations
+// block (keys "<group>/<kind>", each with a health.lua script).
 func ConfigFromFile(name string, data []byte) (Config, error) {
+	var probe map[string]any
+	if err := yaml.Unmarshal(data, &probe); err != nil {
+		return Config{}, fmt.Errorf("health rules %s: %w", name, err)
+	}
+	if probe["kind"] == "ConfigMap" {
+		var cm struct {
+			Data map[string]string `json:"data"`
+		}
+		if err := yaml.Unmarshal(data, &cm); err != nil {
+			return Config{}, fmt.Errorf("health rules %s: %w", name, err)
+		}
+		return ConfigFromConfigMap(name, cm.Data)
+	}
+	if _, ok := probe["healthCheckExprs"]; !ok {
+		if _, ok := probe["lua"]; !ok && len(probe) > 0 {
+			lua, err := customizations(name, probe)
+			if err != nil {
+				return Config{}, err
+			}
+			return Config{Lua: lua}, nil
+		}
+	}
 	var c Config
 	if err := yaml.UnmarshalStrict(data, &c); err != nil {
 		return Config{}, fmt.Errorf("health rules %s: %w", name, err)
 	}
 	return c, nil
+}
+
+// customizations reads Argo CD's resource.customizations block: keys
+// "<group>/<kind>" ("<kind>" alone for the core group; globs allowed),
+// each a map whose health.lua is a script. Other entries (actions,
+// ignoreDifferences) are not health and are left to their readers.
+func customizations(name string, block map[string]any) (map[string]string, error) {
+	out := map[string]string{}
+	for key, v := range block {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil, fmt.Errorf("health rules %s: %q: want a map with health.lua (a resource.customizations entry)", name, key)
+		}
+		script, ok := m["health.lua"].(string)
+		if !ok {
+			continue
+		}
+		group, kind := "", key
+		if i := strings.LastIndex(key, "/"); i >= 0 {
+			group, kind = key[:i], key[i+1:]
+		}
+		out[group+"_"+kind] = script
+	}
+	return out, nil
 }
 
 // ConfigFromConfigMap reads a ConfigMap's data: keys
@@ -45,6 +95,20 @@ func ConfigFromConfigMap(name string, data map[string]string) (Config, error) {
 		switch {
 		case strings.HasPrefix(k, LuaConfigMapPrefix):
 			c.Lua[strings.TrimPrefix(k, LuaConfigMapPrefix)] = v
+		case k == "resource.customizations":
+			var block map[string]any
+			if err := yaml.Unmarshal([]byte(v), &block); err != nil {
+				return Config{}, fmt.Errorf("ConfigMap %s: key resource.customizations: %w", name, err)
+			}
+			lua, err := customizations("ConfigMap "+name+" key resource.customizations", block)
+			if err != nil {
+				return Config{}, err
+			}
+			for gk, script := range lua {
+				if _, set := c.Lua[gk]; !set { // the per-kind keys win, as in Argo CD
+					c.Lua[gk] = script
+				}
+			}
 		case k == "healthCheckExprs":
 			if err := yaml.UnmarshalStrict([]byte(v), &c.HealthCheckExprs); err != nil {
 				return Config{}, fmt.Errorf("ConfigMap %s: key healthCheckExprs: %w", name, err)
@@ -59,6 +123,14 @@ func ConfigFromConfigMap(name string, data map[string]string) (Config, error) {
 type Rules struct {
 	cel map[schema.GroupKind]*celRule
 	lua map[schema.GroupKind]*luaRule
+	// luaGlobs are scripts whose key has a wildcard ("*.crossplane.io_*"),
+	// tried in key order after an exact key.
+	luaGlobs []luaGlob
+}
+
+type luaGlob struct {
+	group, kind string
+	rule        *luaRule
 }
 
 // NewRules compiles a Config. Every bad expression or script is reported,
@@ -90,7 +162,20 @@ func NewRules(c Config) (*Rules, error) {
 			errs = append(errs, err)
 			continue
 		}
-		r.lua[schema.GroupKind{Group: key[:i], Kind: key[i+1:]}] = rule
+		group, kind := key[:i], key[i+1:]
+		if strings.ContainsAny(key, "*?[") {
+			if _, err := path.Match(group, ""); err != nil {
+				errs = append(errs, fmt.Errorf("lua health script %q: group pattern: %w", key, err))
+				continue
+			}
+			if _, err := path.Match(kind, ""); err != nil {
+				errs = append(errs, fmt.Errorf("lua health script %q: kind pattern: %w", key, err))
+				continue
+			}
+			r.luaGlobs = append(r.luaGlobs, luaGlob{group, kind, rule})
+			continue
+		}
+		r.lua[schema.GroupKind{Group: group, Kind: kind}] = rule
 	}
 	return r, errors.Join(errs...)
 }
@@ -102,6 +187,13 @@ func (r *Rules) Assess(obj *unstructured.Unstructured) (Result, bool) {
 		gk := obj.GroupVersionKind().GroupKind()
 		if l, ok := r.lua[gk]; ok {
 			return l.assess(obj), true
+		}
+		for _, g := range r.luaGlobs {
+			if ok, _ := path.Match(g.group, gk.Group); ok {
+				if ok, _ := path.Match(g.kind, gk.Kind); ok {
+					return g.rule.assess(obj), true
+				}
+			}
 		}
 		if c, ok := r.cel[gk]; ok {
 			return c.assess(obj), true

@@ -43,8 +43,18 @@ type Decoded struct {
 // mapping is an error naming its line, since YAML parsers would keep the
 // last one silently and apply what nobody reviewed.
 func Decode(data []byte, file string) ([]Decoded, error) {
+	return decode(data, file, true)
+}
+
+// DecodeUnnamed is Decode for objects that are read, never applied (a
+// health check of a status snippet): metadata.name may be missing.
+func DecodeUnnamed(data []byte, file string) ([]Decoded, error) {
+	return decode(data, file, false)
+}
+
+func decode(data []byte, file string, named bool) ([]Decoded, error) {
 	if isJSON(data) {
-		return decodeJSON(data, file)
+		return decodeJSON(data, file, named)
 	}
 	rd := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
 	cursor := 0 // where in data the last document ended
@@ -70,7 +80,7 @@ func Decode(data []byte, file string) ([]Decoded, error) {
 			return nil, fmt.Errorf("%s: %s", src, fileLines(err.Error(), start))
 		}
 		n := len(out)
-		if out, err = appendObjects(out, raw, src); err != nil {
+		if out, err = appendObjects(out, raw, src, named); err != nil {
 			return nil, err
 		}
 		keepSOPS(out[n:], chunk)
@@ -90,7 +100,7 @@ func isJSON(data []byte) bool {
 }
 
 // decodeJSON reads a stream of JSON objects.
-func decodeJSON(data []byte, file string) ([]Decoded, error) {
+func decodeJSON(data []byte, file string, named bool) ([]Decoded, error) {
 	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
 	var out []Decoded
 	for doc := 1; ; doc++ {
@@ -104,7 +114,7 @@ func decodeJSON(data []byte, file string) ([]Decoded, error) {
 			return nil, fmt.Errorf("%s: %w", src, err)
 		}
 		n := len(out)
-		if out, err = appendObjects(out, raw, src); err != nil {
+		if out, err = appendObjects(out, raw, src, named); err != nil {
 			return nil, err
 		}
 		keepSOPS(out[n:], raw)
@@ -123,7 +133,7 @@ func fileLines(msg string, start int) string {
 }
 
 // appendObjects decodes one document's JSON and appends its objects.
-func appendObjects(out []Decoded, raw []byte, src Source) ([]Decoded, error) {
+func appendObjects(out []Decoded, raw []byte, src Source, named bool) ([]Decoded, error) {
 	// apimachinery's json keeps whole numbers as int64, as the rest of
 	// Kubernetes expects of unstructured objects.
 	var m map[string]any
@@ -142,26 +152,26 @@ func appendObjects(out []Decoded, raw []byte, src Source) ([]Decoded, error) {
 			return nil, fmt.Errorf("%s: %w", src, err)
 		}
 		for i := range list.Items {
-			if err := check(&list.Items[i], src, fmt.Sprintf("items[%d].", i)); err != nil {
+			if err := check(&list.Items[i], src, fmt.Sprintf("items[%d].", i), named); err != nil {
 				return nil, err
 			}
 			out = append(out, Decoded{Object: &list.Items[i], Source: src})
 		}
 		return out, nil
 	}
-	if err := check(obj, src, ""); err != nil {
+	if err := check(obj, src, "", named); err != nil {
 		return nil, err
 	}
 	return append(out, Decoded{Object: obj, Source: src}), nil
 }
 
-func check(obj *unstructured.Unstructured, src Source, prefix string) error {
+func check(obj *unstructured.Unstructured, src Source, prefix string, named bool) error {
 	switch {
 	case obj.GetAPIVersion() == "":
 		return fmt.Errorf("%s: field %sapiVersion is missing", src, prefix)
 	case obj.GetKind() == "":
 		return fmt.Errorf("%s: field %skind is missing", src, prefix)
-	case obj.GetName() == "" && obj.GetGenerateName() == "":
+	case named && obj.GetName() == "" && obj.GetGenerateName() == "":
 		return fmt.Errorf("%s: %s: field %smetadata.name is missing", src, obj.GetKind(), prefix)
 	}
 	return nil
