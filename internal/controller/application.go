@@ -23,7 +23,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"converge.dev/converge/internal/api/argocd/v1alpha1"
 	"converge.dev/converge/internal/dialect/argocd"
@@ -77,7 +80,21 @@ func (r *ApplicationReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		return err
 	}
 	r.live = &liveWatches{ctrl: c, cache: mgr.GetCache(), watched: map[schema.GroupVersionKind]bool{}}
-	return nil
+	// Another unit refused an object an Application owns: its
+	// SharedResourceWarning must say so now, not at its next resync.
+	claimed := make(chan event.TypedGenericEvent[*v1alpha1.Application], 64)
+	r.Engine.NotifyClaims(func(owner string) {
+		reqs := ownerApplication(context.Background(), &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{
+			Annotations: map[string]string{plan.OwnerAnnotation: owner}}})
+		for _, req := range reqs {
+			app := &v1alpha1.Application{ObjectMeta: metav1.ObjectMeta{Namespace: req.Namespace, Name: req.Name}}
+			select {
+			case claimed <- event.TypedGenericEvent[*v1alpha1.Application]{Object: app}:
+			default: // full: the resync will tell
+			}
+		}
+	})
+	return c.Watch(source.Channel(claimed, &handler.TypedEnqueueRequestForObject[*v1alpha1.Application]{}))
 }
 
 func (r *ApplicationReconciler) interval() time.Duration {
@@ -209,7 +226,11 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, orig, app *v1alph
 		}
 	}
 	argocd.WriteStatus(app, st, now)
-	argocd.SetCondition(app, "SharedResourceWarning", sharedResources(st, r.Engine.ClaimsOn(unit.Name)), now)
+	shared := sharedResources(st, r.Engine.ClaimsOn(unit.Name))
+	if shared != "" && shared != conditionMessage(app, "SharedResourceWarning") {
+		r.event(app, corev1.EventTypeWarning, "SharedResourceWarning", "Compare", "%s", shared)
+	}
+	argocd.SetCondition(app, "SharedResourceWarning", shared, now)
 	if pruneStillHeld(app, st) {
 		return ctrl.Result{RequeueAfter: r.interval()}, nil // a person must act; nothing to retry
 	}
@@ -376,6 +397,17 @@ func (r *ApplicationReconciler) sync(ctx context.Context, orig, app *v1alpha1.Ap
 		argocd.SetCondition(app, "ComparisonError", err.Error(), now)
 	}
 	return st, err
+}
+
+// conditionMessage is the message of the Application's condition typ,
+// or "".
+func conditionMessage(app *v1alpha1.Application, typ string) string {
+	for _, c := range app.Status.Conditions {
+		if c.Type == typ {
+			return c.Message
+		}
+	}
+	return ""
 }
 
 // runningSync writes the Running operation state of a sync in progress,

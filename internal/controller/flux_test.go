@@ -15,6 +15,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -287,11 +288,8 @@ func TestOneOwnerAcrossDialects(t *testing.T) {
 	if r := meta.FindStatusCondition(ks.Status.Conditions, flux.ReadyCondition); !strings.Contains(r.Message, "argocd."+ns+".argo-owner") {
 		t.Errorf("condition does not name the owner: %s", r.Message)
 	}
-	// The Application learns of the claim at its next comparison.
-	refresh := client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"annotations":{"argocd.argoproj.io/refresh":"normal"}}}`))
-	if err := c.Patch(ctx, &v1alpha1.Application{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "argo-owner"}}, refresh); err != nil {
-		t.Fatal(err)
-	}
+	// The Application learns of the claim at once, not at its next
+	// resync (ten minutes away here): the refusal wakes it.
 	argo := waitNamed(t, c, ns, "argo-owner", "warned", func(a *v1alpha1.Application) bool {
 		for _, cond := range a.Status.Conditions {
 			if cond.Type == "SharedResourceWarning" && strings.Contains(cond.Message, "flux."+ns+".flux-claimer") {
@@ -301,6 +299,27 @@ func TestOneOwnerAcrossDialects(t *testing.T) {
 		return false
 	})
 	t.Logf("Application condition: %+v", argo.Status.Conditions)
+	// Both sides get a Warning Event, as kubectl describe shows them.
+	for _, want := range []struct{ kind, name, reason string }{
+		{"Kustomization", "flux-claimer", flux.OwnershipConflictReason},
+		{"Application", "argo-owner", "SharedResourceWarning"},
+	} {
+		err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+			evs := &eventsv1.EventList{}
+			if err := c.List(ctx, evs, client.InNamespace(ns)); err != nil {
+				return false, nil
+			}
+			for _, e := range evs.Items {
+				if e.Regarding.Kind == want.kind && e.Regarding.Name == want.name && e.Reason == want.reason && e.Type == corev1.EventTypeWarning {
+					return true, nil
+				}
+			}
+			return false, nil
+		})
+		if err != nil {
+			t.Errorf("no Warning Event %s on %s %s", want.reason, want.kind, want.name)
+		}
+	}
 	if v := configMapValue(c, ns, "shared"); v != "v1" {
 		t.Errorf("shared ConfigMap value %q", v)
 	}

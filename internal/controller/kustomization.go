@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -38,6 +39,7 @@ import (
 	"converge.dev/converge/internal/engine"
 	"converge.dev/converge/internal/object"
 	"converge.dev/converge/internal/plan"
+	"converge.dev/converge/internal/redact"
 	"converge.dev/converge/internal/source"
 	"converge.dev/converge/internal/source/git"
 )
@@ -57,6 +59,8 @@ type KustomizationReconciler struct {
 	// generation. If nil, Client.
 	Reader client.Reader
 	Engine *engine.Engine
+	// Recorder emits Kubernetes Events on Kustomizations. If nil, none.
+	Recorder events.EventRecorder
 	// RESTConfig is the controller's own; serviceAccountName
 	// impersonates with it. If nil, serviceAccountName is an error.
 	RESTConfig *rest.Config
@@ -293,6 +297,9 @@ func (r *KustomizationReconciler) reconcile(ctx context.Context, ks *kustomizev1
 	rep, err := eng.Sync(sctx, unit, opts)
 	if err == nil {
 		if conflicts := conflictsOf(rep); conflicts != "" {
+			if prev := meta.FindStatusCondition(st.Conditions, flux.ReadyCondition); r.Recorder != nil && (prev == nil || prev.Message != conflicts) {
+				r.Recorder.Eventf(ks, nil, corev1.EventTypeWarning, flux.OwnershipConflictReason, "Reconcile", "%s", redact.Message(conflicts))
+			}
 			flux.MarkFailed(&st.Conditions, gen, flux.OwnershipConflictReason, conflicts, false)
 			return ctrl.Result{RequeueAfter: retry}
 		}

@@ -103,7 +103,8 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 	if err := (&GitRepositoryReconciler{Client: mgr.GetClient(), Engine: o.Engine}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("gitrepository controller: %w", err)
 	}
-	if err := (&KustomizationReconciler{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Engine: o.Engine, RESTConfig: cfg}).SetupWithManager(mgr); err != nil {
+	if err := (&KustomizationReconciler{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Engine: o.Engine, RESTConfig: cfg,
+		Recorder: mgr.GetEventRecorder("converge-controller")}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("kustomization controller: %w", err)
 	}
 	if err := (&OCIRepositoryReconciler{Client: mgr.GetClient(), Engine: o.Engine}).SetupWithManager(mgr); err != nil {

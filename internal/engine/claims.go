@@ -17,6 +17,8 @@ type claims struct {
 	mu sync.Mutex
 	// byOwner[owner][key] = claimant unit
 	byOwner map[string]map[object.Key]claim
+	// notify, if set, is told of an owner with a new claim on it.
+	notify func(owner string)
 }
 
 type claim struct {
@@ -27,8 +29,17 @@ type claim struct {
 // record replaces what unit claims from others with the conflicts of its
 // latest plan.
 func (c *claims) record(unit string, p plan.Plan) {
+	var woken []string
+	var notify func(string)
+	defer func() {
+		// Outside the lock: the callback may ask for ClaimsOn.
+		for _, owner := range woken {
+			notify(owner)
+		}
+	}()
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	notify = c.notify
 	for owner, m := range c.byOwner {
 		for k, cl := range m {
 			if cl.claimant == unit {
@@ -50,8 +61,21 @@ func (c *claims) record(unit string, p plan.Plan) {
 		if c.byOwner[owner] == nil {
 			c.byOwner[owner] = map[object.Key]claim{}
 		}
+		if _, known := c.byOwner[owner][s.Ref.Key()]; !known && notify != nil {
+			woken = append(woken, owner)
+		}
 		c.byOwner[owner][s.Ref.Key()] = claim{s.Ref, unit}
 	}
+}
+
+// NotifyClaims has notify called, outside any lock, with the owning
+// unit each time another unit is refused an object that unit owns, so
+// that the owner's status can say so at once rather than at its next
+// resync.
+func (e *Engine) NotifyClaims(notify func(owner string)) {
+	e.claims.mu.Lock()
+	defer e.claims.mu.Unlock()
+	e.claims.notify = notify
 }
 
 // ClaimsOn lists the objects unit owns that other units also render, as

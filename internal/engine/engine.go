@@ -180,12 +180,14 @@ type Engine struct {
 
 	predictions predictionCache
 	inventories inventoryMemo
-	claims      claims
+	// claims are shared by every engine on the same cluster (an
+	// impersonating engine's refusals concern the owner's status too).
+	claims *claims
 }
 
 // New returns an Engine.
 func New(o Options) *Engine {
-	return &Engine{o: o, renders: map[string][]object.Decoded{}}
+	return &Engine{o: o, renders: map[string][]object.Decoded{}, claims: &claims{}}
 }
 
 // Rendered is a unit rendered at one revision.
@@ -392,7 +394,9 @@ func (e *Engine) ForCluster(c *cluster.Client) *Engine {
 func (e *Engine) Impersonating(c *cluster.Client) *Engine {
 	o := e.o
 	o.Cluster, o.Inventory = c, e.inventoryClient()
-	return New(o)
+	ne := New(o)
+	ne.claims = e.claims
+	return ne
 }
 
 func (e *Engine) inventoryClient() *cluster.Client {
