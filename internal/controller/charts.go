@@ -17,8 +17,8 @@ import (
 	sourcev1 "converge.dev/converge/internal/api/fluxcd/source/v1"
 	"converge.dev/converge/internal/dialect/flux"
 	"converge.dev/converge/internal/engine"
-	"converge.dev/converge/internal/helmrelease"
 	"converge.dev/converge/internal/render"
+	"converge.dev/converge/internal/source/helmrepo"
 	"converge.dev/converge/internal/source/oci"
 )
 
@@ -102,25 +102,25 @@ func (l *chartLoader) version(ctx context.Context, req chartRequest) (name, vers
 	return c.Metadata.Name, c.Metadata.Version, nil
 }
 
-func (l *chartLoader) helmRepository(ctx context.Context, req chartRequest) (*sourcev1.HelmRepository, helmrelease.Credentials, error) {
+func (l *chartLoader) helmRepository(ctx context.Context, req chartRequest) (*sourcev1.HelmRepository, helmrepo.Credentials, error) {
 	repo := &sourcev1.HelmRepository{}
 	if err := l.client.Get(ctx, req.Key, repo); err != nil {
-		return nil, helmrelease.Credentials{}, fmt.Errorf("HelmRepository %s: %w", req.Key, err)
+		return nil, helmrepo.Credentials{}, fmt.Errorf("HelmRepository %s: %w", req.Key, err)
 	}
 	user, pass, err := secretCredentials(ctx, l.client, repo.Namespace, repo.Spec.SecretRef)
 	if err != nil {
-		return nil, helmrelease.Credentials{}, fmt.Errorf("HelmRepository %s: %w", req.Key, err)
+		return nil, helmrepo.Credentials{}, fmt.Errorf("HelmRepository %s: %w", req.Key, err)
 	}
-	return repo, helmrelease.Credentials{Username: user, Password: pass}, nil
+	return repo, helmrepo.Credentials{Username: user, Password: pass}, nil
 }
 
 // index is the repository's index as the HelmRepository reconciler last
 // read it, or read now.
-func (l *chartLoader) index(ctx context.Context, src *sourcev1.HelmRepository, cred helmrelease.Credentials) (*repo.IndexFile, error) {
+func (l *chartLoader) index(ctx context.Context, src *sourcev1.HelmRepository, cred helmrepo.Credentials) (*repo.IndexFile, error) {
 	if idx := l.indexes.get(src.Spec.URL); idx != nil {
 		return idx, nil
 	}
-	idx, _, err := helmrelease.Index(ctx, src.Spec.URL, cred)
+	idx, _, err := helmrepo.Index(ctx, src.Spec.URL, cred)
 	if err != nil {
 		return nil, err
 	}
@@ -145,7 +145,7 @@ func (l *chartLoader) fromHelmRepository(ctx context.Context, req chartRequest) 
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", req, err)
 		}
-		c, err := helmrelease.LoadDir(snap.Dir)
+		c, err := helmrepo.LoadDir(snap.Dir)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", req, err)
 		}
@@ -155,7 +155,7 @@ func (l *chartLoader) fromHelmRepository(ctx context.Context, req chartRequest) 
 	if err != nil {
 		return nil, err
 	}
-	return helmrelease.Chart(ctx, repo.Spec.URL, cred, idx, req.Chart, req.Version)
+	return helmrepo.Chart(ctx, repo.Spec.URL, cred, idx, req.Chart, req.Version)
 }
 
 func (l *chartLoader) fromGitRepository(ctx context.Context, req chartRequest) (*chart.Chart, error) {
@@ -180,7 +180,7 @@ func (l *chartLoader) fromGitRepository(ctx context.Context, req chartRequest) (
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", req, err)
 	}
-	c, err := helmrelease.LoadDir(dir)
+	c, err := helmrepo.LoadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("%s at %.12s: %w", req, commit, err)
 	}
@@ -210,7 +210,7 @@ func (l *chartLoader) fromOCIRepository(ctx context.Context, req chartRequest) (
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", req, err)
 	}
-	c, err := helmrelease.LoadDir(snap.Dir)
+	c, err := helmrepo.LoadDir(snap.Dir)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", req, err)
 	}

@@ -19,8 +19,8 @@ import (
 
 	sourcev1 "converge.dev/converge/internal/api/fluxcd/source/v1"
 	"converge.dev/converge/internal/dialect/flux"
-	"converge.dev/converge/internal/helmrelease"
 	"converge.dev/converge/internal/redact"
+	"converge.dev/converge/internal/source/helmrepo"
 )
 
 // indexes holds the Helm repository indexes the HelmRepository
@@ -80,7 +80,7 @@ func (r *HelmRepositoryReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 		flux.MarkReady(&st.Conditions, hr.Generation, flux.SucceededReason, "Helm repositories of type 'oci' do not contain any information in the status.")
 	default:
 		fctx, cancel := context.WithTimeout(ctx, time.Minute)
-		idx, digest, err := helmrelease.Index(fctx, hr.Spec.URL, helmrelease.Credentials{Username: user, Password: pass})
+		idx, digest, err := helmrepo.Index(fctx, hr.Spec.URL, helmrepo.Credentials{Username: user, Password: pass})
 		cancel()
 		ferr = err
 		if err == nil {

@@ -81,10 +81,15 @@ func Render(root, dir string, o Options) ([]object.Decoded, error) {
 	}
 	// Helm would render a chart without its dependencies, leaving out
 	// everything they hold: green while deploying nothing. Argo CD builds
-	// them; converge does not fetch them yet, so it refuses.
+	// them, and so does converge; one it cannot get is an error.
 	if deps := chrt.Metadata.Dependencies; len(deps) > 0 {
 		if err := action.CheckDependencies(chrt, deps); err != nil {
-			return nil, fmt.Errorf("%s: %w: %v (converge does not fetch chart dependencies: run `helm dependency build` and commit charts/)", rel, ErrDependenciesMissing, err)
+			if berr := buildDependencies(root, dir, rel, chrt); berr != nil {
+				return nil, fmt.Errorf("%w: %v", ErrDependenciesMissing, berr)
+			}
+			if err := action.CheckDependencies(chrt, deps); err != nil {
+				return nil, fmt.Errorf("%s: %w: %v", rel, ErrDependenciesMissing, err)
+			}
 		}
 	}
 	vals, err := values(root, dir, rel, o)

@@ -1,4 +1,8 @@
-package helmrelease
+// Package helmrepo reads Helm chart repositories over HTTP: an index,
+// and a chart resolved in it, downloaded with bounded size and checked
+// against the index's digest. Flux's HelmRepository and HelmChart, and
+// a chart's own dependencies, are fetched with it.
+package helmrepo
 
 import (
 	"bytes"
