@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -69,5 +70,46 @@ func TestHelmHooksInArgoApplication(t *testing.T) {
 		if r.Name == "pre-install-marker" || r.Name == "migrate" {
 			t.Errorf("hook %s is listed among the Application's resources", r.Name)
 		}
+	}
+}
+
+// TestHelmDependenciesInArgoApplication: an Application on a chart whose
+// dependency is not vendored in charts/ deploys the dependency too,
+// fetched from its Helm repository as `helm dependency build` would.
+// Before, the chart was refused (and before that, rendered without it).
+func TestHelmDependenciesInArgoApplication(t *testing.T) {
+	c, repo := setup(t)
+	ctx := context.Background()
+	ensureNamespace(t, c, "argocd")
+	permissiveProject(t, c, "anything")
+	ns := clustertest.Namespace(t)
+	url := helmRepoServer(t, "1.15.0", "1.16.0")
+	repo.Commit("umbrella chart", map[string]string{
+		"charts/umbrella/Chart.yaml": "apiVersion: v2\nname: umbrella\nversion: 0.1.0\ndependencies:\n" +
+			"- {name: external-dns, version: 1.16.x, repository: \"" + url + "\"}\n",
+		"charts/umbrella/values.yaml":      "external-dns:\n  provider: from-umbrella\n",
+		"charts/umbrella/templates/cm.yaml": configMapYAML("umbrella", "v1"),
+	})
+	repo.Publish()
+	name := "deps-" + ns
+	app := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+		"metadata": map[string]any{"name": name, "namespace": "argocd"},
+		"spec": map[string]any{"project": "anything",
+			"source":      map[string]any{"repoURL": "file://" + repo.Bare, "path": "charts/umbrella", "helm": map[string]any{"releaseName": "dns"}},
+			"destination": map[string]any{"server": "https://kubernetes.default.svc", "namespace": ns},
+			"syncPolicy":  map[string]any{"automated": map[string]any{"prune": true}}},
+	}}
+	if err := c.Create(ctx, app); err != nil {
+		t.Fatal(err)
+	}
+	getApp(t, c, name, "Synced", func(a *v1alpha1.Application) bool {
+		return a.Status.Sync.Status == "Synced" && a.Status.OperationState != nil && a.Status.OperationState.Phase == "Succeeded"
+	})
+	if configMapValue(c, ns, "umbrella") != "v1" {
+		t.Error("the umbrella chart's own ConfigMap is missing")
+	}
+	if args := deploymentArgs(c, ns, "dns"); !strings.Contains(args, "--provider=from-umbrella") {
+		t.Errorf("the dependency's Deployment: args %q, want the umbrella's values for it", args)
 	}
 }
