@@ -220,10 +220,15 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, orig, app *v1alph
 		argocd.SetCondition(app, SyncWindowCondition, "", now)
 	}
 	if sync {
-		st, err = r.sync(ctx, orig, app, unit, opts, op, now)
+		synced, err := r.sync(ctx, orig, app, unit, opts, op, now)
 		if err != nil {
+			// The comparison made before the failed sync still says what
+			// Git wants and what runs: OutOfSync at the new revision, never
+			// the Synced of the last sync that worked.
+			argocd.WriteStatus(app, st, now)
 			return ctrl.Result{RequeueAfter: r.retryAfter(app)}, nil
 		}
+		st = synced
 	}
 	argocd.WriteStatus(app, st, now)
 	shared := sharedResources(st, r.Engine.ClaimsOn(unit.Name))

@@ -87,7 +87,7 @@ func TestHelmDependenciesInArgoApplication(t *testing.T) {
 	repo.Commit("umbrella chart", map[string]string{
 		"charts/umbrella/Chart.yaml": "apiVersion: v2\nname: umbrella\nversion: 0.1.0\ndependencies:\n" +
 			"- {name: external-dns, version: 1.16.x, repository: \"" + url + "\"}\n",
-		"charts/umbrella/values.yaml":      "external-dns:\n  provider: from-umbrella\n",
+		"charts/umbrella/values.yaml":       "external-dns:\n  provider: from-umbrella\n",
 		"charts/umbrella/templates/cm.yaml": configMapYAML("umbrella", "v1"),
 	})
 	repo.Publish()
