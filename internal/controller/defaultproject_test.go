@@ -28,19 +28,11 @@ func TestDefaultProject(t *testing.T) {
 	}
 	ns := clustertest.Namespace(t)
 	name := "default-" + ns
-	app := &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
-		"metadata": map[string]any{"name": name, "namespace": "argocd"},
-		"spec": map[string]any{"project": "default",
-			"source": map[string]any{"repoURL": "file://" + repo.Bare, "path": "apps/guestbook-jsonnet",
-				"directory": map[string]any{"jsonnet": map[string]any{"libs": []any{"jsonnet-lib"},
-					"extVars": []any{map[string]any{"name": "app", "value": "x"}}}}},
-			"destination": map[string]any{"server": "https://kubernetes.default.svc", "namespace": ns},
-			"syncPolicy":  map[string]any{"automated": map[string]any{}}},
-	}}
-	if err := c.Create(ctx, app); err != nil {
-		t.Fatal(err)
-	}
+	app := argoApp(name, ns, "default", map[string]any{"repoURL": "file://" + repo.Bare, "path": "apps/guestbook-jsonnet",
+		"directory": map[string]any{"jsonnet": map[string]any{"libs": []any{"jsonnet-lib"},
+			"extVars": []any{map[string]any{"name": "app", "value": "x"}}}}})
+	_ = unstructured.SetNestedMap(app.Object, map[string]any{}, "spec", "syncPolicy", "automated")
+	create(t, c, app)
 	getApp(t, c, name, "Synced", func(a *v1alpha1.Application) bool { return a.Status.Sync.Status == "Synced" })
 	if err := c.Get(ctx, types.NamespacedName{Namespace: "argocd", Name: "default"}, def); err != nil {
 		t.Fatalf("the default project was not created: %v", err)

@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 
@@ -37,17 +36,9 @@ func TestDeletionHooks(t *testing.T) {
 	})
 	repo.Publish()
 	name := "delhooks-" + ns
-	app := &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
-		"metadata": map[string]any{"name": name, "namespace": "argocd", "finalizers": []any{ResourcesFinalizer}},
-		"spec": map[string]any{"project": "anything",
-			"source":      map[string]any{"repoURL": "file://" + repo.Bare, "path": "delhooks"},
-			"destination": map[string]any{"server": "https://kubernetes.default.svc", "namespace": ns},
-			"syncPolicy":  map[string]any{"automated": map[string]any{"prune": true}}},
-	}}
-	if err := c.Create(ctx, app); err != nil {
-		t.Fatal(err)
-	}
+	app := argoApp(name, ns, "anything", map[string]any{"repoURL": "file://" + repo.Bare, "path": "delhooks"})
+	app.SetFinalizers([]string{ResourcesFinalizer})
+	create(t, c, app)
 	getApp(t, c, name, "Synced", func(a *v1alpha1.Application) bool {
 		return a.Status.Sync.Status == "Synced" && a.Status.OperationState != nil && a.Status.OperationState.Phase == "Succeeded"
 	})

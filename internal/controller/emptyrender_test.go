@@ -5,8 +5,6 @@ import (
 	"strings"
 	"testing"
 
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-
 	"converge.dev/converge/internal/api/argocd/v1alpha1"
 	"converge.dev/converge/internal/clustertest"
 )
@@ -24,17 +22,8 @@ func TestRefusedSyncIsOutOfSync(t *testing.T) {
 	repo.Commit("one", map[string]string{"emptied/cm.yaml": configMapYAML("kept", "v1"), "emptied/README.md": "docs stay\n"})
 	repo.Publish()
 	name := "emptied-" + ns
-	app := &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
-		"metadata": map[string]any{"name": name, "namespace": "argocd"},
-		"spec": map[string]any{"project": "anything",
-			"source":      map[string]any{"repoURL": "file://" + repo.Bare, "path": "emptied"},
-			"destination": map[string]any{"server": "https://kubernetes.default.svc", "namespace": ns},
-			"syncPolicy":  map[string]any{"automated": map[string]any{"prune": true}}},
-	}}
-	if err := c.Create(context.Background(), app); err != nil {
-		t.Fatal(err)
-	}
+	app := argoApp(name, ns, "anything", map[string]any{"repoURL": "file://" + repo.Bare, "path": "emptied"})
+	create(t, c, app)
 	getApp(t, c, name, "Synced", func(a *v1alpha1.Application) bool { return a.Status.Sync.Status == "Synced" })
 	emptied := repo.RemoveAll("the manifests go", "emptied/cm.yaml")
 	repo.Publish()

@@ -65,6 +65,13 @@ func chartServer(t *testing.T, src string, versions ...string) string {
 	return srv.URL
 }
 
+// chartsRepository makes the HelmRepository "charts" in ns, on url.
+func chartsRepository(t *testing.T, c client.Client, ns, url string) {
+	t.Helper()
+	create(t, c, &sourcev1.HelmRepository{ObjectMeta: metav1.ObjectMeta{Name: "charts", Namespace: ns},
+		Spec: sourcev1.HelmRepositorySpec{URL: url, Interval: metav1.Duration{Duration: 10 * time.Minute}}})
+}
+
 func waitHelmRelease(t *testing.T, c client.Client, ns, name, what string, cond func(*helmv2.HelmRelease) bool) *helmv2.HelmRelease {
 	t.Helper()
 	hr := &helmv2.HelmRelease{}
@@ -226,8 +233,7 @@ func TestHelmReleaseValuesFromDependsOnUninstall(t *testing.T) {
 	ctx := context.Background()
 	ns := clustertest.Namespace(t)
 	url := helmRepoServer(t, "1.16.0")
-	create(t, c, &sourcev1.HelmRepository{ObjectMeta: metav1.ObjectMeta{Name: "charts", Namespace: ns},
-		Spec: sourcev1.HelmRepositorySpec{URL: url, Interval: metav1.Duration{Duration: 10 * time.Minute}}})
+	chartsRepository(t, c, ns, url)
 	create(t, c, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "app-values", Namespace: ns},
 		Data: map[string]string{"values.yaml": "provider: from-configmap\npolicy: upsert\n"}})
 	create(t, c, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "app-secret", Namespace: ns},
@@ -279,8 +285,7 @@ func TestHelmReleaseInstallRemediation(t *testing.T) {
 	c, _ := setup(t)
 	ns := clustertest.Namespace(t)
 	url := helmRepoServer(t, "1.16.0")
-	create(t, c, &sourcev1.HelmRepository{ObjectMeta: metav1.ObjectMeta{Name: "charts", Namespace: ns},
-		Spec: sourcev1.HelmRepositorySpec{URL: url, Interval: metav1.Duration{Duration: 10 * time.Minute}}})
+	chartsRepository(t, c, ns, url)
 	bad := &helmv2.HelmRelease{ObjectMeta: metav1.ObjectMeta{Name: "bad", Namespace: ns},
 		Spec: helmv2.HelmReleaseSpec{Chart: &helmv2.HelmChartTemplate{Spec: helmv2.HelmChartTemplateSpec{Chart: "external-dns",
 			SourceRef: helmv2.CrossNamespaceObjectReference{Kind: "HelmRepository", Name: "charts"}}},
@@ -308,8 +313,7 @@ func TestHelmReleaseChartRef(t *testing.T) {
 	c, _ := setup(t)
 	ns := clustertest.Namespace(t)
 	url := helmRepoServer(t, "1.15.0", "1.15.2", "1.16.0")
-	create(t, c, &sourcev1.HelmRepository{ObjectMeta: metav1.ObjectMeta{Name: "charts", Namespace: ns},
-		Spec: sourcev1.HelmRepositorySpec{URL: url, Interval: metav1.Duration{Duration: 10 * time.Minute}}})
+	chartsRepository(t, c, ns, url)
 	create(t, c, &sourcev1.HelmChart{ObjectMeta: metav1.ObjectMeta{Name: "external-dns", Namespace: ns},
 		Spec: sourcev1.HelmChartSpec{Chart: "external-dns", Version: "~1.15.0", Interval: metav1.Duration{Duration: 10 * time.Minute},
 			SourceRef: sourcev1.LocalHelmChartSourceReference{Kind: "HelmRepository", Name: "charts"}}})
@@ -332,8 +336,7 @@ func TestHelmReleaseTest(t *testing.T) {
 	c, _ := setup(t)
 	ns := clustertest.Namespace(t)
 	url := helmRepoServer(t, "1.16.0")
-	create(t, c, &sourcev1.HelmRepository{ObjectMeta: metav1.ObjectMeta{Name: "charts", Namespace: ns},
-		Spec: sourcev1.HelmRepositorySpec{URL: url, Interval: metav1.Duration{Duration: 10 * time.Minute}}})
+	chartsRepository(t, c, ns, url)
 	release := func(name, values string) {
 		create(t, c, &helmv2.HelmRelease{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
 			Spec: helmv2.HelmReleaseSpec{Chart: &helmv2.HelmChartTemplate{Spec: helmv2.HelmChartTemplateSpec{Chart: "external-dns",

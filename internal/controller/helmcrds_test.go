@@ -81,8 +81,7 @@ func TestHelmReleaseCreateNamespaceAndCRDs(t *testing.T) {
 		_ = c.Delete(context.Background(), crd)
 	})
 	first := chartServer(t, crdChart(t, group, "first"), "0.1.0")
-	create(t, c, &sourcev1.HelmRepository{ObjectMeta: metav1.ObjectMeta{Name: "charts", Namespace: ns},
-		Spec: sourcev1.HelmRepositorySpec{URL: first, Interval: metav1.Duration{Duration: 10 * time.Minute}}})
+	chartsRepository(t, c, ns, first)
 	hr := &helmv2.HelmRelease{ObjectMeta: metav1.ObjectMeta{Name: "gadgets", Namespace: ns},
 		Spec: helmv2.HelmReleaseSpec{Chart: &helmv2.HelmChartTemplate{Spec: helmv2.HelmChartTemplateSpec{Chart: "with-crd", Version: "0.1.0",
 			SourceRef: helmv2.CrossNamespaceObjectReference{Kind: "HelmRepository", Name: "charts"}}},

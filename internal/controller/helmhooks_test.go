@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 
 	"converge.dev/converge/internal/api/argocd/v1alpha1"
@@ -36,17 +35,8 @@ func TestHelmHooksInArgoApplication(t *testing.T) {
 	})
 	repo.Publish()
 	name := "hooks-" + ns
-	app := &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
-		"metadata": map[string]any{"name": name, "namespace": "argocd"},
-		"spec": map[string]any{"project": "anything",
-			"source":      map[string]any{"repoURL": "file://" + repo.Bare, "path": "charts/hooked", "helm": map[string]any{}},
-			"destination": map[string]any{"server": "https://kubernetes.default.svc", "namespace": ns},
-			"syncPolicy":  map[string]any{"automated": map[string]any{"prune": true}}},
-	}}
-	if err := c.Create(ctx, app); err != nil {
-		t.Fatal(err)
-	}
+	app := argoApp(name, ns, "anything", map[string]any{"repoURL": "file://" + repo.Bare, "path": "charts/hooked", "helm": map[string]any{}})
+	create(t, c, app)
 	got := getApp(t, c, name, "Synced and Healthy", func(a *v1alpha1.Application) bool {
 		return a.Status.Sync.Status == "Synced" && a.Status.Health.Status == "Healthy" && a.Status.OperationState != nil &&
 			a.Status.OperationState.Phase == "Succeeded"
@@ -79,7 +69,6 @@ func TestHelmHooksInArgoApplication(t *testing.T) {
 // Before, the chart was refused (and before that, rendered without it).
 func TestHelmDependenciesInArgoApplication(t *testing.T) {
 	c, repo := setup(t)
-	ctx := context.Background()
 	ensureNamespace(t, c, "argocd")
 	permissiveProject(t, c, "anything")
 	ns := clustertest.Namespace(t)
@@ -92,17 +81,8 @@ func TestHelmDependenciesInArgoApplication(t *testing.T) {
 	})
 	repo.Publish()
 	name := "deps-" + ns
-	app := &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
-		"metadata": map[string]any{"name": name, "namespace": "argocd"},
-		"spec": map[string]any{"project": "anything",
-			"source":      map[string]any{"repoURL": "file://" + repo.Bare, "path": "charts/umbrella", "helm": map[string]any{"releaseName": "dns"}},
-			"destination": map[string]any{"server": "https://kubernetes.default.svc", "namespace": ns},
-			"syncPolicy":  map[string]any{"automated": map[string]any{"prune": true}}},
-	}}
-	if err := c.Create(ctx, app); err != nil {
-		t.Fatal(err)
-	}
+	app := argoApp(name, ns, "anything", map[string]any{"repoURL": "file://" + repo.Bare, "path": "charts/umbrella", "helm": map[string]any{"releaseName": "dns"}})
+	create(t, c, app)
 	getApp(t, c, name, "Synced", func(a *v1alpha1.Application) bool {
 		return a.Status.Sync.Status == "Synced" && a.Status.OperationState != nil && a.Status.OperationState.Phase == "Succeeded"
 	})

@@ -16,7 +16,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	helmv2 "converge.dev/converge/internal/api/fluxcd/helm/v2"
-	sourcev1 "converge.dev/converge/internal/api/fluxcd/source/v1"
 	"converge.dev/converge/internal/clustertest"
 	"converge.dev/converge/internal/dialect/flux"
 )
@@ -41,8 +40,7 @@ func TestHelmReleaseServiceAccount(t *testing.T) {
 	other := clustertest.Namespace(t)
 	tenantAccount(t, c, ns, "tenant")
 	url := helmRepoServer(t, "1.16.0")
-	create(t, c, &sourcev1.HelmRepository{ObjectMeta: metav1.ObjectMeta{Name: "charts", Namespace: ns},
-		Spec: sourcev1.HelmRepositorySpec{URL: url, Interval: metav1.Duration{Duration: 10 * time.Minute}}})
+	chartsRepository(t, c, ns, url)
 	hr := &helmv2.HelmRelease{ObjectMeta: metav1.ObjectMeta{Name: "dns", Namespace: ns},
 		Spec: helmv2.HelmReleaseSpec{Chart: &helmv2.HelmChartTemplate{Spec: helmv2.HelmChartTemplateSpec{Chart: "external-dns",
 			SourceRef: helmv2.CrossNamespaceObjectReference{Kind: "HelmRepository", Name: "charts"}}},
@@ -80,8 +78,7 @@ func TestHelmReleaseTargetChanged(t *testing.T) {
 	ctx := context.Background()
 	ns, first, second := clustertest.Namespace(t), clustertest.Namespace(t), clustertest.Namespace(t)
 	url := helmRepoServer(t, "1.16.0")
-	create(t, c, &sourcev1.HelmRepository{ObjectMeta: metav1.ObjectMeta{Name: "charts", Namespace: ns},
-		Spec: sourcev1.HelmRepositorySpec{URL: url, Interval: metav1.Duration{Duration: 10 * time.Minute}}})
+	chartsRepository(t, c, ns, url)
 	hr := &helmv2.HelmRelease{ObjectMeta: metav1.ObjectMeta{Name: "dns", Namespace: ns},
 		Spec: helmv2.HelmReleaseSpec{Chart: &helmv2.HelmChartTemplate{Spec: helmv2.HelmChartTemplateSpec{Chart: "external-dns",
 			SourceRef: helmv2.CrossNamespaceObjectReference{Kind: "HelmRepository", Name: "charts"}}},
@@ -119,8 +116,7 @@ func TestHelmReleaseUnchangedMessage(t *testing.T) {
 	c, _ := setup(t)
 	ns := clustertest.Namespace(t)
 	url := helmRepoServer(t, "1.16.0")
-	create(t, c, &sourcev1.HelmRepository{ObjectMeta: metav1.ObjectMeta{Name: "charts", Namespace: ns},
-		Spec: sourcev1.HelmRepositorySpec{URL: url, Interval: metav1.Duration{Duration: 10 * time.Minute}}})
+	chartsRepository(t, c, ns, url)
 	chart := &helmv2.HelmChartTemplate{Spec: helmv2.HelmChartTemplateSpec{Chart: "external-dns",
 		SourceRef: helmv2.CrossNamespaceObjectReference{Kind: "HelmRepository", Name: "charts"}}}
 	create(t, c, &helmv2.HelmRelease{ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: ns},

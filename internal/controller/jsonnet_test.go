@@ -5,7 +5,6 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 
 	"converge.dev/converge/internal/api/argocd/v1alpha1"
@@ -23,22 +22,13 @@ func TestJsonnetApplication(t *testing.T) {
 	permissiveProject(t, c, "anything")
 	ns := clustertest.Namespace(t)
 	name := "jsonnet-" + ns
-	app := &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
-		"metadata": map[string]any{"name": name, "namespace": "argocd"},
-		"spec": map[string]any{"project": "anything",
-			"source": map[string]any{"repoURL": "file://" + repo.Bare, "path": "apps/guestbook-jsonnet",
-				"directory": map[string]any{"jsonnet": map[string]any{
-					"tlas":    []any{map[string]any{"name": "color", "value": "green"}},
-					"extVars": []any{map[string]any{"name": "app", "value": "$ARGOCD_APP_NAME"}},
-					"libs":    []any{"jsonnet-lib"},
-				}}},
-			"destination": map[string]any{"server": "https://kubernetes.default.svc", "namespace": ns},
-			"syncPolicy":  map[string]any{"automated": map[string]any{"prune": true}}},
-	}}
-	if err := c.Create(context.Background(), app); err != nil {
-		t.Fatal(err)
-	}
+	app := argoApp(name, ns, "anything", map[string]any{"repoURL": "file://" + repo.Bare, "path": "apps/guestbook-jsonnet",
+		"directory": map[string]any{"jsonnet": map[string]any{
+			"tlas":    []any{map[string]any{"name": "color", "value": "green"}},
+			"extVars": []any{map[string]any{"name": "app", "value": "$ARGOCD_APP_NAME"}},
+			"libs":    []any{"jsonnet-lib"},
+		}}})
+	create(t, c, app)
 	got := getApp(t, c, name, "Synced and Healthy", func(a *v1alpha1.Application) bool {
 		return a.Status.Sync.Status == "Synced" && a.Status.Health.Status == "Healthy"
 	})

@@ -1,7 +1,6 @@
 package controller
 
 import (
-	"context"
 	"strings"
 	"testing"
 
@@ -19,17 +18,8 @@ func TestPluginSourceIsRefused(t *testing.T) {
 	ensureNamespace(t, c, "argocd")
 	permissiveProject(t, c, "anything")
 	ns := clustertest.Namespace(t)
-	app := &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
-		"metadata": map[string]any{"name": "plugin-" + ns, "namespace": "argocd"},
-		"spec": map[string]any{"project": "anything",
-			"source":      map[string]any{"repoURL": "file://" + repo.Bare, "path": "apps/orders-api/overlays/prod", "plugin": map[string]any{"name": "cmp-tanka"}},
-			"destination": map[string]any{"server": "https://kubernetes.default.svc", "namespace": ns},
-			"syncPolicy":  map[string]any{"automated": map[string]any{"prune": true}}},
-	}}
-	if err := c.Create(context.Background(), app); err != nil {
-		t.Fatal(err)
-	}
+	app := argoApp("plugin-"+ns, ns, "anything", map[string]any{"repoURL": "file://" + repo.Bare, "path": "apps/orders-api/overlays/prod", "plugin": map[string]any{"name": "cmp-tanka"}})
+	create(t, c, app)
 	got := getApp(t, c, "plugin-"+ns, "an InvalidSpecError", func(a *v1alpha1.Application) bool { return condition(a, "InvalidSpecError") != "" })
 	if msg := condition(got, "InvalidSpecError"); !strings.Contains(msg, "spec.source.plugin: config management plugins are not supported") {
 		t.Errorf("InvalidSpecError %q does not name the plugin field", msg)
@@ -37,4 +27,18 @@ func TestPluginSourceIsRefused(t *testing.T) {
 	if got.Status.Sync.Status == "Synced" || got.Status.Health.Status == "Healthy" {
 		t.Errorf("a refused Application shows %s/%s", got.Status.Sync.Status, got.Status.Health.Status)
 	}
+}
+
+// argoApp is an Application in namespace argocd as a user writes one
+// (unstructured: every field is kept, even those converge's types lack),
+// in project, for the in-cluster destination ns, with automated sync and
+// prune. source holds at least repoURL and path.
+func argoApp(name, ns, project string, source map[string]any) *unstructured.Unstructured {
+	return &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+		"metadata": map[string]any{"name": name, "namespace": "argocd"},
+		"spec": map[string]any{"project": project, "source": source,
+			"destination": map[string]any{"server": "https://kubernetes.default.svc", "namespace": ns},
+			"syncPolicy":  map[string]any{"automated": map[string]any{"prune": true}}},
+	}}
 }

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	networkingv1 "k8s.io/api/networking/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 
 	"converge.dev/converge/internal/api/argocd/v1alpha1"
@@ -22,22 +21,6 @@ metadata:
 spec:
   defaultBackend: {service: {name: web, port: {number: 80}}}
 `
-
-func waveApp(t *testing.T, name, ns, repoURL, path string) {
-	t.Helper()
-	app := &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
-		"metadata": map[string]any{"name": name, "namespace": "argocd"},
-		"spec": map[string]any{"project": "anything",
-			"source":      map[string]any{"repoURL": repoURL, "path": path},
-			"destination": map[string]any{"server": "https://kubernetes.default.svc", "namespace": ns},
-			"syncPolicy":  map[string]any{"automated": map[string]any{"prune": true}}},
-	}}
-	c, _ := setup(t)
-	if err := c.Create(context.Background(), app); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // TestRunningSyncIsShown: a sync whose first wave waits for health (an
 // Ingress with no load balancer yet) shows its operation Running, with
@@ -57,7 +40,7 @@ func TestRunningSyncIsShown(t *testing.T) {
 	})
 	repo.Publish()
 	name := "running-" + ns
-	waveApp(t, name, ns, "file://"+repo.Bare, "waves")
+	create(t, c, argoApp(name, ns, "anything", map[string]any{"repoURL": "file://" + repo.Bare, "path": "waves"}))
 	got := getApp(t, c, name, "Running, waiting for the Ingress", func(a *v1alpha1.Application) bool {
 		op := a.Status.OperationState
 		return op != nil && op.Phase == "Running" && strings.Contains(op.Message, "waiting for healthy state of") &&
@@ -99,7 +82,7 @@ func TestSingleWaveSyncDoesNotWait(t *testing.T) {
 	repo.Publish()
 	name := "onewave-" + ns
 	start := time.Now()
-	waveApp(t, name, ns, "file://"+repo.Bare, "onewave")
+	create(t, c, argoApp(name, ns, "anything", map[string]any{"repoURL": "file://" + repo.Bare, "path": "onewave"}))
 	got := getApp(t, c, name, "Succeeded and Progressing", func(a *v1alpha1.Application) bool {
 		op := a.Status.OperationState
 		return op != nil && op.Phase == "Succeeded" && a.Status.Health.Status == "Progressing"

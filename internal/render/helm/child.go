@@ -109,6 +109,15 @@ type childResponse struct {
 	Error   string        `json:"error,omitempty"`
 }
 
+// decoded is the response's objects as the renderers return them.
+func (r childResponse) decoded() []object.Decoded {
+	out := make([]object.Decoded, 0, len(r.Objects))
+	for _, co := range r.Objects {
+		out = append(out, object.Decoded{Object: &unstructured.Unstructured{Object: co.Object}, Source: co.Source})
+	}
+	return out
+}
+
 // serve runs in the child: it limits its own memory before
 // reading anything, renders, and writes one response. RLIMIT_DATA counts
 // the heap the runtime maps, not address space it only reserves, so the
@@ -163,11 +172,7 @@ func (c *Child) Render(ctx context.Context, root, dir string, o Options) ([]obje
 	if err != nil {
 		return nil, err
 	}
-	out := make([]object.Decoded, 0, len(resp.Objects))
-	for _, co := range resp.Objects {
-		out = append(out, object.Decoded{Object: &unstructured.Unstructured{Object: co.Object}, Source: co.Source})
-	}
-	return out, nil
+	return resp.decoded(), nil
 }
 
 // RenderDirectory renders a plain folder, as render.RenderDirectory
@@ -185,11 +190,7 @@ func (c *Child) RenderDirectory(ctx context.Context, root, dir string, o render.
 	if err != nil {
 		return nil, err
 	}
-	out := make([]object.Decoded, 0, len(resp.Objects))
-	for _, co := range resp.Objects {
-		out = append(out, object.Decoded{Object: &unstructured.Unstructured{Object: co.Object}, Source: co.Source})
-	}
-	return out, nil
+	return resp.decoded(), nil
 }
 
 // Check renders a loaded chart with vals in a child, client-side, and

@@ -72,21 +72,12 @@ func bombChart(t *testing.T, n int) (root, dir string) {
 	t.Helper()
 	root = t.TempDir()
 	dir = filepath.Join(root, "bomb")
-	files := map[string]string{
+	writeFiles(t, dir, map[string]string{
 		"Chart.yaml":  "apiVersion: v2\nname: bomb\nversion: 0.1.0\n",
 		"values.yaml": "big: " + strings.Repeat("x", 1<<20) + "\n",
 		"templates/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: bomb\ndata:\n  big: \"" +
 			"{{ range until " + strconv.Itoa(n) + " }}{{ $.Values.big }}{{ end }}\"\n",
-	}
-	for name, body := range files {
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	})
 	return root, dir
 }
 
@@ -156,15 +147,7 @@ func TestChildCheck(t *testing.T) {
 // The same chart with its dependency in charts/ renders both.
 func TestDependenciesNotBuilt(t *testing.T) {
 	root := t.TempDir()
-	write := func(name, body string) {
-		p := filepath.Join(root, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	write := func(name, body string) { writeFiles(t, root, map[string]string{name: body}) }
 	write("app/Chart.yaml", "apiVersion: v2\nname: app\nversion: 0.1.0\ndependencies:\n- name: redis\n  version: 1.0.0\n  repository: https://charts.example.com\n")
 	write("app/templates/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: app}\n")
 	for _, render := range []func() error{
@@ -215,14 +198,8 @@ func TestChildJsonnet(t *testing.T) {
 	}
 
 	root := t.TempDir()
-	bomb := `local d(s, n) = if n == 0 then s else d(s + s, n - 1);
-{ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'bomb' }, data: { big: d('x', 32) } }`
-	if err := os.MkdirAll(filepath.Join(root, "bomb"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(root, "bomb", "bomb.jsonnet"), []byte(bomb), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeFiles(t, root, map[string]string{"bomb/bomb.jsonnet": `local d(s, n) = if n == 0 then s else d(s + s, n - 1);
+{ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'bomb' }, data: { big: d('x', 32) } }`})
 	c := helm.Child{Command: child(t).Command, MaxMemory: 512 << 20}
 	_, err = c.RenderDirectory(context.Background(), root, filepath.Join(root, "bomb"), render.DirectoryOptions{Jsonnet: &render.JsonnetOptions{}})
 	if !errors.Is(err, helm.ErrRenderLimit) || !strings.HasPrefix(err.Error(), "bomb: render:") {
