@@ -11,6 +11,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
@@ -151,5 +152,33 @@ func updateRelease(t *testing.T, c client.Client, ns, name string, change func(*
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestHelmReleaseRetryOnFailure: with install.strategy RetryOnFailure a
+// failed install is left as it is (no uninstall) and tried again after
+// retryInterval, past the remediation's retries, never stalled, as
+// Flux documents the strategy.
+func TestHelmReleaseRetryOnFailure(t *testing.T) {
+	c, _ := setup(t)
+	ctx := context.Background()
+	ns := clustertest.Namespace(t)
+	chartsRepository(t, c, ns, helmRepoServer(t, "1.16.0"))
+	create(t, c, &helmv2.HelmRelease{ObjectMeta: metav1.ObjectMeta{Name: "retry", Namespace: ns},
+		Spec: helmv2.HelmReleaseSpec{Chart: &helmv2.HelmChartTemplate{Spec: helmv2.HelmChartTemplateSpec{Chart: "external-dns",
+			SourceRef: helmv2.CrossNamespaceObjectReference{Kind: "HelmRepository", Name: "charts"}}},
+			Interval: metav1.Duration{Duration: 10 * time.Minute},
+			Values:   &apiextensionsv1.JSON{Raw: []byte(`{"replicaCount":"not-a-number"}`)},
+			Install: &helmv2.Install{Remediation: &helmv2.Remediation{Retries: 1},
+				Strategy: &helmv2.Strategy{Name: "RetryOnFailure", RetryInterval: &metav1.Duration{Duration: time.Second}}}}})
+	got := waitHelmRelease(t, c, ns, "retry", "failed three times", func(h *helmv2.HelmRelease) bool { return h.Status.InstallFailures >= 3 })
+	if meta.IsStatusConditionTrue(got.Status.Conditions, "Stalled") {
+		t.Error("stalled: RetryOnFailure retries for ever")
+	}
+	if r := meta.FindStatusCondition(got.Status.Conditions, "Remediated"); r != nil {
+		t.Errorf("remediated (%s): RetryOnFailure does not remediate", r.Reason)
+	}
+	if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "sh.helm.release.v1.retry.v1"}, &corev1.Secret{}); err != nil {
+		t.Errorf("the failed release was uninstalled: %v", err)
 	}
 }

@@ -329,6 +329,12 @@ func (r *HelmReleaseReconciler) reconcile(ctx context.Context, hr *helmv2.HelmRe
 		st.Failures++
 		reason := "InstallFailed"
 		retry := 10 * time.Second
+		// A release that never deployed is still being installed, even
+		// when Helm has to retry it as an upgrade (a failed install left
+		// under RetryOnFailure): the install's strategy and counts apply.
+		if out.Action == "upgrade" && !everDeployed(st.History) {
+			out.Action = "install"
+		}
 		if out.Action == "upgrade" {
 			reason = "UpgradeFailed"
 			st.UpgradeFailures++
@@ -508,6 +514,16 @@ func drift(ctx context.Context, eng *engine.Engine, hr *helmv2.HelmRelease, out 
 	flux.SetCondition(&hr.Status.Conditions, hr.Generation, "Drifted", metav1.ConditionTrue, "DriftDetected",
 		fmt.Sprintf("Cluster state drift %s: %s", verb, strings.Join(names, ", ")))
 	return nil
+}
+
+// everDeployed reports whether a release in the history was deployed.
+func everDeployed(h []helmv2.Snapshot) bool {
+	for _, s := range h {
+		if s.Status == "deployed" || s.Status == "superseded" {
+			return true
+		}
+	}
+	return false
 }
 
 // exhausted says that retries ran out, keeping the last failure's
