@@ -219,6 +219,12 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, orig, app *v1alph
 	} else {
 		argocd.SetCondition(app, SyncWindowCondition, "", now)
 	}
+	if sync && automatedOp(op) && r.specChanged(ctx, app) {
+		// The spec changed while this comparison ran (selfHeal or
+		// automated turned off, say): decide again on the new spec
+		// rather than sync on the old one.
+		return ctrl.Result{Requeue: true}, nil
+	}
 	if sync {
 		synced, err := r.sync(ctx, orig, app, unit, opts, op, now)
 		if err != nil {
@@ -402,6 +408,22 @@ func (r *ApplicationReconciler) sync(ctx context.Context, orig, app *v1alpha1.Ap
 		argocd.SetCondition(app, "ComparisonError", err.Error(), now)
 	}
 	return st, err
+}
+
+// specChanged reports whether the Application's spec on the server is
+// newer than app's: one GET of its metadata, made only before an
+// automated sync.
+func (r *ApplicationReconciler) specChanged(ctx context.Context, app *v1alpha1.Application) bool {
+	reader := r.Reader
+	if reader == nil {
+		reader = r.Client
+	}
+	meta := &metav1.PartialObjectMetadata{}
+	meta.SetGroupVersionKind(v1alpha1.GroupVersion.WithKind("Application"))
+	if err := reader.Get(ctx, types.NamespacedName{Namespace: app.Namespace, Name: app.Name}, meta); err != nil {
+		return false // the sync's own reads will say what is wrong
+	}
+	return meta.Generation != app.Generation
 }
 
 // conditionMessage is the message of the Application's condition typ,

@@ -297,6 +297,9 @@ func TestSeedApplication(t *testing.T) {
 	})
 
 	t.Run("without selfHeal, drift stays OutOfSync", func(t *testing.T) {
+		// The prune above rolled the Deployment out again; once it is
+		// Healthy, nothing is being converged when selfHeal goes off.
+		waitApp(t, c, "Healthy", func(a *v1alpha1.Application) bool { return a.Status.Health.Status == "Healthy" })
 		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
 			app := &v1alpha1.Application{}
 			if err := c.Get(ctx, types.NamespacedName{Namespace: "argocd", Name: "orders-api-prod"}, app); err != nil {
