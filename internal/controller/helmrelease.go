@@ -11,10 +11,7 @@ import (
 
 	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/chartutil"
-	"helm.sh/helm/v3/pkg/strvals"
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -28,7 +25,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
-	sigsyaml "sigs.k8s.io/yaml"
 
 	helmv2 "converge.dev/converge/internal/api/fluxcd/helm/v2"
 	sourcev1 "converge.dev/converge/internal/api/fluxcd/source/v1"
@@ -566,97 +562,4 @@ func history(m *helmrelease.Manager, hr *helmv2.HelmRelease, name, ns string) {
 		hr.Status.History = append(hr.Status.History, helmv2.Snapshot{Name: rel.Name, Namespace: rel.Namespace, Version: rel.Version,
 			Status: rel.Info.Status.String(), ChartName: rel.Chart.Metadata.Name, ChartVersion: rel.Chart.Metadata.Version})
 	}
-}
-
-// valuesFrom merges values from ConfigMaps and Secrets, in order, later
-// ones winning, as Flux does. Errors name the object and key, never a
-// value.
-func (r *HelmReleaseReconciler) valuesFrom(ctx context.Context, hr *helmv2.HelmRelease) (map[string]any, error) {
-	out := map[string]any{}
-	for _, ref := range hr.Spec.ValuesFrom {
-		key := types.NamespacedName{Namespace: hr.Namespace, Name: ref.Name}
-		dataKey := orDefault(ref.ValuesKey, "values.yaml")
-		var raw []byte
-		found := false
-		switch ref.Kind {
-		case "ConfigMap":
-			cm := &corev1.ConfigMap{}
-			if err := r.Client.Get(ctx, key, cm); err != nil {
-				if apierrors.IsNotFound(err) && ref.Optional {
-					continue
-				}
-				return nil, fmt.Errorf("valuesFrom ConfigMap %s: %w", key, err)
-			}
-			if v, ok := cm.Data[dataKey]; ok {
-				raw, found = []byte(v), true
-			}
-		case "Secret":
-			sec := &corev1.Secret{}
-			if err := r.Client.Get(ctx, key, sec); err != nil {
-				if apierrors.IsNotFound(err) && ref.Optional {
-					continue
-				}
-				return nil, fmt.Errorf("valuesFrom Secret %s: %w", key, err)
-			}
-			raw, found = sec.Data[dataKey]
-		default:
-			return nil, fmt.Errorf("valuesFrom: kind %q (want ConfigMap or Secret)", ref.Kind)
-		}
-		if !found {
-			if ref.Optional {
-				continue
-			}
-			return nil, fmt.Errorf("valuesFrom %s %s: no key %q", ref.Kind, key, dataKey)
-		}
-		if ref.TargetPath != "" {
-			if err := strvals.ParseInto(ref.TargetPath+"="+string(raw), out); err != nil {
-				return nil, fmt.Errorf("valuesFrom %s %s: targetPath %q: could not set the value", ref.Kind, key, ref.TargetPath)
-			}
-			continue
-		}
-		m := map[string]any{}
-		if err := sigsyaml.Unmarshal(raw, &m); err != nil {
-			return nil, fmt.Errorf("valuesFrom %s %s key %q: not a YAML map", ref.Kind, key, dataKey)
-		}
-		out = chartutil.MergeTables(m, out)
-	}
-	return out, nil
-}
-
-// chartSource says which chart a HelmRelease wants and from which
-// source: its chart template, or what its chartRef names (a HelmChart,
-// at the version that HelmChart resolved, or an OCIRepository).
-func (r *HelmReleaseReconciler) chartSource(ctx context.Context, hr *helmv2.HelmRelease) (chartRequest, error) {
-	switch {
-	case hr.Spec.ChartRef != nil:
-		ref := hr.Spec.ChartRef
-		key := types.NamespacedName{Namespace: orDefault(ref.Namespace, hr.Namespace), Name: ref.Name}
-		switch ref.Kind {
-		case "OCIRepository":
-			return chartRequest{Kind: "OCIRepository", Key: key}, nil
-		case "HelmChart":
-		default:
-			return chartRequest{}, fmt.Errorf("spec.chartRef.kind %q is not supported (HelmChart and OCIRepository are)", ref.Kind)
-		}
-		hc := &sourcev1.HelmChart{}
-		if err := r.Client.Get(ctx, key, hc); err != nil {
-			return chartRequest{}, fmt.Errorf("HelmChart %s: %w", key, err)
-		}
-		if hc.Status.Artifact == nil || !meta.IsStatusConditionTrue(hc.Status.Conditions, flux.ReadyCondition) {
-			return chartRequest{}, fmt.Errorf("HelmChart %s is not ready", key)
-		}
-		req := chartRequest{Kind: orDefault(hc.Spec.SourceRef.Kind, "HelmRepository"),
-			Key:   types.NamespacedName{Namespace: hc.Namespace, Name: hc.Spec.SourceRef.Name},
-			Chart: hc.Spec.Chart, Strategy: hc.Spec.ReconcileStrategy}
-		if req.Kind == "HelmRepository" {
-			req.Version = hc.Status.Artifact.Revision // exactly what the HelmChart published
-		}
-		return req, nil
-	case hr.Spec.Chart != nil:
-		spec := hr.Spec.Chart.Spec
-		return chartRequest{Kind: orDefault(spec.SourceRef.Kind, "HelmRepository"),
-			Key:   types.NamespacedName{Namespace: orDefault(spec.SourceRef.Namespace, hr.Namespace), Name: spec.SourceRef.Name},
-			Chart: spec.Chart, Version: spec.Version, Strategy: spec.ReconcileStrategy}, nil
-	}
-	return chartRequest{}, errors.New("spec.chart or spec.chartRef is required")
 }
