@@ -2,13 +2,15 @@ package controller
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
 	"k8s.io/apimachinery/pkg/api/meta"
-	"sigs.k8s.io/yaml"
-
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/yaml"
 
 	helmv2 "converge.dev/converge/internal/api/fluxcd/helm/v2"
 	kustomizev1 "converge.dev/converge/internal/api/fluxcd/kustomize/v1"
@@ -70,6 +72,25 @@ spec:
 		if err := c.Create(ctx, u); err != nil {
 			t.Fatalf("create %s %s: %v", u.GetAPIVersion(), u.GetKind(), err)
 		}
+	}
+	// The old version is served with a warning that names the one to use,
+	// which kubectl prints on every apply.
+	crd := &unstructured.Unstructured{}
+	crd.SetGroupVersionKind(schema.GroupVersionKind{Group: "apiextensions.k8s.io", Version: "v1", Kind: "CustomResourceDefinition"})
+	if err := c.Get(ctx, types.NamespacedName{Name: "helmreleases.helm.toolkit.fluxcd.io"}, crd); err != nil {
+		t.Fatal(err)
+	}
+	versions, _, _ := unstructured.NestedSlice(crd.Object, "spec", "versions")
+	warned := false
+	for _, v := range versions {
+		m := v.(map[string]any)
+		if m["name"] == "v2beta1" && m["served"] == true && m["deprecated"] == true &&
+			strings.HasSuffix(fmt.Sprint(m["deprecationWarning"]), "use helm.toolkit.fluxcd.io/v2") {
+			warned = true
+		}
+	}
+	if !warned {
+		t.Errorf("helm.toolkit.fluxcd.io/v2beta1 is not served as deprecated with a warning naming v2: %v", versions)
 	}
 	hr := waitHelmRelease(t, c, ns, "dns", "Ready", func(h *helmv2.HelmRelease) bool { return isReady(h.Status.Conditions) })
 	if args := deploymentArgs(c, ns, "dns"); !strings.Contains(args, "--provider=old-api") {
