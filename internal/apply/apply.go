@@ -150,11 +150,19 @@ func run(ctx context.Context, t Target, stages [][]plan.Step, wait bool, o Optio
 	poll := o.Poll
 	for _, stage := range stages {
 		var hooks []plan.Step
+		// What the server returned for each apply: the object at its
+		// new version, which the wait judges first instead of reading
+		// it back.
+		applied := map[object.Key]*unstructured.Unstructured{}
 		for _, s := range stage {
 			switch s.Action {
 			case plan.Create, plan.Update:
-				if _, err := t.Apply(ctx, s.Desired); err != nil {
+				out, err := t.Apply(ctx, s.Desired)
+				if err != nil {
 					return &StepError{s, err}
+				}
+				if out != nil {
+					applied[s.Ref.Key()] = out
 				}
 				res.Events = append(res.Events, Event{s.Ref, s.Action, s.Wave, time.Now()})
 				if s.Ref.Group == "apiextensions.k8s.io" && s.Ref.Kind == "CustomResourceDefinition" {
@@ -181,7 +189,7 @@ func run(ctx context.Context, t Target, stages [][]plan.Step, wait bool, o Optio
 			}
 		}
 		if wait {
-			if err := waitHealthy(ctx, t, stage, poll, o.Health, o.Retrying, o.Waiting); err != nil {
+			if err := waitHealthy(ctx, t, stage, applied, poll, o.Health, o.Retrying, o.Waiting); err != nil {
 				return err
 			}
 		}
@@ -220,9 +228,12 @@ func stages(p plan.Plan) [][]plan.Step {
 // once: the next wave must not start on top of a broken one.
 //
 // An unchanged object is first judged by the live copy the plan read a
-// moment ago: a resync that changes nothing then reads nothing more,
-// where it used to GET every object of the unit again.
-func waitHealthy(ctx context.Context, t Target, stage []plan.Step, poll time.Duration, assess func(*unstructured.Unstructured) (health.Result, bool), retrying func(*unstructured.Unstructured) bool, waiting func(string)) error {
+// moment ago, and an applied one by what the server returned for the
+// apply: a sync reads an object again only when it is not yet healthy.
+// Health rules judge a status behind the object's generation as
+// Progressing, so the returned copy, whose status the object's
+// controller has not updated yet, is never taken for the result.
+func waitHealthy(ctx context.Context, t Target, stage []plan.Step, applied map[object.Key]*unstructured.Unstructured, poll time.Duration, assess func(*unstructured.Unstructured) (health.Result, bool), retrying func(*unstructured.Unstructured) bool, waiting func(string)) error {
 	for first := true; ; first = false {
 		pending := ""
 		for _, s := range stage {
@@ -230,7 +241,9 @@ func waitHealthy(ctx context.Context, t Target, stage []plan.Step, poll time.Dur
 				continue
 			}
 			live := s.Live
-			if !first || s.Action != plan.Unchanged || live == nil {
+			if a := applied[s.Ref.Key()]; first && a != nil {
+				live = a
+			} else if !first || s.Action != plan.Unchanged || live == nil {
 				var err error
 				if live, err = t.Get(ctx, s.Ref); err != nil {
 					if ctx.Err() != nil {

@@ -40,7 +40,10 @@ CRDs first with converge install.`,
 			if err != nil {
 				return err
 			}
-			cfg.QPS, cfg.Burst = 50, 100
+			// No client-side rate limit: the API server's priority and
+			// fairness sets the pace (client-go retries its 429s), and a
+			// fixed QPS here was what held a large fleet back.
+			cfg.QPS, cfg.Burst = -1, 0
 			c, err := cluster.New(cfg)
 			if err != nil {
 				return err
@@ -75,7 +78,7 @@ CRDs first with converge install.`,
 	fs.StringVar(&kcontext, "context", "", "kubeconfig context")
 	fs.BoolVar(&o.LeaderElection, "leader-elect", false, "elect a leader so that only one replica reconciles")
 	fs.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader lease")
-	fs.IntVar(&o.Concurrency, "concurrency", 4, "Applications reconciled at once")
+	fs.IntVar(&o.Concurrency, "concurrency", controller.DefaultConcurrency, "units of each kind (Applications, Kustomizations, HelmReleases) reconciled at once")
 	fs.DurationVar(&o.Interval, "interval", 3*time.Minute, "how often each Application is compared with Git")
 	fs.StringVar(&metrics, "metrics-addr", "", "address for Prometheus metrics, e.g. :8080 (default: off)")
 	fs.StringVar(&healthCM, "health-configmap", "", "NAMESPACE/NAME of a ConfigMap with custom health rules: keys\n"+

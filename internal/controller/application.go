@@ -22,7 +22,6 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -57,7 +56,7 @@ type ApplicationReconciler struct {
 	// added at random so that Applications do not move in lockstep.
 	Interval time.Duration
 	// Concurrency is the number of Applications reconciled at once. If
-	// zero, 4.
+	// zero, DefaultConcurrency.
 	Concurrency int
 	// Recorder emits Kubernetes Events on Applications. If nil, none.
 	Recorder events.EventRecorder
@@ -68,13 +67,10 @@ type ApplicationReconciler struct {
 // SetupWithManager registers the reconciler. Status writes do not wake
 // it: only spec changes and annotations (refresh) do, plus the interval.
 func (r *ApplicationReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	if r.Concurrency == 0 {
-		r.Concurrency = 4
-	}
 	registerMetrics()
 	c, err := ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.Application{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
-		WithOptions(controller.Options{MaxConcurrentReconciles: r.Concurrency}).
+		WithOptions(workers(r.Concurrency)).
 		Build(r)
 	if err != nil {
 		return err

@@ -48,7 +48,10 @@ type HelmReleaseReconciler struct {
 	// RESTConfig is the controller's own; spec.serviceAccountName
 	// impersonates with it. If nil, serviceAccountName is an error.
 	RESTConfig *rest.Config
-	charts     *chartLoader
+	// Concurrency is the number of HelmReleases reconciled at once. If
+	// zero, DefaultConcurrency.
+	Concurrency int
+	charts      *chartLoader
 
 	mu      sync.Mutex
 	tenants map[string]tenant
@@ -96,6 +99,7 @@ func (r *HelmReleaseReconciler) actor(hr *helmv2.HelmRelease) (tenant, error) {
 func (r *HelmReleaseReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&helmv2.HelmRelease{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		WithOptions(workers(r.Concurrency)).
 		Watches(&sourcev1.HelmRepository{}, handler.EnqueueRequestsFromMapFunc(r.bySource("HelmRepository"))).
 		Watches(&sourcev1.HelmChart{}, handler.EnqueueRequestsFromMapFunc(r.bySource("HelmChart"))).
 		Watches(&sourcev1.OCIRepository{}, handler.EnqueueRequestsFromMapFunc(r.bySource("OCIRepository"))).

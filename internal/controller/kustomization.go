@@ -64,6 +64,9 @@ type KustomizationReconciler struct {
 	// RESTConfig is the controller's own; serviceAccountName
 	// impersonates with it. If nil, serviceAccountName is an error.
 	RESTConfig *rest.Config
+	// Concurrency is the number of Kustomizations reconciled at once. If
+	// zero, DefaultConcurrency.
+	Concurrency int
 
 	mu      sync.Mutex
 	remotes map[string]*engine.Engine // by kubeconfig digest
@@ -91,6 +94,7 @@ func (r *KustomizationReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&kustomizev1.Kustomization{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		WithOptions(workers(r.Concurrency)).
 		Watches(&sourcev1.GitRepository{}, handler.EnqueueRequestsFromMapFunc(r.bySource)).
 		Watches(&sourcev1.OCIRepository{}, handler.EnqueueRequestsFromMapFunc(r.bySource)).
 		Watches(&kustomizev1.Kustomization{}, handler.EnqueueRequestsFromMapFunc(r.byDependency),

@@ -12,6 +12,8 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"converge.dev/converge/internal/api/argocd/v1alpha1"
@@ -32,8 +34,9 @@ type Options struct {
 	// LeaderElectionNamespace holds the lease. If empty, the in-cluster
 	// namespace or "default".
 	LeaderElectionNamespace string
-	// Concurrency is the number of Applications reconciled at once. If
-	// zero, 4.
+	// Concurrency is the number of units of each kind (Applications,
+	// Kustomizations, HelmReleases) reconciled at once. If zero,
+	// DefaultConcurrency.
 	Concurrency int
 	// Interval is the Git polling interval. If zero, three minutes.
 	Interval time.Duration
@@ -50,6 +53,23 @@ type Options struct {
 	WebhookSecrets webhook.Secrets
 	// WebhookReady, if set, is told the receiver's bound address.
 	WebhookReady func(net.Addr)
+}
+
+// DefaultConcurrency is the number of units of each kind reconciled at
+// once when Options say nothing. A reconcile spends nearly all its time
+// waiting on the API server and Git, not on CPU, so the workers are
+// many; the pace is set by the API server, which queues or refuses
+// (429, retried by the client) what its priority and fairness do not
+// admit, not by a client-side rate limit or a short worker pool.
+const DefaultConcurrency = 20
+
+// workers is the controller option for n workers (DefaultConcurrency
+// if zero).
+func workers(n int) controller.Options {
+	if n <= 0 {
+		n = DefaultConcurrency
+	}
+	return controller.Options{MaxConcurrentReconciles: n}
 }
 
 // Scheme knows the built-in kinds and the dialects' kinds.
@@ -91,10 +111,16 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 		LeaderElectionNamespace: o.LeaderElectionNamespace,
 		Metrics:                 metricsserver.Options{BindAddress: metrics},
 		HealthProbeBindAddress:  "0",
+		// Nothing the controller reads from its caches needs
+		// managedFields (plans read live objects from the API server), and
+		// they are often half an object's size: the metadata informers
+		// that watch every kind the units apply would double for them.
+		Cache: cache.Options{DefaultTransform: cache.TransformStripManagedFields()},
 	})
 	if err != nil {
 		return fmt.Errorf("controller manager: %w", err)
 	}
+	o.Engine = o.Engine.Watching(newLiveIndex(mgr.GetCache()))
 	r := &ApplicationReconciler{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Engine: o.Engine, Interval: o.Interval, Concurrency: o.Concurrency,
 		Recorder: mgr.GetEventRecorder("converge-controller")}
 	if err := r.SetupWithManager(mgr); err != nil {
@@ -103,7 +129,7 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 	if err := (&GitRepositoryReconciler{Client: mgr.GetClient(), Engine: o.Engine}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("gitrepository controller: %w", err)
 	}
-	if err := (&KustomizationReconciler{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Engine: o.Engine, RESTConfig: cfg,
+	if err := (&KustomizationReconciler{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Engine: o.Engine, RESTConfig: cfg, Concurrency: o.Concurrency,
 		Recorder: mgr.GetEventRecorder("converge-controller")}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("kustomization controller: %w", err)
 	}
@@ -118,7 +144,8 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 	if err := (&HelmChartReconciler{Client: mgr.GetClient(), charts: charts}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("helmchart controller: %w", err)
 	}
-	if err := (&HelmReleaseReconciler{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Engine: o.Engine, Helm: helmrelease.New(cfg), RESTConfig: cfg, charts: charts}).SetupWithManager(mgr); err != nil {
+	if err := (&HelmReleaseReconciler{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Engine: o.Engine, Helm: helmrelease.New(cfg), RESTConfig: cfg,
+		Concurrency: o.Concurrency, charts: charts}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("helmrelease controller: %w", err)
 	}
 	if o.WebhookAddr != "" {

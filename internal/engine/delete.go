@@ -184,7 +184,7 @@ func (e *Engine) RunDeletionHooks(ctx context.Context, u Unit, ph plan.Phase) ([
 	if err != nil {
 		return nil, fmt.Errorf("unit %s: %w", u.Name, err)
 	}
-	res, err := apply.Run(ctx, target{e.o.Cluster, true, &e.predictions}, plan.Plan{Steps: steps}, apply.Options{Wait: true, Health: e.o.Health.Assess})
+	res, err := apply.Run(ctx, e.target(true), plan.Plan{Steps: steps}, apply.Options{Wait: true, Health: e.o.Health.Assess})
 	if err != nil {
 		return res.Hooks, fmt.Errorf("unit %s: %s hooks: %w", u.Name, ph, err)
 	}

@@ -140,6 +140,10 @@ type Options struct {
 	// HelmChild renders Helm charts in a child process with a memory
 	// limit. If nil, charts render in this process, unbounded.
 	HelmChild *helm.Child
+	// Live, if set, says which version of each object Cluster holds, from
+	// the caller's watches; see LiveIndex. If nil, every comparison reads
+	// the unit's objects.
+	Live LiveIndex
 }
 
 // ErrRenderTooLarge is a render over Options.MaxObjects or MaxBytes.
@@ -180,6 +184,7 @@ type Engine struct {
 
 	predictions predictionCache
 	inventories inventoryMemo
+	seen        seenObjects
 	// claims are shared by every engine on the same cluster (an
 	// impersonating engine's refusals concern the owner's status too).
 	claims *claims
@@ -385,6 +390,7 @@ func (e *Engine) ResolveOCI(ctx context.Context, url string, ref oci.Ref, auth o
 func (e *Engine) ForCluster(c *cluster.Client) *Engine {
 	o := e.o
 	o.Cluster, o.Inventory = c, nil
+	o.Live = nil // it watches this engine's cluster, not c
 	return New(o)
 }
 
@@ -394,6 +400,16 @@ func (e *Engine) ForCluster(c *cluster.Client) *Engine {
 func (e *Engine) Impersonating(c *cluster.Client) *Engine {
 	o := e.o
 	o.Cluster, o.Inventory = c, e.inventoryClient()
+	ne := New(o)
+	ne.claims = e.claims
+	return ne
+}
+
+// Watching returns an engine like this one that consults x (see
+// LiveIndex), sharing this one's ownership claims.
+func (e *Engine) Watching(x LiveIndex) *Engine {
+	o := e.o
+	o.Live = x
 	ne := New(o)
 	ne.claims = e.claims
 	return ne

@@ -37,6 +37,19 @@ func (e *Engine) strays(ctx context.Context, unit string, desired []object.Decod
 	}
 	var out []object.Ref
 	for g := range groups {
+		if e.o.Live != nil {
+			// The index answers without reading the whole namespace,
+			// which many units may share.
+			if refs, ok := e.o.Live.Owned(ctx, g.gvk, g.ns, unit); ok {
+				for _, r := range refs {
+					if !known[r.Key()] {
+						known[r.Key()] = true
+						out = append(out, r)
+					}
+				}
+				continue
+			}
+		}
 		items, err := e.o.Cluster.List(ctx, g.gvk, g.ns)
 		if err != nil {
 			return nil, fmt.Errorf("look for objects missing from the inventory: %w", err)

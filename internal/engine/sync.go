@@ -112,7 +112,7 @@ func (e *Engine) Sync(ctx context.Context, u Unit, o SyncOptions) (Report, error
 	if err := e.saveInventory(ctx, inventoryBefore(u.Name, rep)); err != nil {
 		return rep, fmt.Errorf("unit %s: write-ahead inventory, nothing applied: %w", u.Name, err)
 	}
-	res, err := apply.Run(ctx, target{e.o.Cluster, o.Force, &e.predictions}, rep.Plan, apply.Options{Wait: o.Wait, Health: e.o.Health.Assess, Retrying: retrying(o.WaitThroughRetries), WaitMultiStepOnly: o.WaitMultiStepOnly, Waiting: o.Waiting})
+	res, err := apply.Run(ctx, e.target(o.Force), rep.Plan, apply.Options{Wait: o.Wait, Health: e.o.Health.Assess, Retrying: retrying(o.WaitThroughRetries), WaitMultiStepOnly: o.WaitMultiStepOnly, Waiting: o.Waiting})
 	rep.Events, rep.Hooks = res.Events, res.Hooks
 	if err != nil {
 		return rep, fmt.Errorf("unit %s: sync: %w", u.Name, err)
@@ -264,59 +264,6 @@ func (e *Engine) prepare(u Unit, objs []object.Decoded) ([]object.Decoded, error
 	return out, nil
 }
 
-// listThreshold is the number of objects of one kind in one namespace
-// from which a LIST is cheaper than a GET each.
-const listThreshold = 4
-
-// live reads every desired and inventory object: one LIST per kind and
-// namespace where many objects share them, a GET each otherwise.
-func (e *Engine) live(ctx context.Context, desired []object.Decoded, inv []object.Ref) (map[object.Key]*unstructured.Unstructured, error) {
-	type group struct {
-		gvk schema.GroupVersionKind
-		ns  string
-	}
-	groups := map[group][]object.Ref{}
-	seen := map[object.Key]bool{}
-	add := func(ref object.Ref) {
-		if !seen[ref.Key()] {
-			seen[ref.Key()] = true
-			g := group{ref.GVK(), ref.Namespace}
-			groups[g] = append(groups[g], ref)
-		}
-	}
-	for _, d := range desired {
-		add(object.RefOf(d.Object))
-	}
-	for _, ref := range inv {
-		add(ref)
-	}
-	out := map[object.Key]*unstructured.Unstructured{}
-	for g, refs := range groups {
-		if len(refs) >= listThreshold {
-			items, err := e.o.Cluster.List(ctx, g.gvk, g.ns)
-			if err != nil {
-				return nil, err
-			}
-			for i := range items {
-				if key := object.RefOf(&items[i]).Key(); seen[key] {
-					out[key] = &items[i]
-				}
-			}
-			continue
-		}
-		for _, ref := range refs {
-			obj, err := e.o.Cluster.Get(ctx, ref)
-			if err != nil {
-				return nil, err
-			}
-			if obj != nil {
-				out[ref.Key()] = obj
-			}
-		}
-	}
-	return out, nil
-}
-
 // validate dry-runs every desired object on the server: admission,
 // schema and field-ownership errors surface here, before anything is
 // applied. Objects the server cannot check yet, because their CRD or
@@ -423,11 +370,11 @@ func (e *Engine) missingNamespaces(ctx context.Context, desired []object.Decoded
 			continue // an object that exists proves its namespace does
 		}
 		checked[ns] = true
-		obj, err := e.o.Cluster.Get(ctx, object.Ref{Version: "v1", Kind: "Namespace", Name: ns})
+		ok, err := e.exists(ctx, object.Ref{Version: "v1", Kind: "Namespace", Name: ns})
 		if err != nil {
 			return nil, err
 		}
-		if obj == nil {
+		if !ok {
 			out[ns] = true
 		}
 	}
@@ -445,22 +392,35 @@ type target struct {
 	// what a dry run of the same object against it would predict, so the
 	// next comparison of an unchanged unit sends no dry run at all.
 	predictions *predictionCache
+	// seen keeps what the server returned as the live object at its
+	// new version, so the next comparison need not read it.
+	seen *seenObjects
+}
+
+func (e *Engine) target(force bool) target {
+	return target{e.o.Cluster, force, &e.predictions, &e.seen}
 }
 
 func (t target) Apply(ctx context.Context, obj *unstructured.Unstructured) (*unstructured.Unstructured, error) {
 	out, err := t.c.Apply(ctx, obj, cluster.ApplyOptions{Force: t.force})
-	if err == nil && out != nil && t.predictions != nil {
+	if err == nil && out != nil {
 		t.predictions.put(predictionKey(obj, out, t.force), out)
+		t.seen.put(out)
 	}
 	return out, err
 }
 
 func (t target) Delete(ctx context.Context, ref object.Ref, uid types.UID) error {
+	t.seen.forget(ref.Key())
 	return t.c.Delete(ctx, ref, uid)
 }
 
 func (t target) Get(ctx context.Context, ref object.Ref) (*unstructured.Unstructured, error) {
-	return t.c.Get(ctx, ref)
+	obj, err := t.c.Get(ctx, ref)
+	if err == nil {
+		t.seen.put(obj)
+	}
+	return obj, err
 }
 
 func (t target) WaitEstablished(ctx context.Context, name string) error {

@@ -138,6 +138,16 @@ func (p *Repo) commit(msg string) plumbing.Hash {
 	return h
 }
 
+// Head is the commit HEAD points at.
+func (p *Repo) Head() plumbing.Hash {
+	p.t.Helper()
+	head, err := p.r.Head()
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	return head.Hash()
+}
+
 // Tag tags HEAD, annotated or lightweight.
 func (p *Repo) Tag(name string, annotated bool) {
 	p.t.Helper()

@@ -1,0 +1,169 @@
+package engine
+
+import (
+	"context"
+	"sync"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+
+	"converge.dev/converge/internal/object"
+)
+
+// LiveIndex answers from a watch that the caller keeps (the controller's
+// informers), so that a comparison reads from the API server only what
+// changed since this engine last saw it. Every answer may lag the API
+// server by the watch's delay; the engine uses it only where a late
+// answer costs a later reconcile, never safety.
+type LiveIndex interface {
+	// Version returns an existing object's UID and resourceVersion. ok is
+	// false when the index cannot say: the kind is not watched yet, its
+	// watch has not synced, or it holds no such object. A missing object
+	// is always read: another client may have just created it, and
+	// taking it over unseen would be a silent adoption.
+	Version(ctx context.Context, ref object.Ref) (uid types.UID, resourceVersion string, ok bool)
+	// Owned returns the objects of gvk in namespace ns ("" for all, or
+	// for a cluster-scoped kind) whose owner annotation names unit; ok is
+	// false when the index cannot say.
+	Owned(ctx context.Context, gvk schema.GroupVersionKind, ns, unit string) (refs []object.Ref, ok bool)
+}
+
+// seenObjects keeps the last copy of each object this engine read or
+// applied. Where the live index says an object is still at the version
+// kept here, that copy is the live object, and it need not be read
+// again: a steady-state resync then reads nothing.
+type seenObjects struct {
+	mu sync.Mutex
+	m  map[object.Key]*unstructured.Unstructured
+}
+
+// maxSeen bounds the copies kept; past it they are all dropped, which
+// only costs reads.
+const maxSeen = 200000
+
+func (s *seenObjects) get(key object.Key, uid types.UID, rv string) *unstructured.Unstructured {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o := s.m[key]
+	if o == nil || o.GetUID() != uid || o.GetResourceVersion() != rv {
+		return nil
+	}
+	return o
+}
+
+func (s *seenObjects) put(obj *unstructured.Unstructured) {
+	if obj == nil || obj.GetResourceVersion() == "" {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m == nil || len(s.m) >= maxSeen {
+		s.m = map[object.Key]*unstructured.Unstructured{}
+	}
+	s.m[object.RefOf(obj).Key()] = obj
+}
+
+func (s *seenObjects) forget(key object.Key) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.m, key)
+}
+
+// listThreshold is the number of objects of one kind in one namespace
+// from which a LIST is cheaper than a GET each, for an engine without a
+// live index.
+const listThreshold = 4
+
+// live reads every desired and inventory object. With a live index, an
+// object still at the version this engine last saw is not read at all,
+// and the rest are read one GET each, a few at a time: a LIST would
+// read the whole namespace, which many units may share (N units in one
+// namespace each LISTing it is N² work). Without an index (the CLI, a
+// unit on its own), objects sharing a kind and namespace are LISTed.
+func (e *Engine) live(ctx context.Context, desired []object.Decoded, inv []object.Ref) (map[object.Key]*unstructured.Unstructured, error) {
+	type group struct {
+		gvk schema.GroupVersionKind
+		ns  string
+	}
+	groups := map[group][]object.Ref{}
+	seen := map[object.Key]bool{}
+	out := map[object.Key]*unstructured.Unstructured{}
+	var toGet []object.Ref
+	add := func(ref object.Ref) {
+		key := ref.Key()
+		if seen[key] {
+			return
+		}
+		seen[key] = true
+		if e.o.Live != nil {
+			if uid, rv, ok := e.o.Live.Version(ctx, ref); ok {
+				if obj := e.seen.get(key, uid, rv); obj != nil {
+					out[key] = obj
+					return
+				}
+			}
+			toGet = append(toGet, ref)
+			return
+		}
+		g := group{ref.GVK(), ref.Namespace}
+		groups[g] = append(groups[g], ref)
+	}
+	for _, d := range desired {
+		add(object.RefOf(d.Object))
+	}
+	for _, ref := range inv {
+		add(ref)
+	}
+	for g, refs := range groups {
+		if len(refs) < listThreshold {
+			toGet = append(toGet, refs...)
+			continue
+		}
+		items, err := e.o.Cluster.List(ctx, g.gvk, g.ns)
+		if err != nil {
+			return nil, err
+		}
+		for i := range items {
+			if key := object.RefOf(&items[i]).Key(); seen[key] {
+				out[key] = &items[i]
+				e.seen.put(&items[i])
+			}
+		}
+	}
+	objs := make([]*unstructured.Unstructured, len(toGet))
+	errs := make([]error, len(toGet))
+	sem := make(chan struct{}, validateConcurrency)
+	var wg sync.WaitGroup
+	for i, ref := range toGet {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			objs[i], errs[i] = e.o.Cluster.Get(ctx, ref)
+		}()
+	}
+	wg.Wait()
+	for i, ref := range toGet {
+		if errs[i] != nil {
+			return nil, errs[i]
+		}
+		if objs[i] != nil {
+			out[ref.Key()] = objs[i]
+			e.seen.put(objs[i])
+		}
+	}
+	return out, nil
+}
+
+// exists reports whether an object exists, from the live index when it
+// knows (no request), else by reading it.
+func (e *Engine) exists(ctx context.Context, ref object.Ref) (bool, error) {
+	if e.o.Live != nil {
+		if _, _, ok := e.o.Live.Version(ctx, ref); ok {
+			return true, nil
+		}
+	}
+	obj, err := e.o.Cluster.Get(ctx, ref)
+	return obj != nil, err
+}

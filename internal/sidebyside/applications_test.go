@@ -1,0 +1,191 @@
+//go:build sidebyside
+
+package sidebyside
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"converge.dev/converge/internal/api/argocd/v1alpha1"
+	"converge.dev/converge/internal/cluster"
+	"converge.dev/converge/internal/clustertest"
+	"converge.dev/converge/internal/controller"
+	"converge.dev/converge/internal/gittest"
+	"converge.dev/converge/internal/install"
+)
+
+// TestApplications times converge's controller on SIDEBYSIDE_APPS Argo
+// CD Applications of SIDEBYSIDE_APP_OBJECTS ConfigMaps each (default
+// 10): cold to Synced and Healthy, then a commit to every one (each
+// refreshed by its annotation, as a webhook would), with the raw
+// server-side-apply rate of the same objects as the ceiling. Argo CD
+// itself is not run: it needs Redis and a repo-server beside the
+// controller, which this harness does not build.
+func TestApplications(t *testing.T) {
+	n, _ := strconv.Atoi(os.Getenv("SIDEBYSIDE_APPS"))
+	if n == 0 {
+		t.Skip("SIDEBYSIDE_APPS is not set")
+	}
+	objects := 10
+	if v, _ := strconv.Atoi(os.Getenv("SIDEBYSIDE_APP_OBJECTS")); v > 0 {
+		objects = v
+	}
+	s := fromEnv(t)
+	ctx := context.Background()
+	bin := buildConverge(t)
+	cfg := clustertest.RESTConfig(t)
+	cfg.QPS, cfg.Burst = -1, 0
+	cc, err := cluster.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crds, err := install.CRDs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := install.Apply(ctx, cc, crds); err != nil {
+		t.Fatal(err)
+	}
+	srv := gittest.NewServer(t, "", "")
+	repo, url := srv.NewRepo(t, "apps.git")
+	files := map[string]string{}
+	for i := range n {
+		for j := range objects {
+			files[fmt.Sprintf("apps/a-%04d/cm-%02d.yaml", i, j)] = configMap(i, j, "cold")
+		}
+	}
+	head := repo.Commit(fmt.Sprintf("%d apps", n), files).String()
+	repo.Publish()
+	ssa, err := SSARate(ctx, cfg, clustertest.Namespace(t), n*objects, 32, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns := clustertest.Namespace(t)
+	scheme, _ := controller.Scheme()
+	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logFile, err := os.Create(filepath.Join(t.TempDir(), "converge.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logFile.Close()
+	cmd := exec.Command(bin, "controller", "--kubeconfig", clustertest.Kubeconfig(t),
+		"--concurrency", strconv.Itoa(s.concurrency), "--interval", s.interval.String())
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.Env = append(os.Environ(), "XDG_CACHE_HOME="+t.TempDir())
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	time.Sleep(3 * time.Second)
+	pids := []int{cmd.Process.Pid}
+
+	if err := c.Create(ctx, &v1alpha1.AppProject{ObjectMeta: metav1.ObjectMeta{Name: "default", Namespace: ns},
+		Spec: v1alpha1.AppProjectSpec{SourceRepos: []string{"*"}, Destinations: []v1alpha1.ApplicationDestination{{Server: "*", Namespace: "*"}},
+			ClusterResourceWhitelist: []metav1.GroupKind{{Group: "*", Kind: "*"}}}}); err != nil {
+		t.Fatal(err)
+	}
+	w := newAppWatcher(t, ns)
+	p0, r0 := measure(t, cfg, pids)
+	start := time.Now()
+	parallel(t, n, func(i int) error {
+		return c.Create(ctx, &v1alpha1.Application{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("a-%04d", i), Namespace: ns},
+			Spec: v1alpha1.ApplicationSpec{Project: "default",
+				Source:      &v1alpha1.ApplicationSource{RepoURL: url, TargetRevision: "main", Path: fmt.Sprintf("apps/a-%04d", i)},
+				Destination: v1alpha1.ApplicationDestination{Server: "https://kubernetes.default.svc", Namespace: ns},
+				SyncPolicy:  &v1alpha1.SyncPolicy{Automated: &v1alpha1.SyncPolicyAutomated{Prune: true, SelfHeal: true}}}})
+	})
+	w.waitAll(t, n, head, 30*time.Minute)
+	cold := time.Since(start)
+	p1, r1 := measure(t, cfg, pids)
+
+	files = map[string]string{}
+	for i := range n {
+		files[fmt.Sprintf("apps/a-%04d/cm-00.yaml", i)] = configMap(i, 0, "commit")
+	}
+	head = repo.Commit("a commit to every app", files).String()
+	repo.Publish()
+	start = time.Now()
+	parallel(t, n, func(i int) error {
+		patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:"normal"}}}`, controller.RefreshAnnotation)
+		app := &v1alpha1.Application{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("a-%04d", i), Namespace: ns}}
+		return c.Patch(ctx, app, client.RawPatch(types.MergePatchType, []byte(patch)))
+	})
+	w.waitAll(t, n, head, 30*time.Minute)
+	commit := time.Since(start)
+	p2, r2 := measure(t, cfg, pids)
+
+	var b strings.Builder
+	fmt.Fprintf(&b, "\n%d Applications of %d ConfigMaps (%d objects), %d workers; raw server-side apply %.0f objects/s (32 workers)\n", n, objects, n*objects, s.concurrency, ssa)
+	fmt.Fprintf(&b, "cold to Synced and Healthy: %.1f s (%.0f objects/s, %.0f%% of raw), CPU %.1f s, requests {%s}\n",
+		cold.Seconds(), float64(n*objects)/cold.Seconds(), 100*float64(n*objects)/cold.Seconds()/ssa, (p1.CPU - p0.CPU).Seconds(), r1.Sub(r0))
+	fmt.Fprintf(&b, "a commit to every Application: %.1f s, CPU %.1f s, requests {%s}\n", commit.Seconds(), (p2.CPU - p1.CPU).Seconds(), r2.Sub(r1))
+	fmt.Fprintf(&b, "peak RSS %s, RSS now %s\n", mb(p2.Peak), mb(p2.RSS))
+	fmt.Print(b.String())
+	t.Log(b.String())
+	c.Delete(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
+}
+
+type appWatcher struct {
+	cache cache.Cache
+	ns    string
+}
+
+func newAppWatcher(t *testing.T, ns string) *appWatcher {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	s, _ := controller.Scheme()
+	ca, err := cache.New(clustertest.RESTConfig(t), cache.Options{Scheme: s, DefaultNamespaces: map[string]cache.Config{ns: {}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ca.GetInformer(ctx, &v1alpha1.Application{}); err != nil {
+		t.Fatal(err)
+	}
+	go ca.Start(ctx)
+	ca.WaitForCacheSync(ctx)
+	return &appWatcher{cache: ca, ns: ns}
+}
+
+// waitAll waits until each of n Applications has been seen Synced and
+// Healthy at commit head.
+func (w *appWatcher) waitAll(t *testing.T, n int, head string, timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
+	done := map[string]bool{}
+	for {
+		var list v1alpha1.ApplicationList
+		if err := w.cache.List(context.Background(), &list, client.InNamespace(w.ns)); err != nil {
+			t.Fatal(err)
+		}
+		last := ""
+		for _, a := range list.Items {
+			if a.Status.Sync.Status == "Synced" && a.Status.Health.Status == "Healthy" && a.Status.Sync.Revision == head {
+				done[a.Name] = true
+			} else if !done[a.Name] {
+				last = fmt.Sprintf("%s: %s/%s at %.8s", a.Name, a.Status.Sync.Status, a.Status.Health.Status, a.Status.Sync.Revision)
+			}
+		}
+		if len(done) == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d Applications Synced and Healthy at %s after %s (one not: %s)", len(done), n, head, timeout, last)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

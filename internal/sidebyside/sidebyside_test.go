@@ -1,0 +1,502 @@
+//go:build sidebyside
+
+package sidebyside
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
+	kustomizev1 "converge.dev/converge/internal/api/fluxcd/kustomize/v1"
+	sourcev1 "converge.dev/converge/internal/api/fluxcd/source/v1"
+	"converge.dev/converge/internal/cluster"
+	"converge.dev/converge/internal/clustertest"
+	"converge.dev/converge/internal/controller"
+	"converge.dev/converge/internal/fluxcontrollers"
+	"converge.dev/converge/internal/gittest"
+	"converge.dev/converge/internal/install"
+	"converge.dev/converge/internal/object"
+)
+
+func TestMain(m *testing.M) {
+	ctrllog.SetLogger(logr.Discard())
+	log.SetOutput(io.Discard) // the Git server logs every request
+	clustertest.Main(m, clustertest.Options{})
+}
+
+// settings come from the environment, so one binary runs any matrix.
+type settings struct {
+	sizes       []int
+	objects     int
+	wait        bool
+	repeat      int
+	interval    time.Duration
+	steady      time.Duration
+	concurrency int
+	tools       []string
+}
+
+func fromEnv(t *testing.T) settings {
+	s := settings{objects: 5, repeat: 1, interval: time.Minute, steady: 2 * time.Minute, concurrency: 20,
+		tools: []string{"converge", "flux"}}
+	for _, f := range strings.Split(env("SIDEBYSIDE_N", "100"), ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil {
+			t.Fatalf("SIDEBYSIDE_N: %v", err)
+		}
+		s.sizes = append(s.sizes, n)
+	}
+	atoi := func(k string, d *int) {
+		if v := os.Getenv(k); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				t.Fatalf("%s: %v", k, err)
+			}
+			*d = n
+		}
+	}
+	dur := func(k string, d *time.Duration) {
+		if v := os.Getenv(k); v != "" {
+			x, err := time.ParseDuration(v)
+			if err != nil {
+				t.Fatalf("%s: %v", k, err)
+			}
+			*d = x
+		}
+	}
+	atoi("SIDEBYSIDE_OBJECTS", &s.objects)
+	atoi("SIDEBYSIDE_REPEAT", &s.repeat)
+	atoi("SIDEBYSIDE_CONCURRENCY", &s.concurrency)
+	dur("SIDEBYSIDE_INTERVAL", &s.interval)
+	dur("SIDEBYSIDE_STEADY", &s.steady)
+	s.wait = os.Getenv("SIDEBYSIDE_WAIT") == "true"
+	if v := os.Getenv("SIDEBYSIDE_TOOLS"); v != "" {
+		s.tools = strings.Split(v, ",")
+	}
+	return s
+}
+
+func env(k, d string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return d
+}
+
+// result is one tool's run at one size.
+type result struct {
+	tool                      string
+	cold, commit              time.Duration
+	coldCPU, commitCPU        time.Duration
+	steadyCPU                 time.Duration
+	peak, steadyRSS           int64
+	coldReqs, commitReqs      Requests
+	steadyReqs                Requests
+	steadyWrites, steadyReads float64
+}
+
+// TestSideBySide runs converge and Flux's controllers alternately on
+// the same cluster and Git server, for each size in SIDEBYSIDE_N, and
+// prints their figures side by side with the raw apply rate.
+func TestSideBySide(t *testing.T) {
+	s := fromEnv(t)
+	ctx := context.Background()
+	converge := buildConverge(t)
+	for _, c := range []fluxcontrollers.Controller{fluxcontrollers.SourceController, fluxcontrollers.KustomizeController} {
+		if _, err := c.Binary(ctx, os.Stderr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := clustertest.RESTConfig(t)
+	cfg.QPS, cfg.Burst = -1, 0
+	cc, err := cluster.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crds, err := install.CRDs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	extra, err := fluxcontrollers.ExtraCRDs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, data := range extra {
+		objs, err := object.Decode(data, fmt.Sprintf("flux-crd-%d.yaml", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		crds = append(crds, objs...)
+	}
+	if _, err := install.Apply(ctx, cc, crds); err != nil {
+		t.Fatal(err)
+	}
+	srv := gittest.NewServer(t, "", "")
+	repo, url := srv.NewRepo(t, "fleet.git")
+	for _, n := range s.sizes {
+		t.Run(fmt.Sprintf("n%d", n), func(t *testing.T) {
+			files := map[string]string{}
+			for i := range n {
+				for j := range s.objects {
+					files[fmt.Sprintf("units/u-%04d/cm-%02d.yaml", i, j)] = configMap(i, j, "cold")
+				}
+			}
+			repo.Commit(fmt.Sprintf("%d units", n), files)
+			repo.Publish()
+			rawNs := clustertest.Namespace(t)
+			ssa8, err := SSARate(ctx, cfg, rawNs, n*s.objects, 8, "a")
+			if err != nil {
+				t.Fatal(err)
+			}
+			ssa32, err := SSARate(ctx, cfg, rawNs, n*s.objects, 32, "b")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("raw server-side apply, %d ConfigMaps: %.0f/s with 8 workers, %.0f/s with 32", n*s.objects, ssa8, ssa32)
+			all := map[string][]result{}
+			for rep := range s.repeat {
+				for _, tool := range s.tools {
+					r := runOnce(t, s, tool, converge, repo, url, n, rep)
+					all[tool] = append(all[tool], r)
+					t.Logf("%s", r.line(n*s.objects))
+				}
+			}
+			report(t, s, n, ssa8, ssa32, all)
+		})
+	}
+}
+
+func configMap(i, j int, rev string) string {
+	return fmt.Sprintf("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: u-%04d-%02d\ndata:\n  revision: %s\n", i, j, rev)
+}
+
+// buildConverge builds this checkout's converge, or takes the binary
+// SIDEBYSIDE_CONVERGE names (to measure an older build).
+func buildConverge(t *testing.T) string {
+	if bin := os.Getenv("SIDEBYSIDE_CONVERGE"); bin != "" {
+		return bin
+	}
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(t.TempDir(), "converge")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/converge")
+	cmd.Dir = strings.TrimSpace(string(out))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build converge: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// runOnce starts one tool's controllers, creates a GitRepository and n
+// Kustomizations in a fresh namespace, and measures the cold start, a
+// commit to every unit and the steady state; then it deletes the units
+// (the controller prunes what they applied) and stops the controllers.
+func runOnce(t *testing.T, s settings, tool, converge string, repo *gittest.Repo, url string, n, rep int) result {
+	ctx := context.Background()
+	cfg := clustertest.RESTConfig(t)
+	cfg.QPS, cfg.Burst = -1, 0
+	scheme, err := controller.Scheme()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nsObj := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: fmt.Sprintf("sbs-%s-%d-", tool, n)}}
+	if err := c.Create(ctx, nsObj); err != nil {
+		t.Fatal(err)
+	}
+	ns := nsObj.Name
+	dir := t.TempDir()
+	logFile, err := os.Create(filepath.Join(dir, tool+".log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logFile.Close()
+	var pids []int
+	var stop func()
+	switch tool {
+	case "converge":
+		cmd := exec.Command(converge, "controller", "--kubeconfig", clustertest.Kubeconfig(t),
+			"--concurrency", strconv.Itoa(s.concurrency), "--interval", s.interval.String())
+		cmd.Stdout, cmd.Stderr = logFile, logFile
+		cmd.Env = append(os.Environ(), "XDG_CACHE_HOME="+filepath.Join(dir, "cache"))
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		pids = []int{cmd.Process.Pid}
+		stop = func() { cmd.Process.Kill(); cmd.Wait() }
+	case "flux":
+		r, err := fluxcontrollers.Start(ctx, fluxcontrollers.Options{Kubeconfig: clustertest.Kubeconfig(t), Dir: dir,
+			Concurrent: s.concurrency, Log: logFile})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pids = []int{r.Source.Process.Pid, r.Kustomize.Process.Pid}
+		stop = r.Stop
+	default:
+		t.Fatalf("unknown tool %q", tool)
+	}
+	defer stop()
+	time.Sleep(3 * time.Second) // let the controllers start their informers before the clock starts
+
+	watch := newWatcher(t, cfg, ns)
+	res := result{tool: tool}
+	p0, r0 := measure(t, cfg, pids)
+	start := time.Now()
+	gr := &sourcev1.GitRepository{ObjectMeta: metav1.ObjectMeta{Name: "fleet", Namespace: ns},
+		// Flux's own CRD defaults the timeout; converge's does not, and
+		// source-controller dereferences it.
+		Spec: sourcev1.GitRepositorySpec{URL: url, Interval: metav1.Duration{Duration: s.interval}, Timeout: &metav1.Duration{Duration: time.Minute},
+			Ref: &sourcev1.GitRepositoryRef{Branch: "main"}}}
+	if err := c.Create(ctx, gr); err != nil {
+		t.Fatal(err)
+	}
+	head := repo.Head().String()
+	parallel(t, n, func(i int) error {
+		return c.Create(ctx, &kustomizev1.Kustomization{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("u-%04d", i), Namespace: ns},
+			Spec: kustomizev1.KustomizationSpec{SourceRef: kustomizev1.CrossNamespaceSourceReference{Kind: "GitRepository", Name: "fleet"},
+				Path: fmt.Sprintf("./units/u-%04d", i), TargetNamespace: ns, Prune: true, Wait: s.wait,
+				Interval: metav1.Duration{Duration: s.interval}}})
+	})
+	watch.waitAll(t, n, head, 30*time.Minute)
+	res.cold = time.Since(start)
+	p1, r1 := measure(t, cfg, pids)
+	res.coldCPU, res.coldReqs = p1.CPU-p0.CPU, r1.Sub(r0)
+
+	files := map[string]string{}
+	for i := range n {
+		files[fmt.Sprintf("units/u-%04d/cm-00.yaml", i)] = configMap(i, 0, fmt.Sprintf("commit-%d", rep))
+	}
+	head = repo.Commit("a commit to every unit", files).String()
+	repo.Publish()
+	start = time.Now()
+	patch := fmt.Sprintf(`{"metadata":{"annotations":{"reconcile.fluxcd.io/requestedAt":%q}}}`, time.Now().Format(time.RFC3339Nano))
+	if err := c.Patch(ctx, gr, client.RawPatch(types.MergePatchType, []byte(patch))); err != nil {
+		t.Fatal(err)
+	}
+	watch.waitAll(t, n, head, 30*time.Minute)
+	res.commit = time.Since(start)
+	p2, r2 := measure(t, cfg, pids)
+	res.commitCPU, res.commitReqs = p2.CPU-p1.CPU, r2.Sub(r1)
+
+	if s.steady > 0 {
+		time.Sleep(s.steady)
+		p3, r3 := measure(t, cfg, pids)
+		res.steadyCPU, res.steadyReqs = p3.CPU-p2.CPU, r3.Sub(r2)
+		res.steadyWrites, res.steadyReads = res.steadyReqs.Writes(), res.steadyReqs.Reads()
+		res.steadyRSS = p3.RSS
+		p2 = p3
+	}
+	res.peak = p2.Peak
+
+	// Deleting the units makes the controller prune what they applied;
+	// the next run starts on an empty namespace.
+	if err := c.DeleteAllOf(ctx, &kustomizev1.Kustomization{}, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	watch.waitGone(t, 10*time.Minute)
+	stop()
+	c.Delete(ctx, gr)
+	c.Delete(ctx, nsObj)
+	return res
+}
+
+func measure(t *testing.T, cfg *rest.Config, pids []int) (Proc, Requests) {
+	p, err := SumProcs(pids...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := ReadRequests(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, r
+}
+
+func parallel(t *testing.T, n int, f func(i int) error) {
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	sem := make(chan struct{}, 16)
+	for i := range n {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if err := f(i); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// watcher keeps the namespace's Kustomizations in an informer, so that
+// waiting for them costs the API server one LIST and a WATCH, not a
+// LIST per poll.
+type watcher struct {
+	cache cache.Cache
+	ns    string
+}
+
+func newWatcher(t *testing.T, cfg *rest.Config, ns string) *watcher {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	s, _ := controller.Scheme()
+	ca, err := cache.New(cfg, cache.Options{Scheme: s, DefaultNamespaces: map[string]cache.Config{ns: {}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ca.GetInformer(ctx, &kustomizev1.Kustomization{}); err != nil {
+		t.Fatal(err)
+	}
+	go ca.Start(ctx)
+	ca.WaitForCacheSync(ctx)
+	return &watcher{cache: ca, ns: ns}
+}
+
+// waitAll waits until each of n Kustomizations has been seen Ready at
+// commit head. Seen once is enough: Flux sets Ready=Unknown while it
+// reconciles a unit again (its interval), so all n are rarely Ready at
+// the same instant.
+func (w *watcher) waitAll(t *testing.T, n int, head string, timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
+	done := map[string]bool{}
+	for {
+		var list kustomizev1.KustomizationList
+		if err := w.cache.List(context.Background(), &list, client.InNamespace(w.ns)); err != nil {
+			t.Fatal(err)
+		}
+		last := ""
+		for _, ks := range list.Items {
+			c := apimeta.FindStatusCondition(ks.Status.Conditions, "Ready")
+			if c != nil && c.Status == metav1.ConditionTrue && strings.HasSuffix(ks.Status.LastAppliedRevision, head) &&
+				ks.Status.ObservedGeneration == ks.Generation {
+				done[ks.Name] = true
+			} else if c != nil && !done[ks.Name] {
+				last = ks.Name + ": " + c.Reason + ": " + c.Message
+			}
+		}
+		if len(done) == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d Kustomizations Ready at %s after %s (one not: %s)", len(done), n, head, timeout, last)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (w *watcher) waitGone(t *testing.T, timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
+	for {
+		var list kustomizev1.KustomizationList
+		if err := w.cache.List(context.Background(), &list, client.InNamespace(w.ns)); err != nil {
+			t.Fatal(err)
+		}
+		if len(list.Items) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d Kustomizations still there after %s", len(list.Items), timeout)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func (r result) line(objects int) string {
+	return fmt.Sprintf("%-8s cold %6.1fs (CPU %5.1fs, %s) | commit %6.1fs (CPU %5.1fs, %s) | steady: %0.f writes, %0.f reads, CPU %.1fs, RSS %s, peak %s",
+		r.tool, r.cold.Seconds(), r.coldCPU.Seconds(), r.coldReqs, r.commit.Seconds(), r.commitCPU.Seconds(), r.commitReqs,
+		r.steadyWrites, r.steadyReads, r.steadyCPU.Seconds(), mb(r.steadyRSS), mb(r.peak))
+}
+
+func mb(b int64) string { return fmt.Sprintf("%.0f MB", float64(b)/(1<<20)) }
+
+// report prints the best run of each tool and the ratios.
+func report(t *testing.T, s settings, n int, ssa8, ssa32 float64, all map[string][]result) {
+	best := func(tool string) (result, bool) {
+		rs := all[tool]
+		if len(rs) == 0 {
+			return result{}, false
+		}
+		b := rs[0]
+		for _, r := range rs[1:] {
+			if r.cold < b.cold {
+				b = r
+			}
+		}
+		return b, true
+	}
+	objs := n * s.objects
+	var b strings.Builder
+	fmt.Fprintf(&b, "\nN=%d units of %d ConfigMaps (%d objects), wait=%v, %d workers each, interval %s\n", n, s.objects, objs, s.wait, s.concurrency, s.interval)
+	fmt.Fprintf(&b, "raw server-side apply: %.0f objects/s (8 workers), %.0f/s (32 workers)\n", ssa8, ssa32)
+	cv, okC := best("converge")
+	fx, okF := best("flux")
+	row := func(name string, f func(r result) float64, unit string, ratio bool) {
+		fmt.Fprintf(&b, "%-34s", name)
+		for _, ok := range []struct {
+			r  result
+			ok bool
+		}{{cv, okC}, {fx, okF}} {
+			if ok.ok {
+				fmt.Fprintf(&b, " %12.1f %-4s", f(ok.r), unit)
+			} else {
+				fmt.Fprintf(&b, " %17s", "-")
+			}
+		}
+		if ratio && okC && okF && f(cv) > 0 {
+			fmt.Fprintf(&b, "  Flux ÷ converge %.2f", f(fx)/f(cv))
+		}
+		b.WriteString("\n")
+	}
+	fmt.Fprintf(&b, "%-34s %17s %17s\n", "", "converge", "Flux")
+	row("cold, all Ready", func(r result) float64 { return r.cold.Seconds() }, "s", true)
+	row("cold, objects/s", func(r result) float64 { return float64(objs) / r.cold.Seconds() }, "", false)
+	row("cold, share of raw SSA (32)", func(r result) float64 { return 100 * float64(objs) / r.cold.Seconds() / ssa32 }, "%", false)
+	row("commit to every unit, all Ready", func(r result) float64 { return r.commit.Seconds() }, "s", true)
+	row("CPU, cold", func(r result) float64 { return r.coldCPU.Seconds() }, "s", true)
+	row("CPU, commit", func(r result) float64 { return r.commitCPU.Seconds() }, "s", true)
+	row("API requests, cold", func(r result) float64 { return r.coldReqs.Reads() + r.coldReqs.Writes() }, "", true)
+	row("API requests, commit", func(r result) float64 { return r.commitReqs.Reads() + r.commitReqs.Writes() }, "", true)
+	if s.steady > 0 {
+		row(fmt.Sprintf("steady %s: writes", s.steady), func(r result) float64 { return r.steadyWrites }, "", false)
+		row(fmt.Sprintf("steady %s: reads", s.steady), func(r result) float64 { return r.steadyReads }, "", false)
+		row(fmt.Sprintf("steady %s: CPU", s.steady), func(r result) float64 { return r.steadyCPU.Seconds() }, "s", true)
+		row("steady RSS", func(r result) float64 { return float64(r.steadyRSS) / (1 << 20) }, "MB", true)
+	}
+	row("peak RSS", func(r result) float64 { return float64(r.peak) / (1 << 20) }, "MB", true)
+	for _, r := range []result{cv, fx} {
+		if r.tool != "" {
+			fmt.Fprintf(&b, "%s requests: cold {%s}\n  commit {%s}\n  steady {%s}\n", r.tool, r.coldReqs.Detail(), r.commitReqs.Detail(), r.steadyReqs.Detail())
+		}
+	}
+	fmt.Print(b.String())
+	t.Log(b.String())
+}
