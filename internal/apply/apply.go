@@ -46,6 +46,14 @@ type Options struct {
 	// ("Deployment/ns/web: Progressing ..."), so that a caller can show a
 	// running sync's progress.
 	Waiting func(what string)
+	// Step makes Run a step function for a plan without hooks: it applies
+	// stages until one is not yet healthy and returns ErrInProgress at
+	// once, instead of polling until it is. Run again on the next plan,
+	// it finds the stages before unchanged and healthy, and goes on from
+	// there. A controller then holds no worker while a wave rolls out. A
+	// plan with hooks is run to its end as without Step: a hook is
+	// created anew on each run, so its run cannot be cut in steps.
+	Step bool
 	// Retrying, if set, says that a Degraded object is still being
 	// retried by its own controller, so the wait goes on (until ctx
 	// ends) instead of failing at once. Flux's wait does this, through
@@ -68,6 +76,10 @@ type Result struct {
 	// Hooks are the hooks that ran, in the order they completed.
 	Hooks []HookResult
 }
+
+// ErrInProgress is a stage of a Step run that is not healthy yet; the
+// error's text says what it waits for.
+var ErrInProgress = errors.New("in progress")
 
 // StepError is a failed step; Source names the file it came from.
 type StepError struct {
@@ -110,6 +122,9 @@ func Run(ctx context.Context, t Target, p plan.Plan, o Options) (Result, error) 
 	if o.WaitMultiStepOnly && !multiStep(main) {
 		wait = false
 	}
+	if o.Step && hasHooks(p) {
+		o.Step = false
+	}
 	err := run(ctx, t, main, wait, o, &res)
 	if err != nil && len(fail) > 0 {
 		fctx := ctx
@@ -128,6 +143,15 @@ func Run(ctx context.Context, t Target, p plan.Plan, o Options) (Result, error) 
 // syncFailTimeout bounds SyncFail hooks that run after the sync's own
 // context has ended.
 const syncFailTimeout = 2 * time.Minute
+
+func hasHooks(p plan.Plan) bool {
+	for _, s := range p.Steps {
+		if s.Action == plan.Hook {
+			return true
+		}
+	}
+	return false
+}
 
 // multiStep reports whether the stages hold more than one wave of
 // objects, or any hook; the prunes' own stage does not count.
@@ -189,7 +213,7 @@ func run(ctx context.Context, t Target, stages [][]plan.Step, wait bool, o Optio
 			}
 		}
 		if wait {
-			if err := waitHealthy(ctx, t, stage, applied, poll, o.Health, o.Retrying, o.Waiting); err != nil {
+			if err := waitHealthy(ctx, t, stage, applied, poll, o.Step, o.Health, o.Retrying, o.Waiting); err != nil {
 				return err
 			}
 		}
@@ -233,7 +257,7 @@ func stages(p plan.Plan) [][]plan.Step {
 // Health rules judge a status behind the object's generation as
 // Progressing, so the returned copy, whose status the object's
 // controller has not updated yet, is never taken for the result.
-func waitHealthy(ctx context.Context, t Target, stage []plan.Step, applied map[object.Key]*unstructured.Unstructured, poll time.Duration, assess func(*unstructured.Unstructured) (health.Result, bool), retrying func(*unstructured.Unstructured) bool, waiting func(string)) error {
+func waitHealthy(ctx context.Context, t Target, stage []plan.Step, applied map[object.Key]*unstructured.Unstructured, poll time.Duration, once bool, assess func(*unstructured.Unstructured) (health.Result, bool), retrying func(*unstructured.Unstructured) bool, waiting func(string)) error {
 	for first := true; ; first = false {
 		pending := ""
 		for _, s := range stage {
@@ -279,6 +303,9 @@ func waitHealthy(ctx context.Context, t Target, stage []plan.Step, applied map[o
 		}
 		if waiting != nil {
 			waiting(pending)
+		}
+		if once {
+			return fmt.Errorf("%w: waiting for %s", ErrInProgress, pending)
 		}
 		select {
 		case <-ctx.Done():

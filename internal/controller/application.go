@@ -5,6 +5,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -28,6 +29,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"converge.dev/converge/internal/api/argocd/v1alpha1"
+	"converge.dev/converge/internal/apply"
 	"converge.dev/converge/internal/dialect/argocd"
 	"converge.dev/converge/internal/engine"
 	"converge.dev/converge/internal/health"
@@ -36,8 +38,15 @@ import (
 	"converge.dev/converge/internal/redact"
 )
 
-// syncTimeout bounds one sync, waits for health included.
+// syncTimeout bounds a sync with hooks, waits for health included; a
+// sync without hooks runs in steps and has no limit, as in Argo CD: it
+// ends when all is healthy or an object is Degraded.
 const syncTimeout = 3 * time.Minute
+
+// stepPoll is how soon a sync in steps looks again at the wave it waits
+// for. Drift events wake the Application sooner for a spec change; a
+// status change (a rollout going on) is seen at this pace.
+const stepPoll = 2 * time.Second
 
 // RefreshAnnotation asks for an immediate reconcile, as in Argo CD.
 const RefreshAnnotation = "argocd.argoproj.io/refresh"
@@ -175,7 +184,7 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, orig, app *v1alph
 	if err != nil {
 		argocd.SetCondition(app, "InvalidSpecError", err.Error(), now)
 		app.Status.Sync.Status = argocd.Unknown
-		return ctrl.Result{RequeueAfter: r.interval()}, nil
+		return resync(r.interval()), nil
 	}
 	argocd.SetCondition(app, "InvalidSpecError", "", now)
 
@@ -190,7 +199,7 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, orig, app *v1alph
 	if err := checkKinds(proj, st); err != nil {
 		argocd.SetCondition(app, "InvalidSpecError", err.Error(), now)
 		argocd.WriteStatus(app, st, now)
-		return ctrl.Result{RequeueAfter: r.interval()}, nil
+		return resync(r.interval()), nil
 	}
 
 	op, sync := r.wantSync(app, opts, st)
@@ -199,7 +208,7 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, orig, app *v1alph
 		if err != nil {
 			argocd.SetCondition(app, "InvalidSpecError", fmt.Sprintf("project %s: %v", proj.Name, err), now)
 			argocd.WriteStatus(app, st, now)
-			return ctrl.Result{RequeueAfter: r.interval()}, nil
+			return resync(r.interval()), nil
 		}
 		argocd.SetCondition(app, SyncWindowCondition, d.Message, now)
 		if !d.Allowed {
@@ -223,6 +232,12 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, orig, app *v1alph
 	}
 	if sync {
 		synced, err := r.sync(ctx, orig, app, unit, opts, op, now)
+		if errors.Is(err, apply.ErrInProgress) {
+			// A wave is rolling out: the operation says Running and what
+			// it waits for, and the next step comes when it is healthy.
+			argocd.WriteStatus(app, st, now)
+			return ctrl.Result{RequeueAfter: stepPoll}, nil
+		}
 		if err != nil {
 			// The comparison made before the failed sync still says what
 			// Git wants and what runs: OutOfSync at the new revision, never
@@ -239,13 +254,13 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, orig, app *v1alph
 	}
 	argocd.SetCondition(app, "SharedResourceWarning", shared, now)
 	if pruneStillHeld(app, st) {
-		return ctrl.Result{RequeueAfter: r.interval()}, nil // a person must act; nothing to retry
+		return resync(r.interval()), nil // a person must act; nothing to retry
 	}
 	if !st.Synced || (st.Health != health.Healthy && st.Health != health.Suspended) {
 		// Still converging: look again soon rather than at the interval.
 		return ctrl.Result{RequeueAfter: 2 * time.Second}, nil
 	}
-	return ctrl.Result{RequeueAfter: r.interval()}, nil
+	return resync(r.interval()), nil
 }
 
 // watchLive makes sure every kind the Application manages is watched.

@@ -2,7 +2,9 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -11,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"converge.dev/converge/internal/api/argocd/v1alpha1"
+	"converge.dev/converge/internal/apply"
 	"converge.dev/converge/internal/dialect/argocd"
 	"converge.dev/converge/internal/engine"
 	"converge.dev/converge/internal/redact"
@@ -22,6 +25,12 @@ import (
 func (r *ApplicationReconciler) wantSync(app *v1alpha1.Application, opts argocd.Options, st engine.UnitStatus) (v1alpha1.Operation, bool) {
 	if app.Operation != nil && app.Operation.Sync != nil {
 		return *app.Operation, true
+	}
+	if last := app.Status.OperationState; last != nil && last.Phase == "Running" && last.Operation.Sync != nil {
+		// A sync in steps (or one a restart cut short) goes on until it
+		// ends, whatever the comparison says in between: its last wave
+		// may be applied, and so in sync, but not healthy yet.
+		return last.Operation, true
 	}
 	if !opts.Automated || st.Synced || pruneStillHeld(app, st) {
 		return v1alpha1.Operation{}, false
@@ -68,17 +77,44 @@ func (r *ApplicationReconciler) sync(ctx context.Context, orig, app *v1alpha1.Ap
 			return engine.UnitStatus{}, err
 		}
 	}
-	// A sync waits for each wave's health; it must not hold a worker forever.
+	// A sync without hooks runs in steps: each reconcile applies the
+	// waves that are ready and returns while one rolls out, so no worker
+	// waits on it. Only a sync with hooks still waits in one reconcile,
+	// bounded by syncTimeout.
+	so.Step = !so.DryRun
 	sctx, cancel := context.WithTimeout(ctx, syncTimeout)
 	defer cancel()
-	r.event(app, corev1.EventTypeNormal, "OperationStarted", "Sync", "Initiated sync to %s", orDefault(op.Sync.Revision, "HEAD"))
+	started := now
+	prev := app.Status.OperationState
+	continuing := prev != nil && prev.Phase == "Running"
+	if continuing {
+		started = prev.StartedAt.Time
+	} else {
+		r.event(app, corev1.EventTypeNormal, "OperationStarted", "Sync", "Initiated sync to %s", orDefault(op.Sync.Revision, "HEAD"))
+	}
 	if !so.DryRun {
-		running := &runningSync{r: r, orig: orig, app: app, op: op, started: now}
-		running.write(ctx, "sync is running: rendering, validating and applying")
+		running := &runningSync{r: r, orig: orig, app: app, op: op, started: started}
+		if !continuing {
+			running.write(ctx, "sync is running: rendering, validating and applying")
+		}
 		so.Waiting = func(what string) { running.write(ctx, "waiting for healthy state of "+what) }
 	}
 	rep, err := r.Engine.Sync(sctx, unit, so)
-	argocd.RecordSync(app, op, rep, now, err, time.Now())
+	argocd.RecordSync(app, op, rep, started, err, time.Now())
+	if continuing && prev.SyncResult != nil && app.Status.OperationState.SyncResult != nil {
+		// The steps before this one applied the rest.
+		res := app.Status.OperationState.SyncResult
+		res.Resources = append(append([]v1alpha1.ResourceResult(nil), prev.SyncResult.Resources...), res.Resources...)
+	}
+	if errors.Is(err, apply.ErrInProgress) {
+		state := app.Status.OperationState
+		state.Phase, state.FinishedAt, state.RetryCount = "Running", nil, 0
+		state.Message = redact.Message(strings.TrimPrefix(err.Error(), "unit "+unit.Name+": sync: "))
+		if prev != nil {
+			state.RetryCount = prev.RetryCount
+		}
+		return engine.UnitStatus{}, err
+	}
 	phase := app.Status.OperationState.Phase
 	observeSync(app.Namespace, app.Name, phase, time.Since(now))
 	if err != nil {

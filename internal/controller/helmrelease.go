@@ -376,7 +376,7 @@ func (r *HelmReleaseReconciler) reconcile(ctx context.Context, hr *helmv2.HelmRe
 			if !t.IgnoreFailures {
 				st.Failures++
 				flux.MarkFailed(&st.Conditions, gen, "TestFailed", terr.Error(), false)
-				return ctrl.Result{RequeueAfter: interval}
+				return resync(interval)
 			}
 		} else {
 			flux.SetCondition(&st.Conditions, gen, "TestSuccess", metav1.ConditionTrue, "TestSucceeded",
@@ -410,7 +410,7 @@ func (r *HelmReleaseReconciler) reconcile(ctx context.Context, hr *helmv2.HelmRe
 	flux.SetCondition(&st.Conditions, gen, "Released", metav1.ConditionTrue, reason, msg)
 	meta.RemoveStatusCondition(&st.Conditions, "Remediated")
 	st.UpgradeFailures, st.InstallFailures, st.Failures = 0, 0, 0
-	return ctrl.Result{RequeueAfter: interval}
+	return resync(interval)
 }
 
 // actionOptions are the install and upgrade settings of a HelmRelease.

@@ -322,7 +322,7 @@ func (r *KustomizationReconciler) reconcile(ctx context.Context, ks *kustomizev1
 		st.LastAppliedRevision = rev
 		st.Inventory = flux.Inventory(rep)
 		flux.MarkReady(&st.Conditions, gen, flux.ReconciliationSucceededReason, "Applied revision: "+rev)
-		return ctrl.Result{RequeueAfter: interval}
+		return resync(interval)
 	}
 	reason := flux.ReconciliationFailedReason
 	switch {

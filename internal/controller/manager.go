@@ -14,6 +14,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"converge.dev/converge/internal/api/argocd/v1alpha1"
@@ -62,6 +63,16 @@ type Options struct {
 // (429, retried by the client) what its priority and fairness do not
 // admit, not by a client-side rate limit or a short worker pool.
 const DefaultConcurrency = 20
+
+// resync is the result of a reconcile that is done until its interval.
+// The periodic comparison waits in the queue behind events (a live
+// edit, a spec change, a push, a source's new revision), so that under
+// load drift is healed and commits applied first, not after a full
+// round of resyncs.
+func resync(after time.Duration) ctrl.Result {
+	low := handler.LowPriority
+	return ctrl.Result{RequeueAfter: after, Priority: &low}
+}
 
 // workers is the controller option for n workers (DefaultConcurrency
 // if zero).

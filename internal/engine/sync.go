@@ -36,6 +36,10 @@ type SyncOptions struct {
 	// WaitMultiStepOnly waits only when the sync has several waves or
 	// hooks, as Argo CD does; see apply.Options.
 	WaitMultiStepOnly bool
+	// Step applies waves until one is not healthy yet and returns an
+	// error wrapping apply.ErrInProgress, instead of waiting; the next
+	// Sync goes on from there. See apply.Options.Step.
+	Step bool
 	// Waiting, if set, is told what the sync waits for as that changes.
 	Waiting func(what string) `json:"-"`
 	// WaitThroughRetries keeps waiting on a Degraded object that its
@@ -112,7 +116,7 @@ func (e *Engine) Sync(ctx context.Context, u Unit, o SyncOptions) (Report, error
 	if err := e.saveInventory(ctx, inventoryBefore(u.Name, rep)); err != nil {
 		return rep, fmt.Errorf("unit %s: write-ahead inventory, nothing applied: %w", u.Name, err)
 	}
-	res, err := apply.Run(ctx, e.target(o.Force), rep.Plan, apply.Options{Wait: o.Wait, Health: e.o.Health.Assess, Retrying: retrying(o.WaitThroughRetries), WaitMultiStepOnly: o.WaitMultiStepOnly, Waiting: o.Waiting})
+	res, err := apply.Run(ctx, e.target(o.Force), rep.Plan, apply.Options{Wait: o.Wait, Health: e.o.Health.Assess, Retrying: retrying(o.WaitThroughRetries), WaitMultiStepOnly: o.WaitMultiStepOnly, Waiting: o.Waiting, Step: o.Step})
 	rep.Events, rep.Hooks = res.Events, res.Hooks
 	if err != nil {
 		return rep, fmt.Errorf("unit %s: sync: %w", u.Name, err)

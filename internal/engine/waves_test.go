@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -11,6 +12,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
+
+	"converge.dev/converge/internal/apply"
 )
 
 // TestWaveOrderObservedOnServer watches the namespace while a sync with
@@ -98,5 +101,40 @@ metadata:
 	}
 	if _, err := e.cs.CoreV1().ConfigMaps(e.ns).Get(context.Background(), "after-migrate", metav1.GetOptions{}); err == nil {
 		t.Error("wave 1 was applied after wave 0 failed")
+	}
+}
+
+// TestSyncInSteps: with Step, a sync returns as soon as a wave is not
+// healthy yet, naming what it waits for, without applying later waves;
+// run again, it goes on from there and ends once all is healthy.
+func TestSyncInSteps(t *testing.T) {
+	e := newEnv(t, "waves")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, err := e.eng.Sync(ctx, e.unit, SyncOptions{Wait: true, Step: true})
+	if !errors.Is(err, apply.ErrInProgress) || !strings.Contains(err.Error(), "Deployment.apps/"+e.ns+"/") {
+		t.Fatalf("first step: got %v, want in progress, waiting for the Deployment", err)
+	}
+	if _, err := e.cs.CoreV1().ConfigMaps(e.ns).Get(ctx, "wave-2", metav1.GetOptions{}); err == nil {
+		t.Fatal("wave 2 was applied while wave 1 was not healthy")
+	}
+	steps := 1
+	for {
+		_, err := e.eng.Sync(ctx, e.unit, SyncOptions{Wait: true, Step: true})
+		steps++
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, apply.ErrInProgress) {
+			t.Fatalf("step %d: %v", steps, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	d, err := e.cs.AppsV1().Deployments(e.ns).List(ctx, metav1.ListOptions{})
+	if err != nil || len(d.Items) != 1 || d.Items[0].Status.AvailableReplicas != 1 {
+		t.Fatalf("the sync ended before the Deployment was available: %v %v", d, err)
+	}
+	if _, err := e.cs.CoreV1().ConfigMaps(e.ns).Get(ctx, "wave-2", metav1.GetOptions{}); err != nil {
+		t.Fatalf("wave 2 after the last step: %v", err)
 	}
 }

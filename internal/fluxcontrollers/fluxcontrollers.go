@@ -82,22 +82,27 @@ func (c Controller) sources(ctx context.Context) (string, error) {
 	return mod.Dir, nil
 }
 
-// ExtraCRDs returns Flux's own definitions of the source kinds that
-// converge does not install (Bucket, ExternalArtifact): source-controller
-// watches them, and stops at start when they are missing. The kinds both
-// serve keep converge's definitions, so both run on the same schema.
-func ExtraCRDs(ctx context.Context) ([][]byte, error) {
-	dir, err := SourceController.sources(ctx)
-	if err != nil {
-		return nil, err
-	}
+// CRDs returns the two controllers' own CustomResourceDefinitions, as
+// their releases install them (with Flux's schema defaults, which the
+// controllers rely on), one file's bytes each.
+func CRDs(ctx context.Context) ([][]byte, error) {
 	var out [][]byte
-	for _, name := range []string{"source.toolkit.fluxcd.io_buckets.yaml", "source.toolkit.fluxcd.io_externalartifacts.yaml"} {
-		data, err := os.ReadFile(filepath.Join(dir, "config", "crd", "bases", name))
+	for _, c := range []Controller{SourceController, KustomizeController} {
+		dir, err := c.sources(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("flux CRDs: %w", err)
+			return nil, err
 		}
-		out = append(out, data)
+		files, err := filepath.Glob(filepath.Join(dir, "config", "crd", "bases", "*.yaml"))
+		if err != nil || len(files) == 0 {
+			return nil, fmt.Errorf("%s CRDs: none under config/crd/bases (%v)", c.Name, err)
+		}
+		for _, f := range files {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				return nil, fmt.Errorf("%s CRDs: %w", c.Name, err)
+			}
+			out = append(out, data)
+		}
 	}
 	return out, nil
 }

@@ -56,7 +56,7 @@ type settings struct {
 }
 
 func fromEnv(t *testing.T) settings {
-	s := settings{objects: 5, repeat: 1, interval: time.Minute, steady: 2 * time.Minute, concurrency: 20,
+	s := settings{objects: 5, repeat: 1, interval: 10 * time.Minute, steady: 2 * time.Minute, concurrency: 20,
 		tools: []string{"converge", "flux"}}
 	for _, f := range strings.Split(env("SIDEBYSIDE_N", "100"), ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
@@ -132,23 +132,33 @@ func TestSideBySide(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	crds, err := install.CRDs()
+	// Each tool runs on its own CRDs: converge's as converge install
+	// applies them, Flux's as its release does (with the schema defaults
+	// its controllers rely on). They are swapped before each run.
+	convergeCRDs, err := install.CRDs()
 	if err != nil {
 		t.Fatal(err)
 	}
-	extra, err := fluxcontrollers.ExtraCRDs(ctx)
+	fluxFiles, err := fluxcontrollers.CRDs(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i, data := range extra {
+	var fluxCRDs []object.Decoded
+	for i, data := range fluxFiles {
 		objs, err := object.Decode(data, fmt.Sprintf("flux-crd-%d.yaml", i))
 		if err != nil {
 			t.Fatal(err)
 		}
-		crds = append(crds, objs...)
+		fluxCRDs = append(fluxCRDs, objs...)
 	}
-	if _, err := install.Apply(ctx, cc, crds); err != nil {
-		t.Fatal(err)
+	useCRDs := func(tool string) {
+		crds := convergeCRDs
+		if tool == "flux" {
+			crds = fluxCRDs
+		}
+		if _, err := install.Apply(ctx, cc, crds); err != nil {
+			t.Fatal(err)
+		}
 	}
 	srv := gittest.NewServer(t, "", "")
 	repo, url := srv.NewRepo(t, "fleet.git")
@@ -175,6 +185,7 @@ func TestSideBySide(t *testing.T) {
 			all := map[string][]result{}
 			for rep := range s.repeat {
 				for _, tool := range s.tools {
+					useCRDs(tool)
 					r := runOnce(t, s, tool, converge, repo, url, n, rep)
 					all[tool] = append(all[tool], r)
 					t.Logf("%s", r.line(n*s.objects))
