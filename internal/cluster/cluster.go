@@ -36,6 +36,8 @@ type Client struct {
 	mapper *restmapper.DeferredDiscoveryRESTMapper
 
 	resetMu sync.Mutex
+	// namespaces holds the namespaces this client made sure exist.
+	namespaces sync.Map
 }
 
 // New returns a Client for cfg.

@@ -176,7 +176,7 @@ func (e *Engine) RunDeletionHooks(ctx context.Context, u Unit, ph plan.Phase) ([
 	if err != nil {
 		return nil, fmt.Errorf("unit %s: %w", u.Name, err)
 	}
-	live, err := e.live(ctx, desired, nil)
+	live, err := e.live(ctx, desired, nil, true)
 	if err != nil {
 		return nil, fmt.Errorf("unit %s: %w", u.Name, err)
 	}

@@ -17,11 +17,14 @@ import (
 // server by the watch's delay; the engine uses it only where a late
 // answer costs a later reconcile, never safety.
 type LiveIndex interface {
-	// Version returns an existing object's UID and resourceVersion. ok is
-	// false when the index cannot say: the kind is not watched yet, its
-	// watch has not synced, or it holds no such object. A missing object
-	// is always read: another client may have just created it, and
-	// taking it over unseen would be a silent adoption.
+	// Version returns an object's UID and resourceVersion; an empty
+	// resourceVersion says the index holds no such object. ok is false
+	// when the index cannot say: the kind is not watched yet, or its
+	// watch has not synced. The engine does not trust a missing object
+	// blindly: another client may have just created it, and taking it
+	// over unseen would be a silent adoption. The dry run that follows
+	// tells (only an object that exists has a resourceVersion there),
+	// and the comparison is made again with a read of it.
 	Version(ctx context.Context, ref object.Ref) (uid types.UID, resourceVersion string, ok bool)
 	// Owned returns the objects of gvk in namespace ns ("" for all, or
 	// for a cluster-scoped kind) whose owner annotation names unit; ok is
@@ -77,11 +80,12 @@ const listThreshold = 4
 
 // live reads every desired and inventory object. With a live index, an
 // object still at the version this engine last saw is not read at all,
-// and the rest are read one GET each, a few at a time: a LIST would
-// read the whole namespace, which many units may share (N units in one
-// namespace each LISTing it is N² work). Without an index (the CLI, a
-// unit on its own), objects sharing a kind and namespace are LISTed.
-func (e *Engine) live(ctx context.Context, desired []object.Decoded, inv []object.Ref) (map[object.Key]*unstructured.Unstructured, error) {
+// nor one the index says does not exist (unless readAbsent), and the
+// rest are read one GET each, a few at a time: a LIST would read the
+// whole namespace, which many units may share (N units in one namespace
+// each LISTing it is N² work). Without an index (the CLI, a unit on its
+// own), objects sharing a kind and namespace are LISTed.
+func (e *Engine) live(ctx context.Context, desired []object.Decoded, inv []object.Ref, readAbsent bool) (map[object.Key]*unstructured.Unstructured, error) {
 	type group struct {
 		gvk schema.GroupVersionKind
 		ns  string
@@ -98,7 +102,10 @@ func (e *Engine) live(ctx context.Context, desired []object.Decoded, inv []objec
 		seen[key] = true
 		if e.o.Live != nil {
 			if uid, rv, ok := e.o.Live.Version(ctx, ref); ok {
-				if obj := e.seen.get(key, uid, rv); obj != nil {
+				if rv == "" && !readAbsent {
+					return
+				}
+				if obj := e.seen.get(key, uid, rv); rv != "" && obj != nil {
 					out[key] = obj
 					return
 				}
@@ -156,11 +163,22 @@ func (e *Engine) live(ctx context.Context, desired []object.Decoded, inv []objec
 	return out, nil
 }
 
+// existing reports whether a dry run found an object that live has not:
+// only an object that exists has a resourceVersion in its dry run.
+func existing(predicted, live map[object.Key]*unstructured.Unstructured) bool {
+	for key, p := range predicted {
+		if live[key] == nil && p.GetResourceVersion() != "" {
+			return true
+		}
+	}
+	return false
+}
+
 // exists reports whether an object exists, from the live index when it
 // knows (no request), else by reading it.
 func (e *Engine) exists(ctx context.Context, ref object.Ref) (bool, error) {
 	if e.o.Live != nil {
-		if _, _, ok := e.o.Live.Version(ctx, ref); ok {
+		if _, rv, ok := e.o.Live.Version(ctx, ref); ok && rv != "" {
 			return true, nil
 		}
 	}

@@ -130,12 +130,20 @@ func (e *Engine) loadInventory(ctx context.Context, unit string) (cluster.Invent
 }
 
 func (e *Engine) saveInventory(ctx context.Context, inv cluster.Inventory) error {
-	if prev, ok := e.inventories.get(inv.Unit); ok && prev.Revision == inv.Revision && sameRefs(prev.Objects, inv.Objects) &&
-		prev.PruneHeldSince.Equal(inv.PruneHeldSince) {
+	prev, known := e.inventories.get(inv.Unit)
+	if known && prev.Revision == inv.Revision && sameRefs(prev.Objects, inv.Objects) && prev.PruneHeldSince.Equal(inv.PruneHeldSince) {
 		return nil // what is stored already says this
 	}
 	e.inventories.forget(inv.Unit)
-	if err := e.inventoryClient().SaveInventory(ctx, inv); err != nil {
+	var err error
+	if known {
+		// This process loaded or saved it last: no need to read it back.
+		inv, err = e.inventoryClient().ReplaceInventory(ctx, prev, inv)
+	} else {
+		err = e.inventoryClient().SaveInventory(ctx, inv)
+		inv.Stored = err == nil
+	}
+	if err != nil {
 		return err
 	}
 	e.inventories.put(inv)

@@ -68,6 +68,9 @@ type SyncOptions struct {
 	// reusePredictions lets a plan reuse a dry run of the same desired
 	// object against the same live resourceVersion; see predictionTTL.
 	reusePredictions bool
+	// readAbsent reads objects the live index says do not exist: set
+	// when a dry run found one that does.
+	readAbsent bool
 }
 
 // Report is a planned (and maybe executed) sync.
@@ -174,7 +177,7 @@ func (e *Engine) plan(ctx context.Context, u Unit, o SyncOptions) (Report, error
 	if len(desired) == 0 && len(inv.Objects) > 0 && o.Prune && !o.AllowEmpty {
 		return Report{}, fmt.Errorf("unit %s: %w (%d objects owned)", u.Name, ErrEmptyRender, len(inv.Objects))
 	}
-	live, err := e.live(ctx, desired, inv.Objects)
+	live, err := e.live(ctx, desired, inv.Objects, o.readAbsent)
 	if err != nil {
 		return Report{}, fmt.Errorf("unit %s: %w", u.Name, err)
 	}
@@ -187,6 +190,15 @@ func (e *Engine) plan(ctx context.Context, u Unit, o SyncOptions) (Report, error
 		}
 	}
 	predicted, err := e.validate(ctx, u.Name, desired, live, o)
+	if e.o.Live != nil && !o.readAbsent && (err != nil || existing(predicted, live)) {
+		// An object the live index said was missing exists after all (its
+		// dry run has a resourceVersion, or ran into another manager's
+		// fields): the index had not seen it yet. Compare again, with
+		// what is there read this time; a real validation error comes
+		// back from that comparison.
+		o.readAbsent = true
+		return e.plan(ctx, u, o)
+	}
 	if err != nil {
 		return Report{}, fmt.Errorf("unit %s: %w", u.Name, err)
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -331,7 +332,14 @@ func runOnce(t *testing.T, s settings, tool, converge string, repo *gittest.Repo
 	watch.waitGone(t, 10*time.Minute)
 	stop()
 	c.Delete(ctx, gr)
+	// The namespace controller deleting what is left must not count in
+	// the next run's figures.
 	c.Delete(ctx, nsObj)
+	for deadline := time.Now().Add(5 * time.Minute); time.Now().Before(deadline); time.Sleep(time.Second) {
+		if err := c.Get(ctx, client.ObjectKeyFromObject(nsObj), &corev1.Namespace{}); apierrors.IsNotFound(err) {
+			break
+		}
+	}
 	return res
 }
 

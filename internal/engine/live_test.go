@@ -1,0 +1,69 @@
+package engine
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+
+	"converge.dev/converge/internal/object"
+)
+
+// lateIndex is a live index whose watch has not seen anything yet: it
+// says every object is missing, as a real one does for an object created
+// a moment ago.
+type lateIndex struct{}
+
+func (lateIndex) Version(context.Context, object.Ref) (types.UID, string, bool) { return "", "", true }
+func (lateIndex) Owned(context.Context, schema.GroupVersionKind, string, string) ([]object.Ref, bool) {
+	return nil, true
+}
+
+// TestLateIndexNeverAdopts: an object another client created, which the
+// live index has not seen yet, is still a conflict naming its creator,
+// and is left as it is: the dry run shows it exists, and the engine
+// reads it before it decides.
+func TestLateIndexNeverAdopts(t *testing.T) {
+	// The live object shares a field with Git's (the dry run then fails
+	// on the other manager's field) or has none in common (the dry run
+	// passes, with the live resourceVersion).
+	for _, key := range []string{"mode", "other"} {
+		t.Run(key, func(t *testing.T) { lateIndexNeverAdopts(t, key) })
+	}
+}
+
+func lateIndexNeverAdopts(t *testing.T, key string) {
+	e := newEnv(t, "lateindex")
+	ctx := context.Background()
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "settings", Namespace: e.ns}, Data: map[string]string{key: "by-hand"}}
+	if _, err := e.cs.CoreV1().ConfigMaps(e.ns).Create(ctx, cm, metav1.CreateOptions{FieldManager: "kubectl-create"}); err != nil {
+		t.Fatal(err)
+	}
+	e.repo.Commit("settings", map[string]string{"lateindex/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\ndata: {mode: from-git}\n"})
+	e.repo.Publish()
+	eng := e.eng.Watching(lateIndex{})
+	rep, err := eng.Sync(ctx, e.unit, SyncOptions{Prune: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conflict := ""
+	for _, s := range rep.Plan.Steps {
+		if s.Ref.Name == "settings" {
+			conflict = string(s.Action) + ": " + s.Reason
+		}
+	}
+	if !strings.Contains(conflict, `created by "kubectl-create"`) {
+		t.Errorf("the plan for settings is %q, want a conflict naming kubectl-create", conflict)
+	}
+	live, err := e.cs.CoreV1().ConfigMaps(e.ns).Get(ctx, "settings", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if live.Data[key] != "by-hand" || live.Data["mode"] == "from-git" || live.Annotations["converge.dev/owner"] != "" {
+		t.Errorf("the object was taken over: data %v, annotations %v", live.Data, live.Annotations)
+	}
+}
