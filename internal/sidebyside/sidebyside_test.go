@@ -330,8 +330,15 @@ func runOnce(t *testing.T, s settings, tool, converge string, repo *gittest.Repo
 		t.Fatal(err)
 	}
 	watch.waitGone(t, 10*time.Minute)
-	stop()
+	// The source goes while its controller runs: Flux's carries a
+	// finalizer that only source-controller removes.
 	c.Delete(ctx, gr)
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		if err := c.Get(ctx, client.ObjectKeyFromObject(gr), &sourcev1.GitRepository{}); apierrors.IsNotFound(err) {
+			break
+		}
+	}
+	stop()
 	// The namespace controller deleting what is left must not count in
 	// the next run's figures.
 	c.Delete(ctx, nsObj)
