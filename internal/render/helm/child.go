@@ -283,9 +283,13 @@ func (c *Child) run(ctx context.Context, req childRequest, name string) (childRe
 }
 
 // outOfMemory reads the Go runtime's dying words: the heap could not
-// grow, or a thread stack could not be mapped, under the limit.
+// grow, or a thread stack could not be mapped, under the limit. A stack
+// mapped by cgo's pthread_create fails with EAGAIN rather than ENOMEM
+// ("pthread_create failed: Resource temporarily unavailable"), which a
+// CI run met once when the heap was near the limit.
 func outOfMemory(stderr string) bool {
-	return strings.Contains(stderr, "out of memory") || strings.Contains(stderr, "cannot allocate memory")
+	return strings.Contains(stderr, "out of memory") || strings.Contains(stderr, "cannot allocate memory") ||
+		strings.Contains(stderr, "pthread_create failed")
 }
 
 func relName(root, dir string) string {
