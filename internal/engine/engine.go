@@ -15,6 +15,7 @@ import (
 	"sync"
 
 	"github.com/go-git/go-git/v5/plumbing/format/gitignore"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"converge.dev/converge/internal/cluster"
 	"converge.dev/converge/internal/diff"
@@ -192,7 +193,9 @@ type Engine struct {
 
 // New returns an Engine.
 func New(o Options) *Engine {
-	return &Engine{o: o, renders: map[string][]object.Decoded{}, claims: &claims{}}
+	return &Engine{o: o, renders: map[string][]object.Decoded{}, claims: &claims{},
+		predictions: predictionCache{newGenerations[string, prediction](predictionGeneration)},
+		seen:        seenObjects{newGenerations[object.Key, *unstructured.Unstructured](seenGeneration)}}
 }
 
 // Rendered is a unit rendered at one revision.

@@ -37,18 +37,15 @@ type LiveIndex interface {
 // kept here, that copy is the live object, and it need not be read
 // again: a steady-state resync then reads nothing.
 type seenObjects struct {
-	mu sync.Mutex
-	m  map[object.Key]*unstructured.Unstructured
+	entries *generations[object.Key, *unstructured.Unstructured]
 }
 
-// maxSeen bounds the copies kept; past it they are all dropped, which
-// only costs reads.
-const maxSeen = 200000
+// seenGeneration bounds one generation of seenObjects; past it, what
+// no comparison used for a generation goes, which only costs reads.
+const seenGeneration = 100000
 
 func (s *seenObjects) get(key object.Key, uid types.UID, rv string) *unstructured.Unstructured {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	o := s.m[key]
+	o, _ := s.entries.get(key)
 	if o == nil || o.GetUID() != uid || o.GetResourceVersion() != rv {
 		return nil
 	}
@@ -59,19 +56,10 @@ func (s *seenObjects) put(obj *unstructured.Unstructured) {
 	if obj == nil || obj.GetResourceVersion() == "" {
 		return
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.m == nil || len(s.m) >= maxSeen {
-		s.m = map[object.Key]*unstructured.Unstructured{}
-	}
-	s.m[object.RefOf(obj).Key()] = obj
+	s.entries.put(object.RefOf(obj).Key(), obj)
 }
 
-func (s *seenObjects) forget(key object.Key) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.m, key)
-}
+func (s *seenObjects) forget(key object.Key) { s.entries.delete(key) }
 
 // listThreshold is the number of objects of one kind in one namespace
 // from which a LIST is cheaper than a GET each, for an engine without a

@@ -23,16 +23,9 @@ import (
 const predictionTTL = time.Hour
 
 // predictionCache keeps server-side dry-run results of comparisons, so a
-// steady-state resync sends no dry runs at all. It keeps two
-// generations: a new one starts when the current one is full, and an
-// entry found in the old one moves to the new one. What every resync
-// uses stays, however many objects there are; what no resync asked for
-// during a whole generation goes. (Dropping everything when full, as it
-// once did, made a fleet larger than the bound dry-run every object at
-// every resync: 38,000 dry runs in two minutes for 20,000 objects.)
+// steady-state resync sends no dry runs at all.
 type predictionCache struct {
-	mu       sync.Mutex
-	m, older map[string]prediction
+	entries *generations[string, prediction]
 }
 
 // predictionGeneration bounds one generation of predictionCache.
@@ -67,15 +60,7 @@ func (c *predictionCache) get(key string) *unstructured.Unstructured {
 	if key == "" {
 		return nil
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	p, ok := c.m[key]
-	if !ok {
-		if p, ok = c.older[key]; ok {
-			delete(c.older, key)
-			c.store(key, p)
-		}
-	}
+	p, ok := c.entries.get(key)
 	if !ok || time.Since(p.at) > predictionTTL {
 		return nil
 	}
@@ -83,16 +68,7 @@ func (c *predictionCache) get(key string) *unstructured.Unstructured {
 }
 
 func (c *predictionCache) put(key string, obj *unstructured.Unstructured) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.store(key, prediction{obj, time.Now()})
-}
-
-func (c *predictionCache) store(key string, p prediction) {
-	if c.m == nil || len(c.m) >= predictionGeneration {
-		c.older, c.m = c.m, map[string]prediction{}
-	}
-	c.m[key] = p
+	c.entries.put(key, prediction{obj, time.Now()})
 }
 
 // inventoryTTL bounds how long an inventory this process loaded or saved

@@ -11,7 +11,7 @@ import (
 // for survive any number of others passing through; one nobody asked
 // for during a whole generation is gone.
 func TestPredictionCacheKeepsWhatResyncsUse(t *testing.T) {
-	var c predictionCache
+	c := predictionCache{newGenerations[string, prediction](predictionGeneration)}
 	obj := &unstructured.Unstructured{}
 	for i := range 1000 {
 		c.put(fmt.Sprintf("hot-%d", i), obj)
@@ -30,7 +30,7 @@ func TestPredictionCacheKeepsWhatResyncsUse(t *testing.T) {
 	if c.get("stale") != nil {
 		t.Error("an entry no resync used for two generations is still kept")
 	}
-	if n := len(c.m) + len(c.older); n > 2*predictionGeneration {
+	if n := c.entries.len(); n > 2*predictionGeneration {
 		t.Errorf("%d entries kept, bound %d", n, 2*predictionGeneration)
 	}
 }
