@@ -7,7 +7,6 @@ import (
 
 	"helm.sh/helm/v3/pkg/chartutil"
 	"helm.sh/helm/v3/pkg/strvals"
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/types"
@@ -26,32 +25,14 @@ func (r *HelmReleaseReconciler) valuesFrom(ctx context.Context, hr *helmv2.HelmR
 	for _, ref := range hr.Spec.ValuesFrom {
 		key := types.NamespacedName{Namespace: hr.Namespace, Name: ref.Name}
 		dataKey := orDefault(ref.ValuesKey, "values.yaml")
-		var raw []byte
-		found := false
-		switch ref.Kind {
-		case "ConfigMap":
-			cm := &corev1.ConfigMap{}
-			if err := r.Client.Get(ctx, key, cm); err != nil {
-				if apierrors.IsNotFound(err) && ref.Optional {
-					continue
-				}
-				return nil, fmt.Errorf("valuesFrom ConfigMap %s: %w", key, err)
-			}
-			if v, ok := cm.Data[dataKey]; ok {
-				raw, found = []byte(v), true
-			}
-		case "Secret":
-			sec := &corev1.Secret{}
-			if err := r.Client.Get(ctx, key, sec); err != nil {
-				if apierrors.IsNotFound(err) && ref.Optional {
-					continue
-				}
-				return nil, fmt.Errorf("valuesFrom Secret %s: %w", key, err)
-			}
-			raw, found = sec.Data[dataKey]
-		default:
-			return nil, fmt.Errorf("valuesFrom: kind %q (want ConfigMap or Secret)", ref.Kind)
+		data, err := refData(ctx, r.Client, ref.Kind, key)
+		if apierrors.IsNotFound(err) && ref.Optional {
+			continue
 		}
+		if err != nil {
+			return nil, fmt.Errorf("valuesFrom: %w", err)
+		}
+		raw, found := data[dataKey]
 		if !found {
 			if ref.Optional {
 				continue

@@ -415,34 +415,47 @@ func (r *KustomizationReconciler) substituteFrom(ctx context.Context, ks *kustom
 	vars := map[string]string{}
 	for _, ref := range ks.Spec.PostBuild.SubstituteFrom {
 		key := types.NamespacedName{Namespace: ks.Namespace, Name: ref.Name}
-		switch ref.Kind {
-		case "ConfigMap":
-			cm := &corev1.ConfigMap{}
-			if err := r.Client.Get(ctx, key, cm); err != nil {
-				if apierrors.IsNotFound(err) && ref.Optional {
-					continue
-				}
-				return nil, fmt.Errorf("postBuild.substituteFrom: ConfigMap %s: %w", key, err)
-			}
-			for k, v := range cm.Data {
-				vars[k] = v
-			}
-		case "Secret":
-			sec := &corev1.Secret{}
-			if err := r.Client.Get(ctx, key, sec); err != nil {
-				if apierrors.IsNotFound(err) && ref.Optional {
-					continue
-				}
-				return nil, fmt.Errorf("postBuild.substituteFrom: Secret %s: %w", key, err)
-			}
-			for k, v := range sec.Data {
-				vars[k] = string(v)
-			}
-		default:
-			return nil, fmt.Errorf("postBuild.substituteFrom: kind %q (want ConfigMap or Secret)", ref.Kind)
+		data, err := refData(ctx, r.Client, ref.Kind, key)
+		if apierrors.IsNotFound(err) && ref.Optional {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("postBuild.substituteFrom: %w", err)
+		}
+		for k, v := range data {
+			vars[k] = string(v)
 		}
 	}
 	return vars, nil
+}
+
+// refData reads the data of the ConfigMap or Secret kind names, for
+// valuesFrom and substituteFrom (a ConfigMap's data only, as Flux reads
+// it).
+// A missing object is an error that apierrors.IsNotFound recognises, so
+// that callers can honour optional references. Errors name the object,
+// never a value.
+func refData(ctx context.Context, c client.Reader, kind string, key types.NamespacedName) (map[string][]byte, error) {
+	out := map[string][]byte{}
+	switch kind {
+	case "ConfigMap":
+		cm := &corev1.ConfigMap{}
+		if err := c.Get(ctx, key, cm); err != nil {
+			return nil, fmt.Errorf("ConfigMap %s: %w", key, err)
+		}
+		for k, v := range cm.Data {
+			out[k] = []byte(v)
+		}
+	case "Secret":
+		sec := &corev1.Secret{}
+		if err := c.Get(ctx, key, sec); err != nil {
+			return nil, fmt.Errorf("Secret %s: %w", key, err)
+		}
+		out = sec.Data
+	default:
+		return nil, fmt.Errorf("kind %q (want ConfigMap or Secret)", kind)
+	}
+	return out, nil
 }
 
 // finalize applies the deletion policy, then releases the finalizer.
