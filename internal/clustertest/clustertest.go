@@ -17,8 +17,10 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -142,4 +144,37 @@ func Namespace(t testing.TB) string {
 		t.Fatalf("namespace %s: default ServiceAccount never appeared: %v", ns.Name, err)
 	}
 	return ns.Name
+}
+
+// Partition makes cfg's clients lose the cluster when cut is called, as
+// a replica whose network fails does: every connection they hold is
+// closed (watches too), and every new one is refused. It must be called
+// before any client is built from cfg.
+func Partition(cfg *rest.Config) (cut func()) {
+	var (
+		mu    sync.Mutex
+		down  bool
+		conns []net.Conn
+	)
+	var d net.Dialer
+	cfg.Dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if down {
+			return nil, fmt.Errorf("clustertest: partitioned from %s", addr)
+		}
+		c, err := d.DialContext(ctx, network, addr)
+		if err == nil {
+			conns = append(conns, c)
+		}
+		return c, err
+	}
+	return func() {
+		mu.Lock()
+		defer mu.Unlock()
+		down = true
+		for _, c := range conns {
+			c.Close()
+		}
+	}
 }
