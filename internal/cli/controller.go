@@ -78,6 +78,11 @@ CRDs first with converge install.`,
 	fs.StringVar(&kcontext, "context", "", "kubeconfig context")
 	fs.BoolVar(&o.LeaderElection, "leader-elect", false, "elect a leader so that only one replica reconciles")
 	fs.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader lease")
+	fs.StringVar(&o.WatchLabelSelector, "watch-label-selector", "", "reconcile only the units and sources whose labels match, as Flux's flag does\n"+
+		"(sharding.fluxcd.io/key: \"!sharding.fluxcd.io/key\" on the main replica, \"sharding.fluxcd.io/key=shard1\" on a shard's)")
+	fs.IntVar(&o.Sharding.Shards, "shards", 0, "split the units among every replica run with the same number, through one Lease per shard\n"+
+		"in --leader-election-namespace (default: no sharding; excludes --leader-elect)")
+	fs.StringVar(&o.Sharding.Identity, "shard-identity", "", "this replica's name in the shard Leases, unique per replica (default: the host name, a Pod's name)")
 	fs.IntVar(&o.Concurrency, "concurrency", controller.DefaultConcurrency, "units of each kind (Applications, Kustomizations, HelmReleases) reconciled at once")
 	fs.DurationVar(&o.Interval, "interval", 3*time.Minute, "how often each Application is compared with Git")
 	fs.StringVar(&metrics, "metrics-addr", "", "address for Prometheus metrics, e.g. :8080 (default: off)")

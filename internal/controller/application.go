@@ -71,16 +71,17 @@ type ApplicationReconciler struct {
 	Recorder events.EventRecorder
 
 	live *liveWatches
+	gate *gate
 }
 
 // SetupWithManager registers the reconciler. Status writes do not wake
 // it: only spec changes and annotations (refresh) do, plus the interval.
 func (r *ApplicationReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	registerMetrics()
-	c, err := ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.Application{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
-		WithOptions(workers(r.Concurrency)).
-		Build(r)
+		WithOptions(workers(r.Concurrency))
+	c, err := r.gate.build(b, &v1alpha1.Application{}, &v1alpha1.ApplicationList{}, r)
 	if err != nil {
 		return err
 	}

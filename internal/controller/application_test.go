@@ -127,7 +127,9 @@ func startController(t testing.TB) client.Client {
 	go func() {
 		// A long interval: every reaction the tests expect must come from
 		// an event (a live change, the refresh annotation), not polling.
-		o := Options{Engine: eng, Interval: 10 * time.Minute, WebhookAddr: "127.0.0.1:0",
+		// Flux's main instance: the objects labelled for a shard are the
+		// sharded replicas' (TestShardedReplicas).
+		o := Options{Engine: eng, Interval: 10 * time.Minute, WebhookAddr: "127.0.0.1:0", WatchLabelSelector: "!" + shardKey,
 			WebhookSecrets: webhook.Secrets{Gitea: giteaSecret, GitHub: githubSecret},
 			WebhookReady:   func(a net.Addr) { webhookURL <- "http://" + a.String() + WebhookPath }}
 		// Every log line is kept, so tests can scan them for secrets.

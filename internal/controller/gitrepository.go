@@ -39,16 +39,19 @@ const ReconcileRequestAnnotation = "reconcile.fluxcd.io/requestedAt"
 type GitRepositoryReconciler struct {
 	Client client.Client
 	Engine *engine.Engine
+
+	gate *gate
 }
 
 // SetupWithManager registers the reconciler.
 func (r *GitRepositoryReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		For(&sourcev1.GitRepository{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		// An included repository's new artifact makes a new artifact of
 		// the repositories including it.
-		Watches(&sourcev1.GitRepository{}, handler.EnqueueRequestsFromMapFunc(r.byInclude)).
-		Complete(r)
+		Watches(&sourcev1.GitRepository{}, handler.EnqueueRequestsFromMapFunc(r.byInclude))
+	_, err := r.gate.build(b, &sourcev1.GitRepository{}, &sourcev1.GitRepositoryList{}, r)
+	return err
 }
 
 func (r *GitRepositoryReconciler) byInclude(ctx context.Context, o client.Object) []reconcile.Request {

@@ -55,6 +55,7 @@ type HelmReleaseReconciler struct {
 
 	mu      sync.Mutex
 	tenants map[string]tenant
+	gate    *gate
 }
 
 // tenant is what acts for a HelmRelease with spec.serviceAccountName:
@@ -97,7 +98,7 @@ func (r *HelmReleaseReconciler) actor(hr *helmv2.HelmRelease) (tenant, error) {
 // SetupWithManager registers the reconciler; a repository's new index
 // wakes the releases using it.
 func (r *HelmReleaseReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		For(&helmv2.HelmRelease{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		WithOptions(workers(r.Concurrency)).
 		Watches(&sourcev1.HelmRepository{}, handler.EnqueueRequestsFromMapFunc(r.bySource("HelmRepository"))).
@@ -105,8 +106,9 @@ func (r *HelmReleaseReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&sourcev1.OCIRepository{}, handler.EnqueueRequestsFromMapFunc(r.bySource("OCIRepository"))).
 		Watches(&sourcev1.GitRepository{}, handler.EnqueueRequestsFromMapFunc(r.bySource("GitRepository"))).
 		// A dependency becoming Ready wakes its dependents at once.
-		Watches(&helmv2.HelmRelease{}, handler.EnqueueRequestsFromMapFunc(r.byDependency), builder.WithPredicates(releaseReadyChanged{})).
-		Complete(r)
+		Watches(&helmv2.HelmRelease{}, handler.EnqueueRequestsFromMapFunc(r.byDependency), builder.WithPredicates(releaseReadyChanged{}))
+	_, err := r.gate.build(b, &helmv2.HelmRelease{}, &helmv2.HelmReleaseList{}, r)
+	return err
 }
 
 func (r *HelmReleaseReconciler) byDependency(ctx context.Context, o client.Object) []reconcile.Request {

@@ -49,13 +49,15 @@ func (i *indexes) put(url string, idx *repo.IndexFile) {
 type HelmRepositoryReconciler struct {
 	Client  client.Client
 	indexes *indexes
+	gate    *gate
 }
 
 // SetupWithManager registers the reconciler.
 func (r *HelmRepositoryReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	return ctrl.NewControllerManagedBy(mgr).
-		For(&sourcev1.HelmRepository{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
-		Complete(r)
+	b := ctrl.NewControllerManagedBy(mgr).
+		For(&sourcev1.HelmRepository{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{})))
+	_, err := r.gate.build(b, &sourcev1.HelmRepository{}, &sourcev1.HelmRepositoryList{}, r)
+	return err
 }
 
 // Reconcile fetches one repository's index.
@@ -113,16 +115,18 @@ func (r *HelmRepositoryReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 type HelmChartReconciler struct {
 	Client client.Client
 	charts *chartLoader
+	gate   *gate
 }
 
 // SetupWithManager registers the reconciler; a source's new artifact
 // wakes the charts using it.
 func (r *HelmChartReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		For(&sourcev1.HelmChart{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Watches(&sourcev1.HelmRepository{}, handler.EnqueueRequestsFromMapFunc(r.bySource("HelmRepository"))).
-		Watches(&sourcev1.GitRepository{}, handler.EnqueueRequestsFromMapFunc(r.bySource("GitRepository"))).
-		Complete(r)
+		Watches(&sourcev1.GitRepository{}, handler.EnqueueRequestsFromMapFunc(r.bySource("GitRepository")))
+	_, err := r.gate.build(b, &sourcev1.HelmChart{}, &sourcev1.HelmChartList{}, r)
+	return err
 }
 
 func (r *HelmChartReconciler) bySource(kind string) handler.MapFunc {

@@ -70,6 +70,7 @@ type KustomizationReconciler struct {
 
 	mu      sync.Mutex
 	remotes map[string]*engine.Engine // by kubeconfig digest
+	gate    *gate
 }
 
 // SetupWithManager registers the reconciler and its watches.
@@ -92,14 +93,15 @@ func (r *KustomizationReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}); err != nil {
 		return err
 	}
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		For(&kustomizev1.Kustomization{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		WithOptions(workers(r.Concurrency)).
 		Watches(&sourcev1.GitRepository{}, handler.EnqueueRequestsFromMapFunc(r.bySource)).
 		Watches(&sourcev1.OCIRepository{}, handler.EnqueueRequestsFromMapFunc(r.bySource)).
 		Watches(&kustomizev1.Kustomization{}, handler.EnqueueRequestsFromMapFunc(r.byDependency),
-			builder.WithPredicates(readyChanged{})).
-		Complete(r)
+			builder.WithPredicates(readyChanged{}))
+	_, err := r.gate.build(b, &kustomizev1.Kustomization{}, &kustomizev1.KustomizationList{}, r)
+	return err
 }
 
 func (r *KustomizationReconciler) list(ctx context.Context, index, key string) []reconcile.Request {

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -23,6 +25,7 @@ import (
 	sourcev1 "converge.dev/converge/internal/api/fluxcd/source/v1"
 	"converge.dev/converge/internal/engine"
 	"converge.dev/converge/internal/helmrelease"
+	"converge.dev/converge/internal/shard"
 	"converge.dev/converge/internal/webhook"
 )
 
@@ -54,6 +57,25 @@ type Options struct {
 	WebhookSecrets webhook.Secrets
 	// WebhookReady, if set, is told the receiver's bound address.
 	WebhookReady func(net.Addr)
+	// WatchLabelSelector limits the units and sources this replica
+	// reconciles to those whose labels match, as Flux's
+	// --watch-label-selector does. Its sharding.fluxcd.io/key convention
+	// runs one replica with "!sharding.fluxcd.io/key" and one per shard
+	// with "sharding.fluxcd.io/key=shard1"; with leader election, each
+	// selector elects its own leader. If empty, all.
+	WatchLabelSelector string
+	// Sharding, if Sharding.Shards is above zero, splits the units and
+	// sources among every replica that runs with the same Shards: each
+	// holds some of the shards' Leases, in Sharding.Namespace (if empty,
+	// LeaderElectionNamespace, or "default"), and reconciles the objects
+	// whose namespace/name hashes to them. Sharding.Identity names the
+	// replica (if empty, the host name). Exclusive with LeaderElection:
+	// with shards every replica works. Sharding.Acquired is the
+	// controller's own.
+	Sharding shard.Options
+
+	// skipNameValidation lets tests run several replicas in one process.
+	skipNameValidation bool
 }
 
 // DefaultConcurrency is the number of units of each kind reconciled at
@@ -110,16 +132,24 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 	if err != nil {
 		return err
 	}
-	ctrl.SetLogger(o.Logger)
+	if o.Logger.GetSink() != nil {
+		// Only when given: several replicas in one test process share
+		// controller-runtime's one logger.
+		ctrl.SetLogger(o.Logger)
+	}
 	metrics := o.MetricsAddr
 	if metrics == "" {
 		metrics = "0"
 	}
+	if o.LeaderElection && o.Sharding.Shards > 0 {
+		return errors.New("leader election and shards exclude each other: with shards, every replica reconciles its part")
+	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  s,
 		LeaderElection:          o.LeaderElection,
-		LeaderElectionID:        "converge-controller",
+		LeaderElectionID:        electionID(o.WatchLabelSelector),
 		LeaderElectionNamespace: o.LeaderElectionNamespace,
+		Controller:              config.Controller{SkipNameValidation: &o.skipNameValidation},
 		Metrics:                 metricsserver.Options{BindAddress: metrics},
 		HealthProbeBindAddress:  "0",
 		// Nothing the controller reads from its caches needs
@@ -132,31 +162,43 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 		return fmt.Errorf("controller manager: %w", err)
 	}
 	o.Engine = o.Engine.Watching(newLiveIndex(mgr.GetCache()))
+	g, err := newGate(mgr.GetCache(), o.WatchLabelSelector)
+	if err != nil {
+		return err
+	}
+	if o.Sharding.Shards > 0 {
+		if g.ring, err = newRing(cfg, o, g); err != nil {
+			return err
+		}
+		if err := mgr.Add(ringRunnable{g.ring}); err != nil {
+			return err
+		}
+	}
 	r := &ApplicationReconciler{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Engine: o.Engine, Interval: o.Interval, Concurrency: o.Concurrency,
-		Recorder: mgr.GetEventRecorder("converge-controller")}
+		Recorder: mgr.GetEventRecorder("converge-controller"), gate: g}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("application controller: %w", err)
 	}
-	if err := (&GitRepositoryReconciler{Client: mgr.GetClient(), Engine: o.Engine}).SetupWithManager(mgr); err != nil {
+	if err := (&GitRepositoryReconciler{Client: mgr.GetClient(), Engine: o.Engine, gate: g}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("gitrepository controller: %w", err)
 	}
 	if err := (&KustomizationReconciler{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Engine: o.Engine, RESTConfig: cfg, Concurrency: o.Concurrency,
-		Recorder: mgr.GetEventRecorder("converge-controller")}).SetupWithManager(mgr); err != nil {
+		Recorder: mgr.GetEventRecorder("converge-controller"), gate: g}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("kustomization controller: %w", err)
 	}
-	if err := (&OCIRepositoryReconciler{Client: mgr.GetClient(), Engine: o.Engine}).SetupWithManager(mgr); err != nil {
+	if err := (&OCIRepositoryReconciler{Client: mgr.GetClient(), Engine: o.Engine, gate: g}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("ocirepository controller: %w", err)
 	}
 	idx := &indexes{}
 	charts := &chartLoader{client: mgr.GetClient(), engine: o.Engine, indexes: idx}
-	if err := (&HelmRepositoryReconciler{Client: mgr.GetClient(), indexes: idx}).SetupWithManager(mgr); err != nil {
+	if err := (&HelmRepositoryReconciler{Client: mgr.GetClient(), indexes: idx, gate: g}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("helmrepository controller: %w", err)
 	}
-	if err := (&HelmChartReconciler{Client: mgr.GetClient(), charts: charts}).SetupWithManager(mgr); err != nil {
+	if err := (&HelmChartReconciler{Client: mgr.GetClient(), charts: charts, gate: g}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("helmchart controller: %w", err)
 	}
 	if err := (&HelmReleaseReconciler{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Engine: o.Engine, Helm: helmrelease.New(cfg), RESTConfig: cfg,
-		Concurrency: o.Concurrency, charts: charts}).SetupWithManager(mgr); err != nil {
+		Concurrency: o.Concurrency, charts: charts, gate: g}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("helmrelease controller: %w", err)
 	}
 	if o.WebhookAddr != "" {

@@ -24,13 +24,16 @@ import (
 type OCIRepositoryReconciler struct {
 	Client client.Client
 	Engine *engine.Engine
+
+	gate *gate
 }
 
 // SetupWithManager registers the reconciler.
 func (r *OCIRepositoryReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	return ctrl.NewControllerManagedBy(mgr).
-		For(&sourcev1.OCIRepository{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
-		Complete(r)
+	b := ctrl.NewControllerManagedBy(mgr).
+		For(&sourcev1.OCIRepository{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{})))
+	_, err := r.gate.build(b, &sourcev1.OCIRepository{}, &sourcev1.OCIRepositoryList{}, r)
+	return err
 }
 
 // Reconcile resolves one OCIRepository.

@@ -119,7 +119,7 @@ func (r *Ring) take(ctx context.Context, leases map[string]*coordinationv1.Lease
 		r.held[s] = h
 		r.mu.Unlock()
 		if r.o.Acquired != nil {
-			go r.o.Acquired(s)
+			go r.o.Acquired(hctx, s)
 		}
 	}
 }

@@ -56,8 +56,9 @@ type Options struct {
 	RetryPeriod time.Duration
 	// Acquired, if set, is called in its own goroutine with each shard
 	// this replica gains, so that the units it now owns are looked at: the
-	// events about them went to another replica.
-	Acquired func(shard int)
+	// events about them went to another replica. Its context ends when
+	// the shard is lost or given up.
+	Acquired func(ctx context.Context, shard int)
 	// Observe, if set, is called when work on a key begins, and the func
 	// it returns when that work ends. Tests use it to check that no key is
 	// worked on by two replicas at once.

@@ -249,18 +249,35 @@ func runOnce(t *testing.T, s settings, tool, converge string, repo *gittest.Repo
 	defer logFile.Close()
 	var pids []int
 	var stop func()
-	switch tool {
-	case "converge":
-		cmd := exec.Command(converge, "controller", "--kubeconfig", clustertest.Kubeconfig(t),
-			"--concurrency", strconv.Itoa(s.concurrency), "--interval", s.interval.String())
-		cmd.Stdout, cmd.Stderr = logFile, logFile
-		cmd.Env = append(os.Environ(), "XDG_CACHE_HOME="+filepath.Join(dir, "cache"))
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
+	switch {
+	case strings.HasPrefix(tool, "converge"):
+		// "converge" is one process; "converge3" three replicas sharing
+		// six shards.
+		replicas, _ := strconv.Atoi(strings.TrimPrefix(tool, "converge"))
+		var cmds []*exec.Cmd
+		for i := range max(replicas, 1) {
+			args := []string{"controller", "--kubeconfig", clustertest.Kubeconfig(t),
+				"--concurrency", strconv.Itoa(s.concurrency), "--interval", s.interval.String()}
+			if replicas > 1 {
+				args = append(args, "--shards", strconv.Itoa(2*replicas), "--shard-identity", fmt.Sprintf("r%d", i),
+					"--leader-election-namespace", ns)
+			}
+			cmd := exec.Command(converge, args...)
+			cmd.Stdout, cmd.Stderr = logFile, logFile
+			cmd.Env = append(os.Environ(), "XDG_CACHE_HOME="+filepath.Join(dir, fmt.Sprintf("cache-%d", i)))
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			pids = append(pids, cmd.Process.Pid)
+			cmds = append(cmds, cmd)
 		}
-		pids = []int{cmd.Process.Pid}
-		stop = func() { cmd.Process.Kill(); cmd.Wait() }
-	case "flux":
+		stop = func() {
+			for _, cmd := range cmds {
+				cmd.Process.Kill()
+				cmd.Wait()
+			}
+		}
+	case tool == "flux":
 		r, err := fluxcontrollers.Start(ctx, fluxcontrollers.Options{Kubeconfig: clustertest.Kubeconfig(t), Dir: dir,
 			Concurrent: s.concurrency, Log: logFile})
 		if err != nil {

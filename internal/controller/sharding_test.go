@@ -1,0 +1,264 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	kustomizev1 "converge.dev/converge/internal/api/fluxcd/kustomize/v1"
+	sourcev1 "converge.dev/converge/internal/api/fluxcd/source/v1"
+	"converge.dev/converge/internal/cluster"
+	"converge.dev/converge/internal/clustertest"
+	"converge.dev/converge/internal/engine"
+	"converge.dev/converge/internal/gittest"
+	"converge.dev/converge/internal/shard"
+	"converge.dev/converge/internal/source/git"
+)
+
+// shardKey is Flux's sharding label. The package's shared test
+// controller runs as Flux's main instance does ("!sharding.fluxcd.io/key"),
+// so it leaves alone the objects labelled for the replicas below.
+const shardKey = "sharding.fluxcd.io/key"
+
+// reconciles records which replica works on which unit, and when.
+type reconciles struct {
+	mu      sync.Mutex
+	inside  map[string]string // unit → replica in it
+	clashes []string
+	ends    map[string]map[string]time.Time // unit → replica → last end
+}
+
+func (x *reconciles) observe(replica string) func(string) func() {
+	return func(unit string) func() {
+		x.mu.Lock()
+		if other, ok := x.inside[unit]; ok && other != replica {
+			x.clashes = append(x.clashes, fmt.Sprintf("%s reconciled %s while %s was at it", replica, unit, other))
+		}
+		x.inside[unit] = replica
+		x.mu.Unlock()
+		return func() {
+			x.mu.Lock()
+			defer x.mu.Unlock()
+			if x.inside[unit] == replica {
+				delete(x.inside, unit)
+			}
+			if x.ends[unit] == nil {
+				x.ends[unit] = map[string]time.Time{}
+			}
+			x.ends[unit][replica] = time.Now()
+		}
+	}
+}
+
+// startReplica runs one sharded controller with its own engine, caches
+// and connection, which cut severs.
+func startReplica(t *testing.T, ns, id string, x *reconciles) (cut func()) {
+	t.Helper()
+	cfg := clustertest.RESTConfig(t)
+	cut = clustertest.Partition(cfg)
+	cc, err := cluster.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := os.MkdirTemp("", "converge-replica-"+id+"-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng := engine.New(engine.Options{Fetcher: git.New(git.Options{CacheDir: filepath.Join(dir, "git")}), Cluster: cc})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	o := Options{Engine: eng, Interval: 10 * time.Minute, WatchLabelSelector: shardKey + "=ring",
+		Sharding: shard.Options{Namespace: ns, Identity: id, Shards: 6, Observe: x.observe(id),
+			LeaseDuration: 4 * time.Second, RenewDeadline: 2 * time.Second, RetryPeriod: 500 * time.Millisecond},
+		skipNameValidation: true}
+	go func() {
+		defer close(done)
+		if err := Run(ctx, cfg, o); err != nil && ctx.Err() == nil {
+			t.Errorf("replica %s: %v", id, err)
+		}
+	}()
+	t.Cleanup(func() { cancel(); <-done; os.RemoveAll(dir) })
+	return cut
+}
+
+// TestShardedReplicas: three replicas split twelve Kustomizations and
+// their GitRepository by Lease-held shards. All become Ready; one replica
+// is cut off from the API server, a commit follows, and every unit
+// reaches it through the two others. No unit is ever reconciled by two
+// replicas at once.
+func TestShardedReplicas(t *testing.T) {
+	c, _ := setup(t)
+	ctx := context.Background()
+	const ns, units = "sharded", 12
+	ensureNamespace(t, c, ns)
+	repo := gittest.NewRepo(t, t.TempDir()+"/units.git")
+	commit := func(rev string) {
+		files := map[string]string{}
+		for i := range units {
+			files[fmt.Sprintf("u%d/cm.yaml", i)] = fmt.Sprintf("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: u%d}\ndata: {rev: %q}\n", i, rev)
+		}
+		repo.Commit("rev "+rev, files)
+		repo.Publish()
+	}
+	commit("1")
+
+	x := &reconciles{inside: map[string]string{}, ends: map[string]map[string]time.Time{}}
+	cuts := map[string]func(){}
+	for _, id := range []string{"a", "b", "c"} {
+		cuts[id] = startReplica(t, ns, id, x)
+	}
+	ring := map[string]string{shardKey: "ring"}
+	create(t, c, &sourcev1.GitRepository{ObjectMeta: metav1.ObjectMeta{Name: "units", Namespace: ns, Labels: ring},
+		Spec: sourcev1.GitRepositorySpec{URL: gittest.FileURL(repo.Bare), Interval: metav1.Duration{Duration: 10 * time.Minute},
+			Ref: &sourcev1.GitRepositoryRef{Branch: "main"}}})
+	for i := range units {
+		create(t, c, &kustomizev1.Kustomization{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("u%d", i), Namespace: ns, Labels: ring},
+			Spec: kustomizev1.KustomizationSpec{SourceRef: kustomizev1.CrossNamespaceSourceReference{Kind: "GitRepository", Name: "units"},
+				Path: fmt.Sprintf("./u%d", i), Prune: true, TargetNamespace: ns, Interval: metav1.Duration{Duration: 10 * time.Minute}}})
+	}
+	allAt := func(rev string, within time.Duration) {
+		t.Helper()
+		err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, within, true, func(ctx context.Context) (bool, error) {
+			for i := range units {
+				cm := &corev1.ConfigMap{}
+				if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: fmt.Sprintf("u%d", i)}, cm); err != nil || cm.Data["rev"] != rev {
+					return false, nil
+				}
+				ks := &kustomizev1.Kustomization{}
+				if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: fmt.Sprintf("u%d", i)}, ks); err != nil ||
+					!isReady(ks.Status.Conditions) || ks.Status.LastAppliedRevision != "main@sha1:"+repo.Head().String() {
+					return false, nil
+				}
+			}
+			return true, nil
+		})
+		if err != nil {
+			t.Fatalf("the %d units never all reached rev %s: %v", units, rev, err)
+		}
+	}
+	start := time.Now()
+	allAt("1", 90*time.Second)
+	t.Logf("%d units Ready through three replicas in %s", units, time.Since(start).Round(time.Millisecond))
+
+	// Which units b worked on: they must be taken over.
+	x.mu.Lock()
+	var bs []string
+	for unit, by := range x.ends {
+		if _, ok := by["b"]; ok {
+			bs = append(bs, unit)
+		}
+	}
+	x.mu.Unlock()
+	sort.Strings(bs)
+	if len(bs) == 0 {
+		t.Fatal("replica b reconciled nothing: the units were not split")
+	}
+
+	cut := time.Now()
+	cuts["b"]()
+	commit("2")
+	// Ask the source for the new commit, as `flux reconcile source git` does.
+	src := &sourcev1.GitRepository{}
+	if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "units"}, src); err != nil {
+		t.Fatal(err)
+	}
+	patch := client.MergeFrom(src.DeepCopy())
+	src.Annotations = map[string]string{ReconcileRequestAnnotation: time.Now().Format(time.RFC3339Nano)}
+	if err := c.Patch(ctx, src, patch); err != nil {
+		t.Fatal(err)
+	}
+	allAt("2", 90*time.Second)
+	t.Logf("with b cut off, all %d units at the next commit %s later (b had %v)", units, time.Since(cut).Round(time.Millisecond), bs)
+
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for _, unit := range bs {
+		if !x.ends[unit]["a"].After(cut) && !x.ends[unit]["c"].After(cut) {
+			t.Errorf("%s, b's before the cut, was not reconciled by a or c after it", unit)
+		}
+	}
+	for _, msg := range x.clashes {
+		t.Error(msg)
+	}
+}
+
+// TestGateSelector: Flux's watch label selector lets through only the
+// objects it matches, and an object already deleted (the reconciler must
+// see it gone).
+func TestGateSelector(t *testing.T) {
+	c, _ := setup(t)
+	ctx := context.Background()
+	ns := clustertest.Namespace(t)
+	cfg := clustertest.RESTConfig(t)
+	s, _ := Scheme()
+	cc, err := cache.New(cfg, cache.Options{Scheme: s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go cc.Start(cctx)
+	for name, labels := range map[string]map[string]string{
+		"main":   nil,
+		"shard1": {shardKey: "shard1"},
+		"shard2": {shardKey: "shard2"},
+	} {
+		// Suspended: the package's controller leaves them alone.
+		create(t, c, &sourcev1.GitRepository{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: labels},
+			Spec: sourcev1.GitRepositorySpec{URL: "https://git.example.com/x.git", Suspend: true, Interval: metav1.Duration{Duration: time.Hour}}})
+	}
+	for _, tc := range []struct {
+		selector string
+		want     []string
+	}{
+		{"!" + shardKey, []string{"gone", "main"}},
+		{shardKey + "=shard1", []string{"gone", "shard1"}},
+		{shardKey + " in (shard1, shard2)", []string{"gone", "shard1", "shard2"}},
+		{"", []string{"gone", "main", "shard1", "shard2"}},
+	} {
+		g, err := newGate(cc, tc.selector)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		inner := reconcile.Func(func(_ context.Context, req reconcile.Request) (reconcile.Result, error) {
+			got = append(got, req.Name)
+			return reconcile.Result{}, nil
+		})
+		r := reconcile.Reconciler(inner)
+		if g.active() {
+			r = g.wrap(&sourcev1.GitRepository{}, inner)
+		}
+		for _, name := range []string{"gone", "main", "shard1", "shard2"} {
+			// Eventually: the cache fills after Start.
+			err := wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, 10*time.Second, true, func(ctx context.Context) (bool, error) {
+				return name == "gone" || cc.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &sourcev1.GitRepository{}) == nil, nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := r.Reconcile(ctx, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: name}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+			t.Errorf("selector %q let through %v, want %v", tc.selector, got, tc.want)
+		}
+	}
+	if _, err := newGate(cc, "a in (b"); err == nil {
+		t.Error("a malformed selector was accepted")
+	}
+}
