@@ -15,7 +15,6 @@ import (
 	"sync"
 
 	"github.com/go-git/go-git/v5/plumbing/format/gitignore"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"converge.dev/converge/internal/cluster"
 	"converge.dev/converge/internal/diff"
@@ -195,7 +194,7 @@ type Engine struct {
 func New(o Options) *Engine {
 	return &Engine{o: o, renders: map[string][]object.Decoded{}, claims: &claims{},
 		predictions: predictionCache{newGenerations[string, prediction](predictionGeneration)},
-		seen:        seenObjects{newGenerations[object.Key, *unstructured.Unstructured](seenGeneration)}}
+		seen:        seenObjects{newGenerations[object.Key, packed](seenGeneration)}}
 }
 
 // Rendered is a unit rendered at one revision.

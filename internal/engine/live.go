@@ -37,7 +37,7 @@ type LiveIndex interface {
 // kept here, that copy is the live object, and it need not be read
 // again: a steady-state resync then reads nothing.
 type seenObjects struct {
-	entries *generations[object.Key, *unstructured.Unstructured]
+	entries *generations[object.Key, packed]
 }
 
 // seenGeneration bounds one generation of seenObjects; past it, what
@@ -45,18 +45,56 @@ type seenObjects struct {
 const seenGeneration = 100000
 
 func (s *seenObjects) get(key object.Key, uid types.UID, rv string) *unstructured.Unstructured {
-	o, _ := s.entries.get(key)
-	if o == nil || o.GetUID() != uid || o.GetResourceVersion() != rv {
+	p, ok := s.entries.get(key)
+	if !ok || p.uid != uid || p.rv != rv {
 		return nil
 	}
-	return o
+	return p.unpack()
 }
 
 func (s *seenObjects) put(obj *unstructured.Unstructured) {
 	if obj == nil || obj.GetResourceVersion() == "" {
 		return
 	}
-	s.entries.put(object.RefOf(obj).Key(), obj)
+	if p, ok := pack(obj); ok {
+		s.putPacked(obj, p)
+	}
+}
+
+func (s *seenObjects) putPacked(obj *unstructured.Unstructured, p packed) {
+	if obj.GetResourceVersion() != "" {
+		s.entries.put(object.RefOf(obj).Key(), p)
+	}
+}
+
+// packed is an object kept as its JSON, with what a lookup compares
+// outside it. Decoded, an object takes several times the memory of its
+// JSON (a ConfigMap's nested maps, managedFields included, about five
+// times), and a fleet's worth of decoded copies was most of the
+// controller's heap. Each unpack is a fresh copy, so no caller changes
+// what another reads.
+type packed struct {
+	uid  types.UID
+	rv   string
+	data []byte
+}
+
+func pack(obj *unstructured.Unstructured) (packed, bool) {
+	data, err := obj.MarshalJSON()
+	if err != nil {
+		return packed{}, false
+	}
+	return packed{obj.GetUID(), obj.GetResourceVersion(), data}, true
+}
+
+// unpack decodes the copy; nil if it does not decode, which a caller
+// takes as a miss.
+func (p packed) unpack() *unstructured.Unstructured {
+	obj := &unstructured.Unstructured{}
+	if err := obj.UnmarshalJSON(p.data); err != nil {
+		return nil
+	}
+	return obj
 }
 
 func (s *seenObjects) forget(key object.Key) { s.entries.delete(key) }

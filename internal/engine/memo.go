@@ -32,7 +32,7 @@ type predictionCache struct {
 const predictionGeneration = 50000
 
 type prediction struct {
-	obj *unstructured.Unstructured
+	obj packed
 	at  time.Time
 }
 
@@ -64,11 +64,19 @@ func (c *predictionCache) get(key string) *unstructured.Unstructured {
 	if !ok || time.Since(p.at) > predictionTTL {
 		return nil
 	}
-	return p.obj
+	return p.obj.unpack()
 }
 
 func (c *predictionCache) put(key string, obj *unstructured.Unstructured) {
-	c.entries.put(key, prediction{obj, time.Now()})
+	if p, ok := pack(obj); ok {
+		c.putPacked(key, p)
+	}
+}
+
+func (c *predictionCache) putPacked(key string, p packed) {
+	if key != "" {
+		c.entries.put(key, prediction{p, time.Now()})
+	}
 }
 
 // inventoryTTL bounds how long an inventory this process loaded or saved

@@ -420,8 +420,12 @@ func (e *Engine) target(force bool) target {
 func (t target) Apply(ctx context.Context, obj *unstructured.Unstructured) (*unstructured.Unstructured, error) {
 	out, err := t.c.Apply(ctx, obj, cluster.ApplyOptions{Force: t.force})
 	if err == nil && out != nil {
-		t.predictions.put(predictionKey(obj, out, t.force), out)
-		t.seen.put(out)
+		// One packed copy serves both: the prediction and the live object
+		// are the same answer.
+		if p, ok := pack(out); ok {
+			t.predictions.putPacked(predictionKey(obj, out, t.force), p)
+			t.seen.putPacked(out, p)
+		}
 	}
 	return out, err
 }
