@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -150,8 +152,16 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 		LeaderElectionID:        electionID(o.WatchLabelSelector),
 		LeaderElectionNamespace: o.LeaderElectionNamespace,
 		Controller:              config.Controller{SkipNameValidation: &o.skipNameValidation},
-		Metrics:                 metricsserver.Options{BindAddress: metrics},
-		HealthProbeBindAddress:  "0",
+		// Go's profiles beside the metrics, as Flux's controllers serve
+		// them: where a large fleet's memory and CPU go is read there.
+		Metrics: metricsserver.Options{BindAddress: metrics, ExtraHandlers: map[string]http.Handler{
+			"/debug/pprof/":        http.HandlerFunc(pprof.Index),
+			"/debug/pprof/cmdline": http.HandlerFunc(pprof.Cmdline),
+			"/debug/pprof/profile": http.HandlerFunc(pprof.Profile),
+			"/debug/pprof/symbol":  http.HandlerFunc(pprof.Symbol),
+			"/debug/pprof/trace":   http.HandlerFunc(pprof.Trace),
+		}},
+		HealthProbeBindAddress: "0",
 		// Nothing the controller reads from its caches needs
 		// managedFields (plans read live objects from the API server), and
 		// they are often half an object's size: the metadata informers

@@ -3,8 +3,15 @@
 package sidebyside
 
 import (
+	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -85,10 +92,14 @@ func TestApplications(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer logFile.Close()
+	hookAddr, err := FreeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
 	cmd := exec.Command(bin, "controller", "--kubeconfig", clustertest.Kubeconfig(t),
-		"--concurrency", strconv.Itoa(s.concurrency), "--interval", s.interval.String())
+		"--concurrency", strconv.Itoa(s.concurrency), "--interval", s.interval.String(), "--webhook-addr", hookAddr)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.Env = append(os.Environ(), "XDG_CACHE_HOME="+t.TempDir())
+	cmd.Env = append(os.Environ(), "XDG_CACHE_HOME="+t.TempDir(), "CONVERGE_WEBHOOK_GITHUB_SECRET="+hookSecret)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +116,10 @@ func TestApplications(t *testing.T) {
 	p0, r0 := measure(t, cfg, pids)
 	start := time.Now()
 	parallel(t, n, func(i int) error {
-		return c.Create(ctx, &v1alpha1.Application{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("a-%04d", i), Namespace: ns},
+		// manifest-generate-paths, as Argo CD advises for a monorepo: a
+		// push refreshes only the Applications whose folder it changed.
+		return c.Create(ctx, &v1alpha1.Application{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("a-%04d", i), Namespace: ns,
+			Annotations: map[string]string{controller.ManifestGeneratePathsAnnotation: "."}},
 			Spec: v1alpha1.ApplicationSpec{Project: "default",
 				Source:      &v1alpha1.ApplicationSource{RepoURL: url, TargetRevision: "main", Path: fmt.Sprintf("apps/a-%04d", i)},
 				Destination: v1alpha1.ApplicationDestination{Server: "https://kubernetes.default.svc", Namespace: ns},
@@ -132,6 +146,7 @@ func TestApplications(t *testing.T) {
 	p2, r2 := measure(t, cfg, pids)
 
 	heal := selfHeal(t, c, ns, n, 20)
+	pushes := pushToApplied(t, c, repo, url, "http://"+hookAddr+controller.WebhookPath, ns, n, 20)
 
 	var b strings.Builder
 	fmt.Fprintf(&b, "\n%d Applications of %d ConfigMaps (%d objects), %d workers; raw server-side apply %.0f objects/s (32 workers)\n", n, objects, n*objects, s.concurrency, ssa)
@@ -139,6 +154,7 @@ func TestApplications(t *testing.T) {
 		cold.Seconds(), float64(n*objects)/cold.Seconds(), 100*float64(n*objects)/cold.Seconds()/ssa, (p1.CPU - p0.CPU).Seconds(), r1.Sub(r0))
 	fmt.Fprintf(&b, "a commit to every Application: %.1f s, CPU %.1f s, requests {%s}\n", commit.Seconds(), (p2.CPU - p1.CPU).Seconds(), r2.Sub(r1))
 	fmt.Fprintf(&b, "a manual edit to self-healed, %d edits 3 s apart: p50 %s, max %s\n", len(heal), heal[len(heal)/2].Round(time.Millisecond), heal[len(heal)-1].Round(time.Millisecond))
+	fmt.Fprintf(&b, "a push (GitHub webhook) to applied, %d pushes 3 s apart: p50 %s, max %s\n", len(pushes), pushes[len(pushes)/2].Round(time.Millisecond), pushes[len(pushes)-1].Round(time.Millisecond))
 	fmt.Fprintf(&b, "peak RSS %s, RSS now %s\n", mb(p2.Peak), mb(p2.RSS))
 	fmt.Print(b.String())
 	t.Log(b.String())
@@ -172,6 +188,62 @@ func selfHeal(t *testing.T, c client.Client, ns string, n, k int) []time.Duratio
 			}
 			if time.Since(start) > 5*time.Minute {
 				t.Fatalf("%s not healed after 5 minutes", name)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		out = append(out, time.Since(start))
+		time.Sleep(3 * time.Second)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}
+
+// hookSecret signs the harness's push deliveries.
+const hookSecret = "sidebyside-webhook-secret"
+
+// pushToApplied commits a change to one ConfigMap of k Applications, 3 s
+// apart, delivers each push to the controller as GitHub would (a signed
+// push event naming the changed file), and times each until the
+// ConfigMap holds the pushed value. It returns the times sorted.
+func pushToApplied(t *testing.T, c client.Client, repo *gittest.Repo, url, hook, ns string, n, k int) []time.Duration {
+	ctx := context.Background()
+	var out []time.Duration
+	for i := range k {
+		app := (i * 7907) % n
+		file := fmt.Sprintf("apps/a-%04d/cm-02.yaml", app)
+		value := fmt.Sprintf("push-%d", i)
+		sha := repo.Commit("push "+value, map[string]string{file: configMap(app, 2, value)}).String()
+		repo.Publish()
+		body, _ := json.Marshal(map[string]any{"ref": "refs/heads/main", "after": sha,
+			"commits":    []map[string]any{{"id": sha, "modified": []string{file}}},
+			"repository": map[string]any{"clone_url": url, "html_url": strings.TrimSuffix(url, ".git"), "default_branch": "main"}})
+		mac := hmac.New(sha256.New, []byte(hookSecret))
+		mac.Write(body)
+		req, _ := http.NewRequest(http.MethodPost, hook, bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-GitHub-Event", "push")
+		req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
+		start := time.Now()
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		reply, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(reply), fmt.Sprintf("a-%04d", app)) {
+			t.Fatalf("push %d: %s %s", i, resp.Status, reply)
+		}
+		name := fmt.Sprintf("u-%04d-02", app)
+		for {
+			cm := &corev1.ConfigMap{}
+			if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, cm); err != nil {
+				t.Fatal(err)
+			}
+			if cm.Data["revision"] == value {
+				break
+			}
+			if time.Since(start) > 5*time.Minute {
+				t.Fatalf("%s not applied 5 minutes after the push", name)
 			}
 			time.Sleep(20 * time.Millisecond)
 		}

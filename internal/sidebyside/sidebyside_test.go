@@ -249,6 +249,9 @@ func runOnce(t *testing.T, s settings, tool, converge string, repo *gittest.Repo
 	defer logFile.Close()
 	var pids []int
 	var stop func()
+	// SIDEBYSIDE_PROFILE=DIR saves converge's CPU profile of the cold
+	// start and its heap in the steady state there, and logs their tops.
+	profiles, metricsAddr := os.Getenv("SIDEBYSIDE_PROFILE"), ""
 	switch {
 	case strings.HasPrefix(tool, "converge"):
 		// "converge" is one process; "converge3" three replicas sharing
@@ -258,6 +261,12 @@ func runOnce(t *testing.T, s settings, tool, converge string, repo *gittest.Repo
 		for i := range max(replicas, 1) {
 			args := []string{"controller", "--kubeconfig", clustertest.Kubeconfig(t),
 				"--concurrency", strconv.Itoa(s.concurrency), "--interval", s.interval.String()}
+			if i == 0 && profiles != "" {
+				if metricsAddr, err = FreeAddr(); err != nil {
+					t.Fatal(err)
+				}
+				args = append(args, "--metrics-addr", metricsAddr)
+			}
 			if replicas > 1 {
 				args = append(args, "--shards", strconv.Itoa(2*replicas), "--shard-identity", fmt.Sprintf("r%d", i),
 					"--leader-election-namespace", ns)
@@ -294,6 +303,18 @@ func runOnce(t *testing.T, s settings, tool, converge string, repo *gittest.Repo
 	watch := newWatcher(t, cfg, ns)
 	res := result{tool: tool}
 	p0, r0 := measure(t, cfg, pids)
+	cpuDone := make(chan string, 1)
+	if metricsAddr != "" {
+		go func() {
+			path := filepath.Join(profiles, fmt.Sprintf("%s-n%d-cold-cpu.pb.gz", tool, n))
+			secs := env("SIDEBYSIDE_PROFILE_SECONDS", "30")
+			if err := Profile(ctx, metricsAddr, "profile?seconds="+secs, path); err != nil {
+				t.Log(err)
+				path = ""
+			}
+			cpuDone <- path
+		}()
+	}
 	start := time.Now()
 	gr := &sourcev1.GitRepository{ObjectMeta: metav1.ObjectMeta{Name: "fleet", Namespace: ns},
 		// Flux's own CRD defaults the timeout; converge's does not, and
@@ -317,7 +338,9 @@ func runOnce(t *testing.T, s settings, tool, converge string, repo *gittest.Repo
 
 	files := map[string]string{}
 	for i := range n {
-		files[fmt.Sprintf("units/u-%04d/cm-00.yaml", i)] = configMap(i, 0, fmt.Sprintf("commit-%d", rep))
+		// Per tool and repeat: a value an earlier run already committed
+		// would leave nothing to apply.
+		files[fmt.Sprintf("units/u-%04d/cm-00.yaml", i)] = configMap(i, 0, fmt.Sprintf("commit-%s-%d", tool, rep))
 	}
 	head = repo.Commit("a commit to every unit", files).String()
 	repo.Publish()
@@ -338,6 +361,27 @@ func runOnce(t *testing.T, s settings, tool, converge string, repo *gittest.Repo
 		res.steadyWrites, res.steadyReads = res.steadyReqs.Writes(), res.steadyReqs.Reads()
 		res.steadyRSS = p3.RSS
 		p2 = p3
+	}
+	if metricsAddr != "" {
+		if path := <-cpuDone; path != "" {
+			top, err := Top(path, 25)
+			t.Logf("%s, N=%d: CPU profile of the first %ss (%s)\n%s", tool, n, env("SIDEBYSIDE_PROFILE_SECONDS", "30"), path, top)
+			if err != nil {
+				t.Log(err)
+			}
+		}
+		path := filepath.Join(profiles, fmt.Sprintf("%s-n%d-steady-heap.pb.gz", tool, n))
+		if err := Profile(ctx, metricsAddr, "heap?gc=1", path); err != nil {
+			t.Log(err)
+		} else {
+			for _, idx := range []string{"inuse_space", "alloc_space"} {
+				top, err := Top(path, 25, "-sample_index="+idx)
+				t.Logf("%s, N=%d: steady heap, %s (%s)\n%s", tool, n, idx, path, top)
+				if err != nil {
+					t.Log(err)
+				}
+			}
+		}
 	}
 	res.peak = p2.Peak
 
