@@ -61,13 +61,7 @@ func (r *Ring) heartbeat(ctx context.Context, l *coordinationv1.Lease) {
 // renew renews every shard Lease this replica holds, and gives up those
 // it is leaving whose work has ended.
 func (r *Ring) renew(ctx context.Context, leases map[string]*coordinationv1.Lease) {
-	r.mu.Lock()
-	held := make(map[int]*holding, len(r.held))
-	for s, h := range r.held {
-		held[s] = h
-	}
-	r.mu.Unlock()
-	for s, h := range held {
+	for s, h := range r.holdings() {
 		l := leases[r.shardName(s)]
 		if l == nil || holder(l) != r.o.Identity {
 			// Deleted, or taken: another replica judged it expired, so this
@@ -181,13 +175,7 @@ func (r *Ring) leave() {
 		time.Sleep(10 * time.Millisecond)
 	}
 	ctx := context.Background()
-	r.mu.Lock()
-	held := make(map[int]*holding, len(r.held))
-	for s, h := range r.held {
-		held[s] = h
-	}
-	r.mu.Unlock()
-	for s, h := range held {
+	for s, h := range r.holdings() {
 		r.mu.Lock()
 		busy := h.busy
 		r.mu.Unlock()
@@ -202,4 +190,16 @@ func (r *Ring) leave() {
 	dctx, cancel := context.WithTimeout(ctx, r.o.RetryPeriod)
 	defer cancel()
 	_ = r.leases.Delete(dctx, r.memberName(), metav1.DeleteOptions{})
+}
+
+// holdings is a copy of the shards held, to write their Leases without
+// holding the lock.
+func (r *Ring) holdings() map[int]*holding {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make(map[int]*holding, len(r.held))
+	for s, h := range r.held {
+		out[s] = h
+	}
+	return out
 }

@@ -179,23 +179,29 @@ func selfHeal(t *testing.T, c client.Client, ns string, n, k int) []time.Duratio
 		if err := c.Update(ctx, cm); err != nil {
 			t.Fatal(err)
 		}
-		for {
-			if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, cm); err != nil {
-				t.Fatal(err)
-			}
-			if cm.Data["revision"] == "cold" {
-				break
-			}
-			if time.Since(start) > 5*time.Minute {
-				t.Fatalf("%s not healed after 5 minutes", name)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		out = append(out, time.Since(start))
+		out = append(out, waitRevision(t, c, ns, name, "cold", start))
 		time.Sleep(3 * time.Second)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
 	return out
+}
+
+// waitRevision polls a ConfigMap until its revision is want, and returns
+// the time since start.
+func waitRevision(t *testing.T, c client.Client, ns, name, want string, start time.Time) time.Duration {
+	for {
+		cm := &corev1.ConfigMap{}
+		if err := c.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: name}, cm); err != nil {
+			t.Fatal(err)
+		}
+		if cm.Data["revision"] == want {
+			return time.Since(start)
+		}
+		if time.Since(start) > 5*time.Minute {
+			t.Fatalf("%s: revision %q, not %q, 5 minutes on", name, cm.Data["revision"], want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // hookSecret signs the harness's push deliveries.
@@ -206,7 +212,6 @@ const hookSecret = "sidebyside-webhook-secret"
 // push event naming the changed file), and times each until the
 // ConfigMap holds the pushed value. It returns the times sorted.
 func pushToApplied(t *testing.T, c client.Client, repo *gittest.Repo, url, hook, ns string, n, k int) []time.Duration {
-	ctx := context.Background()
 	var out []time.Duration
 	for i := range k {
 		app := (i * 7907) % n
@@ -233,21 +238,7 @@ func pushToApplied(t *testing.T, c client.Client, repo *gittest.Repo, url, hook,
 		if resp.StatusCode != http.StatusOK || !strings.Contains(string(reply), fmt.Sprintf("a-%04d", app)) {
 			t.Fatalf("push %d: %s %s", i, resp.Status, reply)
 		}
-		name := fmt.Sprintf("u-%04d-02", app)
-		for {
-			cm := &corev1.ConfigMap{}
-			if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, cm); err != nil {
-				t.Fatal(err)
-			}
-			if cm.Data["revision"] == value {
-				break
-			}
-			if time.Since(start) > 5*time.Minute {
-				t.Fatalf("%s not applied 5 minutes after the push", name)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		out = append(out, time.Since(start))
+		out = append(out, waitRevision(t, c, ns, fmt.Sprintf("u-%04d-02", app), value, start))
 		time.Sleep(3 * time.Second)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })

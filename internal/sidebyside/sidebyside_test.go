@@ -274,6 +274,10 @@ func runOnce(t *testing.T, s settings, tool, converge string, repo *gittest.Repo
 			cmd := exec.Command(converge, args...)
 			cmd.Stdout, cmd.Stderr = logFile, logFile
 			cmd.Env = append(os.Environ(), "XDG_CACHE_HOME="+filepath.Join(dir, fmt.Sprintf("cache-%d", i)))
+			if v := os.Getenv("SIDEBYSIDE_GOMEMLIMIT"); v != "" {
+				// converge's only: the API server keeps its own.
+				cmd.Env = append(cmd.Env, "GOMEMLIMIT="+v)
+			}
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}

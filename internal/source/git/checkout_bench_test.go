@@ -1,0 +1,43 @@
+package git
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	gogit "github.com/go-git/go-git/v5"
+
+	"converge.dev/converge/internal/gittest"
+)
+
+// BenchmarkMaterialise10000 writes the checkout of a commit of 10,000
+// files in 1,000 folders, as the controller does once per new revision
+// of a monorepo before any unit on it renders: its time is part of every
+// push's way to the cluster.
+func BenchmarkMaterialise10000(b *testing.B) {
+	p := gittest.NewRepo(b, b.TempDir()+"/mono.git")
+	files := map[string]string{}
+	for i := range 1000 {
+		for j := range 10 {
+			files[fmt.Sprintf("apps/a-%04d/cm-%02d.yaml", i, j)] = fmt.Sprintf("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: u-%04d-%02d}\ndata: {revision: cold}\n", i, j)
+		}
+	}
+	head := p.Commit("10,000 files", files)
+	p.Publish()
+	r, err := gogit.PlainOpen(p.Bare)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		f := New(Options{CacheDir: filepath.Join(b.TempDir(), fmt.Sprint(i)), MaxTrees: -1})
+		dir, err := f.materialise(r, head)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "apps/a-0999/cm-09.yaml")); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
