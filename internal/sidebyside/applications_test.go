@@ -96,8 +96,13 @@ func TestApplications(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	metricsAddr, err := FreeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
 	cmd := exec.Command(bin, "controller", "--kubeconfig", clustertest.Kubeconfig(t),
-		"--concurrency", strconv.Itoa(s.concurrency), "--interval", s.interval.String(), "--webhook-addr", hookAddr)
+		"--concurrency", strconv.Itoa(s.concurrency), "--interval", s.interval.String(), "--webhook-addr", hookAddr,
+		"--metrics-addr", metricsAddr)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.Env = append(os.Environ(), "XDG_CACHE_HOME="+t.TempDir(), "CONVERGE_WEBHOOK_GITHUB_SECRET="+hookSecret)
 	if err := cmd.Start(); err != nil {
@@ -146,7 +151,25 @@ func TestApplications(t *testing.T) {
 	p2, r2 := measure(t, cfg, pids)
 
 	heal := selfHeal(t, c, ns, n, 20)
+	// SIDEBYSIDE_PROFILE=DIR: the CPU profile of the pushes.
+	profiled := make(chan string, 1)
+	if dir := os.Getenv("SIDEBYSIDE_PROFILE"); dir != "" {
+		go func() {
+			path := filepath.Join(dir, fmt.Sprintf("apps-n%d-pushes-cpu.pb.gz", n))
+			if err := Profile(ctx, metricsAddr, "profile?seconds=60", path); err != nil {
+				t.Log(err)
+				path = ""
+			}
+			profiled <- path
+		}()
+	} else {
+		profiled <- ""
+	}
 	pushes := pushToApplied(t, c, repo, url, "http://"+hookAddr+controller.WebhookPath, ns, n, 20)
+	if path := <-profiled; path != "" {
+		top, err := Top(path, 30, "-cum")
+		t.Logf("CPU profile of the first 60 s of pushes (%s)\n%s %v", path, top, err)
+	}
 
 	var b strings.Builder
 	fmt.Fprintf(&b, "\n%d Applications of %d ConfigMaps (%d objects), %d workers; raw server-side apply %.0f objects/s (32 workers)\n", n, objects, n*objects, s.concurrency, ssa)
