@@ -17,10 +17,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/go-git/go-billy/v5/osfs"
 	gogit "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/cache"
 	"github.com/go-git/go-git/v5/plumbing/transport"
+	"github.com/go-git/go-git/v5/storage/filesystem"
 	"github.com/gofrs/flock"
 
 	"converge.dev/converge/internal/redact"
@@ -102,10 +105,11 @@ func (f *Fetcher) Fetch(ctx context.Context, repoURL string, ref source.Ref, aut
 	if err := f.bound(repoURL); err != nil {
 		return source.Snapshot{}, fmt.Errorf("git %s: %w", Redact(repoURL), err)
 	}
-	r, fresh, err := f.open(repoURL, cleanURL)
+	r, st, fresh, err := f.open(repoURL, cleanURL)
 	if err != nil {
 		return source.Snapshot{}, fmt.Errorf("git %s: open cache: %w", Redact(repoURL), err)
 	}
+	defer st.Close()
 	tauth, err := auth.method(cleanURL)
 	if err != nil {
 		return source.Snapshot{}, fmt.Errorf("git %s: auth: %w", Redact(repoURL), err)
@@ -159,25 +163,47 @@ func (f *Fetcher) repoDir(repoURL string) string {
 	return filepath.Join(f.o.CacheDir, "repos", shortHash(repoURL))
 }
 
-// open returns the bare clone for repoURL, creating it on first use.
+// open returns the bare clone for repoURL, creating it on first use, and
+// its store, which the caller closes when done.
 // Its remote holds cleanURL, never credentials; a clone made by an older
 // version with credentials in its config is rewritten.
 // fresh is true when the clone was made now.
-func (f *Fetcher) open(repoURL, cleanURL string) (r *gogit.Repository, fresh bool, err error) {
+//
+// The store keeps its pack files open while it is used: a checkout reads
+// every blob, and go-git otherwise opens and closes a pack file for each
+// one, which was 40% of the controller's CPU while pushes of a
+// 10,000-file repository came in.
+func (f *Fetcher) open(repoURL, cleanURL string) (r *gogit.Repository, st *filesystem.Storage, fresh bool, err error) {
 	dir := f.repoDir(repoURL)
-	r, err = gogit.PlainOpen(dir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, nil, false, err
+	}
+	st = store(dir)
+	defer func() {
+		if err != nil {
+			st.Close()
+		}
+	}()
+	r, err = gogit.Open(st, nil)
 	if err == nil {
-		return r, false, scrubRemote(r, cleanURL)
+		return r, st, false, scrubRemote(r, cleanURL)
 	}
 	if !errors.Is(err, gogit.ErrRepositoryNotExists) {
-		return nil, false, err
+		return nil, nil, false, err
 	}
-	r, err = gogit.PlainInit(dir, true)
+	// A bare repository, as gogit.PlainInit(dir, true) makes it.
+	r, err = gogit.Init(st, nil)
 	if err != nil {
-		return nil, false, err
+		return nil, nil, false, err
 	}
 	_, err = r.CreateRemote(&config.RemoteConfig{Name: "origin", URLs: []string{cleanURL}})
-	return r, true, err
+	return r, st, true, err
+}
+
+// store is the object store of the repository in dir, with its pack
+// files kept open until Close.
+func store(dir string) *filesystem.Storage {
+	return filesystem.NewStorageWithOptions(osfs.New(dir), cache.NewObjectLRUDefault(), filesystem.Options{KeepDescriptors: true})
 }
 
 func scrubRemote(r *gogit.Repository, cleanURL string) error {
