@@ -79,7 +79,7 @@ type ApplicationReconciler struct {
 func (r *ApplicationReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	registerMetrics()
 	b := ctrl.NewControllerManagedBy(mgr).
-		For(&v1alpha1.Application{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		For(&v1alpha1.Application{}, builder.WithPredicates(predicate.Or[client.Object](predicate.GenerationChangedPredicate{}, annotationsChanged{}))).
 		WithOptions(workers(r.Concurrency))
 	c, err := r.gate.build(b, &v1alpha1.Application{}, &v1alpha1.ApplicationList{}, r)
 	if err != nil {

@@ -104,3 +104,28 @@ func mapsEqual(a, b map[string]string) bool {
 	}
 	return true
 }
+
+// annotationsChanged lets an Application's annotation change through,
+// except the removal of the refresh annotation: that is the controller
+// itself, done with the refresh it was asked for, and reconciling again
+// for it doubled the work of every refresh (a webhook push, `argocd app
+// get --refresh`).
+type annotationsChanged struct {
+	predicate.Funcs
+}
+
+func (annotationsChanged) Update(e event.UpdateEvent) bool {
+	o, n := e.ObjectOld.GetAnnotations(), e.ObjectNew.GetAnnotations()
+	if _, had := o[RefreshAnnotation]; had {
+		if _, has := n[RefreshAnnotation]; !has {
+			rest := make(map[string]string, len(o))
+			for k, v := range o {
+				if k != RefreshAnnotation {
+					rest[k] = v
+				}
+			}
+			o = rest
+		}
+	}
+	return !mapsEqual(o, n)
+}
