@@ -178,7 +178,7 @@ func TestApplications(t *testing.T) {
 	fmt.Fprintf(&b, "a commit to every Application: %.1f s, CPU %.1f s, requests {%s}\n", commit.Seconds(), (p2.CPU - p1.CPU).Seconds(), r2.Sub(r1))
 	fmt.Fprintf(&b, "a manual edit to self-healed, %d edits 3 s apart: p50 %s, max %s\n", len(heal), heal[len(heal)/2].Round(time.Millisecond), heal[len(heal)-1].Round(time.Millisecond))
 	fmt.Fprintf(&b, "a push (GitHub webhook) to applied, %d pushes 3 s apart: p50 %s, max %s\n", len(pushes), pushes[len(pushes)/2].Round(time.Millisecond), pushes[len(pushes)-1].Round(time.Millisecond))
-	fmt.Fprintf(&b, "peak RSS %s, RSS now %s\n", mb(p2.Peak), mb(p2.RSS))
+	fmt.Fprintf(&b, "peak RSS %s, RSS after the commit %s (anonymous %s)\n", mb(p2.Peak), mb(p2.RSS), mb(p2.Anon))
 	fmt.Print(b.String())
 	t.Log(b.String())
 	c.Delete(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
@@ -205,6 +205,7 @@ func selfHeal(t *testing.T, c client.Client, ns string, n, k int) []time.Duratio
 		out = append(out, waitRevision(t, c, ns, name, "cold", start))
 		time.Sleep(3 * time.Second)
 	}
+	t.Logf("self-heal times in the order of the edits: %v", out) // which one is slow says why
 	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
 	return out
 }
@@ -264,6 +265,7 @@ func pushToApplied(t *testing.T, c client.Client, repo *gittest.Repo, url, hook,
 		out = append(out, waitRevision(t, c, ns, fmt.Sprintf("u-%04d-02", app), value, start))
 		time.Sleep(3 * time.Second)
 	}
+	t.Logf("push times in the order of the pushes: %v", out)
 	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
 	return out
 }

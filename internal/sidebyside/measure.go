@@ -34,6 +34,10 @@ type Proc struct {
 	CPU time.Duration
 	// RSS is the resident set now; Peak is its high-water mark.
 	RSS, Peak int64
+	// Anon is the part of RSS that is the process's own memory (heap,
+	// stacks); the rest is pages of its executable and other files,
+	// which the kernel can drop and share.
+	Anon int64
 }
 
 // clockTicks is USER_HZ, 100 on every Linux this runs on.
@@ -69,6 +73,8 @@ func ReadProc(pid int) (Proc, error) {
 			p.RSS = kb << 10
 		case "VmHWM":
 			p.Peak = kb << 10
+		case "RssAnon":
+			p.Anon = kb << 10
 		}
 	}
 	return p, sc.Err()
@@ -85,6 +91,7 @@ func SumProcs(pids ...int) (Proc, error) {
 		sum.CPU += p.CPU
 		sum.RSS += p.RSS
 		sum.Peak += p.Peak
+		sum.Anon += p.Anon
 	}
 	return sum, nil
 }
