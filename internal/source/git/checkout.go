@@ -38,7 +38,17 @@ type entry struct {
 // is written twice. A tree is written to a temporary folder and renamed
 // into place, so a reader never sees half a checkout. Symlinks are kept
 // as they are; the renderer refuses any that leave the tree.
-func (f *Fetcher) materialise(r *gogit.Repository, hash plumbing.Hash) (string, error) {
+//
+// base, if not zero, is a commit of the same clone already materialised
+// (the last one): a file the two commits hold alike (same path, blob and
+// mode) is hard-linked from its tree instead of read and written again.
+// A push to a monorepo changes a few files of thousands, and writing
+// every file anew was most of a push's way to the cluster. Any link
+// that cannot be made (the base was collected meanwhile, another file
+// system, no links on this system) falls back to writing the file.
+// Trees are never written after they are made, so sharing their files
+// is safe; nothing that renders them writes into them.
+func (f *Fetcher) materialise(r *gogit.Repository, hash, base plumbing.Hash) (string, error) {
 	dir := filepath.Join(f.o.CacheDir, "trees", hash.String())
 	if _, err := os.Stat(dir); err == nil {
 		now := time.Now()
@@ -65,7 +75,7 @@ func (f *Fetcher) materialise(r *gogit.Repository, hash plumbing.Hash) (string, 
 		return "", err
 	}
 	defer os.RemoveAll(tmp)
-	if err := writeEntries(r, tmp, entries); err != nil {
+	if err := writeEntries(r, tmp, entries, f.baseOf(r, base, hash)); err != nil {
 		return "", err
 	}
 	if err := os.Rename(tmp, dir); err != nil && !errors.Is(err, os.ErrExist) {
@@ -167,6 +177,41 @@ func checkName(name string) error {
 	return nil
 }
 
+// baseTree is an earlier checkout whose files a new one may link.
+type baseTree struct {
+	dir  string
+	have map[string]entry // by path
+}
+
+// baseOf returns the checkout of commit base if it is still on disk and
+// its tree can be listed, else nil: the new tree is then written whole.
+func (f *Fetcher) baseOf(r *gogit.Repository, base, hash plumbing.Hash) *baseTree {
+	if base.IsZero() || base == hash {
+		return nil
+	}
+	dir := filepath.Join(f.o.CacheDir, "trees", base.String())
+	if _, err := os.Stat(dir); err != nil {
+		return nil
+	}
+	commit, err := r.CommitObject(base)
+	if err != nil {
+		return nil // a clone fetched again since holds only newer commits
+	}
+	tree, err := commit.Tree()
+	if err != nil {
+		return nil
+	}
+	var entries []entry
+	if err := listTree(r, tree, "", &entries); err != nil {
+		return nil
+	}
+	have := make(map[string]entry, len(entries))
+	for _, e := range entries {
+		have[e.path] = e
+	}
+	return &baseTree{dir: dir, have: have}
+}
+
 // writeEntries writes the listed entries below dir. Each folder is
 // created new and then opened as an os.Root of its own, and what it
 // holds is written by bare name through that root: a file costs one
@@ -175,7 +220,11 @@ func checkName(name string) error {
 // start's CPU. The entries come folders first, depth first, so the open
 // folders are a stack: the path of the one on top is a prefix of every
 // entry written through it.
-func writeEntries(r *gogit.Repository, dir string, entries []entry) error {
+//
+// With a base, each folder the base also has is opened in both trees, and
+// a file the base holds alike is linked by bare name from folder to
+// folder (linkat, never following a link); see materialise.
+func writeEntries(r *gogit.Repository, dir string, entries []entry, base *baseTree) error {
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return err
@@ -183,18 +232,33 @@ func writeEntries(r *gogit.Repository, dir string, entries []entry) error {
 	type folder struct {
 		path string
 		root *os.Root
+		// to and from are this folder and the base's, open for linking;
+		// nil when the base has no such folder or has no base at all.
+		to, from *os.File
 	}
-	stack := []folder{{"", root}}
+	closeFolder := func(f folder) {
+		f.root.Close()
+		if f.to != nil {
+			f.to.Close()
+			f.from.Close()
+		}
+	}
+	top := folder{path: "", root: root}
+	if base != nil {
+		top.to, top.from = openBoth(func() (*os.File, error) { return root.Open(".") },
+			func() (*os.File, error) { return os.Open(base.dir) })
+	}
+	stack := []folder{top}
 	defer func() {
 		for _, f := range stack {
-			f.root.Close()
+			closeFolder(f)
 		}
 	}()
 	for _, e := range entries {
 		parent, name := path.Split(e.path)
 		parent = strings.TrimSuffix(parent, "/")
 		for len(stack) > 1 && stack[len(stack)-1].path != parent {
-			stack[len(stack)-1].root.Close()
+			closeFolder(stack[len(stack)-1])
 			stack = stack[:len(stack)-1]
 		}
 		at := stack[len(stack)-1]
@@ -210,10 +274,20 @@ func writeEntries(r *gogit.Repository, dir string, entries []entry) error {
 			if err != nil {
 				return fmt.Errorf("%s: %w", e.path, err)
 			}
-			stack = append(stack, folder{e.path, sub})
+			next := folder{path: e.path, root: sub}
+			if at.from != nil && base.have[e.path].mode == filemode.Dir {
+				next.to, next.from = openBoth(func() (*os.File, error) { return sub.Open(".") },
+					func() (*os.File, error) { return openDirAt(at.from, name) })
+			}
+			stack = append(stack, next)
 			continue
 		case filemode.Submodule:
 			continue // submodules are not followed
+		}
+		if at.from != nil && (e.mode == filemode.Regular || e.mode == filemode.Executable) {
+			if b, ok := base.have[e.path]; ok && b.hash == e.hash && b.mode == e.mode && linkAt(at.from, at.to, name) == nil {
+				continue
+			}
 		}
 		blob, err := r.BlobObject(e.hash)
 		if err != nil {
@@ -230,6 +304,20 @@ func writeEntries(r *gogit.Repository, dir string, entries []entry) error {
 		}
 	}
 	return nil
+}
+
+// openBoth opens a new folder and the base's folder of the same path for
+// linking; both nil if either fails, and the files are then written.
+func openBoth(openTo, openFrom func() (*os.File, error)) (to, from *os.File) {
+	to, err := openTo()
+	if err != nil {
+		return nil, nil
+	}
+	if from, err = openFrom(); err != nil {
+		to.Close()
+		return nil, nil
+	}
+	return to, from
 }
 
 func writeBlob(root *os.Root, name string, mode filemode.FileMode, rd io.Reader) error {

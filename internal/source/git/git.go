@@ -64,6 +64,9 @@ type Fetcher struct {
 	mu       sync.Mutex
 	urlLocks map[string]*sync.Mutex
 	resolved map[string]resolvedRef
+	// last is the commit each repository's newest checkout holds: the
+	// next checkout links the files it shares with it.
+	last map[string]plumbing.Hash
 }
 
 type resolvedRef struct {
@@ -79,7 +82,7 @@ func New(o Options) *Fetcher {
 	if o.Timeout == 0 {
 		o.Timeout = 2 * time.Minute
 	}
-	return &Fetcher{o: o, urlLocks: map[string]*sync.Mutex{}, resolved: map[string]resolvedRef{}}
+	return &Fetcher{o: o, urlLocks: map[string]*sync.Mutex{}, resolved: map[string]resolvedRef{}, last: map[string]plumbing.Hash{}}
 }
 
 // Fetch resolves ref in the repository at repoURL to a commit and returns
@@ -121,10 +124,16 @@ func (f *Fetcher) Fetch(ctx context.Context, repoURL string, ref source.Ref, aut
 	if fresh {
 		f.recordFresh(repoURL)
 	}
-	dir, err := f.materialise(r, hash)
+	f.mu.Lock()
+	base := f.last[repoURL]
+	f.mu.Unlock()
+	dir, err := f.materialise(r, hash, base)
 	if err != nil {
 		return source.Snapshot{}, fmt.Errorf("git %s %s: checkout %s: %w", Redact(repoURL), ref, hash, err)
 	}
+	f.mu.Lock()
+	f.last[repoURL] = hash
+	f.mu.Unlock()
 	return source.Snapshot{Revision: hash.String(), Dir: dir}, nil
 }
 

@@ -51,7 +51,14 @@ func (f *Fetcher) resolve(ctx context.Context, r *gogit.Repository, repoURL stri
 }
 
 // resolveRef lists the remote's refs (one round trip), picks the wanted
-// one and fetches it at depth 1 unless the commit is already here.
+// one and fetches it unless the commit is already here: at depth 1 the
+// first time, and after that from the commit the ref held before.
+//
+// A shallow fetch on top of a shallow clone makes the server send the
+// new commit's whole tree again, whatever the clone has: every push to
+// a monorepo of 10,000 files fetched and indexed all 10,000. Asking for
+// the ref without a depth, with the old tip among the haves, sends only
+// what changed since, as Argo CD's plain git fetch does.
 func (f *Fetcher) resolveRef(ctx context.Context, r *gogit.Repository, ref source.Ref, auth transport.AuthMethod) (plumbing.Hash, error) {
 	remote, err := r.Remote("origin")
 	if err != nil {
@@ -74,7 +81,11 @@ func (f *Fetcher) resolveRef(ctx context.Context, r *gogit.Repository, ref sourc
 	{
 		local := plumbing.ReferenceName("refs/converge/" + strings.TrimPrefix(name.String(), "refs/"))
 		spec := config.RefSpec(fmt.Sprintf("+%s:%s", name, local))
-		if err := fetch(ctx, r, spec, auth, 1); err != nil {
+		depth := 1
+		if _, err := r.Reference(local, false); err == nil {
+			depth = 0
+		}
+		if err := fetch(ctx, r, spec, auth, depth); err != nil {
 			return plumbing.ZeroHash, err
 		}
 	}
