@@ -26,13 +26,22 @@ func inventoryBefore(unit string, rep Report) cluster.Inventory {
 	for _, r := range rep.owned.Objects {
 		add(r)
 	}
-	for _, r := range inventoryAfter(unit, rep).Objects {
+	after := inventoryAfter(unit, rep)
+	for _, r := range after.Objects {
 		add(r)
 	}
 	for _, s := range rep.Plan.Steps {
 		if s.Action == plan.Prune {
 			add(s.Ref)
 		}
+	}
+	if sameRefs(inv.Objects, after.Objects) {
+		// Nothing to prune and nothing owned that the sync does not
+		// apply: this is already the inventory after the sync, revision
+		// included, and the write after it is skipped. The revision only
+		// says whether strays were looked for, and they were, by the
+		// plan this inventory comes from.
+		inv.Revision = after.Revision
 	}
 	return inv // SaveInventory sorts it
 }

@@ -36,9 +36,12 @@ type UnitStatus struct {
 
 // Status compares the unit's revision with the cluster, object by object.
 // It changes nothing. Fields that another field manager took over count as
-// drift (OutOfSync), not as an error: the comparison is forced.
+// drift (OutOfSync), not as an error: the comparison is forced. An object
+// not in the cluster is Missing without a dry run: a sync validates it
+// before applying anything, and a first sync then dry-runs each object
+// once, not twice.
 func (e *Engine) Status(ctx context.Context, u Unit) (UnitStatus, error) {
-	rep, err := e.Diff(ctx, u, SyncOptions{Prune: true, AllowEmpty: true, Force: true, reusePredictions: true})
+	rep, err := e.Diff(ctx, u, SyncOptions{Prune: true, AllowEmpty: true, Force: true, reusePredictions: true, absentMissing: true})
 	if err != nil {
 		return UnitStatus{}, err
 	}

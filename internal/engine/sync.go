@@ -71,6 +71,12 @@ type SyncOptions struct {
 	// readAbsent reads objects the live index says do not exist: set
 	// when a dry run found one that does.
 	readAbsent bool
+	// absentMissing skips the dry run of an object that is not live: a
+	// comparison calls it Missing whatever the server would say of it.
+	// A sync still sends it, fresh, before anything is applied: that dry
+	// run validates it and finds an object the live index has not seen
+	// yet, which a cached answer could not.
+	absentMissing bool
 }
 
 // Report is a planned (and maybe executed) sync.
@@ -322,6 +328,9 @@ func (e *Engine) validate(ctx context.Context, unit string, desired []object.Dec
 	for i, d := range desired {
 		ref := object.RefOf(d.Object)
 		if newNamespaces[ref.Namespace] {
+			continue
+		}
+		if o.absentMissing && live[ref.Key()] == nil {
 			continue
 		}
 		if l := live[ref.Key()]; l != nil {
