@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -92,14 +93,20 @@ func (r *ApplicationReconciler) sync(ctx context.Context, orig, app *v1alpha1.Ap
 	} else {
 		r.event(app, corev1.EventTypeNormal, "OperationStarted", "Sync", "Initiated sync to %s", orDefault(op.Sync.Revision, "HEAD"))
 	}
+	var running *runningSync
 	if !so.DryRun {
-		running := &runningSync{r: r, orig: orig, app: app, op: op, started: started}
+		running = &runningSync{r: r, orig: orig, app: app, op: op, started: started}
 		if !continuing {
-			running.write(ctx, "sync is running: rendering, validating and applying")
+			// Said only of a sync still going after a moment: most end
+			// sooner, and the write was one of every sync's requests.
+			running.after(ctx, runningAfter, "sync is running: rendering, validating and applying")
 		}
 		so.Waiting = func(what string) { running.write(ctx, "waiting for healthy state of "+what) }
 	}
 	rep, err := r.Engine.Sync(sctx, unit, so)
+	if running != nil {
+		running.stop()
+	}
 	argocd.RecordSync(app, op, rep, started, err, time.Now())
 	if continuing && prev.SyncResult != nil && app.Status.OperationState.SyncResult != nil {
 		// The steps before this one applied the rest.
@@ -173,19 +180,48 @@ func conditionMessage(app *v1alpha1.Application, typ string) string {
 	return ""
 }
 
+// runningAfter is how long a sync runs before its operation state says
+// Running.
+const runningAfter = time.Second
+
 // runningSync writes the Running operation state of a sync in progress,
-// when its message changes, at most every two seconds.
+// when its message changes, at most every two seconds, and never once
+// the sync has ended (stop).
 type runningSync struct {
 	r         *ApplicationReconciler
 	orig, app *v1alpha1.Application
 	op        v1alpha1.Operation
 	started   time.Time
-	last      time.Time
-	lastMsg   string
+
+	mu      sync.Mutex // a timer writes while the sync runs
+	done    bool
+	timer   *time.Timer
+	last    time.Time
+	lastMsg string
+}
+
+// after writes msg in d unless the sync has ended by then.
+func (s *runningSync) after(ctx context.Context, d time.Duration, msg string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.timer = time.AfterFunc(d, func() { s.write(ctx, msg) })
+}
+
+// stop ends the writes; a write under way is waited for, so orig holds
+// what the server holds when the final status is written.
+func (s *runningSync) stop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.done = true
+	if s.timer != nil {
+		s.timer.Stop()
+	}
 }
 
 func (s *runningSync) write(ctx context.Context, msg string) {
-	if msg == s.lastMsg || time.Since(s.last) < 2*time.Second {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.done || msg == s.lastMsg || time.Since(s.last) < 2*time.Second {
 		return
 	}
 	s.last, s.lastMsg = time.Now(), msg
