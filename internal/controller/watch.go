@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
+	"converge.dev/converge/internal/object"
 	"converge.dev/converge/internal/plan"
 )
 
@@ -28,6 +29,9 @@ import (
 type liveWatches struct {
 	ctrl  controller.Controller
 	cache cache.Cache
+	// wrote, if set, tells the controller's own applies (see
+	// engine.Engine.Wrote): their watch events are not drift.
+	wrote func(ref object.Ref, uid types.UID, resourceVersion string) bool
 
 	mu      sync.Mutex
 	watched map[schema.GroupVersionKind]bool
@@ -49,7 +53,7 @@ func (w *liveWatches) ensure(ctx context.Context, gvk schema.GroupVersionKind) e
 	if _, err := w.cache.GetInformer(ctx, obj); err != nil {
 		return err
 	}
-	src := source.Kind(w.cache, client.Object(obj), handler.EnqueueRequestsFromMapFunc(ownerApplication), liveChange{})
+	src := source.Kind(w.cache, client.Object(obj), handler.EnqueueRequestsFromMapFunc(ownerApplication), liveChange{gvk: gvk, wrote: w.wrote})
 	if err := w.ctrl.Watch(src); err != nil {
 		return err
 	}
@@ -73,17 +77,26 @@ func ownerApplication(_ context.Context, obj client.Object) []reconcile.Request 
 
 // liveChange lets through what can be drift: a spec change (generation),
 // a change to an object without generation (ConfigMaps, Secrets...),
-// label and annotation changes, and deletions; status churn is dropped.
+// label and annotation changes, and deletions; status churn is dropped,
+// and so is the echo of the controller's own apply. Without that, a
+// commit to a thousand Applications queued a thousand comparisons after
+// it, for nothing, and a live edit made then waited behind them (44 s).
 type liveChange struct {
 	predicate.Funcs
+	gvk   schema.GroupVersionKind
+	wrote func(ref object.Ref, uid types.UID, resourceVersion string) bool
 }
 
 func (liveChange) Create(event.CreateEvent) bool   { return false }
 func (liveChange) Delete(event.DeleteEvent) bool   { return true }
 func (liveChange) Generic(event.GenericEvent) bool { return false }
 
-func (liveChange) Update(e event.UpdateEvent) bool {
+func (l liveChange) Update(e event.UpdateEvent) bool {
 	o, n := e.ObjectOld, e.ObjectNew
+	if l.wrote != nil && l.wrote(object.Ref{Group: l.gvk.Group, Version: l.gvk.Version, Kind: l.gvk.Kind,
+		Namespace: n.GetNamespace(), Name: n.GetName()}, n.GetUID(), n.GetResourceVersion()) {
+		return false
+	}
 	switch {
 	case o.GetGeneration() != n.GetGeneration():
 		return true

@@ -194,7 +194,7 @@ type Engine struct {
 func New(o Options) *Engine {
 	return &Engine{o: o, renders: map[string][]object.Decoded{}, claims: &claims{},
 		predictions: predictionCache{newGenerations[string, prediction](predictionGeneration)},
-		seen:        seenObjects{newGenerations[object.Key, packed](seenGeneration)}}
+		seen:        seenObjects{newGenerations[object.Key, seenCopy](seenGeneration)}}
 }
 
 // Rendered is a unit rendered at one revision.

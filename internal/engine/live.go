@@ -32,12 +32,27 @@ type LiveIndex interface {
 	Owned(ctx context.Context, gvk schema.GroupVersionKind, ns, unit string) (refs []object.Ref, ok bool)
 }
 
+// Wrote reports whether this engine's own apply left the object at ref
+// at this version: a watch event for it is the echo of that write, not
+// drift, and needs no comparison. An event that arrives before the
+// apply's response was kept is not recognised, and costs a comparison.
+func (e *Engine) Wrote(ref object.Ref, uid types.UID, resourceVersion string) bool {
+	return e.seen.applied(ref.Key(), uid, resourceVersion)
+}
+
 // seenObjects keeps the last copy of each object this engine read or
 // applied. Where the live index says an object is still at the version
 // kept here, that copy is the live object, and it need not be read
 // again: a steady-state resync then reads nothing.
 type seenObjects struct {
-	entries *generations[object.Key, packed]
+	entries *generations[object.Key, seenCopy]
+}
+
+// seenCopy is a kept copy, and whether this engine's own apply returned
+// it (rather than a read).
+type seenCopy struct {
+	packed
+	applied bool
 }
 
 // seenGeneration bounds one generation of seenObjects; past it, what
@@ -52,18 +67,26 @@ func (s *seenObjects) get(key object.Key, uid types.UID, rv string) *unstructure
 	return p.unpack()
 }
 
+// applied reports whether this engine's own apply returned the object at
+// exactly this version.
+func (s *seenObjects) applied(key object.Key, uid types.UID, rv string) bool {
+	p, ok := s.entries.get(key)
+	return ok && p.applied && p.uid == uid && p.rv == rv
+}
+
 func (s *seenObjects) put(obj *unstructured.Unstructured) {
 	if obj == nil || obj.GetResourceVersion() == "" {
 		return
 	}
 	if p, ok := pack(obj); ok {
-		s.putPacked(obj, p)
+		s.entries.put(object.RefOf(obj).Key(), seenCopy{packed: p})
 	}
 }
 
-func (s *seenObjects) putPacked(obj *unstructured.Unstructured, p packed) {
+// putApplied keeps what an apply returned.
+func (s *seenObjects) putApplied(obj *unstructured.Unstructured, p packed) {
 	if obj.GetResourceVersion() != "" {
-		s.entries.put(object.RefOf(obj).Key(), p)
+		s.entries.put(object.RefOf(obj).Key(), seenCopy{packed: p, applied: true})
 	}
 }
 

@@ -67,3 +67,40 @@ func lateIndexNeverAdopts(t *testing.T, key string) {
 		t.Errorf("the object was taken over: data %v, annotations %v", live.Data, live.Annotations)
 	}
 }
+
+// TestWroteKnowsOwnApplies: the version an apply returned is the
+// engine's own write; the version after someone else's edit is not, and
+// neither is a version the engine only read.
+func TestWroteKnowsOwnApplies(t *testing.T) {
+	e := newEnv(t, "wrote")
+	ctx := context.Background()
+	e.repo.Commit("settings", map[string]string{"wrote/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\ndata: {mode: from-git}\n"})
+	e.repo.Publish()
+	e.sync(SyncOptions{Prune: true})
+	ref := object.Ref{Version: "v1", Kind: "ConfigMap", Namespace: e.ns, Name: "settings"}
+	cm, err := e.cs.CoreV1().ConfigMaps(e.ns).Get(ctx, "settings", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !e.eng.Wrote(ref, cm.UID, cm.ResourceVersion) {
+		t.Errorf("the version the sync applied (%s) is not known as the engine's own", cm.ResourceVersion)
+	}
+	if e.eng.Wrote(ref, "another-uid", cm.ResourceVersion) {
+		t.Error("another object of the same name counts as the engine's own")
+	}
+	cm.Data["mode"] = "by-hand"
+	edited, err := e.cs.CoreV1().ConfigMaps(e.ns).Update(ctx, cm, metav1.UpdateOptions{FieldManager: "kubectl-edit"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.eng.Wrote(ref, edited.UID, edited.ResourceVersion) {
+		t.Error("someone else's edit counts as the engine's own write")
+	}
+	// A comparison reads the edited version: known, but not written.
+	if _, err := e.eng.Status(ctx, e.unit); err != nil {
+		t.Fatal(err)
+	}
+	if e.eng.Wrote(ref, edited.UID, edited.ResourceVersion) {
+		t.Error("a version the engine only read counts as its own write")
+	}
+}

@@ -70,7 +70,7 @@ func BenchmarkSeenObjectsMemory(b *testing.B) {
 			decoded[i] = obj(i)
 		}
 		mid := heap()
-		s := seenObjects{newGenerations[object.Key, packed](seenGeneration)}
+		s := seenObjects{newGenerations[object.Key, seenCopy](seenGeneration)}
 		for i := range n {
 			s.put(decoded[i])
 		}

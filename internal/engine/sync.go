@@ -433,7 +433,7 @@ func (t target) Apply(ctx context.Context, obj *unstructured.Unstructured) (*uns
 		// are the same answer.
 		if p, ok := pack(out); ok {
 			t.predictions.putPacked(predictionKey(obj, out, t.force), p)
-			t.seen.putPacked(out, p)
+			t.seen.putApplied(out, p)
 		}
 	}
 	return out, err
