@@ -63,7 +63,7 @@ type Fetcher struct {
 	private  sync.Once
 	mu       sync.Mutex
 	urlLocks map[string]*sync.Mutex
-	resolved map[string]resolvedRef
+	resolved map[string]resolvedRef // the time is when the resolution began
 	// last is the commit each repository's newest checkout holds: the
 	// next checkout links the files it shares with it.
 	last map[string]plumbing.Hash
@@ -95,6 +95,18 @@ func (f *Fetcher) Fetch(ctx context.Context, repoURL string, ref source.Ref, aut
 	if f.o.CacheDir == "" {
 		return source.Snapshot{}, errors.New("git: Options.CacheDir is required")
 	}
+	key := resolvedKey(repoURL, ref, auth)
+	if hash, ok := f.recent(ctx, key); ok {
+		// Resolved within MaxAge and checked out: neither the clone nor
+		// its lock is needed. Every comparison of every unit on a
+		// monorepo comes here, and they queued on the lock one by one.
+		dir := filepath.Join(f.o.CacheDir, "trees", hash.String())
+		if _, err := os.Stat(dir); err == nil {
+			now := time.Now()
+			os.Chtimes(dir, now, now) // used: the collector keeps it
+			return source.Snapshot{Revision: hash.String(), Dir: dir}, nil
+		}
+	}
 	ctx, cancel := context.WithTimeout(ctx, f.o.Timeout)
 	defer cancel()
 
@@ -117,7 +129,7 @@ func (f *Fetcher) Fetch(ctx context.Context, repoURL string, ref source.Ref, aut
 	if err != nil {
 		return source.Snapshot{}, fmt.Errorf("git %s: auth: %w", Redact(repoURL), err)
 	}
-	hash, err := f.resolve(ctx, r, repoURL, ref, tauth)
+	hash, err := f.resolve(ctx, r, key, ref, tauth)
 	if err != nil {
 		return source.Snapshot{}, fmt.Errorf("git %s %s: %w", Redact(repoURL), ref, err)
 	}

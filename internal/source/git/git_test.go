@@ -213,3 +213,71 @@ func TestFetchOverSSH(t *testing.T) {
 		t.Errorf("fetch without known_hosts: got %v, want an error naming known_hosts", err)
 	}
 }
+
+// TestFreshSince: within MaxAge a resolved ref is reused, also under a
+// bound older than its resolution; a bound after it asks the remote
+// again, and the answer then serves the older bounds too.
+func TestFreshSince(t *testing.T) {
+	bare := filepath.Join(t.TempDir(), "fresh.git")
+	p := gittest.NewRepo(t, bare)
+	first := p.Commit("one", map[string]string{"a.yaml": "v: 1\n"})
+	p.Publish()
+	f := New(Options{CacheDir: t.TempDir(), MaxAge: time.Hour})
+	url := gittest.FileURL(bare)
+	fetch := func(ctx context.Context) string {
+		t.Helper()
+		snap, err := f.Fetch(ctx, url, source.Ref{Branch: "main"}, Auth{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return snap.Revision
+	}
+	ctx := context.Background()
+	before := time.Now()
+	if got := fetch(ctx); got != first.String() {
+		t.Fatalf("first fetch: %s", got)
+	}
+	second := p.Commit("two", map[string]string{"a.yaml": "v: 2\n"})
+	p.Publish()
+	if got := fetch(FreshSince(ctx, before)); got != first.String() {
+		t.Errorf("a bound older than the resolution asked the remote again: %s", got)
+	}
+	if got := fetch(FreshSince(ctx, time.Now())); got != second.String() {
+		t.Errorf("a bound after the resolution reused it: %s, want %s", got, second)
+	}
+	if got := fetch(FreshSince(ctx, before)); got != second.String() {
+		t.Errorf("the new resolution does not serve an older bound: %s", got)
+	}
+}
+
+// TestResolutionIsKeptPerCredentials: a ref resolved with credentials is
+// not handed, within MaxAge, to a fetch without them or with others: the
+// server must refuse those, as it does.
+func TestResolutionIsKeptPerCredentials(t *testing.T) {
+	srv, err := gittestserver.NewTempGitServer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(srv.Root())
+	srv.Auth("alice", "s3cret-pass")
+	if err := srv.StartHTTP(); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.StopHTTP()
+	fixture(t, filepath.Join(srv.Root(), "org", "app.git"))
+	url := srv.HTTPAddress() + "/org/app.git"
+	f := New(Options{CacheDir: t.TempDir(), MaxAge: time.Hour})
+	ctx := context.Background()
+	if _, err := f.Fetch(ctx, url, source.Ref{Branch: "main"}, Auth{Username: "alice", Password: "s3cret-pass"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []Auth{{}, {Username: "alice", Password: "wrong"}, {BearerToken: "s3cret-pass"}} {
+		if snap, err := f.Fetch(ctx, url, source.Ref{Branch: "main"}, a); err == nil {
+			t.Errorf("a fetch with %q/%q/%q got the revision another resolved with credentials: %s",
+				a.Username, a.Password, a.BearerToken, snap.Revision)
+		}
+	}
+	if _, err := f.Fetch(ctx, url, source.Ref{Branch: "main"}, Auth{Username: "alice", Password: "s3cret-pass"}); err != nil {
+		t.Errorf("the same credentials again: %v", err)
+	}
+}

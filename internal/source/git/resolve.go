@@ -20,17 +20,54 @@ import (
 	"converge.dev/converge/internal/source"
 )
 
+type freshKey struct{}
+
+// FreshSince returns a context under which a Fetch does not reuse a ref
+// resolved before t, even within MaxAge: a refresh seen at t must see the
+// remote as it is after t. Unlike Forget, it does not take from others
+// what they may share: two hundred Applications refreshed by one push
+// to a monorepo each forgot the ref the one before had just resolved,
+// and asked the remote one after the other (the repository is locked
+// while it is fetched), 24 s for 200. A resolution that began after
+// each one's t now serves them all.
+func FreshSince(ctx context.Context, t time.Time) context.Context {
+	return context.WithValue(ctx, freshKey{}, t)
+}
+
+// resolvedKey names a resolution: the repository, the credentials it
+// was made with (a fingerprint: a unit without them must ask the remote
+// itself, and be refused there), and the ref.
+func resolvedKey(repoURL string, ref source.Ref, auth Auth) string {
+	h := sha256.New()
+	for _, f := range [][]byte{[]byte(auth.Username), []byte(auth.Password), []byte(auth.BearerToken), auth.SSHKey, []byte(auth.SSHUser), auth.KnownHosts} {
+		fmt.Fprintf(h, "%d:", len(f))
+		h.Write(f)
+	}
+	return repoURL + "\x00" + hex.EncodeToString(h.Sum(nil)[:12]) + "\x00" + ref.String()
+}
+
+// recent returns the commit of the resolution key if it was made within
+// MaxAge, and not before the context's FreshSince bound.
+func (f *Fetcher) recent(ctx context.Context, key string) (plumbing.Hash, bool) {
+	if f.o.MaxAge <= 0 {
+		return plumbing.ZeroHash, false
+	}
+	f.mu.Lock()
+	prev, ok := f.resolved[key]
+	f.mu.Unlock()
+	since, _ := ctx.Value(freshKey{}).(time.Time)
+	if !ok || time.Since(prev.at) >= f.o.MaxAge || prev.at.Before(since) {
+		return plumbing.ZeroHash, false
+	}
+	return prev.hash, true
+}
+
 // resolve turns ref into a commit present in the local clone, fetching
 // only what is missing, shallow where the protocol allows it.
-func (f *Fetcher) resolve(ctx context.Context, r *gogit.Repository, repoURL string, ref source.Ref, auth transport.AuthMethod) (plumbing.Hash, error) {
-	key := repoURL + "\x00" + ref.String()
-	if f.o.MaxAge > 0 {
-		f.mu.Lock()
-		prev, ok := f.resolved[key]
-		f.mu.Unlock()
-		if ok && time.Since(prev.at) < f.o.MaxAge {
-			return prev.hash, nil
-		}
+func (f *Fetcher) resolve(ctx context.Context, r *gogit.Repository, key string, ref source.Ref, auth transport.AuthMethod) (plumbing.Hash, error) {
+	start := time.Now()
+	if hash, ok := f.recent(ctx, key); ok {
+		return hash, nil
 	}
 	var hash plumbing.Hash
 	var err error
@@ -44,7 +81,7 @@ func (f *Fetcher) resolve(ctx context.Context, r *gogit.Repository, repoURL stri
 	}
 	if f.o.MaxAge > 0 {
 		f.mu.Lock()
-		f.resolved[key] = resolvedRef{hash: hash, at: time.Now()}
+		f.resolved[key] = resolvedRef{hash: hash, at: start}
 		f.mu.Unlock()
 	}
 	return hash, nil
