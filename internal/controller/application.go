@@ -36,6 +36,7 @@ import (
 	"converge.dev/converge/internal/object"
 	"converge.dev/converge/internal/plan"
 	"converge.dev/converge/internal/redact"
+	"converge.dev/converge/internal/source/git"
 )
 
 // syncTimeout bounds a sync with hooks, waits for health included; a
@@ -140,10 +141,11 @@ func (r *ApplicationReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	if app.DeletionTimestamp != nil {
 		return r.finalize(ctx, orig, app, now)
 	}
-	if _, ok := app.Annotations[RefreshAnnotation]; ok && app.Spec.Source != nil {
-		// A refresh (by hand or from a push) must see the remote now, not
-		// a revision the fetcher resolved a moment ago.
-		r.Engine.Forget(app.Spec.Source.RepoURL)
+	if _, ok := app.Annotations[RefreshAnnotation]; ok {
+		// A refresh (by hand or from a push) must see the remote as it is
+		// now, not a revision resolved before it was asked for; one
+		// resolved since serves every Application refreshed at once.
+		ctx = git.FreshSince(ctx, now)
 	}
 
 	unsupported := ""
