@@ -150,6 +150,14 @@ func TestApplications(t *testing.T) {
 	commit := time.Since(start)
 	p2, r2 := measure(t, cfg, pids)
 
+	// What the controller still has queued when the first edit comes,
+	// and how many reconciles each phase took (one per Application is
+	// the floor).
+	queue := `workqueue_depth{controller="application"`
+	reconciles := `controller_runtime_reconcile_total{controller="application"`
+	if m, err := Scrape(ctx, metricsAddr, queue, reconciles); err == nil {
+		t.Logf("before the edits:\n%s", m)
+	}
 	heal := selfHeal(t, c, ns, n, 20)
 	// SIDEBYSIDE_PROFILE=DIR: the CPU profile of the pushes.
 	profiled := make(chan string, 1)
@@ -179,6 +187,7 @@ func TestApplications(t *testing.T) {
 	fmt.Fprintf(&b, "a manual edit to self-healed, %d edits 3 s apart: p50 %s, max %s\n", len(heal), heal[len(heal)/2].Round(time.Millisecond), heal[len(heal)-1].Round(time.Millisecond))
 	fmt.Fprintf(&b, "a push (GitHub webhook) to applied, %d pushes 3 s apart: p50 %s, max %s\n", len(pushes), pushes[len(pushes)/2].Round(time.Millisecond), pushes[len(pushes)-1].Round(time.Millisecond))
 	fmt.Fprintf(&b, "peak RSS %s, RSS after the commit %s (anonymous %s)\n", mb(p2.Peak), mb(p2.RSS), mb(p2.Anon))
+	fmt.Fprintf(&b, "requests: cold {%s}\n  commit {%s}\n", r1.Sub(r0).Detail(), r2.Sub(r1).Detail())
 	fmt.Print(b.String())
 	t.Log(b.String())
 	c.Delete(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
