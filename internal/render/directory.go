@@ -146,3 +146,30 @@ func compileGlobs(include, exclude string) (inc, exc glob.Glob, err error) {
 	}
 	return inc, exc, nil
 }
+
+// HasJsonnet reports whether RenderDirectory with these options would
+// meet a .jsonnet file under dir, so that a caller can keep the costly
+// isolation Jsonnet needs (a render child) for folders that have one.
+// Include and exclude globs are not applied: a folder with an excluded
+// .jsonnet file still reports true. When the folder cannot be read it
+// reports true, and the render then says why.
+func HasJsonnet(dir string, recurse bool) bool {
+	found := false
+	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if path != dir && (!recurse || strings.HasPrefix(d.Name(), ".")) {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if strings.ToLower(filepath.Ext(path)) == ".jsonnet" {
+			found = true
+			return filepath.SkipAll
+		}
+		return nil
+	})
+	return found || err != nil
+}
