@@ -67,6 +67,13 @@ func (s *seenObjects) get(key object.Key, uid types.UID, rv string) *unstructure
 	return p.unpack()
 }
 
+// appliedAny reports whether the copy kept of key is what this engine's
+// own apply returned, at whatever version.
+func (s *seenObjects) appliedAny(key object.Key) bool {
+	p, ok := s.entries.get(key)
+	return ok && p.applied
+}
+
 // applied reports whether this engine's own apply returned the object at
 // exactly this version.
 func (s *seenObjects) applied(key object.Key, uid types.UID, rv string) bool {
@@ -151,7 +158,10 @@ func (e *Engine) live(ctx context.Context, desired []object.Decoded, inv []objec
 		seen[key] = true
 		if e.o.Live != nil {
 			if uid, rv, ok := e.o.Live.Version(ctx, ref); ok {
-				if rv == "" && !readAbsent {
+				// An object this engine applied and the index has not seen
+				// yet is read: the comparison right after a sync would
+				// otherwise call what it just made Missing.
+				if rv == "" && !readAbsent && !e.seen.appliedAny(key) {
 					return
 				}
 				if obj := e.seen.get(key, uid, rv); rv != "" && obj != nil {
@@ -207,6 +217,8 @@ func (e *Engine) live(ctx context.Context, desired []object.Decoded, inv []objec
 		if objs[i] != nil {
 			out[ref.Key()] = objs[i]
 			e.seen.put(objs[i])
+		} else {
+			e.seen.forget(ref.Key()) // gone: no copy to trust
 		}
 	}
 	return out, nil

@@ -104,3 +104,33 @@ func TestWroteKnowsOwnApplies(t *testing.T) {
 		t.Error("a version the engine only read counts as its own write")
 	}
 }
+
+// TestComparisonAfterSyncBehindLateIndex: right after a sync, the live
+// index may not have seen what the sync created. The comparison reads
+// those objects (the engine applied them) rather than calling them
+// Missing, which flapped an Application to OutOfSync after every first
+// sync; an object deleted since is then Missing, as it is.
+func TestComparisonAfterSyncBehindLateIndex(t *testing.T) {
+	e := newEnv(t, "lateafter")
+	ctx := context.Background()
+	e.repo.Commit("two", map[string]string{"lateafter/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: made}\ndata: {k: v}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: gone}\ndata: {k: v}\n"})
+	e.repo.Publish()
+	eng := e.eng.Watching(lateIndex{})
+	if _, err := eng.Sync(ctx, e.unit, SyncOptions{Prune: true, Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.cs.CoreV1().ConfigMaps(e.ns).Delete(ctx, "gone", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := eng.Status(ctx, e.unit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, o := range st.Objects {
+		got[o.Ref.Name] = o.Sync
+	}
+	if got["made"] != "Synced" || got["gone"] != "Missing" {
+		t.Errorf("after the sync, behind an index that has seen nothing: %v, want made Synced and gone Missing", got)
+	}
+}
