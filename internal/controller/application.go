@@ -155,10 +155,7 @@ func (r *ApplicationReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	rawProj := &unstructured.Unstructured{}
 	rawProj.SetGroupVersionKind(v1alpha1.GroupVersion.WithKind("AppProject"))
 	projKey := types.NamespacedName{Namespace: app.Namespace, Name: projectName(app)}
-	var err error = apierrors.NewNotFound(schema.GroupResource{}, "")
-	if r.projects != nil {
-		err = r.projects.Get(ctx, projKey, rawProj)
-	}
+	err := r.projects.Get(ctx, projKey, rawProj)
 	if apierrors.IsNotFound(err) {
 		// Not in the cache (yet): a project made a moment ago is read
 		// from the API server, as it always was.

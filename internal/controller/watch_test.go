@@ -5,8 +5,11 @@ import (
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 
+	"converge.dev/converge/internal/object"
 	"converge.dev/converge/internal/plan"
 )
 
@@ -58,5 +61,31 @@ func TestAnnotationsChanged(t *testing.T) {
 		if got := (annotationsChanged{}).Update(e); got != tt.want {
 			t.Errorf("%s: %v, want %v", tt.name, got, tt.want)
 		}
+	}
+}
+
+// TestLiveChangeDropsOwnWrites: an update at the version the engine's
+// own apply returned is its echo and wakes nothing; the same object at
+// another version (an edit) does, and so does a delete.
+func TestLiveChangeDropsOwnWrites(t *testing.T) {
+	gvk := schema.GroupVersionKind{Version: "v1", Kind: "ConfigMap"}
+	wrote := func(ref object.Ref, uid types.UID, rv string) bool {
+		return ref == object.Ref{Version: "v1", Kind: "ConfigMap", Namespace: "shop", Name: "settings"} && uid == "u1" && rv == "5"
+	}
+	l := liveChange{gvk: gvk, wrote: wrote}
+	at := func(rv string) *metav1.PartialObjectMetadata {
+		return &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "settings", UID: "u1", ResourceVersion: rv}}
+	}
+	if l.Update(event.UpdateEvent{ObjectOld: at("4"), ObjectNew: at("5")}) {
+		t.Error("the echo of the engine's own apply woke the Application")
+	}
+	if !l.Update(event.UpdateEvent{ObjectOld: at("5"), ObjectNew: at("6")}) {
+		t.Error("an edit after the apply did not wake the Application")
+	}
+	if !l.Delete(event.DeleteEvent{Object: at("5")}) {
+		t.Error("a delete did not wake the Application")
+	}
+	if !(liveChange{gvk: gvk}).Update(event.UpdateEvent{ObjectOld: at("4"), ObjectNew: at("5")}) {
+		t.Error("without the engine's record, a change must wake the Application")
 	}
 }

@@ -94,9 +94,19 @@ func BenchmarkRenderAndPlan500(b *testing.B) {
 // noopEnv syncs an app of n objects once and returns an engine whose API
 // requests are counted.
 func noopEnv(tb testing.TB, n int) (*Engine, Unit, *requestCounter) {
+	eng, u, counter := countedEnv(tb, manyObjects(n))
+	if _, err := eng.Sync(context.Background(), u, SyncOptions{Prune: true}); err != nil {
+		tb.Fatal(err)
+	}
+	return eng, u, counter
+}
+
+// countedEnv publishes files (under big/) and returns an engine whose
+// API requests are counted, and a unit on them.
+func countedEnv(tb testing.TB, files map[string]string) (*Engine, Unit, *requestCounter) {
 	srv := gittest.NewServer(tb, "", "")
 	repo, url := srv.NewRepo(tb, "org/big.git")
-	repo.Commit("big app", manyObjects(n))
+	repo.Commit("big app", files)
 	repo.Publish()
 	counter := &requestCounter{}
 	cfg := clustertest.RESTConfig(tb)
@@ -109,9 +119,6 @@ func noopEnv(tb testing.TB, n int) (*Engine, Unit, *requestCounter) {
 	ns := clustertest.Namespace(tb)
 	eng := New(Options{Fetcher: git.New(git.Options{CacheDir: tb.TempDir()}), Cluster: c})
 	u := Unit{Name: "bench-" + ns, RepoURL: url, Path: "big", DestNamespace: ns}
-	if _, err := eng.Sync(context.Background(), u, SyncOptions{Prune: true}); err != nil {
-		tb.Fatal(err)
-	}
 	return eng, u, counter
 }
 

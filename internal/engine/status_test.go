@@ -3,7 +3,6 @@ package engine
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -28,30 +27,17 @@ import (
 // of the applies.
 func TestFirstSyncDryRunsEachObjectOnce(t *testing.T) {
 	const n = 30
-	srv := gittest.NewServer(t, "", "")
-	repo, url := srv.NewRepo(t, "org/first.git")
 	files := map[string]string{}
 	for i := range n {
 		// ConfigMaps: nothing else writes them after the apply, so the
 		// last comparison finds the versions the applies returned.
 		files[fmt.Sprintf("big/cm-%02d.yaml", i)] = fmt.Sprintf("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm-%d}\ndata: {k: v%d}\n", i, i)
 	}
-	repo.Commit("app", files)
-	repo.Publish()
-	counter := &requestCounter{}
-	cfg := clustertest.RESTConfig(t)
-	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { counter.next = rt; return counter })
-	c, err := cluster.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns := clustertest.Namespace(t)
-	eng := New(Options{Fetcher: git.New(git.Options{CacheDir: t.TempDir()}), Cluster: c})
-	u := Unit{Name: "first-" + ns, RepoURL: url, Path: "big", DestNamespace: ns}
+	eng, u, counter := countedEnv(t, files)
 	ctx := context.Background()
 	// The inventories' namespace is made by the first sync on a cluster,
 	// which this test may be: made here, it is not counted.
-	_, err = clustertest.Clientset(t).CoreV1().Namespaces().Create(ctx,
+	_, err := clustertest.Clientset(t).CoreV1().Namespaces().Create(ctx,
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: cluster.InventoryNamespace}}, metav1.CreateOptions{})
 	if err != nil && !apierrors.IsAlreadyExists(err) {
 		t.Fatal(err)

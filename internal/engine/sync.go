@@ -330,10 +330,11 @@ func (e *Engine) validate(ctx context.Context, unit string, desired []object.Dec
 		if newNamespaces[ref.Namespace] {
 			continue
 		}
-		if o.absentMissing && live[ref.Key()] == nil {
+		l := live[ref.Key()]
+		if l == nil && o.absentMissing {
 			continue
 		}
-		if l := live[ref.Key()]; l != nil {
+		if l != nil {
 			if plan.IsHook(d.Object) {
 				continue // recreated when it runs; an update may not even be legal
 			}
@@ -345,7 +346,7 @@ func (e *Engine) validate(ctx context.Context, unit string, desired []object.Dec
 		}
 		key := ""
 		if o.reusePredictions {
-			key = predictionKey(d.Object, live[ref.Key()], force)
+			key = predictionKey(d.Object, l, force)
 			if pred := e.predictions.get(key); pred != nil {
 				preds[i] = pred
 				continue

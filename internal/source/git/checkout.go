@@ -49,12 +49,10 @@ type entry struct {
 // Trees are never written after they are made, so sharing their files
 // is safe; nothing that renders them writes into them.
 func (f *Fetcher) materialise(r *gogit.Repository, hash, base plumbing.Hash) (string, error) {
-	dir := filepath.Join(f.o.CacheDir, "trees", hash.String())
-	if _, err := os.Stat(dir); err == nil {
-		now := time.Now()
-		os.Chtimes(dir, now, now) // used: the collector keeps it
+	if dir, ok := f.usedTree(hash); ok {
 		return dir, nil
 	}
+	dir := filepath.Join(f.o.CacheDir, "trees", hash.String())
 	commit, err := r.CommitObject(hash)
 	if err != nil {
 		return "", err
@@ -85,6 +83,18 @@ func (f *Fetcher) materialise(r *gogit.Repository, hash, base plumbing.Hash) (st
 	}
 	f.collectTrees(dir)
 	return dir, nil
+}
+
+// usedTree returns the checkout of hash if it is on disk, marked as used
+// now so that the collector keeps it.
+func (f *Fetcher) usedTree(hash plumbing.Hash) (string, bool) {
+	dir := filepath.Join(f.o.CacheDir, "trees", hash.String())
+	if _, err := os.Stat(dir); err != nil {
+		return "", false
+	}
+	now := time.Now()
+	os.Chtimes(dir, now, now)
+	return dir, true
 }
 
 // treeGrace is how long a tree is kept after its last use, whatever the

@@ -100,10 +100,7 @@ func (f *Fetcher) Fetch(ctx context.Context, repoURL string, ref source.Ref, aut
 		// Resolved within MaxAge and checked out: neither the clone nor
 		// its lock is needed. Every comparison of every unit on a
 		// monorepo comes here, and they queued on the lock one by one.
-		dir := filepath.Join(f.o.CacheDir, "trees", hash.String())
-		if _, err := os.Stat(dir); err == nil {
-			now := time.Now()
-			os.Chtimes(dir, now, now) // used: the collector keeps it
+		if dir, ok := f.usedTree(hash); ok {
 			return source.Snapshot{Revision: hash.String(), Dir: dir}, nil
 		}
 	}

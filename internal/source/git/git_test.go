@@ -254,16 +254,7 @@ func TestFreshSince(t *testing.T) {
 // not handed, within MaxAge, to a fetch without them or with others: the
 // server must refuse those, as it does.
 func TestResolutionIsKeptPerCredentials(t *testing.T) {
-	srv, err := gittestserver.NewTempGitServer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(srv.Root())
-	srv.Auth("alice", "s3cret-pass")
-	if err := srv.StartHTTP(); err != nil {
-		t.Fatal(err)
-	}
-	defer srv.StopHTTP()
+	srv := gittest.NewServer(t, "alice", "s3cret-pass")
 	fixture(t, filepath.Join(srv.Root(), "org", "app.git"))
 	url := srv.HTTPAddress() + "/org/app.git"
 	f := New(Options{CacheDir: t.TempDir(), MaxAge: time.Hour})
