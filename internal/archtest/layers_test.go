@@ -9,7 +9,7 @@ import (
 // corePackages are layers L0-L2 of ARCHITECTURE.md: pure logic over
 // objects. They must stay free of I/O libraries so that they stay pure,
 // fast to test and reusable by every dialect.
-var corePackages = []string{"object", "health", "diff", "plan", "apply", "render", "source"}
+var corePackages = []string{"object", "health", "diff", "drift", "plan", "apply", "render", "source"}
 
 var forbidden = []string{
 	"k8s.io/client-go",

@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"converge.dev/converge/internal/drift"
 	"converge.dev/converge/internal/engine"
 	"converge.dev/converge/internal/plan"
 )
@@ -43,7 +44,7 @@ differences, 1 differences, 2 error.`,
 	}
 	f.register(cmd, true)
 	cmd.Flags().BoolVar(&o.Prune, "prune", false, "include deletions of objects no longer in Git")
-	cmd.Flags().BoolVar(&o.Force, "force-conflicts", false, "diff as if fields owned by other managers were taken")
+	conflictFlags(cmd, &o)
 	return cmd
 }
 
@@ -56,6 +57,32 @@ func printDiff(w io.Writer, rep engine.Report) {
 			fmt.Fprintf(w, "# %s %s: %s\n", s.Action, s.Ref, s.Reason)
 		}
 	}
+	for _, it := range rep.Drift {
+		fmt.Fprintf(w, "# drift %s\n", driftLine(it))
+	}
+}
+
+// driftLine says who holds a drifted field and what a sync does with it.
+func driftLine(it drift.Item) string {
+	what := "a sync takes it back"
+	switch it.Action {
+	case drift.Allow, drift.Ignore, drift.Override:
+		what = "left to its holder (" + it.Rule + ")"
+	case drift.Revert:
+		what = "reverted at once (" + it.Rule + ")"
+	}
+	if it.Category == drift.PolicyMutation && it.Manager == "" {
+		what = "the server keeps it on every apply"
+	}
+	return fmt.Sprintf("%s; %s: %s", it, it.Evidence, what)
+}
+
+// conflictFlags registers how fields other managers hold are treated.
+func conflictFlags(cmd *cobra.Command, o *engine.SyncOptions) {
+	cmd.Flags().BoolVar(&o.RefuseConflicts, "refuse-conflicts", false, "fail, applying nothing, when another field manager holds a field Git sets (default: take it back)")
+	var force bool
+	cmd.Flags().BoolVar(&force, "force-conflicts", true, "fields other managers hold are taken back by default now")
+	cmd.Flags().MarkDeprecated("force-conflicts", "fields other managers hold are taken back by default; see --refuse-conflicts")
 }
 
 func hasOrphans(rep engine.Report) bool {
@@ -78,14 +105,15 @@ type stepJSON struct {
 }
 
 type reportOut struct {
-	Unit     string     `json:"unit"`
-	Revision string     `json:"revision"`
-	Changes  int        `json:"changes"`
-	Steps    []stepJSON `json:"steps"`
+	Unit     string       `json:"unit"`
+	Revision string       `json:"revision"`
+	Changes  int          `json:"changes"`
+	Steps    []stepJSON   `json:"steps"`
+	Drift    []drift.Item `json:"drift,omitempty"`
 }
 
 func reportJSON(rep engine.Report) reportOut {
-	out := reportOut{Unit: rep.Unit, Revision: rep.Revision, Changes: rep.Plan.Changes()}
+	out := reportOut{Unit: rep.Unit, Revision: rep.Revision, Changes: rep.Plan.Changes(), Drift: rep.Drift}
 	for _, s := range rep.Plan.Steps {
 		out.Steps = append(out.Steps, stepJSON{string(s.Action), s.Ref.String(), s.Wave, s.Source.File, s.Reason, s.Diff})
 	}

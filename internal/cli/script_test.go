@@ -61,6 +61,7 @@ func TestScripts(t *testing.T) {
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"no-cluster-processes": noClusterProcesses,
 			"gitcommit":            gitCommit,
+			"kubectl-set-image":    kubectlSetImage,
 		},
 	})
 }

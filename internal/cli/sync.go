@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"converge.dev/converge/internal/drift"
 	"converge.dev/converge/internal/engine"
 	"converge.dev/converge/internal/plan"
 )
@@ -84,7 +85,7 @@ failure), 2 error.`,
 	cmd.Flags().BoolVar(&o.AllowEmpty, "allow-empty", false, "let an empty render prune everything the unit owns")
 	cmd.Flags().BoolVar(&o.DryRun, "dry-run", false, "plan and validate on the server (dryRun=All), change nothing")
 	cmd.Flags().BoolVar(&o.Wait, "wait", false, "wait for each wave to be healthy before the next, and for all at the end")
-	cmd.Flags().BoolVar(&o.Force, "force-conflicts", false, "take fields owned by other field managers")
+	conflictFlags(cmd, &o)
 	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "give up after this long")
 	cmd.Flags().StringVar(&budget, "prune-budget", "", "most one sync may prune: 0 (off), a share (25%), a count (50) or both (25%,50); default 25%,50")
 	cmd.Flags().BoolVar(&approvePrune, "approve-prune", false, "let a prune held by the budget go ahead (it must have been held before)")
@@ -120,6 +121,16 @@ func printSync(cmd *cobra.Command, rep engine.Report) {
 			fmt.Fprintf(w, "would %s %s\n", s.Action, s.Ref)
 		}
 	}
+	for _, it := range rep.Drift {
+		switch {
+		case it.Action == drift.Allow || it.Action == drift.Ignore || it.Action == drift.Override:
+			fmt.Fprintf(w, "left %s %s to %s (%s)\n", it.Object, it.Path, holder(it), it.Rule)
+		case it.Manager != "" && rep.Events != nil:
+			fmt.Fprintf(w, "took %s %s back from %s (%s)\n", it.Object, it.Path, holder(it), it.Category)
+		case it.Manager != "":
+			fmt.Fprintf(w, "would take %s %s back from %s (%s)\n", it.Object, it.Path, holder(it), it.Category)
+		}
+	}
 	fmt.Fprintf(cmd.ErrOrStderr(), "unit %s at %.12s: %d changes\n", rep.Unit, rep.Revision, len(rep.Events))
 }
 
@@ -133,4 +144,12 @@ func pastTense(a plan.Action) string {
 		return "pruned"
 	}
 	return string(a)
+}
+
+func holder(it drift.Item) string {
+	h := fmt.Sprintf("%q", it.Manager)
+	if it.Subresource != "" {
+		h += " on /" + it.Subresource
+	}
+	return h
 }

@@ -33,6 +33,7 @@ type unitFlags struct {
 	kubeconfig, context                string
 	output                             string
 	kubeVersion                        string
+	driftPolicies                      []string
 }
 
 func (f *unitFlags) register(cmd *cobra.Command, withCluster bool) {
@@ -57,6 +58,7 @@ func (f *unitFlags) register(cmd *cobra.Command, withCluster bool) {
 		fs.StringVar(&f.name, "name", "", "unit name, which owns what it applies (default: derived from repo and path)")
 		fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
 		fs.StringVar(&f.context, "context", "", "kubeconfig context")
+		fs.StringArrayVar(&f.driftPolicies, "drift-policy", nil, "DriftPolicy manifest file deciding which drift is allowed or forbidden (repeatable; default: report all, take back on sync, leave an HPA's replicas)")
 	}
 }
 
@@ -81,8 +83,12 @@ func (f *unitFlags) unit() (engine.Unit, error) {
 		h := sha256.Sum256([]byte(f.repo + "\x00" + f.path))
 		name = "cli-" + hex.EncodeToString(h[:])[:12]
 	}
+	pol, err := readDriftPolicies(f.driftPolicies)
+	if err != nil {
+		return engine.Unit{}, err
+	}
 	return engine.Unit{
-		Name: name, RepoURL: f.repo, Revision: f.revision, Path: f.path, DestNamespace: f.destNS, Auth: auth,
+		Name: name, RepoURL: f.repo, Revision: f.revision, Path: f.path, DestNamespace: f.destNS, Auth: auth, Drift: pol,
 		Render: engine.RenderOptions{Kind: render.Kind(f.renderKind), Recurse: f.recurse,
 			AllowRemoteBases: f.allowRemote, HelmValueFiles: f.helmValueFiles},
 	}, nil

@@ -326,3 +326,29 @@ func Respect(desired, live *unstructured.Unstructured, rules []Ignore) error {
 	}
 	return nil
 }
+
+// IgnoredPointers lists, as JSON pointers with list indexes, the fields
+// of obj that the rules ignore; owners supplies managedFields for
+// manager rules. Drift explanation uses it to drop what the unit's
+// ignoreDifferences already says does not count.
+func IgnoredPointers(obj, owners *unstructured.Unstructured, rules []Ignore) ([]string, error) {
+	ps, err := ignoredPaths(obj, owners, rules)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, 0, len(ps))
+	for _, p := range ps {
+		var b strings.Builder
+		for _, e := range p {
+			b.WriteByte('/')
+			switch k := e.(type) {
+			case string:
+				b.WriteString(strings.NewReplacer("~", "~0", "/", "~1").Replace(k))
+			case int:
+				b.WriteString(strconv.Itoa(k))
+			}
+		}
+		out = append(out, b.String())
+	}
+	return out, nil
+}

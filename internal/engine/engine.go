@@ -18,6 +18,7 @@ import (
 
 	"converge.dev/converge/internal/cluster"
 	"converge.dev/converge/internal/diff"
+	"converge.dev/converge/internal/drift"
 	"converge.dev/converge/internal/health"
 	"converge.dev/converge/internal/object"
 	"converge.dev/converge/internal/render"
@@ -66,6 +67,10 @@ type Unit struct {
 	// Substitute, if not nil, holds variables replaced in every rendered
 	// object (Flux's postBuild); nil turns substitution off.
 	Substitute map[string]string
+	// Drift decides which drifted fields the unit takes back and which it
+	// leaves to the manager that holds them. The zero Policy reports all
+	// and takes them back on sync, except an HPA's replicas.
+	Drift drift.Policy
 	// RespectIgnoreDifferences applies live values for ignored fields, so
 	// a sync never changes a field another owner manages (an HPA's
 	// replicas). If false, ignored fields are only left out of diffs.

@@ -295,7 +295,7 @@ func TestDiffChangesNothing(t *testing.T) {
 	cm, _ := e.cs.CoreV1().ConfigMaps(e.ns).Get(ctx, "settings", metav1.GetOptions{})
 	cm.Data["mode"] = "hand-edited"
 	e.cs.CoreV1().ConfigMaps(e.ns).Update(ctx, cm, metav1.UpdateOptions{FieldManager: "kubectl-edit"})
-	rep, err = e.eng.Diff(ctx, e.unit, SyncOptions{Force: true})
+	rep, err = e.eng.Diff(ctx, e.unit, SyncOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -310,7 +310,7 @@ func TestHandMadeObjectIsNotAdopted(t *testing.T) {
 
 	// Adopting takes over the fields kubectl-create set: that needs
 	// force, as any server-side apply over another manager does.
-	e.sync(SyncOptions{Prune: true, Adopt: true, Force: true})
+	e.sync(SyncOptions{Prune: true, Adopt: true})
 	cm, _ = e.cs.CoreV1().ConfigMaps(e.ns).Get(ctx, "settings", metav1.GetOptions{})
 	if cm.Data["mode"] != "git" || cm.Annotations[plan.AdoptedAnnotation] != e.unit.Name {
 		t.Errorf("after adopting: %v %v", cm.Data, cm.Annotations)

@@ -37,7 +37,7 @@ func TestHPAOwnsReplicas(t *testing.T) {
 	}
 
 	scaleTo(5)
-	if got := actions(e.sync(SyncOptions{Force: true})); got != "update Deployment/web" || replicas() != 1 {
+	if got := actions(e.sync(SyncOptions{})); got != "update Deployment/web" || replicas() != 1 {
 		t.Fatalf("without rules: %s, replicas %d; want the fight back to 1", got, replicas())
 	}
 
@@ -51,12 +51,12 @@ func TestHPAOwnsReplicas(t *testing.T) {
 	if !st.Synced {
 		t.Errorf("status with the replica difference ignored: not Synced: %+v", st.Objects)
 	}
-	if got := actions(e.sync(SyncOptions{Force: true})); got != "" || replicas() != 5 {
+	if got := actions(e.sync(SyncOptions{})); got != "" || replicas() != 5 {
 		t.Errorf("with rules: %s, replicas %d; want nothing done and 5 kept", got, replicas())
 	}
 	e.repo.Commit("new image", map[string]string{"app/web.yaml": strings.Replace(readFile(t, "testdata/app/web.yaml"), "example/web:1.0", "example/web:1.1", 1)})
 	e.repo.Publish()
-	if got := actions(e.sync(SyncOptions{Force: true})); got != "update Deployment/web" || replicas() != 5 {
+	if got := actions(e.sync(SyncOptions{})); got != "update Deployment/web" || replicas() != 5 {
 		t.Errorf("image change with rules: %s, replicas %d; want the update and 5 kept", got, replicas())
 	}
 }

@@ -116,7 +116,7 @@ func TestComparisonAfterSyncBehindLateIndex(t *testing.T) {
 	e.repo.Commit("two", map[string]string{"lateafter/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: made}\ndata: {k: v}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: gone}\ndata: {k: v}\n"})
 	e.repo.Publish()
 	eng := e.eng.Watching(lateIndex{})
-	if _, err := eng.Sync(ctx, e.unit, SyncOptions{Prune: true, Force: true}); err != nil {
+	if _, err := eng.Sync(ctx, e.unit, SyncOptions{Prune: true}); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.cs.CoreV1().ConfigMaps(e.ns).Delete(ctx, "gone", metav1.DeleteOptions{}); err != nil {

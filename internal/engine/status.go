@@ -41,7 +41,7 @@ type UnitStatus struct {
 // before applying anything, and a first sync then dry-runs each object
 // once, not twice.
 func (e *Engine) Status(ctx context.Context, u Unit) (UnitStatus, error) {
-	rep, err := e.Diff(ctx, u, SyncOptions{Prune: true, AllowEmpty: true, Force: true, reusePredictions: true, absentMissing: true})
+	rep, err := e.Diff(ctx, u, SyncOptions{Prune: true, AllowEmpty: true, reusePredictions: true, absentMissing: true})
 	if err != nil {
 		return UnitStatus{}, err
 	}

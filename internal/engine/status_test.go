@@ -60,7 +60,7 @@ func TestFirstSyncDryRunsEachObjectOnce(t *testing.T) {
 	}
 
 	counter.reset()
-	if _, err := eng.Sync(ctx, u, SyncOptions{Prune: true, Force: true}); err != nil {
+	if _, err := eng.Sync(ctx, u, SyncOptions{Prune: true}); err != nil {
 		t.Fatal(err)
 	}
 	if d := counter.dryRuns.Load(); d != n {

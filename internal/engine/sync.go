@@ -17,6 +17,7 @@ import (
 	"converge.dev/converge/internal/apply"
 	"converge.dev/converge/internal/cluster"
 	"converge.dev/converge/internal/diff"
+	"converge.dev/converge/internal/drift"
 	"converge.dev/converge/internal/object"
 	"converge.dev/converge/internal/plan"
 )
@@ -47,8 +48,11 @@ type SyncOptions struct {
 	// it fails only on the sync's deadline. If false, Degraded fails at
 	// once, as in an Argo CD sync.
 	WaitThroughRetries bool
-	// Force takes fields owned by other field managers.
-	Force bool
+	// RefuseConflicts makes a field another field manager holds an error
+	// that stops the sync before anything is applied. If false, such a
+	// field is drift: the unit's drift policy leaves it to that manager
+	// or the sync takes it back (Git is the source of truth).
+	RefuseConflicts bool
 	// PruneApproved approves pruning objects marked Prune=confirm that
 	// were created before it. Zero approves nothing.
 	PruneApproved time.Time
@@ -88,6 +92,10 @@ type Report struct {
 	Events []apply.Event
 	// Hooks is how each hook that ran ended.
 	Hooks []apply.HookResult
+	// Drift lists the live fields that differ from what the unit applied,
+	// each with who holds it, its category and what is done about it.
+	// A sync takes back every field whose action is not Allow.
+	Drift []drift.Item
 
 	// owned is the inventory the plan started from.
 	owned cluster.Inventory
@@ -125,7 +133,7 @@ func (e *Engine) Sync(ctx context.Context, u Unit, o SyncOptions) (Report, error
 	if err := e.saveInventory(ctx, inventoryBefore(u.Name, rep)); err != nil {
 		return rep, fmt.Errorf("unit %s: write-ahead inventory, nothing applied: %w", u.Name, err)
 	}
-	res, err := apply.Run(ctx, e.target(o.Force), rep.Plan, apply.Options{Wait: o.Wait, Health: e.o.Health.Assess, Retrying: retrying(o.WaitThroughRetries), WaitMultiStepOnly: o.WaitMultiStepOnly, Waiting: o.Waiting, Step: o.Step})
+	res, err := apply.Run(ctx, e.target(!o.RefuseConflicts), rep.Plan, apply.Options{Wait: o.Wait, Health: e.o.Health.Assess, Retrying: retrying(o.WaitThroughRetries), WaitMultiStepOnly: o.WaitMultiStepOnly, Waiting: o.Waiting, Step: o.Step})
 	rep.Events, rep.Hooks = res.Events, res.Hooks
 	if err != nil {
 		return rep, fmt.Errorf("unit %s: sync: %w", u.Name, err)
@@ -195,7 +203,7 @@ func (e *Engine) plan(ctx context.Context, u Unit, o SyncOptions) (Report, error
 			}
 		}
 	}
-	predicted, err := e.validate(ctx, u.Name, desired, live, o)
+	predicted, x, err := e.validate(ctx, u, desired, live, o)
 	if e.o.Live != nil && !o.readAbsent && (err != nil || existing(predicted, live)) {
 		// An object the live index said was missing exists after all (its
 		// dry run has a resourceVersion, or ran into another manager's
@@ -223,8 +231,12 @@ func (e *Engine) plan(ctx context.Context, u Unit, o SyncOptions) (Report, error
 	if err := e.keepCRDsInUse(ctx, &p); err != nil {
 		return Report{}, fmt.Errorf("unit %s: %w", u.Name, err)
 	}
+	items, err := e.explain(u, p, predicted, x, inv.Objects, inv.Revision == r.Revision)
+	if err != nil {
+		return Report{}, fmt.Errorf("unit %s: drift: %w", u.Name, err)
+	}
 	e.claims.record(u.Name, p)
-	return Report{Unit: u.Name, Revision: r.Revision, Plan: p, owned: inv, heldSince: heldSince(p, inv, time.Now())}, nil
+	return Report{Unit: u.Name, Revision: r.Revision, Plan: p, Drift: items, owned: inv, heldSince: heldSince(p, inv, time.Now())}, nil
 }
 
 // prepare gives namespaced objects the destination namespace and stamps
@@ -293,8 +305,14 @@ func (e *Engine) prepare(u Unit, objs []object.Decoded) ([]object.Decoded, error
 // checked when applied. An object whose namespace does not exist at all
 // is compared as rendered for a diff, and refused by a sync, before
 // anything is applied. Objects owned by another unit are not sent.
-func (e *Engine) validate(ctx context.Context, unit string, desired []object.Decoded, live map[object.Key]*unstructured.Unstructured, o SyncOptions) (map[object.Key]*unstructured.Unstructured, error) {
-	force := o.Force
+//
+// A field another manager holds is drift, not an error (see dryRun):
+// where the unit's drift policy leaves it to that manager, desired is
+// changed in place to leave it out.
+func (e *Engine) validate(ctx context.Context, u Unit, desired []object.Decoded, live map[object.Key]*unstructured.Unstructured, o SyncOptions) (map[object.Key]*unstructured.Unstructured, explanation, error) {
+	unit := u.Name
+	x := explanation{original: map[object.Key]*unstructured.Unstructured{}, conflicts: map[object.Key][]string{}, hpa: hpaTargets(desired)}
+	force := !o.RefuseConflicts
 	newNamespaces := map[string]bool{}
 	for _, d := range desired {
 		ref := object.RefOf(d.Object)
@@ -304,7 +322,7 @@ func (e *Engine) validate(ctx context.Context, unit string, desired []object.Dec
 	}
 	missing, err := e.missingNamespaces(ctx, desired, live, newNamespaces)
 	if err != nil {
-		return nil, err
+		return nil, x, err
 	}
 	var errs0 []error
 	for _, d := range desired {
@@ -317,11 +335,13 @@ func (e *Engine) validate(ctx context.Context, unit string, desired []object.Dec
 		}
 	}
 	if len(errs0) > 0 {
-		return nil, fmt.Errorf("validation failed, nothing applied: %w", errors.Join(errs0...))
+		return nil, x, fmt.Errorf("validation failed, nothing applied: %w", errors.Join(errs0...))
 	}
 	// Dry runs are independent and each costs a round trip: send them a
 	// few at a time, and keep results in render order.
 	preds := make([]*unstructured.Unstructured, len(desired))
+	sent := make([]*unstructured.Unstructured, len(desired))
+	conflicts := make([][]string, len(desired))
 	errs := make([]error, len(desired))
 	sem := make(chan struct{}, validateConcurrency)
 	var wg sync.WaitGroup
@@ -356,14 +376,16 @@ func (e *Engine) validate(ctx context.Context, unit string, desired []object.Dec
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			pred, err := e.o.Cluster.Apply(ctx, d.Object, cluster.ApplyOptions{DryRun: true, Force: force})
+			obj, pred, fields, err := e.dryRun(ctx, u, d.Object, l, drift.Facts{HPA: x.hpa[ref.Key()]}, o.RefuseConflicts)
 			switch {
 			case errors.Is(err, cluster.ErrUnknownKind):
 			case err != nil:
 				errs[i] = fmt.Errorf("%s: %w", d.Source, err)
 			default:
-				preds[i] = pred
-				if key != "" {
+				preds[i], sent[i], conflicts[i] = pred, obj, fields
+				if key != "" && fields == nil {
+					// Only a dry run without conflicts is kept: one with
+					// them must be explained again on the next comparison.
 					e.predictions.put(key, pred)
 				}
 			}
@@ -371,15 +393,24 @@ func (e *Engine) validate(ctx context.Context, unit string, desired []object.Dec
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
-		return nil, fmt.Errorf("validation failed, nothing applied: %w", err)
+		return nil, x, fmt.Errorf("validation failed, nothing applied: %w", err)
 	}
 	out := map[object.Key]*unstructured.Unstructured{}
 	for i, p := range preds {
-		if p != nil {
-			out[object.RefOf(desired[i].Object).Key()] = p
+		if p == nil {
+			continue
+		}
+		key := object.RefOf(desired[i].Object).Key()
+		out[key] = p
+		if conflicts[i] != nil {
+			x.conflicts[key] = conflicts[i]
+		}
+		if sent[i] != nil && sent[i] != desired[i].Object {
+			x.original[key] = desired[i].Object
+			desired[i].Object = sent[i]
 		}
 	}
-	return out, nil
+	return out, x, nil
 }
 
 // missingNamespaces returns the namespaces desired objects use that

@@ -92,7 +92,7 @@ func ToUnit(app *v1alpha1.Application) (engine.Unit, Options, error) {
 	// what selfHeal means, and what a manual sync does.
 	// An Argo CD sync of several waves or with hooks waits for each
 	// wave's health; one of a single wave ends once it is applied.
-	o := Options{Sync: engine.SyncOptions{Force: true, Wait: true, WaitMultiStepOnly: true}}
+	o := Options{Sync: engine.SyncOptions{Wait: true, WaitMultiStepOnly: true}}
 	if err := engine.Guards(&o.Sync, app.Annotations); err != nil {
 		return engine.Unit{}, Options{}, fmt.Errorf("metadata.annotations: %w", err)
 	}

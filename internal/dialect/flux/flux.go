@@ -188,7 +188,7 @@ func ToUnit(ks *kustomizev1.Kustomization, src Source, vars map[string]string, a
 			u.Substitute[k] = v // inline variables win, as in Flux
 		}
 	}
-	so := engine.SyncOptions{Prune: ks.Spec.Prune, Wait: ks.Spec.Wait, Force: ks.Spec.Force, WaitThroughRetries: true}
+	so := engine.SyncOptions{Prune: ks.Spec.Prune, Wait: ks.Spec.Wait, WaitThroughRetries: true}
 	if err := engine.Guards(&so, ks.Annotations); err != nil {
 		return engine.Unit{}, engine.SyncOptions{}, fmt.Errorf("metadata.annotations: %w", err)
 	}

@@ -1,0 +1,17 @@
+package drift
+
+import (
+	"sort"
+
+	"converge.dev/converge/internal/object"
+)
+
+func sorted(s []string) []string {
+	s = append([]string(nil), s...)
+	sort.Strings(s)
+	return s
+}
+
+func refOf(group, kind string) object.Ref {
+	return object.Ref{Group: group, Version: "v1", Kind: kind, Namespace: "n", Name: "x"}
+}

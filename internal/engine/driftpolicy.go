@@ -1,0 +1,56 @@
+package engine
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	convergev1 "converge.dev/converge/internal/api/converge/v1alpha1"
+	"converge.dev/converge/internal/drift"
+)
+
+// DriftPolicyOf merges the DriftPolicies that select one unit into the
+// policy the engine applies: their allow and forbid rules add up, and of
+// their defaults the strictest wins (revert, then report, then ignore),
+// because two teams' policies should never loosen each other. No
+// policies give the zero (built-in) policy. An invalid policy is an
+// error naming it and its field.
+func DriftPolicyOf(policies []convergev1.DriftPolicy) (drift.Policy, error) {
+	if len(policies) == 0 {
+		return drift.Policy{}, nil
+	}
+	sort.Slice(policies, func(i, j int) bool { return policies[i].Name < policies[j].Name })
+	var out drift.Policy
+	var names []string
+	strictness := map[drift.Action]int{drift.Ignore: 1, drift.Report: 2, "": 2, drift.Revert: 3}
+	for _, p := range policies {
+		one := drift.Policy{Name: p.Name, Allow: rules(p.Name, "allow", p.Spec.Allow), Forbid: rules(p.Name, "forbid", p.Spec.Forbid), Default: drift.Action(p.Spec.Default),
+			Managers: drift.Managers{Policy: p.Spec.Managers.Policy, Cloud: p.Spec.Managers.Cloud, Human: p.Spec.Managers.Human}}
+		if err := one.Validate(); err != nil {
+			return drift.Policy{}, fmt.Errorf("DriftPolicy %s/%s: spec.%w", p.Namespace, p.Name, err)
+		}
+		names = append(names, p.Name)
+		out.Allow = append(out.Allow, one.Allow...)
+		out.Forbid = append(out.Forbid, one.Forbid...)
+		if out.Default == "" || strictness[one.Default] > strictness[out.Default] {
+			out.Default = one.Default
+		}
+		out.Managers.Policy = append(out.Managers.Policy, one.Managers.Policy...)
+		out.Managers.Cloud = append(out.Managers.Cloud, one.Managers.Cloud...)
+		out.Managers.Human = append(out.Managers.Human, one.Managers.Human...)
+	}
+	out.Name = strings.Join(names, "+")
+	if out.Default == "" {
+		out.Default = drift.Report
+	}
+	return out, nil
+}
+
+func rules(policy, list string, in []convergev1.DriftRule) []drift.Rule {
+	out := make([]drift.Rule, len(in))
+	for i, r := range in {
+		out[i] = drift.Rule{Kinds: r.Kinds, Paths: r.Paths, When: r.When, Deletion: r.Deletion,
+			Origin: fmt.Sprintf("DriftPolicy %s: %s[%d]", policy, list, i)}
+	}
+	return out
+}

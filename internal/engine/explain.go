@@ -1,0 +1,141 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"converge.dev/converge/internal/cluster"
+	"converge.dev/converge/internal/diff"
+	"converge.dev/converge/internal/drift"
+	"converge.dev/converge/internal/object"
+	"converge.dev/converge/internal/plan"
+)
+
+// conflictFields returns the fields a server-side apply conflict names,
+// nil for any other error.
+func conflictFields(err error) []string {
+	var se apierrors.APIStatus
+	if err == nil || !errors.As(err, &se) || se.Status().Code != 409 || se.Status().Details == nil {
+		return nil
+	}
+	var out []string
+	for _, c := range se.Status().Details.Causes {
+		if c.Type == metav1.CauseTypeFieldManagerConflict {
+			out = append(out, c.Field)
+		}
+	}
+	return out
+}
+
+// dryRun sends obj without force. Fields another manager holds are drift,
+// not an error: the unit's drift policy decides which of them it leaves
+// to that manager (they are left out of what is sent, so they never
+// conflict again) and the rest are taken, which a second dry run, forced,
+// predicts. sent is what a sync must apply; conflicts are the fields the
+// server named. With refuse, a conflict stays an error.
+func (e *Engine) dryRun(ctx context.Context, u Unit, obj, live *unstructured.Unstructured, facts drift.Facts, refuse bool) (sent, pred *unstructured.Unstructured, conflicts []string, err error) {
+	pred, err = e.o.Cluster.Apply(ctx, obj, cluster.ApplyOptions{DryRun: true})
+	conflicts = conflictFields(err)
+	if conflicts == nil || live == nil || refuse {
+		return obj, pred, nil, err
+	}
+	_, leave, xerr := drift.Explain(drift.Input{Desired: obj, Live: live, Conflicts: conflicts, Self: cluster.FieldManager,
+		Policy: u.Drift, Facts: facts})
+	if xerr != nil {
+		return obj, nil, nil, xerr
+	}
+	sent = obj
+	if len(leave) > 0 {
+		sent = obj.DeepCopy()
+		for _, p := range leave {
+			drift.Remove(sent.Object, p)
+		}
+	}
+	pred, err = e.o.Cluster.Apply(ctx, sent, cluster.ApplyOptions{DryRun: true, Force: true})
+	return sent, pred, conflicts, err
+}
+
+// hpaTargets returns the objects the unit's HorizontalPodAutoscalers
+// scale, so that a policy's HPATargets sees an HPA from the same render
+// before it has ever scaled anything.
+func hpaTargets(desired []object.Decoded) map[object.Key]bool {
+	out := map[object.Key]bool{}
+	for _, d := range desired {
+		o := d.Object
+		if o.GetKind() != "HorizontalPodAutoscaler" || o.GroupVersionKind().Group != "autoscaling" {
+			continue
+		}
+		api, _, _ := unstructured.NestedString(o.Object, "spec", "scaleTargetRef", "apiVersion")
+		kind, _, _ := unstructured.NestedString(o.Object, "spec", "scaleTargetRef", "kind")
+		name, _, _ := unstructured.NestedString(o.Object, "spec", "scaleTargetRef", "name")
+		gv, err := schema.ParseGroupVersion(api)
+		if err != nil {
+			continue // the server refuses such an HPA
+		}
+		out[object.Key{Group: gv.Group, Kind: kind, Namespace: o.GetNamespace(), Name: name}] = true
+	}
+	return out
+}
+
+// explanation is what validate learned for explain.
+type explanation struct {
+	// original holds the rendered object where a field was left out of
+	// what is sent.
+	original  map[object.Key]*unstructured.Unstructured
+	conflicts map[object.Key][]string
+	hpa       map[object.Key]bool
+}
+
+// explain returns the unit's drifted fields, from the plan's steps: an
+// object it applies or leaves unchanged, compared with what is live, and
+// an object the unit applied before that is gone. sameRevision says the
+// plan's revision is the one the unit applied last, so that a difference
+// no other manager explains is drift rather than a change in Git.
+func (e *Engine) explain(u Unit, p plan.Plan, predicted map[object.Key]*unstructured.Unstructured, x explanation, inventory []object.Ref, sameRevision bool) ([]drift.Item, error) {
+	applied := map[object.Key]bool{}
+	for _, r := range inventory {
+		applied[r.Key()] = true
+	}
+	var items []drift.Item
+	for _, s := range p.Steps {
+		key := s.Ref.Key()
+		switch {
+		case s.Action == plan.Create && sameRevision && applied[key]:
+			if it := drift.Deleted(s.Ref, u.Drift); it.Action != drift.Ignore {
+				items = append(items, it)
+			}
+		case (s.Action == plan.Update || s.Action == plan.Unchanged) && s.Live != nil && s.Desired != nil:
+			desired := s.Desired
+			if o := x.original[key]; o != nil {
+				desired = o
+			}
+			its, _, err := drift.Explain(drift.Input{Desired: desired, Live: s.Live, Predicted: predicted[key], Conflicts: x.conflicts[key],
+				SameRevision: sameRevision, Self: cluster.FieldManager, Policy: u.Drift, Facts: drift.Facts{HPA: x.hpa[key]}})
+			if err != nil {
+				return nil, err
+			}
+			if len(its) > 0 && len(u.Ignore) > 0 {
+				ignored, err := diff.IgnoredPointers(s.Live, s.Live, u.Ignore)
+				if err != nil {
+					return nil, fmt.Errorf("%s: ignoreDifferences: %w", s.Ref, err)
+				}
+				kept := its[:0]
+				for _, it := range its {
+					if !it.Under(s.Live.Object, ignored) {
+						kept = append(kept, it)
+					}
+				}
+				its = kept
+			}
+			items = append(items, its...)
+		}
+	}
+	drift.Sort(items)
+	return items, nil
+}
