@@ -77,6 +77,8 @@ type ApplicationReconciler struct {
 	// included, from the manager's cache: one GET per reconcile was a
 	// tenth of a cold start's requests.
 	projects client.Reader
+	// drift reads the DriftPolicies that govern an Application.
+	drift driftPolicies
 }
 
 // SetupWithManager registers the reconciler. Status writes do not wake
@@ -92,6 +94,10 @@ func (r *ApplicationReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	r.live = &liveWatches{ctrl: c, cache: mgr.GetCache(), watched: map[schema.GroupVersionKind]bool{}, wrote: r.Engine.Wrote}
 	r.projects = mgr.GetCache()
+	r.drift = driftPolicies{mgr.GetCache()}
+	if err := watchDriftPolicies(mgr, c, &v1alpha1.ApplicationList{}); err != nil {
+		return err
+	}
 	// Another unit refused an object an Application owns: its
 	// SharedResourceWarning must say so now, not at its next resync.
 	claimed := make(chan event.TypedGenericEvent[*v1alpha1.Application], 64)
@@ -129,6 +135,7 @@ func (r *ApplicationReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	if err := reader.Get(ctx, req.NamespacedName, raw); err != nil {
 		if apierrors.IsNotFound(err) {
 			deleteAppInfo(req.Namespace, req.Name)
+			deleteDriftMetrics("Application", req.Namespace, req.Name)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -196,6 +203,9 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, orig, app *v1alph
 	if err == nil {
 		err = argocd.Permits(proj, app)
 	}
+	if err == nil {
+		unit.Drift, err = r.drift.forUnit(ctx, app.Namespace, app.Labels)
+	}
 	if err != nil {
 		argocd.SetCondition(app, "InvalidSpecError", err.Error(), now)
 		app.Status.Sync.Status = argocd.Unknown
@@ -245,6 +255,9 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, orig, app *v1alph
 		// rather than sync on the old one.
 		return ctrl.Result{Requeue: true}, nil
 	}
+	if sync && st.RevertNow() {
+		warnForbidden(r.Recorder, app, st.Drift)
+	}
 	if sync {
 		synced, err := r.sync(ctx, orig, app, unit, opts, op, now)
 		if errors.Is(err, apply.ErrInProgress) {
@@ -263,6 +276,7 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, orig, app *v1alph
 		st = synced
 	}
 	argocd.WriteStatus(app, st, now)
+	setDriftMetrics("Application", app.Namespace, app.Name, st.Drift)
 	shared := sharedResources(st, r.Engine.ClaimsOn(unit.Name))
 	if shared != "" && shared != conditionMessage(app, "SharedResourceWarning") {
 		r.event(app, corev1.EventTypeWarning, "SharedResourceWarning", "Compare", "%s", shared)

@@ -33,6 +33,13 @@ func (r *ApplicationReconciler) wantSync(app *v1alpha1.Application, opts argocd.
 		// may be applied, and so in sync, but not healthy yet.
 		return last.Operation, true
 	}
+	if st.RevertNow() && !pruneStillHeld(app, st) && !revertBackingOff(app, st, r.retryAfter(app)) {
+		// A forbid rule (or a policy whose default is revert) takes drift
+		// back at once, even without automated sync or selfHeal. The
+		// revision is the one applied last, so nothing new is deployed.
+		return v1alpha1.Operation{Sync: &v1alpha1.SyncOperation{Revision: st.Revision, Prune: opts.Automated && opts.Sync.Prune},
+			InitiatedBy: &v1alpha1.InitiatedBy{Automated: true}}, true
+	}
 	if !opts.Automated || st.Synced || pruneStillHeld(app, st) {
 		return v1alpha1.Operation{}, false
 	}
@@ -236,4 +243,12 @@ func (s *runningSync) write(ctx context.Context, msg string) {
 		return // progress only: the final write still says how it ended
 	}
 	s.orig.Status.OperationState = to.Status.OperationState.DeepCopy()
+}
+
+// revertBackingOff: a revert of this revision failed a moment ago; the
+// requeue brings it back when the backoff ends, rather than at once.
+func revertBackingOff(app *v1alpha1.Application, st engine.UnitStatus, backoff time.Duration) bool {
+	last := app.Status.OperationState
+	return last != nil && last.Phase == "Failed" && last.SyncResult != nil && last.SyncResult.Revision == st.Revision &&
+		last.FinishedAt != nil && time.Since(last.FinishedAt.Time) < backoff
 }

@@ -403,7 +403,7 @@ func (r *HelmReleaseReconciler) reconcile(ctx context.Context, hr *helmv2.HelmRe
 		if r := meta.FindStatusCondition(st.Conditions, flux.ReadyCondition); r != nil && r.Status == metav1.ConditionTrue {
 			msg, reason = r.Message, r.Reason
 		}
-		if err := drift(ctx, act.engine, hr, out, ns); err != nil {
+		if err := helmDrift(ctx, act.engine, hr, out, ns); err != nil {
 			flux.MarkFailed(&st.Conditions, gen, "DriftDetectionFailed", err.Error(), false)
 			return ctrl.Result{RequeueAfter: 30 * time.Second}
 		}
@@ -467,10 +467,10 @@ func releaseOptions(hr *helmv2.HelmRelease) (actionOptions, error) {
 	return o, nil
 }
 
-// drift compares the release's objects with the cluster; with mode
+// helmDrift compares the release's objects with the cluster; with mode
 // enabled, it corrects what drifted (a kubectl edit), with warn it only
 // says so.
-func drift(ctx context.Context, eng *engine.Engine, hr *helmv2.HelmRelease, out helmrelease.Outcome, ns string) error {
+func helmDrift(ctx context.Context, eng *engine.Engine, hr *helmv2.HelmRelease, out helmrelease.Outcome, ns string) error {
 	mode := ""
 	if d := hr.Spec.DriftDetection; d != nil {
 		mode = d.Mode

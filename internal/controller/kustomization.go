@@ -71,6 +71,7 @@ type KustomizationReconciler struct {
 	mu      sync.Mutex
 	remotes map[string]*engine.Engine // by kubeconfig digest
 	gate    *gate
+	drift   driftPolicies
 }
 
 // SetupWithManager registers the reconciler and its watches.
@@ -100,8 +101,12 @@ func (r *KustomizationReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&sourcev1.OCIRepository{}, handler.EnqueueRequestsFromMapFunc(r.bySource)).
 		Watches(&kustomizev1.Kustomization{}, handler.EnqueueRequestsFromMapFunc(r.byDependency),
 			builder.WithPredicates(readyChanged{}))
-	_, err := r.gate.build(b, &kustomizev1.Kustomization{}, &kustomizev1.KustomizationList{}, r)
-	return err
+	c, err := r.gate.build(b, &kustomizev1.Kustomization{}, &kustomizev1.KustomizationList{}, r)
+	if err != nil {
+		return err
+	}
+	r.drift = driftPolicies{mgr.GetCache()}
+	return watchDriftPolicies(mgr, c, &kustomizev1.KustomizationList{})
 }
 
 func (r *KustomizationReconciler) list(ctx context.Context, index, key string) []reconcile.Request {
@@ -272,6 +277,10 @@ func (r *KustomizationReconciler) reconcile(ctx context.Context, ks *kustomizev1
 		return ctrl.Result{}
 	}
 	unit.Auth = unitAuth
+	if unit.Drift, err = r.drift.forUnit(ctx, ks.Namespace, ks.Labels); err != nil {
+		flux.MarkFailed(&st.Conditions, gen, flux.InvalidSpecReason, err.Error(), false)
+		return ctrl.Result{RequeueAfter: retry}
+	}
 	if ociRepo != nil {
 		if unit.OCIAuth, err = ociAuth(ctx, r.Client, ociRepo); err != nil {
 			flux.MarkFailed(&st.Conditions, gen, flux.ArtifactFailedReason, err.Error(), false)
@@ -302,6 +311,12 @@ func (r *KustomizationReconciler) reconcile(ctx context.Context, ks *kustomizev1
 	defer cancel()
 	rep, err := eng.Sync(sctx, unit, opts)
 	if err == nil {
+		// Flux applies every interval, so drift found here was taken back
+		// (fields a policy allows are left out of the apply).
+		st.Drift = engine.DriftReport(rep.Drift)
+		setDriftCondition(&st.Conditions, gen, rep.Drift)
+		setDriftMetrics("Kustomization", ks.Namespace, ks.Name, rep.Drift)
+		warnForbidden(r.Recorder, ks, rep.Drift)
 		if conflicts := conflictsOf(rep); conflicts != "" {
 			if prev := meta.FindStatusCondition(st.Conditions, flux.ReadyCondition); r.Recorder != nil && (prev == nil || prev.Message != conflicts) {
 				r.Recorder.Eventf(ks, nil, corev1.EventTypeWarning, flux.OwnershipConflictReason, "Reconcile", "%s", redact.Message(conflicts))

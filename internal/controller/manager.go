@@ -22,6 +22,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"converge.dev/converge/internal/api/argocd/v1alpha1"
+	convergev1 "converge.dev/converge/internal/api/converge/v1alpha1"
 	helmv2 "converge.dev/converge/internal/api/fluxcd/helm/v2"
 	kustomizev1 "converge.dev/converge/internal/api/fluxcd/kustomize/v1"
 	sourcev1 "converge.dev/converge/internal/api/fluxcd/source/v1"
@@ -123,6 +124,9 @@ func Scheme() (*runtime.Scheme, error) {
 		return nil, err
 	}
 	if err := kustomizev1.AddToScheme(s); err != nil {
+		return nil, err
+	}
+	if err := convergev1.AddToScheme(s); err != nil {
 		return nil, err
 	}
 	return s, nil

@@ -72,6 +72,8 @@ func TestExplain(t *testing.T) {
 		policy: Policy{Name: "p", Default: Ignore, Allow: []Rule{{Kinds: []string{"Deployment"}, Paths: []string{"/spec/template/spec/containers/app"}}}},
 		want: map[string]want{
 			`.spec.template.spec.containers[name="app"].image`: {"kubectl-set", "unauthorized", "allow", `"nginx:1.42.0"`, `"nginx:1.50.0"`},
+			// Under every policy, an HPA keeps its replicas.
+			`.spec.replicas`: {"kube-controller-manager", "controller-managed", "allow", "2", "4"},
 		},
 		leave: []string{`.metadata.annotations.team`, `.metadata.labels.policy.example/injected`, `.spec.replicas`, `.spec.template.spec.containers[name="app"].image`},
 	}}
@@ -159,9 +161,18 @@ func TestSecretValuesMasked(t *testing.T) {
 	}
 }
 
+func TestForbidFightsHPA(t *testing.T) {
+	pol := Policy{Name: "p", Forbid: []Rule{{Paths: []string{"/spec/replicas"}}}}
+	items, leave, err := Explain(Input{Desired: load(t, "desired.yaml"), Live: load(t, "live.yaml"), Conflicts: []string{".spec.replicas"}, Self: "converge", Policy: pol})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if it, _ := findItem(items, ".spec.replicas"); it.Action != Revert || len(leave) != 0 {
+		t.Errorf("a forbid rule on replicas: %+v, leave %v", it, leave)
+	}
+}
+
 func TestDeletedForbidden(t *testing.T) {
-	ref := load(t, "desired.yaml")
-	_ = ref
 	np := Deleted(refOf("networking.k8s.io", "NetworkPolicy"), seedPolicy)
 	if np.Action != Revert || np.Category != Unauthorized {
 		t.Errorf("NetworkPolicy deleted: got %s/%s, want revert/unauthorized", np.Action, np.Category)

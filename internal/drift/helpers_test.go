@@ -15,3 +15,12 @@ func sorted(s []string) []string {
 func refOf(group, kind string) object.Ref {
 	return object.Ref{Group: group, Version: "v1", Kind: kind, Namespace: "n", Name: "x"}
 }
+
+func findItem(items []Item, path string) (Item, bool) {
+	for _, it := range items {
+		if it.Path == path {
+			return it, true
+		}
+	}
+	return Item{}, false
+}

@@ -10,8 +10,9 @@ import (
 
 // Policy says which drift is expected and which is not (seed §8.1). The
 // zero Policy is the built-in default: every drifted field is reported
-// and a sync takes it back, except the replicas of a workload an HPA
-// scales, which are allowed (seed §8.2: a field should have one owner).
+// and a sync takes it back. Under every policy, the replicas of a
+// workload an HPA scales are allowed unless a forbid rule names them
+// (seed §8.2: a field should have one owner).
 type Policy struct {
 	// Name names the policy in items and events ("" for the default).
 	Name string `json:"name,omitempty"`
@@ -119,8 +120,10 @@ func (p Policy) Decide(it *Item, fp fieldpath.Path, f Facts) {
 		it.Action, it.Rule = Allow, p.Allow[i].origin(name, "allow", i)
 		return
 	}
-	if p.Name == "" && len(p.Allow) == 0 && isReplicas(fp) && (f.HPA || isHPA(it)) {
-		it.Action, it.Rule = Allow, "default: an HPA owns replicas"
+	if isReplicas(fp) && (f.HPA || isHPA(it)) {
+		// Seed §8.2: a field should have one owner. Only a forbid rule
+		// makes converge fight an autoscaler.
+		it.Action, it.Rule = Allow, name+": an HPA owns replicas"
 		return
 	}
 	it.Action, it.Rule = p.Default, name+": default"

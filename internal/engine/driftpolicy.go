@@ -54,3 +54,54 @@ func rules(policy, list string, in []convergev1.DriftRule) []drift.Rule {
 	}
 	return out
 }
+
+// DriftReportLimit bounds the items a unit's status lists.
+const DriftReportLimit = 20
+
+// DriftReport is items as a unit's status shows them; nil when there are
+// none, so that a unit without drift carries no empty report.
+func DriftReport(items []drift.Item) *convergev1.DriftReport {
+	if len(items) == 0 {
+		return nil
+	}
+	r := &convergev1.DriftReport{Summary: drift.Summary(items), Total: len(items)}
+	for _, it := range items {
+		if it.Unexplained() {
+			r.Unexplained++
+		}
+		if len(r.Items) == DriftReportLimit {
+			continue
+		}
+		r.Items = append(r.Items, convergev1.DriftItem{Object: it.Object.String(), Path: it.Path, Desired: cut(it.Desired), Live: cut(it.Live),
+			Manager: it.Manager, Operation: it.Operation, Subresource: it.Subresource, Time: it.Time,
+			Category: string(it.Category), Evidence: it.Evidence, Action: string(it.Action), Rule: it.Rule})
+	}
+	return r
+}
+
+func cut(s string) string {
+	if len(s) <= 256 {
+		return s
+	}
+	return s[:253] + "..."
+}
+
+// DriftCondition is a unit's Drifted condition message: a count by
+// category of the drift no policy rule allows, and the first such field;
+// empty when there is none. corrected says a sync took it back.
+func DriftCondition(items []drift.Item, corrected bool) string {
+	var unexplained []drift.Item
+	for _, it := range items {
+		if it.Unexplained() {
+			unexplained = append(unexplained, it)
+		}
+	}
+	if len(unexplained) == 0 {
+		return ""
+	}
+	s := drift.Summary(unexplained)
+	if corrected {
+		s += ", taken back"
+	}
+	return s + "; first: " + unexplained[0].String()
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -39,14 +40,19 @@ func conflictFields(err error) []string {
 // conflict again) and the rest are taken, which a second dry run, forced,
 // predicts. sent is what a sync must apply; conflicts are the fields the
 // server named. With refuse, a conflict stays an error.
-func (e *Engine) dryRun(ctx context.Context, u Unit, obj, live *unstructured.Unstructured, facts drift.Facts, refuse bool) (sent, pred *unstructured.Unstructured, conflicts []string, err error) {
+func (e *Engine) dryRun(ctx context.Context, u Unit, obj, live *unstructured.Unstructured, facts *drift.Facts, refuse bool) (sent, pred *unstructured.Unstructured, conflicts []string, err error) {
 	pred, err = e.o.Cluster.Apply(ctx, obj, cluster.ApplyOptions{DryRun: true})
 	conflicts = conflictFields(err)
 	if conflicts == nil || live == nil || refuse {
 		return obj, pred, nil, err
 	}
+	if !facts.HPA && slices.Contains(conflicts, ".spec.replicas") {
+		if facts.HPA, err = e.scaledByHPA(ctx, object.RefOf(obj)); err != nil {
+			return obj, nil, nil, err
+		}
+	}
 	_, leave, xerr := drift.Explain(drift.Input{Desired: obj, Live: live, Conflicts: conflicts, Self: cluster.FieldManager,
-		Policy: u.Drift, Facts: facts})
+		Policy: u.Drift, Facts: *facts})
 	if xerr != nil {
 		return obj, nil, nil, xerr
 	}
@@ -81,6 +87,25 @@ func hpaTargets(desired []object.Decoded) map[object.Key]bool {
 		out[object.Key{Group: gv.Group, Kind: kind, Namespace: o.GetNamespace(), Name: name}] = true
 	}
 	return out
+}
+
+// scaledByHPA reports whether a live HorizontalPodAutoscaler scales the
+// object. It is read only when another manager holds the object's
+// replicas, the one question it answers: an HPA outside the unit's
+// render still owns them.
+func (e *Engine) scaledByHPA(ctx context.Context, ref object.Ref) (bool, error) {
+	hpas, err := e.o.Cluster.List(ctx, schema.GroupVersionKind{Group: "autoscaling", Version: "v2", Kind: "HorizontalPodAutoscaler"}, ref.Namespace)
+	if errors.Is(err, cluster.ErrUnknownKind) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("%s: HorizontalPodAutoscalers: %w", ref, err)
+	}
+	ds := make([]object.Decoded, len(hpas))
+	for i := range hpas {
+		ds[i] = object.Decoded{Object: &hpas[i]}
+	}
+	return hpaTargets(ds)[ref.Key()], nil
 }
 
 // explanation is what validate learned for explain.

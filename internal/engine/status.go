@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 
+	"converge.dev/converge/internal/drift"
 	"converge.dev/converge/internal/health"
 	"converge.dev/converge/internal/object"
 	"converge.dev/converge/internal/plan"
@@ -32,6 +33,28 @@ type UnitStatus struct {
 	// Hooks are the hooks a sync of this revision would run; they are not
 	// compared, but a project's kind rules still apply to them.
 	Hooks []object.Ref `json:"hooks,omitempty"`
+	// Drift explains each drifted live field; see Report.Drift.
+	Drift []drift.Item `json:"drift,omitempty"`
+	// SameRevision is true when the revision compared is the one the unit
+	// applied last: its drift is then the cluster's doing, not Git's.
+	SameRevision bool `json:"-"`
+}
+
+// RevertNow reports whether some drift must be reverted at once (a
+// forbid rule, or a policy whose default is revert), whatever the
+// unit's own self-healing says. Only at the revision the unit applied
+// last: a sync then re-applies what is there, never a new commit nobody
+// asked to deploy.
+func (st UnitStatus) RevertNow() bool {
+	if !st.SameRevision {
+		return false
+	}
+	for _, it := range st.Drift {
+		if it.Action == drift.Revert {
+			return true
+		}
+	}
+	return false
 }
 
 // Status compares the unit's revision with the cluster, object by object.
@@ -45,7 +68,8 @@ func (e *Engine) Status(ctx context.Context, u Unit) (UnitStatus, error) {
 	if err != nil {
 		return UnitStatus{}, err
 	}
-	st := UnitStatus{Unit: u.Name, Revision: rep.Revision, Synced: true, Health: health.Healthy}
+	st := UnitStatus{Unit: u.Name, Revision: rep.Revision, Synced: true, Health: health.Healthy, Drift: rep.Drift,
+		SameRevision: rep.owned.Revision == rep.Revision}
 	for _, s := range rep.Plan.Steps {
 		if s.Action == plan.Hook {
 			st.Hooks = append(st.Hooks, s.Ref) // run during a sync; not desired state

@@ -342,6 +342,7 @@ func (e *Engine) validate(ctx context.Context, u Unit, desired []object.Decoded,
 	preds := make([]*unstructured.Unstructured, len(desired))
 	sent := make([]*unstructured.Unstructured, len(desired))
 	conflicts := make([][]string, len(desired))
+	hpaLive := make([]bool, len(desired))
 	errs := make([]error, len(desired))
 	sem := make(chan struct{}, validateConcurrency)
 	var wg sync.WaitGroup
@@ -376,7 +377,9 @@ func (e *Engine) validate(ctx context.Context, u Unit, desired []object.Decoded,
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			obj, pred, fields, err := e.dryRun(ctx, u, d.Object, l, drift.Facts{HPA: x.hpa[ref.Key()]}, o.RefuseConflicts)
+			facts := drift.Facts{HPA: x.hpa[ref.Key()]}
+			obj, pred, fields, err := e.dryRun(ctx, u, d.Object, l, &facts, o.RefuseConflicts)
+			hpaLive[i] = facts.HPA
 			switch {
 			case errors.Is(err, cluster.ErrUnknownKind):
 			case err != nil:
@@ -404,6 +407,9 @@ func (e *Engine) validate(ctx context.Context, u Unit, desired []object.Decoded,
 		out[key] = p
 		if conflicts[i] != nil {
 			x.conflicts[key] = conflicts[i]
+		}
+		if hpaLive[i] {
+			x.hpa[key] = true
 		}
 		if sent[i] != nil && sent[i] != desired[i].Object {
 			x.original[key] = desired[i].Object

@@ -43,9 +43,15 @@ func WriteStatus(app *v1alpha1.Application, st engine.UnitStatus, now time.Time)
 		}
 		s.Resources = append(s.Resources, rs)
 	}
+	s.Drift = engine.DriftReport(st.Drift)
+	SetCondition(app, DriftedCondition, engine.DriftCondition(st.Drift, false), now)
 	t := metav1.NewTime(now)
 	s.ReconciledAt = &t
 }
+
+// DriftedCondition is set while live fields differ from Git in a way no
+// drift policy rule allows; status.drift lists them.
+const DriftedCondition = "Drifted"
 
 func argoSync(s string) string {
 	switch s {

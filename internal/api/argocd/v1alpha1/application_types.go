@@ -2,6 +2,8 @@ package v1alpha1
 
 import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	convergev1 "converge.dev/converge/internal/api/converge/v1alpha1"
 )
 
 // Application is one unit of desired state: a source rendered into a
@@ -163,6 +165,9 @@ type ApplicationStatus struct {
 	ReconciledAt   *metav1.Time           `json:"reconciledAt,omitempty"`
 	Summary        *ApplicationSummary    `json:"summary,omitempty"`
 	SourceType     string                 `json:"sourceType,omitempty"`
+	// Drift explains each live field that differs from Git (converge's
+	// own; Argo CD has none).
+	Drift *convergev1.DriftReport `json:"drift,omitempty"`
 }
 
 // ApplicationSummary lists images, as Argo CD's UI shows them.

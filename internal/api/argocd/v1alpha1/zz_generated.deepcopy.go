@@ -5,6 +5,7 @@
 package v1alpha1
 
 import (
+	convergev1alpha1 "converge.dev/converge/internal/api/converge/v1alpha1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1"
 	runtime "k8s.io/apimachinery/pkg/runtime"
 )
@@ -384,6 +385,11 @@ func (in *ApplicationStatus) DeepCopyInto(out *ApplicationStatus) {
 	if in.Summary != nil {
 		in, out := &in.Summary, &out.Summary
 		*out = new(ApplicationSummary)
+		(*in).DeepCopyInto(*out)
+	}
+	if in.Drift != nil {
+		in, out := &in.Drift, &out.Drift
+		*out = new(convergev1alpha1.DriftReport)
 		(*in).DeepCopyInto(*out)
 	}
 }

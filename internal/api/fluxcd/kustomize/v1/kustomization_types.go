@@ -2,6 +2,8 @@ package v1
 
 import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	convergev1 "converge.dev/converge/internal/api/converge/v1alpha1"
 )
 
 // Kustomization builds a path of a source (a kustomization or plain
@@ -188,6 +190,9 @@ type KustomizationStatus struct {
 	// LastHandledReconcileAt is the reconcile.fluxcd.io/requestedAt
 	// value last honoured.
 	LastHandledReconcileAt string `json:"lastHandledReconcileAt,omitempty"`
+	// Drift explains each live field that differs from Git (converge's
+	// own; Flux only says drift was corrected).
+	Drift *convergev1.DriftReport `json:"drift,omitempty"`
 }
 
 // ResourceInventory lists what was applied, as Flux writes it.

@@ -5,6 +5,7 @@
 package v1
 
 import (
+	"converge.dev/converge/internal/api/converge/v1alpha1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	runtime "k8s.io/apimachinery/pkg/runtime"
 )
@@ -265,6 +266,11 @@ func (in *KustomizationStatus) DeepCopyInto(out *KustomizationStatus) {
 	if in.Inventory != nil {
 		in, out := &in.Inventory, &out.Inventory
 		*out = new(ResourceInventory)
+		(*in).DeepCopyInto(*out)
+	}
+	if in.Drift != nil {
+		in, out := &in.Drift, &out.Drift
+		*out = new(v1alpha1.DriftReport)
 		(*in).DeepCopyInto(*out)
 	}
 }

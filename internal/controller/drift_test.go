@@ -1,0 +1,234 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"converge.dev/converge/internal/api/argocd/v1alpha1"
+	convergev1 "converge.dev/converge/internal/api/converge/v1alpha1"
+	kustomizev1 "converge.dev/converge/internal/api/fluxcd/kustomize/v1"
+	sourcev1 "converge.dev/converge/internal/api/fluxcd/source/v1"
+	"converge.dev/converge/internal/clustertest"
+	"converge.dev/converge/internal/gittest"
+)
+
+func webYAML(replicas int) string {
+	return fmt.Sprintf(`apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: %d
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers: [{name: web, image: example/web:1}]
+`, replicas)
+}
+
+// setImage sends what `kubectl set image` sends: an Update that takes
+// the image from converge under the manager kubectl-set.
+func setImage(t *testing.T, c client.Client, ns, image string) {
+	t.Helper()
+	patch := `{"spec":{"template":{"spec":{"containers":[{"name":"web","image":"` + image + `"}]}}}}`
+	d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web"}}
+	if err := c.Patch(context.Background(), d, client.RawPatch(types.StrategicMergePatchType, []byte(patch)), client.FieldOwner("kubectl-set")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func deployment(t *testing.T, c client.Client, ns string) *appsv1.Deployment {
+	t.Helper()
+	d := &appsv1.Deployment{}
+	if err := c.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: "web"}, d); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func waitDeployment(t *testing.T, c client.Client, ns, what string, cond func(*appsv1.Deployment) bool) {
+	t.Helper()
+	d := &appsv1.Deployment{}
+	err := wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, 90*time.Second, true, func(ctx context.Context) (bool, error) {
+		return c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "web"}, d) == nil && cond(d), nil
+	})
+	if err != nil {
+		t.Fatalf("waiting for the Deployment to be %s: %v (replicas %v, containers %v)", what, err, d.Spec.Replicas, d.Spec.Template.Spec.Containers)
+	}
+}
+
+func driftItem(r *convergev1.DriftReport, path string) *convergev1.DriftItem {
+	if r == nil {
+		return nil
+	}
+	for i := range r.Items {
+		if r.Items[i].Path == path {
+			return &r.Items[i]
+		}
+	}
+	return nil
+}
+
+func waitWarning(t *testing.T, c client.Client, ns, kind, name, reason, contains string) {
+	t.Helper()
+	err := wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		evs := &eventsv1.EventList{}
+		if err := c.List(ctx, evs, client.InNamespace(ns)); err != nil {
+			return false, nil
+		}
+		for _, e := range evs.Items {
+			if e.Regarding.Kind == kind && e.Regarding.Name == name && e.Reason == reason && e.Type == corev1.EventTypeWarning && strings.Contains(e.Note, contains) {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		t.Errorf("no Warning Event %s on %s %s mentioning %q", reason, kind, name, contains)
+	}
+}
+
+const imagePath = `.spec.template.spec.containers[name="web"].image`
+
+// TestApplicationDrift runs the issue's cases under the controller with
+// real writers: a real HPA (kube-controller-manager's) owns replicas and
+// is never fought, with no policy and without a write; a kubectl-set edit
+// of an Application without selfHeal is reported, named and left; a
+// DriftPolicy that forbids it reverts it at once with a Warning Event.
+func TestApplicationDrift(t *testing.T) {
+	c, repo := setup(t)
+	ctx := context.Background()
+	ns := clustertest.Namespace(t)
+	repo.Commit("drift app", map[string]string{"drift-app/web.yaml": webYAML(1)})
+	repo.Publish()
+	create(t, c, &v1alpha1.AppProject{ObjectMeta: metav1.ObjectMeta{Name: "default", Namespace: ns},
+		Spec: v1alpha1.AppProjectSpec{SourceRepos: []string{"*"}, Destinations: []v1alpha1.ApplicationDestination{{Server: "*", Namespace: "*"}}}})
+	a := app(ns, "drifty", gittest.FileURL(repo.Bare), "drift-app", nil)
+	a.Labels = map[string]string{"tier": "prod"}
+	a.Spec.SyncPolicy.Automated.SelfHeal = false
+	create(t, c, a)
+	waitNamed(t, c, ns, "drifty", "Synced", func(a *v1alpha1.Application) bool { return a.Status.Sync.Status == "Synced" })
+
+	// A real HPA, made by the platform team outside Git, scales to 3.
+	create(t, c, &autoscalingv2.HorizontalPodAutoscaler{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns},
+		Spec: autoscalingv2.HorizontalPodAutoscalerSpec{MinReplicas: ptr.To[int32](3), MaxReplicas: 5,
+			ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: "web"}}})
+	waitDeployment(t, c, ns, "scaled by the HPA", func(d *appsv1.Deployment) bool { return *d.Spec.Replicas == 3 })
+	gen := deployment(t, c, ns).Generation
+	if err := c.Patch(ctx, &v1alpha1.Application{ObjectMeta: metav1.ObjectMeta{Name: "drifty", Namespace: ns}},
+		client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"annotations":{"argocd.argoproj.io/refresh":"normal"}}}`))); err != nil {
+		t.Fatal(err)
+	}
+	got := waitNamed(t, c, ns, "drifty", "explaining replicas", func(a *v1alpha1.Application) bool {
+		return driftItem(a.Status.Drift, ".spec.replicas") != nil
+	})
+	if it := driftItem(got.Status.Drift, ".spec.replicas"); it.Action != "allow" || it.Category != "controller-managed" || it.Subresource != "scale" {
+		t.Errorf("replicas item: %+v", it)
+	}
+	if got.Status.Sync.Status != "Synced" {
+		t.Errorf("with an HPA's replicas: %s", got.Status.Sync.Status)
+	}
+	for _, cond := range got.Status.Conditions {
+		if cond.Type == "Drifted" {
+			t.Errorf("allowed drift raised a Drifted condition: %s", cond.Message)
+		}
+	}
+
+	// A manual edit: reported with its manager, not reverted (no selfHeal).
+	setImage(t, c, ns, "example/web:9")
+	got = waitNamed(t, c, ns, "drifty", "reporting the edit", func(a *v1alpha1.Application) bool {
+		return driftItem(a.Status.Drift, imagePath) != nil
+	})
+	if it := driftItem(got.Status.Drift, imagePath); it.Manager != "kubectl-set" || it.Category != "unauthorized" || it.Action != "report" ||
+		it.Live != `"example/web:9"` || it.Desired != `"example/web:1"` {
+		t.Errorf("image item: %+v", it)
+	}
+	drifted := false
+	for _, cond := range got.Status.Conditions {
+		drifted = drifted || (cond.Type == "Drifted" && strings.Contains(cond.Message, "1 unauthorized"))
+	}
+	if got.Status.Sync.Status != "OutOfSync" || !drifted {
+		t.Errorf("after the edit: %s, conditions %+v", got.Status.Sync.Status, got.Status.Conditions)
+	}
+	time.Sleep(2 * time.Second)
+	if img := deployment(t, c, ns).Spec.Template.Spec.Containers[0].Image; img != "example/web:9" {
+		t.Errorf("reverted without selfHeal or a policy: %s", img)
+	}
+
+	// A DriftPolicy that forbids image edits reverts it at once.
+	create(t, c, &convergev1.DriftPolicy{ObjectMeta: metav1.ObjectMeta{Name: "production", Namespace: ns},
+		Spec: convergev1.DriftPolicySpec{Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"tier": "prod"}},
+			Forbid: []convergev1.DriftRule{{Kinds: []string{"apps/*"}, Paths: []string{"/spec/template/spec/containers/*/image"}}}}})
+	waitDeployment(t, c, ns, "reverted", func(d *appsv1.Deployment) bool { return d.Spec.Template.Spec.Containers[0].Image == "example/web:1" })
+	waitWarning(t, c, ns, "Application", "drifty", "ForbiddenDrift", "kubectl-set")
+	got = waitNamed(t, c, ns, "drifty", "Synced again", func(a *v1alpha1.Application) bool { return a.Status.Sync.Status == "Synced" })
+	for _, cond := range got.Status.Conditions {
+		if cond.Type == "Drifted" {
+			t.Errorf("Drifted after the revert: %s", cond.Message)
+		}
+	}
+	if d := deployment(t, c, ns); *d.Spec.Replicas != 3 {
+		t.Errorf("the revert fought the HPA: replicas %d", *d.Spec.Replicas)
+	}
+	if d := deployment(t, c, ns); d.Generation != gen+2 {
+		// +1 the edit, +1 its revert; nothing for replicas.
+		t.Errorf("generation %d, want %d", d.Generation, gen+2)
+	}
+}
+
+// TestKustomizationDrift: a Flux Kustomization with spec.force unset
+// takes a kubectl-set edit back (it failed on the conflict before), and
+// its status says what it took from whom.
+func TestKustomizationDrift(t *testing.T) {
+	c, repo := setup(t)
+	ctx := context.Background()
+	ns := clustertest.Namespace(t)
+	repo.Commit("drift ks", map[string]string{"drift-ks/web.yaml": webYAML(1)})
+	repo.Publish()
+	create(t, c, &sourcev1.GitRepository{ObjectMeta: metav1.ObjectMeta{Name: "drift", Namespace: ns},
+		Spec: sourcev1.GitRepositorySpec{URL: gittest.FileURL(repo.Bare), Interval: metav1.Duration{Duration: time.Minute}}})
+	create(t, c, &kustomizev1.Kustomization{ObjectMeta: metav1.ObjectMeta{Name: "drift", Namespace: ns},
+		Spec: kustomizev1.KustomizationSpec{SourceRef: kustomizev1.CrossNamespaceSourceReference{Kind: "GitRepository", Name: "drift"},
+			Path: "./drift-ks", TargetNamespace: ns, Prune: true, Interval: metav1.Duration{Duration: time.Hour}}})
+	waitKustomization(t, c, ns, "drift", "Ready", func(k *kustomizev1.Kustomization) bool { return isReady(k.Status.Conditions) })
+
+	setImage(t, c, ns, "example/web:9")
+	ks := &kustomizev1.Kustomization{}
+	if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "drift"}, ks); err != nil {
+		t.Fatal(err)
+	}
+	patch := client.MergeFrom(ks.DeepCopy())
+	ks.Annotations = map[string]string{"reconcile.fluxcd.io/requestedAt": time.Now().String()}
+	if err := c.Patch(ctx, ks, patch); err != nil {
+		t.Fatal(err)
+	}
+	ks = waitKustomization(t, c, ns, "drift", "reporting the drift", func(k *kustomizev1.Kustomization) bool {
+		return driftItem(k.Status.Drift, imagePath) != nil
+	})
+	if it := driftItem(ks.Status.Drift, imagePath); it.Manager != "kubectl-set" || it.Category != "unauthorized" {
+		t.Errorf("image item: %+v", it)
+	}
+	if d := meta.FindStatusCondition(ks.Status.Conditions, "Drifted"); d == nil || !strings.Contains(d.Message, "taken back") {
+		t.Errorf("Drifted condition: %+v", d)
+	}
+	if !isReady(ks.Status.Conditions) {
+		t.Errorf("not Ready after taking the field back: %+v", ks.Status.Conditions)
+	}
+	if img := deployment(t, c, ns).Spec.Template.Spec.Containers[0].Image; img != "example/web:1" {
+		t.Errorf("image %s, want Git's", img)
+	}
+}
