@@ -37,6 +37,8 @@ const (
 	Unattributed      Category = "unattributed"
 )
 
+var categories = []Category{ControllerManaged, PolicyMutation, CloudProvider, EmergencyManual, Unauthorized, Unattributed}
+
 // Action is what is done about a drifted field.
 type Action string
 

@@ -3,6 +3,7 @@ package drift
 import (
 	"fmt"
 	"path"
+	"slices"
 	"strings"
 
 	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
@@ -39,6 +40,13 @@ type Rule struct {
 	// key value ("app"), its value, or its index. A path matches the
 	// fields under it too. Empty matches every field.
 	Paths []string `json:"paths,omitempty"`
+	// Names are object name patterns (path.Match syntax). Empty matches
+	// every object.
+	Names []string `json:"names,omitempty"`
+	// Categories match the drift's category, so a rule can take all
+	// that cloud integrations or controllers change. Empty matches every
+	// category.
+	Categories []Category `json:"categories,omitempty"`
 	// When narrows the rule: "HPATargets" matches only objects a
 	// HorizontalPodAutoscaler scales. Empty always holds.
 	When string `json:"when,omitempty"`
@@ -78,9 +86,14 @@ func (p Policy) Validate() error {
 			if r.When != "" && r.When != WhenHPATargets {
 				return fmt.Errorf("%s[%d].when %q: want %s", name, i, r.When, WhenHPATargets)
 			}
-			for _, k := range r.Kinds {
+			for _, k := range append(append([]string(nil), r.Kinds...), r.Names...) {
 				if _, err := path.Match(k, ""); err != nil {
-					return fmt.Errorf("%s[%d].kinds %q: %w", name, i, k, err)
+					return fmt.Errorf("%s[%d]: pattern %q: %w", name, i, k, err)
+				}
+			}
+			for _, c := range r.Categories {
+				if !slices.Contains(categories, c) {
+					return fmt.Errorf("%s[%d].categories %q: want one of %v", name, i, c, categories)
 				}
 			}
 			for _, pth := range r.Paths {
@@ -148,7 +161,10 @@ func (r Rule) matches(it *Item, fp fieldpath.Path, f Facts) bool {
 	if r.When == WhenHPATargets && !f.HPA && !isHPA(it) {
 		return false
 	}
-	if !r.kindMatches(it.Object.Group, it.Object.Kind) {
+	if !r.kindMatches(it.Object.Group, it.Object.Kind) || !r.nameMatches(it.Object.Name) {
+		return false
+	}
+	if len(r.Categories) > 0 && !slices.Contains(r.Categories, it.Category) {
 		return false
 	}
 	if len(r.Paths) == 0 || r.Deletion {
@@ -179,6 +195,18 @@ func (r Rule) kindMatches(group, kind string) bool {
 			return true
 		}
 		if ok, _ := path.Match(g, group); ok {
+			return true
+		}
+	}
+	return false
+}
+
+func (r Rule) nameMatches(name string) bool {
+	if len(r.Names) == 0 {
+		return true
+	}
+	for _, n := range r.Names {
+		if ok, _ := path.Match(n, name); ok {
 			return true
 		}
 	}

@@ -49,7 +49,11 @@ func DriftPolicyOf(policies []convergev1.DriftPolicy) (drift.Policy, error) {
 func rules(policy, list string, in []convergev1.DriftRule) []drift.Rule {
 	out := make([]drift.Rule, len(in))
 	for i, r := range in {
-		out[i] = drift.Rule{Kinds: r.Kinds, Paths: r.Paths, When: r.When, Deletion: r.Deletion,
+		var cats []drift.Category
+		for _, c := range r.Categories {
+			cats = append(cats, drift.Category(c))
+		}
+		out[i] = drift.Rule{Kinds: r.Kinds, Names: r.Names, Paths: r.Paths, Categories: cats, When: r.When, Deletion: r.Deletion,
 			Origin: fmt.Sprintf("DriftPolicy %s: %s[%d]", policy, list, i)}
 	}
 	return out

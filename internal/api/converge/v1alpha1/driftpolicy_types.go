@@ -59,6 +59,12 @@ type DriftRule struct {
 	// matches the fields under it. Empty matches every field.
 	// +optional
 	Paths []string `json:"paths,omitempty"`
+	// Names are object name patterns. Empty matches every object.
+	// +optional
+	Names []string `json:"names,omitempty"`
+	// Categories match the drift's category. Empty matches every one.
+	// +optional
+	Categories []DriftCategory `json:"categories,omitempty"`
 	// When narrows the rule: HPATargets matches only objects a
 	// HorizontalPodAutoscaler scales.
 	// +kubebuilder:validation:Enum=HPATargets
@@ -68,6 +74,10 @@ type DriftRule struct {
 	// +optional
 	Deletion bool `json:"deletion,omitempty"`
 }
+
+// DriftCategory is one of the seed's drift types.
+// +kubebuilder:validation:Enum=controller-managed;policy-mutation;cloud-provider;emergency-manual;unauthorized;unattributed
+type DriftCategory string
 
 // DriftManagers names field managers (glob patterns) by category.
 type DriftManagers struct {
