@@ -31,6 +31,7 @@ import (
 	"converge.dev/converge/internal/api/argocd/v1alpha1"
 	"converge.dev/converge/internal/apply"
 	"converge.dev/converge/internal/dialect/argocd"
+	"converge.dev/converge/internal/drift"
 	"converge.dev/converge/internal/engine"
 	"converge.dev/converge/internal/health"
 	"converge.dev/converge/internal/object"
@@ -79,6 +80,8 @@ type ApplicationReconciler struct {
 	projects client.Reader
 	// drift reads the DriftPolicies that govern an Application.
 	drift driftPolicies
+	// fights remembers the fields converge keeps taking back.
+	fights drift.Fights
 }
 
 // SetupWithManager registers the reconciler. Status writes do not wake
@@ -136,6 +139,7 @@ func (r *ApplicationReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		if apierrors.IsNotFound(err) {
 			deleteAppInfo(req.Namespace, req.Name)
 			deleteDriftMetrics("Application", req.Namespace, req.Name)
+			r.fights.Forget(argocd.UnitName(&v1alpha1.Application{ObjectMeta: metav1.ObjectMeta{Namespace: req.Namespace, Name: req.Name}}))
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -205,6 +209,7 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, orig, app *v1alph
 	}
 	if err == nil {
 		unit.Drift, err = r.drift.forUnit(ctx, app.Namespace, app.Labels)
+		unit.Drift = unit.Drift.Stop(r.fights.Active(unit.Name, now))
 	}
 	if err != nil {
 		argocd.SetCondition(app, "InvalidSpecError", err.Error(), now)
@@ -277,6 +282,7 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, orig, app *v1alph
 	}
 	argocd.WriteStatus(app, st, now)
 	setDriftMetrics("Application", app.Namespace, app.Name, st.Drift)
+	argocd.SetCondition(app, FieldFightCondition, fightMessage(r.fights.Active(unit.Name, now)), now)
 	shared := sharedResources(st, r.Engine.ClaimsOn(unit.Name))
 	if shared != "" && shared != conditionMessage(app, "SharedResourceWarning") {
 		r.event(app, corev1.EventTypeWarning, "SharedResourceWarning", "Compare", "%s", shared)

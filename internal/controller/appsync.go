@@ -141,6 +141,9 @@ func (r *ApplicationReconciler) sync(ctx context.Context, orig, app *v1alpha1.Ap
 		return engine.UnitStatus{}, err
 	}
 	argocd.SetCondition(app, "SyncError", "", now)
+	for _, f := range r.fights.Took(unit.Name, rep.Drift, unit.Drift.Fight, time.Now()) {
+		r.event(app, corev1.EventTypeWarning, FieldFightCondition, "Sync", "%s", f)
+	}
 	held := ""
 	if rep.Plan.Held != nil {
 		held = rep.Plan.Held.Message(unit.Path)

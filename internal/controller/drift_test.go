@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -231,4 +232,70 @@ func TestKustomizationDrift(t *testing.T) {
 	if img := deployment(t, c, ns).Spec.Template.Spec.Containers[0].Image; img != "example/web:1" {
 		t.Errorf("image %s, want Git's", img)
 	}
+}
+
+// TestFieldFight is seed §17.5 with a real second writer: a loop that
+// keeps setting the image as "legacy-operator" while converge, under
+// selfHeal and a policy that forbids image drift, keeps taking it back.
+// After three reverts in a minute converge stops, says who fights over
+// which field and how to end it, and the other writer's value stays.
+func TestFieldFight(t *testing.T) {
+	c, repo := setup(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ns := clustertest.Namespace(t)
+	repo.Commit("fight", map[string]string{"fight/web.yaml": webYAML(1)})
+	repo.Publish()
+	create(t, c, &v1alpha1.AppProject{ObjectMeta: metav1.ObjectMeta{Name: "default", Namespace: ns},
+		Spec: v1alpha1.AppProjectSpec{SourceRepos: []string{"*"}, Destinations: []v1alpha1.ApplicationDestination{{Server: "*", Namespace: "*"}}}})
+	create(t, c, &convergev1.DriftPolicy{ObjectMeta: metav1.ObjectMeta{Name: "strict", Namespace: ns},
+		Spec: convergev1.DriftPolicySpec{Forbid: []convergev1.DriftRule{{Kinds: []string{"apps/*"}, Paths: []string{"/spec/template/spec/containers/*/image"}}},
+			Fight: &convergev1.DriftFight{Reverts: 3, Window: &metav1.Duration{Duration: time.Minute}}}})
+	create(t, c, app(ns, "fought", gittest.FileURL(repo.Bare), "fight", nil))
+	waitNamed(t, c, ns, "fought", "Synced", func(a *v1alpha1.Application) bool { return a.Status.Sync.Status == "Synced" })
+
+	var writes atomic.Int32
+	go func() {
+		for ctx.Err() == nil {
+			d := &appsv1.Deployment{}
+			if c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "web"}, d) == nil && d.Spec.Template.Spec.Containers[0].Image != "example/web:legacy" {
+				d.Spec.Template.Spec.Containers[0].Image = "example/web:legacy"
+				if c.Update(ctx, d, client.FieldOwner("legacy-operator")) == nil {
+					writes.Add(1)
+				}
+			}
+			time.Sleep(300 * time.Millisecond)
+		}
+	}()
+	got := waitNamed(t, c, ns, "fought", "FieldFight", func(a *v1alpha1.Application) bool {
+		for _, cond := range a.Status.Conditions {
+			if cond.Type == FieldFightCondition {
+				return true
+			}
+		}
+		return false
+	})
+	var msg string
+	for _, cond := range got.Status.Conditions {
+		if cond.Type == FieldFightCondition {
+			msg = cond.Message
+		}
+	}
+	for _, want := range []string{`converge and "legacy-operator"`, imagePath, "3 times within 1m0s",
+		"{kinds: [apps/Deployment], names: [web], paths: [/spec/template/spec/containers/web/image]}"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("FieldFight message lacks %q: %s", want, msg)
+		}
+	}
+	waitWarning(t, c, ns, "Application", "fought", FieldFightCondition, "legacy-operator")
+	// converge stopped: the other writer's value stays and nobody writes.
+	waitDeployment(t, c, ns, "the other writer's", func(d *appsv1.Deployment) bool {
+		return d.Spec.Template.Spec.Containers[0].Image == "example/web:legacy"
+	})
+	gen := deployment(t, c, ns).Generation
+	time.Sleep(3 * time.Second)
+	if d := deployment(t, c, ns); d.Generation != gen || d.Spec.Template.Spec.Containers[0].Image != "example/web:legacy" {
+		t.Errorf("still fighting: generation %d → %d, image %s", gen, d.Generation, d.Spec.Template.Spec.Containers[0].Image)
+	}
+	t.Logf("the other writer wrote %d times", writes.Load())
 }

@@ -147,3 +147,16 @@ func setDriftCondition(conds *[]metav1.Condition, gen int64, items []drift.Item)
 	}
 	flux.SetCondition(conds, gen, DriftedCondition, metav1.ConditionTrue, "DriftCorrected", msg)
 }
+
+// FieldFightCondition is set while converge has stopped taking fields
+// back from a manager that kept rewriting them.
+const FieldFightCondition = "FieldFight"
+
+// fightMessage is the FieldFight condition's message; empty removes it.
+func fightMessage(fights []drift.Fight) string {
+	var parts []string
+	for _, f := range fights {
+		parts = append(parts, f.String())
+	}
+	return strings.Join(parts, "; ")
+}

@@ -36,6 +36,7 @@ import (
 	"converge.dev/converge/internal/cluster"
 	"converge.dev/converge/internal/dialect/argocd"
 	"converge.dev/converge/internal/dialect/flux"
+	"converge.dev/converge/internal/drift"
 	"converge.dev/converge/internal/engine"
 	"converge.dev/converge/internal/object"
 	"converge.dev/converge/internal/plan"
@@ -72,6 +73,7 @@ type KustomizationReconciler struct {
 	remotes map[string]*engine.Engine // by kubeconfig digest
 	gate    *gate
 	drift   driftPolicies
+	fights  drift.Fights
 }
 
 // SetupWithManager registers the reconciler and its watches.
@@ -148,6 +150,10 @@ func (readyChanged) Update(e event.UpdateEvent) bool {
 func (r *KustomizationReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	ks := &kustomizev1.Kustomization{}
 	if err := r.Client.Get(ctx, req.NamespacedName, ks); err != nil {
+		if apierrors.IsNotFound(err) {
+			deleteDriftMetrics("Kustomization", req.Namespace, req.Name)
+			r.fights.Forget(flux.UnitName(&kustomizev1.Kustomization{ObjectMeta: metav1.ObjectMeta{Namespace: req.Namespace, Name: req.Name}}))
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if ks.DeletionTimestamp != nil {
@@ -281,6 +287,7 @@ func (r *KustomizationReconciler) reconcile(ctx context.Context, ks *kustomizev1
 		flux.MarkFailed(&st.Conditions, gen, flux.InvalidSpecReason, err.Error(), false)
 		return ctrl.Result{RequeueAfter: retry}
 	}
+	unit.Drift = unit.Drift.Stop(r.fights.Active(unit.Name, time.Now()))
 	if ociRepo != nil {
 		if unit.OCIAuth, err = ociAuth(ctx, r.Client, ociRepo); err != nil {
 			flux.MarkFailed(&st.Conditions, gen, flux.ArtifactFailedReason, err.Error(), false)
@@ -317,6 +324,16 @@ func (r *KustomizationReconciler) reconcile(ctx context.Context, ks *kustomizev1
 		setDriftCondition(&st.Conditions, gen, rep.Drift)
 		setDriftMetrics("Kustomization", ks.Namespace, ks.Name, rep.Drift)
 		warnForbidden(r.Recorder, ks, rep.Drift)
+		for _, f := range r.fights.Took(unit.Name, rep.Drift, unit.Drift.Fight, time.Now()) {
+			if r.Recorder != nil {
+				r.Recorder.Eventf(ks, nil, corev1.EventTypeWarning, FieldFightCondition, "Reconcile", "%s", f)
+			}
+		}
+		if msg := fightMessage(r.fights.Active(unit.Name, time.Now())); msg != "" {
+			flux.SetCondition(&st.Conditions, gen, FieldFightCondition, metav1.ConditionTrue, FieldFightCondition, msg)
+		} else {
+			meta.RemoveStatusCondition(&st.Conditions, FieldFightCondition)
+		}
 		if conflicts := conflictsOf(rep); conflicts != "" {
 			if prev := meta.FindStatusCondition(st.Conditions, flux.ReadyCondition); r.Recorder != nil && (prev == nil || prev.Message != conflicts) {
 				r.Recorder.Eventf(ks, nil, corev1.EventTypeWarning, flux.OwnershipConflictReason, "Reconcile", "%s", redact.Message(conflicts))

@@ -27,6 +27,11 @@ type Policy struct {
 	Default Action `json:"default,omitempty"`
 	// Managers extends the built-in lists Classify uses.
 	Managers Managers `json:"managers,omitempty"`
+	// Fight says when taking a field back has become a fight.
+	Fight FightLimit `json:"fight,omitempty"`
+	// Stopped are fields converge stopped taking back because of a
+	// fight; they win over every other rule. See Fights.
+	Stopped []Rule `json:"-"`
 }
 
 // Rule matches drifted fields.
@@ -37,8 +42,9 @@ type Rule struct {
 	Kinds []string `json:"kinds,omitempty"`
 	// Paths are JSON-pointer-like paths ("/spec/template/spec/containers/*/image")
 	// where "*" matches any one segment and a list item is named by its
-	// key value ("app"), its value, or its index. A path matches the
-	// fields under it too. Empty matches every field.
+	// key value ("app"), its value, or its index; "/" inside a segment
+	// (an annotation's key) is written "~1", as in a JSON pointer. A path
+	// matches the fields under it too. Empty matches every field.
 	Paths []string `json:"paths,omitempty"`
 	// Names are object name patterns (path.Match syntax). Empty matches
 	// every object.
@@ -119,6 +125,10 @@ func (p Policy) Decide(it *Item, fp fieldpath.Path, f Facts) {
 	name := p.Name
 	if name == "" {
 		name = "default"
+	}
+	if i := p.match(p.Stopped, it, fp, f); i >= 0 {
+		it.Action, it.Rule = Allow, p.Stopped[i].origin(name, "fight", i)
+		return
 	}
 	if i := p.match(p.Forbid, it, fp, f); i >= 0 {
 		it.Action, it.Rule = Revert, p.Forbid[i].origin(name, "forbid", i)
@@ -222,11 +232,16 @@ func pathMatches(pattern, segs []string) bool {
 		return false
 	}
 	for i, p := range pattern {
-		if p != "*" && p != segs[i] {
+		if p != "*" && unescape(p) != segs[i] {
 			return false
 		}
 	}
 	return true
+}
+
+// unescape reads a JSON pointer segment: "~1" is "/", "~0" is "~".
+func unescape(seg string) string {
+	return strings.NewReplacer("~1", "/", "~0", "~").Replace(seg)
 }
 
 func isReplicas(fp fieldpath.Path) bool {

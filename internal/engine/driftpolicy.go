@@ -38,6 +38,15 @@ func DriftPolicyOf(policies []convergev1.DriftPolicy) (drift.Policy, error) {
 		out.Managers.Policy = append(out.Managers.Policy, one.Managers.Policy...)
 		out.Managers.Cloud = append(out.Managers.Cloud, one.Managers.Cloud...)
 		out.Managers.Human = append(out.Managers.Human, one.Managers.Human...)
+		if f := p.Spec.Fight; f != nil {
+			// The most sensitive limit wins: fewer reverts, a longer window.
+			if f.Reverts > 0 && (out.Fight.Reverts == 0 || f.Reverts < out.Fight.Reverts) {
+				out.Fight.Reverts = f.Reverts
+			}
+			if f.Window != nil && f.Window.Duration > out.Fight.Window {
+				out.Fight.Window = f.Window.Duration
+			}
+		}
 	}
 	out.Name = strings.Join(names, "+")
 	if out.Default == "" {

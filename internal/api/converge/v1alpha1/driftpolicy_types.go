@@ -46,6 +46,22 @@ type DriftPolicySpec struct {
 	// lists.
 	// +optional
 	Managers DriftManagers `json:"managers,omitempty"`
+	// Fight says when converge stops taking a field back from a manager
+	// that keeps writing it (seed §17.5). Default: 5 times in 10m.
+	// +optional
+	Fight *DriftFight `json:"fight,omitempty"`
+}
+
+// DriftFight bounds how often converge takes one field back from the
+// same manager before it calls it a fight, stops, and says so.
+type DriftFight struct {
+	// Reverts within Window make a fight. Default 5.
+	// +kubebuilder:validation:Minimum=2
+	// +optional
+	Reverts int `json:"reverts,omitempty"`
+	// Window is how far back reverts count. Default 10m.
+	// +optional
+	Window *metav1.Duration `json:"window,omitempty"`
 }
 
 // DriftRule matches drifted fields, or with Deletion an object's removal.
