@@ -52,7 +52,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newClusterCmd(), newRenderCmd(), newDiffCmd(), newDriftCmd(), newSyncCmd(), newApprovePruneCmd(), newStatusCmd(), newHealthCmd(),
+	root.AddCommand(newClusterCmd(), newRenderCmd(), newDiffCmd(), newDriftCmd(), newOverrideCmd(), newSyncCmd(), newApprovePruneCmd(), newStatusCmd(), newHealthCmd(),
 		newUpCmd(), newControllerCmd(), newInstallCmd(), newAppCmd(), newVersionCmd())
 	return root
 }

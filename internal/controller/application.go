@@ -97,8 +97,8 @@ func (r *ApplicationReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	r.live = &liveWatches{ctrl: c, cache: mgr.GetCache(), watched: map[schema.GroupVersionKind]bool{}, wrote: r.Engine.Wrote}
 	r.projects = mgr.GetCache()
-	r.drift = driftPolicies{mgr.GetCache()}
-	if err := watchDriftPolicies(mgr, c, &v1alpha1.ApplicationList{}); err != nil {
+	r.drift = driftPolicies{reader: mgr.GetCache(), writer: mgr.GetClient()}
+	if err := watchDriftPolicies(mgr, c, &v1alpha1.ApplicationList{}, "Application"); err != nil {
 		return err
 	}
 	// Another unit refused an object an Application owns: its
@@ -207,8 +207,9 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, orig, app *v1alph
 	if err == nil {
 		err = argocd.Permits(proj, app)
 	}
+	var overrides unitOverrides
 	if err == nil {
-		unit.Drift, err = r.drift.forUnit(ctx, app.Namespace, app.Labels)
+		unit.Drift, overrides, err = r.drift.forUnit(ctx, app.Namespace, "Application", app.Name, app.Labels, now)
 		unit.Drift = unit.Drift.Stop(r.fights.Active(unit.Name, now))
 	}
 	if err != nil {
@@ -283,19 +284,25 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, orig, app *v1alph
 	argocd.WriteStatus(app, st, now)
 	setDriftMetrics("Application", app.Namespace, app.Name, st.Drift)
 	argocd.SetCondition(app, FieldFightCondition, fightMessage(r.fights.Active(unit.Name, now)), now)
+	if err := r.drift.settle(ctx, overrides, st.Drift); err != nil {
+		return ctrl.Result{}, err
+	}
 	shared := sharedResources(st, r.Engine.ClaimsOn(unit.Name))
 	if shared != "" && shared != conditionMessage(app, "SharedResourceWarning") {
 		r.event(app, corev1.EventTypeWarning, "SharedResourceWarning", "Compare", "%s", shared)
 	}
 	argocd.SetCondition(app, "SharedResourceWarning", shared, now)
+	// An override's expiry must be acted on when it comes, not at the
+	// next resync.
+	interval := overrides.before(r.interval(), now)
 	if pruneStillHeld(app, st) {
-		return resync(r.interval()), nil // a person must act; nothing to retry
+		return resync(interval), nil // a person must act; nothing to retry
 	}
 	if !st.Synced || (st.Health != health.Healthy && st.Health != health.Suspended) {
 		// Still converging: look again soon rather than at the interval.
 		return ctrl.Result{RequeueAfter: 2 * time.Second}, nil
 	}
-	return resync(r.interval()), nil
+	return resync(interval), nil
 }
 
 // watchLive makes sure every kind the Application manages is watched.

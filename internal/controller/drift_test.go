@@ -299,3 +299,55 @@ func TestFieldFight(t *testing.T) {
 	}
 	t.Logf("the other writer wrote %d times", writes.Load())
 }
+
+// TestOverrideExpires is the seed's emergency path (§3.2): an override
+// holds an edited image against a forbid rule, shown as emergency-manual
+// with who and why; at expiry the controller reverts it and the
+// override's status says so.
+func TestOverrideExpires(t *testing.T) {
+	c, repo := setup(t)
+	ctx := context.Background()
+	ns := clustertest.Namespace(t)
+	repo.Commit("override", map[string]string{"override/web.yaml": webYAML(1)})
+	repo.Publish()
+	create(t, c, &v1alpha1.AppProject{ObjectMeta: metav1.ObjectMeta{Name: "default", Namespace: ns},
+		Spec: v1alpha1.AppProjectSpec{SourceRepos: []string{"*"}, Destinations: []v1alpha1.ApplicationDestination{{Server: "*", Namespace: "*"}}}})
+	create(t, c, &convergev1.DriftPolicy{ObjectMeta: metav1.ObjectMeta{Name: "strict", Namespace: ns},
+		Spec: convergev1.DriftPolicySpec{Forbid: []convergev1.DriftRule{{Kinds: []string{"apps/*"}, Paths: []string{"/spec/template/spec/containers/*/image"}}}}})
+	a := app(ns, "held", gittest.FileURL(repo.Bare), "override", nil)
+	a.Spec.SyncPolicy.Automated.SelfHeal = false
+	create(t, c, a)
+	waitNamed(t, c, ns, "held", "Synced", func(a *v1alpha1.Application) bool { return a.Status.Sync.Status == "Synced" })
+
+	expires := time.Now().Add(8 * time.Second)
+	create(t, c, &convergev1.DriftOverride{ObjectMeta: metav1.ObjectMeta{Name: "hotfix", Namespace: ns},
+		Spec: convergev1.DriftOverrideSpec{Unit: convergev1.UnitReference{Kind: "Application", Name: "held"},
+			Rules:  []convergev1.DriftRule{{Kinds: []string{"apps/Deployment"}, Names: []string{"web"}, Paths: []string{"/spec/template/spec/containers/web/image"}}},
+			Reason: "INC-7: pin the image", Expires: metav1.NewTime(expires), RequestedBy: "alice"}})
+	setImage(t, c, ns, "example/web:hotfix")
+	got := waitNamed(t, c, ns, "held", "holding the override", func(a *v1alpha1.Application) bool {
+		it := driftItem(a.Status.Drift, imagePath)
+		return it != nil && it.Action == "override"
+	})
+	if it := driftItem(got.Status.Drift, imagePath); it.Category != "emergency-manual" || !strings.Contains(it.Rule, "alice") || !strings.Contains(it.Rule, "INC-7") {
+		t.Errorf("held item: %+v", it)
+	}
+	if img := deployment(t, c, ns).Spec.Template.Spec.Containers[0].Image; img != "example/web:hotfix" || time.Now().After(expires) {
+		t.Fatalf("reverted under the override: %s", img)
+	}
+	o := &convergev1.DriftOverride{}
+	if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "hotfix"}, o); err != nil || o.Status.Phase != "Active" {
+		t.Errorf("override status: %+v %v", o.Status, err)
+	}
+
+	waitDeployment(t, c, ns, "reverted at expiry", func(d *appsv1.Deployment) bool { return d.Spec.Template.Spec.Containers[0].Image == "example/web:1" })
+	if time.Now().Before(expires) {
+		t.Error("reverted before the override expired")
+	}
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		return c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "hotfix"}, o) == nil && o.Status.Phase == "Expired", nil
+	})
+	if err != nil || !strings.Contains(o.Status.Message, "reverted") {
+		t.Errorf("override status after expiry: %+v %v", o.Status, err)
+	}
+}

@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -29,14 +31,159 @@ import (
 // live fields differ from Git in a way no policy rule allows.
 const DriftedCondition = "Drifted"
 
-// driftPolicies reads the DriftPolicies that govern a unit: those in
-// its namespace whose selector matches its labels.
-type driftPolicies struct{ reader client.Reader }
+// driftPolicies reads the DriftPolicies that govern a unit (those in
+// its namespace whose selector matches its labels) and its
+// DriftOverrides, and settles overrides that expired.
+type driftPolicies struct {
+	reader client.Reader
+	writer client.Client
+}
 
-// forUnit returns the merged policy. A cluster without the DriftPolicy
-// kind has none. A policy that does not parse is an error naming it, and
-// the unit is not compared under a policy it was meant to have.
-func (d driftPolicies) forUnit(ctx context.Context, namespace string, unitLabels map[string]string) (drift.Policy, error) {
+// unitOverrides are one unit's DriftOverrides at one reconcile.
+type unitOverrides struct {
+	active, expired []convergev1.DriftOverride
+}
+
+// forUnit returns the policy for the unit kind/name: its DriftPolicies
+// merged, with its active overrides held and those expired (to revert)
+// reverted. A cluster without the kinds has none. A policy that does not
+// parse is an error naming it, and the unit is not compared under a
+// policy it was meant to have.
+func (d driftPolicies) forUnit(ctx context.Context, namespace, kind, name string, unitLabels map[string]string, now time.Time) (drift.Policy, unitOverrides, error) {
+	pol, err := d.policies(ctx, namespace, unitLabels)
+	if err != nil {
+		return pol, unitOverrides{}, err
+	}
+	uo, err := d.overrides(ctx, namespace, kind, name, now)
+	if err != nil {
+		return pol, uo, err
+	}
+	for _, o := range uo.active {
+		pol.Overrides = append(pol.Overrides, overrideRules(o)...)
+	}
+	for _, o := range uo.expired {
+		if onExpiry(o) == "revert" && o.Status.Phase != overrideExpired {
+			pol.Expired = append(pol.Expired, overrideRules(o)...)
+		}
+	}
+	return pol, uo, nil
+}
+
+// before returns d, or the time until the first active override
+// expires (and a second), if that is sooner.
+func (uo unitOverrides) before(d time.Duration, now time.Time) time.Duration {
+	for _, o := range uo.active {
+		if until := o.Spec.Expires.Sub(now) + time.Second; until < d {
+			d = until
+		}
+	}
+	return d
+}
+
+const (
+	overrideActive  = "Active"
+	overrideExpired = "Expired"
+)
+
+func onExpiry(o convergev1.DriftOverride) string {
+	if o.Spec.OnExpiry == "" {
+		return "revert"
+	}
+	return o.Spec.OnExpiry
+}
+
+// overrideRules are the override's rules, each naming who asked, why and
+// until when, which is what an item held by it shows.
+func overrideRules(o convergev1.DriftOverride) []drift.Rule {
+	origin := fmt.Sprintf("DriftOverride %s by %s until %s: %s", o.Name, orDefault(o.Spec.RequestedBy, "(unknown)"),
+		o.Spec.Expires.UTC().Format(time.RFC3339), o.Spec.Reason)
+	var out []drift.Rule
+	for _, r := range o.Spec.Rules {
+		var cats []drift.Category
+		for _, c := range r.Categories {
+			cats = append(cats, drift.Category(c))
+		}
+		out = append(out, drift.Rule{Kinds: r.Kinds, Names: r.Names, Paths: r.Paths, Categories: cats, When: r.When, Deletion: r.Deletion, Origin: origin})
+	}
+	return out
+}
+
+func (d driftPolicies) overrides(ctx context.Context, namespace, kind, name string, now time.Time) (unitOverrides, error) {
+	var uo unitOverrides
+	if d.reader == nil {
+		return uo, nil
+	}
+	var list convergev1.DriftOverrideList
+	if err := d.reader.List(ctx, &list, client.InNamespace(namespace)); err != nil {
+		if meta.IsNoMatchError(err) {
+			return uo, nil
+		}
+		return uo, fmt.Errorf("DriftOverrides in %s: %w", namespace, err)
+	}
+	for _, o := range list.Items {
+		if o.Spec.Unit.Kind != kind || o.Spec.Unit.Name != name {
+			continue
+		}
+		if now.Before(o.Spec.Expires.Time) {
+			uo.active = append(uo.active, o)
+		} else {
+			uo.expired = append(uo.expired, o)
+		}
+	}
+	return uo, nil
+}
+
+// settle records on each override what holds: Active while it does;
+// Expired, with what was done, once its expiry action is done. A revert
+// is done when no drift item is held by its rules any more; a backport
+// is not built into the controller (converge drift backport opens one),
+// so the status says so rather than claim it happened.
+func (d driftPolicies) settle(ctx context.Context, uo unitOverrides, items []drift.Item) error {
+	if d.writer == nil {
+		return nil
+	}
+	set := func(o convergev1.DriftOverride, phase, msg string) error {
+		if o.Status.Phase == phase && o.Status.Message == msg {
+			return nil
+		}
+		orig := o.DeepCopy()
+		o.Status.Phase, o.Status.Message = phase, msg
+		if err := d.writer.Status().Patch(ctx, &o, client.MergeFrom(orig)); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("DriftOverride %s/%s status: %w", o.Namespace, o.Name, err)
+		}
+		return nil
+	}
+	for _, o := range uo.active {
+		if err := set(o, overrideActive, fmt.Sprintf("holding until %s", o.Spec.Expires.UTC().Format(time.RFC3339))); err != nil {
+			return err
+		}
+	}
+	for _, o := range uo.expired {
+		if o.Status.Phase == overrideExpired {
+			continue
+		}
+		origin := overrideRules(o)[0].Origin
+		if onExpiry(o) == "backport" {
+			if err := set(o, overrideExpired, "expired; onExpiry backport: run converge drift backport for the unit to open the pull request (the controller does not open it itself)"); err != nil {
+				return err
+			}
+			continue
+		}
+		pending := false
+		for _, it := range items {
+			pending = pending || strings.HasPrefix(it.Rule, origin)
+		}
+		if !pending {
+			if err := set(o, overrideExpired, "expired; reverted: its fields hold Git's values again"); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// policies returns the unit's DriftPolicies merged.
+func (d driftPolicies) policies(ctx context.Context, namespace string, unitLabels map[string]string) (drift.Policy, error) {
 	if d.reader == nil {
 		return drift.Policy{}, nil
 	}
@@ -66,10 +213,11 @@ func (d driftPolicies) forUnit(ctx context.Context, namespace string, unitLabels
 
 // watchDriftPolicies re-queues the units of a namespace when a
 // DriftPolicy there changes, so a new rule holds at once rather than at
-// the next resync. A cluster without the kind is not watched (a watch
+// the next resync, and a unit of kind when one of its DriftOverrides
+// does. A cluster without the kind is not watched (a watch
 // that cannot start would stop the whole manager); its units simply
 // have no policy.
-func watchDriftPolicies(mgr ctrl.Manager, c controller.Controller, list client.ObjectList) error {
+func watchDriftPolicies(mgr ctrl.Manager, c controller.Controller, list client.ObjectList, kind string) error {
 	gvk := convergev1.GroupVersion.WithKind("DriftPolicy")
 	if _, err := mgr.GetRESTMapper().RESTMapping(gvk.GroupKind(), gvk.Version); err != nil {
 		return nil
@@ -87,7 +235,17 @@ func watchDriftPolicies(mgr ctrl.Manager, c controller.Controller, list client.O
 		})
 		return out
 	}
-	return c.Watch(source.Kind(mgr.GetCache(), &convergev1.DriftPolicy{}, handler.TypedEnqueueRequestsFromMapFunc(units)))
+	if err := c.Watch(source.Kind(mgr.GetCache(), &convergev1.DriftPolicy{}, handler.TypedEnqueueRequestsFromMapFunc(units))); err != nil {
+		return err
+	}
+	// An override wakes its own unit.
+	unit := func(_ context.Context, o *convergev1.DriftOverride) []reconcile.Request {
+		if o.Spec.Unit.Kind != kind {
+			return nil
+		}
+		return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.Namespace, Name: o.Spec.Unit.Name}}}
+	}
+	return c.Watch(source.Kind(mgr.GetCache(), &convergev1.DriftOverride{}, handler.TypedEnqueueRequestsFromMapFunc(unit)))
 }
 
 // forbiddenDrift names the fields a policy forbids, for a Warning event;

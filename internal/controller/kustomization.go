@@ -107,8 +107,8 @@ func (r *KustomizationReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if err != nil {
 		return err
 	}
-	r.drift = driftPolicies{mgr.GetCache()}
-	return watchDriftPolicies(mgr, c, &kustomizev1.KustomizationList{})
+	r.drift = driftPolicies{reader: mgr.GetCache(), writer: mgr.GetClient()}
+	return watchDriftPolicies(mgr, c, &kustomizev1.KustomizationList{}, "Kustomization")
 }
 
 func (r *KustomizationReconciler) list(ctx context.Context, index, key string) []reconcile.Request {
@@ -283,7 +283,8 @@ func (r *KustomizationReconciler) reconcile(ctx context.Context, ks *kustomizev1
 		return ctrl.Result{}
 	}
 	unit.Auth = unitAuth
-	if unit.Drift, err = r.drift.forUnit(ctx, ks.Namespace, ks.Labels); err != nil {
+	var overrides unitOverrides
+	if unit.Drift, overrides, err = r.drift.forUnit(ctx, ks.Namespace, "Kustomization", ks.Name, ks.Labels, time.Now()); err != nil {
 		flux.MarkFailed(&st.Conditions, gen, flux.InvalidSpecReason, err.Error(), false)
 		return ctrl.Result{RequeueAfter: retry}
 	}
@@ -329,6 +330,13 @@ func (r *KustomizationReconciler) reconcile(ctx context.Context, ks *kustomizev1
 				r.Recorder.Eventf(ks, nil, corev1.EventTypeWarning, FieldFightCondition, "Reconcile", "%s", f)
 			}
 		}
+		// The sync took back every field not left to its holder, so an
+		// expired override's revert is done.
+		if err := r.drift.settle(ctx, overrides, nil); err != nil {
+			flux.MarkFailed(&st.Conditions, gen, flux.ReconciliationFailedReason, err.Error(), false)
+			return ctrl.Result{RequeueAfter: retry}
+		}
+		interval = overrides.before(interval, time.Now())
 		if msg := fightMessage(r.fights.Active(unit.Name, time.Now())); msg != "" {
 			flux.SetCondition(&st.Conditions, gen, FieldFightCondition, metav1.ConditionTrue, FieldFightCondition, msg)
 		} else {

@@ -162,7 +162,7 @@ func (x *explainer) add(it Item, p fieldpath.Path) {
 		}
 		return
 	}
-	if it.Action == Allow && p != nil {
+	if (it.Action == Allow || it.Action == Override) && p != nil {
 		x.leave = append(x.leave, p)
 	}
 	x.items = append(x.items, it)

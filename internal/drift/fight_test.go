@@ -78,3 +78,31 @@ func TestPolicyPathEscapesSlash(t *testing.T) {
 		t.Errorf("an escaped path does not match its field: %+v", it)
 	}
 }
+
+func TestOverrideHoldsThenReverts(t *testing.T) {
+	img := `.spec.template.spec.containers[name="app"].image`
+	rule := Rule{Kinds: []string{"apps/Deployment"}, Paths: []string{"/spec/template/spec/containers/app/image"}, Origin: "override hotfix"}
+	// explain returns the image's item and whether it is left out of
+	// the apply.
+	explain := func(p Policy) (Item, bool) {
+		items, leave, err := Explain(Input{Desired: load(t, "desired.yaml"), Live: load(t, "live.yaml"), Conflicts: []string{img}, Self: "converge", Policy: p})
+		if err != nil {
+			t.Fatal(err)
+		}
+		it, _ := findItem(items, img)
+		left := false
+		for _, p := range leave {
+			left = left || p.String() == img
+		}
+		return it, left
+	}
+	active := seedPolicy
+	active.Overrides = []Rule{rule}
+	if it, left := explain(active); it.Action != Override || it.Category != EmergencyManual || it.Rule != "override hotfix" || it.Unexplained() || !left {
+		t.Errorf("under an active override: %+v, left %v", it, left)
+	}
+	expired := Policy{Name: "p", Default: Ignore, Expired: []Rule{rule}}
+	if it, left := explain(expired); it.Action != Revert || it.Category != Unauthorized || left {
+		t.Errorf("after expiry: %+v, left %v", it, left)
+	}
+}

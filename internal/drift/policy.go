@@ -32,6 +32,13 @@ type Policy struct {
 	// Stopped are fields converge stopped taking back because of a
 	// fight; they win over every other rule. See Fights.
 	Stopped []Rule `json:"-"`
+	// Overrides are active emergency overrides: their fields are left as
+	// they are live, over forbid rules too. A human's edit under one is
+	// emergency-manual drift rather than unauthorized.
+	Overrides []Rule `json:"-"`
+	// Expired are overrides whose expiry action is revert and not done
+	// yet: their fields are reverted at once.
+	Expired []Rule `json:"-"`
 }
 
 // Rule matches drifted fields.
@@ -128,6 +135,17 @@ func (p Policy) Decide(it *Item, fp fieldpath.Path, f Facts) {
 	}
 	if i := p.match(p.Stopped, it, fp, f); i >= 0 {
 		it.Action, it.Rule = Allow, p.Stopped[i].origin(name, "fight", i)
+		return
+	}
+	if i := p.match(p.Overrides, it, fp, f); i >= 0 {
+		it.Action, it.Rule = Override, p.Overrides[i].origin(name, "override", i)
+		if it.Category == Unauthorized {
+			it.Category = EmergencyManual
+		}
+		return
+	}
+	if i := p.match(p.Expired, it, fp, f); i >= 0 {
+		it.Action, it.Rule = Revert, p.Expired[i].origin(name, "expired override", i)
 		return
 	}
 	if i := p.match(p.Forbid, it, fp, f); i >= 0 {
