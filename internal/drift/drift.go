@@ -89,6 +89,10 @@ type Item struct {
 	fp fieldpath.Path
 }
 
+// FieldPath is the item's field as a structured path; nil for a deleted
+// object.
+func (it Item) FieldPath() fieldpath.Path { return it.fp }
+
 // Under reports whether the item's field is at or under one of the JSON
 // pointers (list items by their index in obj).
 func (it Item) Under(obj map[string]any, pointers []string) bool {
