@@ -52,6 +52,7 @@ Exit codes: 0 no unexplained drift, 1 drift that no policy rule allows,
 		},
 	}
 	f.register(cmd, true)
+	cmd.AddCommand(newDriftBackportCmd())
 	return cmd
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"converge.dev/converge/internal/cli"
 	"converge.dev/converge/internal/controlplane"
+	"converge.dev/converge/internal/forgetest"
 	"converge.dev/converge/internal/localcluster"
 	"converge.dev/converge/internal/render/helm"
 )
@@ -48,6 +49,8 @@ func TestScripts(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Stop(context.Background()) })
+	// A real forge for the scripts that open pull requests.
+	forge = forgetest.Start(t)
 	testscript.Run(t, testscript.Params{
 		Dir: filepath.Join("testdata", "script"),
 		Setup: func(env *testscript.Env) error {
@@ -55,6 +58,8 @@ func TestScripts(t *testing.T) {
 			env.Setenv(localcluster.HomeEnv, home)
 			env.Setenv("XDG_CACHE_HOME", cacheDir)
 			env.Setenv("KUBECONFIG", c.Kubeconfig())
+			env.Setenv("FORGE_USER", forge.User)
+			env.Setenv("FORGE_TOKEN", forge.Token)
 			env.Defer(func() { deleteAll(home) })
 			return nil
 		},
@@ -62,6 +67,9 @@ func TestScripts(t *testing.T) {
 			"no-cluster-processes": noClusterProcesses,
 			"gitcommit":            gitCommit,
 			"kubectl-set-image":    kubectlSetImage,
+			"forge-push":           forgePush,
+			"forge-pulls":          forgePulls,
+			"forge-file":           forgeFile,
 		},
 	})
 }

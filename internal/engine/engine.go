@@ -243,6 +243,23 @@ func (e *Engine) Render(ctx context.Context, u Unit) (Rendered, error) {
 	return Rendered{Revision: snap.Revision, Objects: objs}, nil
 }
 
+// RenderCheckout renders the unit's folder from a local checkout of its
+// repository at root, as a sync of revision would: a backport checks
+// its change this way before pushing it. It also returns the renderer
+// used.
+func (e *Engine) RenderCheckout(ctx context.Context, u Unit, root, revision string) ([]object.Decoded, render.Kind, error) {
+	kind := u.Render.Kind
+	if kind == "" {
+		dir, err := render.Join(root, u.Path)
+		if err != nil {
+			return nil, "", err
+		}
+		kind = render.Detect(dir)
+	}
+	objs, err := e.render(ctx, source.Snapshot{Revision: revision, Dir: root}, u)
+	return objs, kind, err
+}
+
 // ErrNotFolder is a unit path that is not a folder of the repository.
 var ErrNotFolder = errors.New("not a folder in the repository")
 

@@ -341,7 +341,38 @@ func (r *Repo) Push(msg string, files map[string]string) string {
 	r.git("commit", "-q", "--allow-empty", "-m", msg)
 	remote := strings.Replace(r.CloneURL, "http://", "http://"+r.f.User+":"+r.f.Token+"@", 1)
 	r.git("push", "-q", remote, "main")
-	return strings.TrimSpace(r.git("rev-parse", "HEAD"))
+	head := strings.TrimSpace(r.git("rev-parse", "HEAD"))
+	r.f.WaitBranch(r.t, r.Name, "main", head)
+	return head
+}
+
+// WaitBranch waits until the forge has recorded that branch of repo
+// points at commit: Gitea updates its records a moment after a push
+// returns, and until then its API answers as before the push (an empty
+// repository's pull requests are "not found").
+func (f *Forge) WaitBranch(t testing.TB, repo, branch, commit string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		req, _ := http.NewRequest("GET", f.URL+"api/v1/repos/"+f.User+"/"+repo+"/branches/"+branch, nil)
+		req.Header.Set("Authorization", "token "+f.Token)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			var b struct {
+				Commit struct {
+					ID string `json:"id"`
+				} `json:"commit"`
+			}
+			json.NewDecoder(resp.Body).Decode(&b)
+			resp.Body.Close()
+			if b.Commit.ID == commit {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("gitea did not record %s/%s at %s within 20s", repo, branch, commit)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 func (r *Repo) git(args ...string) string {

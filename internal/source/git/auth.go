@@ -85,3 +85,9 @@ func hostKeyCallback(content []byte) (ssh.HostKeyCallback, error) {
 	}
 	return cb, nil
 }
+
+// Transport is the go-git auth method for repoURL, for code that writes
+// to a repository (a backport's push) with the same credentials.
+func (a Auth) Transport(repoURL string) (transport.AuthMethod, error) {
+	return a.method(repoURL)
+}
