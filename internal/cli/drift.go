@@ -13,19 +13,34 @@ import (
 
 func newDriftCmd() *cobra.Command {
 	var f unitFlags
+	var namespace string
 	cmd := &cobra.Command{
-		Use:   "drift --repo URL [--revision REF] [--path P] [--dest-namespace NS] [--name UNIT] [--drift-policy FILE]",
+		Use:   "drift (--repo URL [--revision REF] [--path P] [--dest-namespace NS] [--name UNIT] [--drift-policy FILE] | (application|kustomization) NAME [--unit-namespace NS])",
 		Short: "Explain every live field that differs from Git; exit 1 on unexplained drift",
 		Long: `Drift compares the unit with the cluster, like diff, and explains each
 drifted field: the field manager that holds it live (from managedFields),
 when that manager last wrote, the drift category (controller-managed,
 policy-mutation, cloud-provider, emergency-manual, unauthorized, or
 unattributed when no record names a writer) and what the drift policy does
-about it (revert, report, allow). Secret values are masked.
+about it (revert, report, allow, override). Secret values are masked.
+Named as (application|kustomization) NAME, it shows what the controller
+last found for that unit (its status.drift) and the unit's emergency
+overrides.
 Exit codes: 0 no unexplained drift, 1 drift that no policy rule allows,
 2 error.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) != 0 && len(args) != 2 {
+				return fmt.Errorf("want no arguments (with --repo) or (application|kustomization) NAME")
+			}
+			if len(args) == 0 && f.repo == "" {
+				return fmt.Errorf("--repo is required, or name a unit the controller runs: (application|kustomization) NAME")
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 2 {
+				return unitDrift(cmd, args[0], args[1], namespace, f)
+			}
 			u, eng, err := f.setup(true)
 			if err != nil {
 				return err
@@ -52,6 +67,9 @@ Exit codes: 0 no unexplained drift, 1 drift that no policy rule allows,
 		},
 	}
 	f.register(cmd, true)
+	// A unit the controller runs is named instead of --repo.
+	delete(cmd.Flags().Lookup("repo").Annotations, cobra.BashCompOneRequiredFlag)
+	cmd.Flags().StringVar(&namespace, "unit-namespace", "argocd", "namespace of the Application or Kustomization named")
 	cmd.AddCommand(newDriftBackportCmd())
 	return cmd
 }

@@ -82,12 +82,8 @@ no --path holds every field of the object.`,
 			if err != nil {
 				return fmt.Errorf("DriftOverride for %s %s/%s: %w", kind, namespace, args[1], err)
 			}
-			then := onExpiry
-			if then == "" {
-				then = "revert"
-			}
 			fmt.Fprintf(cmd.OutOrStdout(), "driftoverride %s/%s holds %s %s until %s (by %s; then %s)\n", namespace, out.GetName(), object,
-				strings.Join(rule.Paths, ","), expires.UTC().Format(time.RFC3339), who.Status.UserInfo.Username, then)
+				strings.Join(rule.Paths, ","), expires.UTC().Format(time.RFC3339), who.Status.UserInfo.Username, orRevert(onExpiry))
 			return nil
 		},
 	}
