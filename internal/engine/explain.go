@@ -2,9 +2,11 @@ package engine
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -46,25 +48,67 @@ func (e *Engine) dryRun(ctx context.Context, u Unit, obj, live *unstructured.Uns
 	if conflicts == nil || live == nil || refuse {
 		return obj, pred, nil, err
 	}
-	if !facts.HPA && slices.Contains(conflicts, ".spec.replicas") {
+	sent, replicas, err := leaveOut(u, obj, live, conflicts, *facts)
+	if err != nil {
+		return obj, nil, nil, err
+	}
+	if replicas != nil && replicas.Action != drift.Allow && replicas.Subresource == "scale" && !facts.HPA {
+		// An autoscaler other than the HPA's own manager name holds the
+		// replicas: an HPA outside the render may still be the one.
 		if facts.HPA, err = e.scaledByHPA(ctx, object.RefOf(obj)); err != nil {
 			return obj, nil, nil, err
 		}
-	}
-	_, leave, xerr := drift.Explain(drift.Input{Desired: obj, Live: live, Conflicts: conflicts, Self: cluster.FieldManager,
-		Policy: u.Drift, Facts: *facts})
-	if xerr != nil {
-		return obj, nil, nil, xerr
-	}
-	sent = obj
-	if len(leave) > 0 {
-		sent = obj.DeepCopy()
-		for _, p := range leave {
-			drift.Remove(sent.Object, p)
+		if facts.HPA {
+			if sent, _, err = leaveOut(u, obj, live, conflicts, *facts); err != nil {
+				return obj, nil, nil, err
+			}
 		}
 	}
 	pred, err = e.o.Cluster.Apply(ctx, sent, cluster.ApplyOptions{DryRun: true, Force: true})
 	return sent, pred, conflicts, err
+}
+
+// leaveOut returns obj without the conflicting fields the unit's policy
+// leaves to their holders (obj itself when there are none), and the
+// replicas' item if the replicas conflict.
+func leaveOut(u Unit, obj, live *unstructured.Unstructured, conflicts []string, facts drift.Facts) (*unstructured.Unstructured, *drift.Item, error) {
+	items, leave, err := drift.Explain(drift.Input{Desired: obj, Live: live, Conflicts: conflicts, Self: cluster.FieldManager,
+		Policy: u.Drift, Facts: facts})
+	if err != nil {
+		return nil, nil, err
+	}
+	var replicas *drift.Item
+	for i := range items {
+		if items[i].Path == ".spec.replicas" {
+			replicas = &items[i]
+		}
+	}
+	if len(leave) == 0 {
+		return obj, replicas, nil
+	}
+	sent := obj.DeepCopy()
+	for _, p := range leave {
+		drift.Remove(sent.Object, p)
+	}
+	return sent, replicas, nil
+}
+
+// policyKey identifies what a drift policy decides, for predictions of
+// objects with conflicts: another policy may leave other fields out.
+func policyKey(p drift.Policy) string {
+	var origins []string
+	for _, rs := range [][]drift.Rule{p.Allow, p.Forbid, p.Stopped, p.Overrides, p.Expired} {
+		for _, r := range rs {
+			origins = append(origins, r.Origin)
+		}
+	}
+	data, _ := json.Marshal(struct {
+		P                           drift.Policy
+		Stopped, Overrides, Expired []drift.Rule
+		Origins                     []string
+	}{p, p.Stopped, p.Overrides, p.Expired, origins})
+	h := sha256.Sum256(data)
+	return hex.EncodeToString(h[:8])
 }
 
 // hpaTargets returns the objects the unit's HorizontalPodAutoscalers
@@ -95,7 +139,9 @@ func hpaTargets(desired []object.Decoded) map[object.Key]bool {
 // render still owns them.
 func (e *Engine) scaledByHPA(ctx context.Context, ref object.Ref) (bool, error) {
 	hpas, err := e.o.Cluster.List(ctx, schema.GroupVersionKind{Group: "autoscaling", Version: "v2", Kind: "HorizontalPodAutoscaler"}, ref.Namespace)
-	if errors.Is(err, cluster.ErrUnknownKind) {
+	if errors.Is(err, cluster.ErrUnknownKind) || apierrors.IsForbidden(err) {
+		// No HPAs served, or none this identity may read: the evidence
+		// is only what managedFields say.
 		return false, nil
 	}
 	if err != nil {

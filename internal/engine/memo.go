@@ -34,6 +34,11 @@ const predictionGeneration = 50000
 type prediction struct {
 	obj packed
 	at  time.Time
+	// conflicts and hpa are what the dry run without force found when
+	// other managers held fields (see Engine.dryRun): kept so that a
+	// steady state with drift sends no dry run either.
+	conflicts []string
+	hpa       bool
 }
 
 // predictionKey identifies a dry run: the desired object's bytes, the
@@ -67,6 +72,30 @@ func (c *predictionCache) get(key string) *unstructured.Unstructured {
 	return p.obj.unpack()
 }
 
+// getExplained returns a prediction made for an object with conflicts,
+// the conflicts, and whether an HPA scales the object.
+func (c *predictionCache) getExplained(key string) (obj *unstructured.Unstructured, conflicts []string, hpa, ok bool) {
+	if key == "" {
+		return nil, nil, false, false
+	}
+	p, found := c.entries.get(key)
+	if !found || time.Since(p.at) > predictionTTL {
+		return nil, nil, false, false
+	}
+	if obj = p.obj.unpack(); obj == nil {
+		return nil, nil, false, false
+	}
+	return obj, p.conflicts, p.hpa, true
+}
+
+// putExplained keeps the prediction of an object with conflicts, with
+// them.
+func (c *predictionCache) putExplained(key string, obj *unstructured.Unstructured, conflicts []string, hpa bool) {
+	if p, ok := pack(obj); ok && key != "" {
+		c.entries.put(key, prediction{obj: p, at: time.Now(), conflicts: conflicts, hpa: hpa})
+	}
+}
+
 func (c *predictionCache) put(key string, obj *unstructured.Unstructured) {
 	if p, ok := pack(obj); ok {
 		c.putPacked(key, p)
@@ -75,7 +104,7 @@ func (c *predictionCache) put(key string, obj *unstructured.Unstructured) {
 
 func (c *predictionCache) putPacked(key string, p packed) {
 	if key != "" {
-		c.entries.put(key, prediction{p, time.Now()})
+		c.entries.put(key, prediction{obj: p, at: time.Now()})
 	}
 }
 

@@ -365,12 +365,27 @@ func (e *Engine) validate(ctx context.Context, u Unit, desired []object.Decoded,
 				continue // a conflict: not ours to take over
 			}
 		}
-		key := ""
+		key, dkey := "", ""
 		if o.reusePredictions {
 			key = predictionKey(d.Object, l, force)
 			if pred := e.predictions.get(key); pred != nil {
 				preds[i] = pred
 				continue
+			}
+			if l != nil && !o.RefuseConflicts {
+				// An object with drift was dry-run against this very live
+				// version under this policy: what to leave out is decided
+				// again from the conflicts kept, with no request.
+				dkey = key + "/drift/" + policyKey(u.Drift)
+				if pred, fields, hpa, ok := e.predictions.getExplained(dkey); ok {
+					obj, _, err := leaveOut(u, d.Object, l, fields, drift.Facts{HPA: hpa || x.hpa[ref.Key()]})
+					if err != nil {
+						errs[i] = fmt.Errorf("%s: %w", d.Source, err)
+						continue
+					}
+					preds[i], sent[i], conflicts[i], hpaLive[i] = pred, obj, fields, hpa
+					continue
+				}
 			}
 		}
 		wg.Add(1)
@@ -386,10 +401,11 @@ func (e *Engine) validate(ctx context.Context, u Unit, desired []object.Decoded,
 				errs[i] = fmt.Errorf("%s: %w", d.Source, err)
 			default:
 				preds[i], sent[i], conflicts[i] = pred, obj, fields
-				if key != "" && fields == nil {
-					// Only a dry run without conflicts is kept: one with
-					// them must be explained again on the next comparison.
+				switch {
+				case key != "" && fields == nil:
 					e.predictions.put(key, pred)
+				case dkey != "":
+					e.predictions.putExplained(dkey, pred, fields, facts.HPA)
 				}
 			}
 		}()
