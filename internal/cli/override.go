@@ -27,9 +27,9 @@ the named fields of the named objects of one unit as they are live, even
 under selfHeal or a DriftPolicy forbid rule, and reports them as
 emergency-manual drift. Who asked is read from the API server
 (SelfSubjectReview), not from the command line. At expiry the controller
-reverts the fields (--on-expiry revert, the default) or leaves them for a
-backport (--on-expiry backport; run converge drift backport), and says
-which in the override's status.
+reverts the fields (--on-expiry revert, the default), or opens a pull
+request writing their live values into Git and keeps them until it is
+merged (--on-expiry backport), and says which in the override's status.
 
 --object is KIND/NAME or group/KIND/NAME (apps/Deployment/web); --path is
 a DriftPolicy path (/spec/template/spec/containers/*/image), repeatable;

@@ -284,7 +284,7 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, orig, app *v1alph
 	argocd.WriteStatus(app, st, now)
 	setDriftMetrics("Application", app.Namespace, app.Name, st.Drift)
 	argocd.SetCondition(app, FieldFightCondition, fightMessage(r.fights.Active(unit.Name, now)), now)
-	if err := r.drift.settle(ctx, overrides, st.Drift); err != nil {
+	if err := r.drift.settle(ctx, overrides, st.Drift, false, backportWith(r.Engine, unit)); err != nil {
 		return ctrl.Result{}, err
 	}
 	shared := sharedResources(st, r.Engine.ClaimsOn(unit.Name))

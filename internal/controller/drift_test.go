@@ -1,8 +1,12 @@
 package controller
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -24,6 +28,7 @@ import (
 	kustomizev1 "converge.dev/converge/internal/api/fluxcd/kustomize/v1"
 	sourcev1 "converge.dev/converge/internal/api/fluxcd/source/v1"
 	"converge.dev/converge/internal/clustertest"
+	"converge.dev/converge/internal/forgetest"
 	"converge.dev/converge/internal/gittest"
 )
 
@@ -350,4 +355,102 @@ func TestOverrideExpires(t *testing.T) {
 	if err != nil || !strings.Contains(o.Status.Message, "reverted") {
 		t.Errorf("override status after expiry: %+v %v", o.Status, err)
 	}
+}
+
+// TestOverrideBackport: an override whose expiry action is backport, on
+// an Application whose repository is a real Gitea. At expiry the
+// controller opens a pull request writing the live image into Git and
+// keeps the live value (a forbid rule notwithstanding) while it waits;
+// once it is merged and synced, nothing drifts and the override is
+// Expired, backported.
+func TestOverrideBackport(t *testing.T) {
+	c, _ := setup(t)
+	ctx := context.Background()
+	ns := clustertest.Namespace(t)
+	forge := forgetest.Start(t)
+	repo := forge.CreateRepo(t, "held")
+	repo.Push("initial", map[string]string{"app/web.yaml": "# the web tier\n" + webYAML(1)})
+	url := strings.Replace(repo.CloneURL, "http://", "http://"+forge.User+":"+forge.Token+"@", 1)
+	create(t, c, &v1alpha1.AppProject{ObjectMeta: metav1.ObjectMeta{Name: "default", Namespace: ns},
+		Spec: v1alpha1.AppProjectSpec{SourceRepos: []string{"*"}, Destinations: []v1alpha1.ApplicationDestination{{Server: "*", Namespace: "*"}}}})
+	create(t, c, &convergev1.DriftPolicy{ObjectMeta: metav1.ObjectMeta{Name: "strict", Namespace: ns},
+		Spec: convergev1.DriftPolicySpec{Forbid: []convergev1.DriftRule{{Kinds: []string{"apps/*"}, Paths: []string{"/spec/template/spec/containers/*/image"}}}}})
+	create(t, c, app(ns, "held", url, "app", nil))
+	waitNamed(t, c, ns, "held", "Synced", func(a *v1alpha1.Application) bool { return a.Status.Sync.Status == "Synced" })
+
+	create(t, c, &convergev1.DriftOverride{ObjectMeta: metav1.ObjectMeta{Name: "hotfix", Namespace: ns},
+		Spec: convergev1.DriftOverrideSpec{Unit: convergev1.UnitReference{Kind: "Application", Name: "held"},
+			Rules:  []convergev1.DriftRule{{Kinds: []string{"apps/Deployment"}, Names: []string{"web"}, Paths: []string{"/spec/template/spec/containers/web/image"}}},
+			Reason: "INC-9: keep the hotfix", Expires: metav1.NewTime(time.Now().Add(6 * time.Second)), OnExpiry: "backport", RequestedBy: "bob"}})
+	setImage(t, c, ns, "example/web:hotfix")
+
+	o := &convergev1.DriftOverride{}
+	err := wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
+		return c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "hotfix"}, o) == nil && o.Status.Phase == "Backporting", nil
+	})
+	if err != nil {
+		t.Fatalf("no backport after expiry: %+v %v", o.Status, err)
+	}
+	if !strings.Contains(o.Status.Message, "pull request #1 "+forge.URL) {
+		t.Errorf("status does not name the pull request: %s", o.Status.Message)
+	}
+	time.Sleep(2 * time.Second)
+	if img := deployment(t, c, ns).Spec.Template.Spec.Containers[0].Image; img != "example/web:hotfix" {
+		t.Fatalf("reverted while the backport waits: %s", img)
+	}
+	var pulls []struct {
+		Number int `json:"number"`
+		Head   struct {
+			Ref string `json:"ref"`
+		} `json:"head"`
+	}
+	forge.API(t, "GET", "/repos/"+forge.User+"/held/pulls?state=open", nil, &pulls)
+	if len(pulls) != 1 || !strings.HasPrefix(pulls[0].Head.Ref, "converge-backport-") {
+		t.Fatalf("open pull requests: %+v", pulls)
+	}
+	// The pull request's file keeps its comment and says the live image.
+	var file struct {
+		Content string `json:"content"`
+	}
+	forge.API(t, "GET", "/repos/"+forge.User+"/held/contents/app/web.yaml?ref="+pulls[0].Head.Ref, nil, &file)
+	data, _ := base64.StdEncoding.DecodeString(file.Content)
+	if !strings.Contains(string(data), "# the web tier") || !strings.Contains(string(data), "example/web:hotfix") {
+		t.Errorf("the pull request's web.yaml:\n%s", data)
+	}
+
+	// Merged (Gitea may answer 405 while it computes mergeability).
+	err = wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		return tryMerge(forge, "held", pulls[0].Number), nil
+	})
+	if err != nil {
+		t.Fatalf("could not merge the backport")
+	}
+	if err := c.Patch(ctx, &v1alpha1.Application{ObjectMeta: metav1.ObjectMeta{Name: "held", Namespace: ns}},
+		client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"annotations":{"argocd.argoproj.io/refresh":"normal"}}}`))); err != nil {
+		t.Fatal(err)
+	}
+	err = wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
+		return c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "hotfix"}, o) == nil && o.Status.Phase == "Expired", nil
+	})
+	if err != nil || !strings.Contains(o.Status.Message, "backported") {
+		t.Fatalf("after the merge: %+v %v", o.Status, err)
+	}
+	got := waitNamed(t, c, ns, "held", "Synced", func(a *v1alpha1.Application) bool { return a.Status.Sync.Status == "Synced" })
+	if got.Status.Drift != nil || deployment(t, c, ns).Spec.Template.Spec.Containers[0].Image != "example/web:hotfix" {
+		t.Errorf("after the merge: drift %+v", got.Status.Drift)
+	}
+}
+
+// tryMerge merges a pull request, false while Gitea is not ready to.
+func tryMerge(f *forgetest.Forge, repo string, n int) bool {
+	body, _ := json.Marshal(map[string]string{"Do": "merge"})
+	req, _ := http.NewRequest("POST", fmt.Sprintf("%sapi/v1/repos/%s/%s/pulls/%d/merge", f.URL, f.User, repo, n), bytes.NewReader(body))
+	req.Header.Set("Authorization", "token "+f.Token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode < 300
 }

@@ -62,8 +62,14 @@ func (d driftPolicies) forUnit(ctx context.Context, namespace, kind, name string
 		pol.Overrides = append(pol.Overrides, overrideRules(o)...)
 	}
 	for _, o := range uo.expired {
-		if onExpiry(o) == "revert" && o.Status.Phase != overrideExpired {
+		switch {
+		case o.Status.Phase == overrideExpired:
+		case onExpiry(o) == "revert":
 			pol.Expired = append(pol.Expired, overrideRules(o)...)
+		default:
+			// A backport holds the live values until Git has them: the
+			// fields stay left alone while its pull request waits.
+			pol.Overrides = append(pol.Overrides, overrideRules(o)...)
 		}
 	}
 	return pol, uo, nil
@@ -81,8 +87,10 @@ func (uo unitOverrides) before(d time.Duration, now time.Time) time.Duration {
 }
 
 const (
-	overrideActive  = "Active"
-	overrideExpired = "Expired"
+	overrideActive         = "Active"
+	overrideBackporting    = "Backporting"
+	overrideBackportFailed = "BackportFailed"
+	overrideExpired        = "Expired"
 )
 
 func onExpiry(o convergev1.DriftOverride) string {
@@ -133,12 +141,16 @@ func (d driftPolicies) overrides(ctx context.Context, namespace, kind, name stri
 	return uo, nil
 }
 
-// settle records on each override what holds: Active while it does;
-// Expired, with what was done, once its expiry action is done. A revert
-// is done when no drift item is held by its rules any more; a backport
-// is not built into the controller (converge drift backport opens one),
-// so the status says so rather than claim it happened.
-func (d driftPolicies) settle(ctx context.Context, uo unitOverrides, items []drift.Item) error {
+// backportFunc opens the backport pull request for the drift only
+// picks, and says which one it opened.
+type backportFunc func(ctx context.Context, only func(drift.Item) bool) (string, error)
+
+// settle records on each override what holds: Active while it does, and
+// at expiry what was done. A revert is done when none of its fields
+// drifts any more (revertedNow: the items were just taken back). A
+// backport opens its pull request once, then holds the fields until Git
+// has their live values (merged and synced), and then is Expired.
+func (d driftPolicies) settle(ctx context.Context, uo unitOverrides, items []drift.Item, revertedNow bool, backport backportFunc) error {
 	if d.writer == nil {
 		return nil
 	}
@@ -163,20 +175,30 @@ func (d driftPolicies) settle(ctx context.Context, uo unitOverrides, items []dri
 			continue
 		}
 		origin := overrideRules(o)[0].Origin
-		if onExpiry(o) == "backport" {
-			if err := set(o, overrideExpired, "expired; onExpiry backport: run converge drift backport for the unit to open the pull request (the controller does not open it itself)"); err != nil {
-				return err
-			}
-			continue
-		}
+		held := func(it drift.Item) bool { return strings.HasPrefix(it.Rule, origin) }
 		pending := false
 		for _, it := range items {
-			pending = pending || strings.HasPrefix(it.Rule, origin)
+			pending = pending || (held(it) && !(revertedNow && it.Action == drift.Revert))
 		}
-		if !pending {
-			if err := set(o, overrideExpired, "expired; reverted: its fields hold Git's values again"); err != nil {
-				return err
+		var err error
+		switch {
+		case onExpiry(o) == "revert" && !pending:
+			err = set(o, overrideExpired, "expired; reverted: its fields hold Git's values again")
+		case onExpiry(o) == "revert":
+		case !pending && o.Status.Phase == overrideBackporting:
+			err = set(o, overrideExpired, "expired; backported: Git holds the live values")
+		case !pending:
+			err = set(o, overrideExpired, "expired; nothing differed from Git, nothing to backport")
+		case o.Status.Phase != overrideBackporting && backport != nil:
+			pr, berr := backport(ctx, held)
+			if berr != nil {
+				err = set(o, overrideBackportFailed, "backport failed, tried again at the next comparison: "+berr.Error())
+			} else {
+				err = set(o, overrideBackporting, "expired; backport "+pr+" opened; its fields stay as they are live until it is merged")
 			}
+		}
+		if err != nil {
+			return err
 		}
 	}
 	return nil
@@ -317,4 +339,15 @@ func fightMessage(fights []drift.Fight) string {
 		parts = append(parts, f.String())
 	}
 	return strings.Join(parts, "; ")
+}
+
+// backportWith opens a unit's backport pull request with eng.
+func backportWith(eng *engine.Engine, u engine.Unit) backportFunc {
+	return func(ctx context.Context, only func(drift.Item) bool) (string, error) {
+		res, err := eng.Backport(ctx, u, engine.BackportOptions{Only: only})
+		if err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("pull request #%d %s", res.PR.Number, res.PR.URL), nil
+	}
 }

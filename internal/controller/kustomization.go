@@ -330,9 +330,8 @@ func (r *KustomizationReconciler) reconcile(ctx context.Context, ks *kustomizev1
 				r.Recorder.Eventf(ks, nil, corev1.EventTypeWarning, FieldFightCondition, "Reconcile", "%s", f)
 			}
 		}
-		// The sync took back every field not left to its holder, so an
-		// expired override's revert is done.
-		if err := r.drift.settle(ctx, overrides, nil); err != nil {
+		// The sync took back every field not left to its holder.
+		if err := r.drift.settle(ctx, overrides, rep.Drift, true, backportWith(eng, unit)); err != nil {
 			flux.MarkFailed(&st.Conditions, gen, flux.ReconciliationFailedReason, err.Error(), false)
 			return ctrl.Result{RequeueAfter: retry}
 		}
