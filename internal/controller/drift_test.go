@@ -16,6 +16,7 @@ import (
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -110,6 +111,16 @@ func waitWarning(t *testing.T, c client.Client, ns, kind, name, reason, contains
 
 const imagePath = `.spec.template.spec.containers[name="web"].image`
 
+// forbidImages is the seed's "not allowed: image changes".
+var forbidImages = []convergev1.DriftRule{{Kinds: []string{"apps/*"}, Paths: []string{"/spec/template/spec/containers/*/image"}}}
+
+// openProject makes the namespace's default AppProject, open to all.
+func openProject(t *testing.T, c client.Client, ns string) {
+	t.Helper()
+	create(t, c, &v1alpha1.AppProject{ObjectMeta: metav1.ObjectMeta{Name: "default", Namespace: ns},
+		Spec: v1alpha1.AppProjectSpec{SourceRepos: []string{"*"}, Destinations: []v1alpha1.ApplicationDestination{{Server: "*", Namespace: "*"}}}})
+}
+
 // TestApplicationDrift runs the issue's cases under the controller with
 // real writers: a real HPA (kube-controller-manager's) owns replicas and
 // is never fought, with no policy and without a write; a kubectl-set edit
@@ -121,8 +132,7 @@ func TestApplicationDrift(t *testing.T) {
 	ns := clustertest.Namespace(t)
 	repo.Commit("drift app", map[string]string{"drift-app/web.yaml": webYAML(1)})
 	repo.Publish()
-	create(t, c, &v1alpha1.AppProject{ObjectMeta: metav1.ObjectMeta{Name: "default", Namespace: ns},
-		Spec: v1alpha1.AppProjectSpec{SourceRepos: []string{"*"}, Destinations: []v1alpha1.ApplicationDestination{{Server: "*", Namespace: "*"}}}})
+	openProject(t, c, ns)
 	a := app(ns, "drifty", gittest.FileURL(repo.Bare), "drift-app", nil)
 	a.Labels = map[string]string{"tier": "prod"}
 	a.Spec.SyncPolicy.Automated.SelfHeal = false
@@ -178,7 +188,7 @@ func TestApplicationDrift(t *testing.T) {
 	// A DriftPolicy that forbids image edits reverts it at once.
 	create(t, c, &convergev1.DriftPolicy{ObjectMeta: metav1.ObjectMeta{Name: "production", Namespace: ns},
 		Spec: convergev1.DriftPolicySpec{Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"tier": "prod"}},
-			Forbid: []convergev1.DriftRule{{Kinds: []string{"apps/*"}, Paths: []string{"/spec/template/spec/containers/*/image"}}}}})
+			Forbid: forbidImages}})
 	waitDeployment(t, c, ns, "reverted", func(d *appsv1.Deployment) bool { return d.Spec.Template.Spec.Containers[0].Image == "example/web:1" })
 	waitWarning(t, c, ns, "Application", "drifty", "ForbiddenDrift", "kubectl-set")
 	got = waitNamed(t, c, ns, "drifty", "Synced again", func(a *v1alpha1.Application) bool { return a.Status.Sync.Status == "Synced" })
@@ -251,10 +261,9 @@ func TestFieldFight(t *testing.T) {
 	ns := clustertest.Namespace(t)
 	repo.Commit("fight", map[string]string{"fight/web.yaml": webYAML(1)})
 	repo.Publish()
-	create(t, c, &v1alpha1.AppProject{ObjectMeta: metav1.ObjectMeta{Name: "default", Namespace: ns},
-		Spec: v1alpha1.AppProjectSpec{SourceRepos: []string{"*"}, Destinations: []v1alpha1.ApplicationDestination{{Server: "*", Namespace: "*"}}}})
+	openProject(t, c, ns)
 	create(t, c, &convergev1.DriftPolicy{ObjectMeta: metav1.ObjectMeta{Name: "strict", Namespace: ns},
-		Spec: convergev1.DriftPolicySpec{Forbid: []convergev1.DriftRule{{Kinds: []string{"apps/*"}, Paths: []string{"/spec/template/spec/containers/*/image"}}},
+		Spec: convergev1.DriftPolicySpec{Forbid: forbidImages,
 			Fight: &convergev1.DriftFight{Reverts: 3, Window: &metav1.Duration{Duration: time.Minute}}}})
 	create(t, c, app(ns, "fought", gittest.FileURL(repo.Bare), "fight", nil))
 	waitNamed(t, c, ns, "fought", "Synced", func(a *v1alpha1.Application) bool { return a.Status.Sync.Status == "Synced" })
@@ -315,10 +324,8 @@ func TestOverrideExpires(t *testing.T) {
 	ns := clustertest.Namespace(t)
 	repo.Commit("override", map[string]string{"override/web.yaml": webYAML(1)})
 	repo.Publish()
-	create(t, c, &v1alpha1.AppProject{ObjectMeta: metav1.ObjectMeta{Name: "default", Namespace: ns},
-		Spec: v1alpha1.AppProjectSpec{SourceRepos: []string{"*"}, Destinations: []v1alpha1.ApplicationDestination{{Server: "*", Namespace: "*"}}}})
-	create(t, c, &convergev1.DriftPolicy{ObjectMeta: metav1.ObjectMeta{Name: "strict", Namespace: ns},
-		Spec: convergev1.DriftPolicySpec{Forbid: []convergev1.DriftRule{{Kinds: []string{"apps/*"}, Paths: []string{"/spec/template/spec/containers/*/image"}}}}})
+	openProject(t, c, ns)
+	create(t, c, &convergev1.DriftPolicy{ObjectMeta: metav1.ObjectMeta{Name: "strict", Namespace: ns}, Spec: convergev1.DriftPolicySpec{Forbid: forbidImages}})
 	a := app(ns, "held", gittest.FileURL(repo.Bare), "override", nil)
 	a.Spec.SyncPolicy.Automated.SelfHeal = false
 	create(t, c, a)
@@ -371,10 +378,8 @@ func TestOverrideBackport(t *testing.T) {
 	repo := forge.CreateRepo(t, "held")
 	repo.Push("initial", map[string]string{"app/web.yaml": "# the web tier\n" + webYAML(1)})
 	url := strings.Replace(repo.CloneURL, "http://", "http://"+forge.User+":"+forge.Token+"@", 1)
-	create(t, c, &v1alpha1.AppProject{ObjectMeta: metav1.ObjectMeta{Name: "default", Namespace: ns},
-		Spec: v1alpha1.AppProjectSpec{SourceRepos: []string{"*"}, Destinations: []v1alpha1.ApplicationDestination{{Server: "*", Namespace: "*"}}}})
-	create(t, c, &convergev1.DriftPolicy{ObjectMeta: metav1.ObjectMeta{Name: "strict", Namespace: ns},
-		Spec: convergev1.DriftPolicySpec{Forbid: []convergev1.DriftRule{{Kinds: []string{"apps/*"}, Paths: []string{"/spec/template/spec/containers/*/image"}}}}})
+	openProject(t, c, ns)
+	create(t, c, &convergev1.DriftPolicy{ObjectMeta: metav1.ObjectMeta{Name: "strict", Namespace: ns}, Spec: convergev1.DriftPolicySpec{Forbid: forbidImages}})
 	create(t, c, app(ns, "held", url, "app", nil))
 	waitNamed(t, c, ns, "held", "Synced", func(a *v1alpha1.Application) bool { return a.Status.Sync.Status == "Synced" })
 
@@ -453,4 +458,39 @@ func tryMerge(f *forgetest.Forge, repo string, n int) bool {
 	}
 	resp.Body.Close()
 	return resp.StatusCode < 300
+}
+
+// TestForbiddenDeletion: the seed's "not allowed: NetworkPolicy
+// removal". An Application without selfHeal whose NetworkPolicy is
+// deleted by hand gets it back at once, with a Warning Event, because a
+// DriftPolicy forbids that deletion; the deletion is unattributed (no
+// record names who deletes).
+func TestForbiddenDeletion(t *testing.T) {
+	c, repo := setup(t)
+	ctx := context.Background()
+	ns := clustertest.Namespace(t)
+	repo.Commit("netpol", map[string]string{"netpol/np.yaml": "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: deny-all}\nspec: {podSelector: {}, policyTypes: [Ingress]}\n"})
+	repo.Publish()
+	openProject(t, c, ns)
+	create(t, c, &convergev1.DriftPolicy{ObjectMeta: metav1.ObjectMeta{Name: "keep-netpols", Namespace: ns},
+		Spec: convergev1.DriftPolicySpec{Forbid: []convergev1.DriftRule{{Kinds: []string{"networking.k8s.io/NetworkPolicy"}, Deletion: true}}}})
+	a := app(ns, "guarded", gittest.FileURL(repo.Bare), "netpol", nil)
+	a.Spec.SyncPolicy.Automated.SelfHeal = false
+	create(t, c, a)
+	waitNamed(t, c, ns, "guarded", "Synced", func(a *v1alpha1.Application) bool { return a.Status.Sync.Status == "Synced" })
+	np := &networkingv1.NetworkPolicy{}
+	if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "deny-all"}, np); err != nil {
+		t.Fatal(err)
+	}
+	uid := np.UID
+	if err := c.Delete(ctx, np); err != nil {
+		t.Fatal(err)
+	}
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
+		return c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "deny-all"}, np) == nil && np.UID != uid, nil
+	})
+	if err != nil {
+		t.Fatalf("the deleted NetworkPolicy was not recreated: %v", err)
+	}
+	waitWarning(t, c, ns, "Application", "guarded", "ForbiddenDrift", "NetworkPolicy")
 }

@@ -384,6 +384,12 @@ func (r *HelmReleaseReconciler) reconcile(ctx context.Context, hr *helmv2.HelmRe
 			flux.SetCondition(&st.Conditions, gen, "TestSuccess", metav1.ConditionTrue, "TestSucceeded",
 				fmt.Sprintf("Helm test succeeded for release %s/%s.v%d", ns, name, out.Release.Version))
 		}
+	} else if t != nil && t.Enable && !t.IgnoreFailures && tested != nil && tested.Status == metav1.ConditionFalse {
+		// This release's tests failed and are not run again until it
+		// changes: a later reconcile must not call it Ready (green but
+		// broken) because nothing new happened.
+		flux.MarkFailed(&st.Conditions, gen, "TestFailed", tested.Message, false)
+		return resync(interval)
 	}
 	// An unchanged release keeps the message of the action that made
 	// it; when there is none to keep (Ready was False for another

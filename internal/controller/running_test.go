@@ -43,7 +43,10 @@ func TestRunningSyncIsShown(t *testing.T) {
 	create(t, c, argoApp(name, ns, "anything", map[string]any{"repoURL": "file://" + repo.Bare, "path": "waves"}))
 	got := getApp(t, c, name, "Running, waiting for the Ingress", func(a *v1alpha1.Application) bool {
 		op := a.Status.OperationState
-		return op != nil && op.Phase == "Running" && strings.Contains(op.Message, "waiting for healthy state of") &&
+		// A step that returns within the second says "in progress:
+		// waiting for ...", a longer one "waiting for healthy state of";
+		// both name what it waits for.
+		return op != nil && op.Phase == "Running" && strings.Contains(op.Message, "waiting for") &&
 			strings.Contains(op.Message, "Ingress") && strings.Contains(op.Message, "web")
 	})
 	if configMapValue(c, ns, "after") != "" {

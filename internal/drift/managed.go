@@ -92,14 +92,10 @@ func Get(obj map[string]any, p fieldpath.Path) (any, bool) {
 // only held it, so that an apply without the field keeps no empty shell
 // of it. A path that is not there changes nothing.
 func Remove(obj map[string]any, p fieldpath.Path) {
-	if len(p) == 0 {
-		return
-	}
-	parent, ok := Get(obj, p[:len(p)-1])
+	parent, last, ok := parentOf(obj, p)
 	if !ok {
 		return
 	}
-	last := p[len(p)-1]
 	switch c := parent.(type) {
 	case map[string]any:
 		if last.FieldName == nil {
@@ -193,14 +189,10 @@ func keyMatches(m map[string]any, key value.FieldList) bool {
 }
 
 func setAt(obj map[string]any, p fieldpath.Path, v any) {
-	if len(p) == 0 {
-		return
-	}
-	parent, ok := Get(obj, p[:len(p)-1])
+	parent, last, ok := parentOf(obj, p)
 	if !ok {
 		return
 	}
-	last := p[len(p)-1]
 	switch c := parent.(type) {
 	case map[string]any:
 		if last.FieldName != nil {
@@ -239,4 +231,13 @@ func Pointer(obj map[string]any, p fieldpath.Path) (string, bool) {
 		}
 	}
 	return b.String(), true
+}
+
+// parentOf returns the value holding p's last element, and that element.
+func parentOf(obj map[string]any, p fieldpath.Path) (any, fieldpath.PathElement, bool) {
+	if len(p) == 0 {
+		return nil, fieldpath.PathElement{}, false
+	}
+	parent, ok := Get(obj, p[:len(p)-1])
+	return parent, p[len(p)-1], ok
 }

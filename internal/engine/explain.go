@@ -165,9 +165,10 @@ type explanation struct {
 
 // explain returns the unit's drifted fields, from the plan's steps: an
 // object it applies or leaves unchanged, compared with what is live, and
-// an object the unit applied before that is gone. sameRevision says the
-// plan's revision is the one the unit applied last, so that a difference
-// no other manager explains is drift rather than a change in Git.
+// an object the unit applied that this engine saw live and is gone now.
+// sameRevision says the plan's revision is the one the unit applied
+// last, so that a difference no other manager explains is drift rather
+// than a change in Git.
 func (e *Engine) explain(u Unit, p plan.Plan, predicted map[object.Key]*unstructured.Unstructured, x explanation, inventory []object.Ref, sameRevision bool) ([]drift.Item, error) {
 	applied := map[object.Key]bool{}
 	for _, r := range inventory {
@@ -177,7 +178,10 @@ func (e *Engine) explain(u Unit, p plan.Plan, predicted map[object.Key]*unstruct
 	for _, s := range p.Steps {
 		key := s.Ref.Key()
 		switch {
-		case s.Action == plan.Create && sameRevision && applied[key]:
+		case s.Action == plan.Create && applied[key] && e.seen.wasGone(key):
+			// Only an object this engine saw live counts as deleted: one
+			// a sync in waves has not created yet is in the write-ahead
+			// inventory too.
 			if it := drift.Deleted(s.Ref, u.Drift); it.Action != drift.Ignore {
 				items = append(items, it)
 			}

@@ -53,6 +53,10 @@ type seenObjects struct {
 type seenCopy struct {
 	packed
 	applied bool
+	// gone marks an object this engine saw live that is gone now: the
+	// evidence that someone deleted it, rather than that a sync has not
+	// created it yet.
+	gone bool
 }
 
 // seenGeneration bounds one generation of seenObjects; past it, what
@@ -61,7 +65,7 @@ const seenGeneration = 100000
 
 func (s *seenObjects) get(key object.Key, uid types.UID, rv string) *unstructured.Unstructured {
 	p, ok := s.entries.get(key)
-	if !ok || p.uid != uid || p.rv != rv {
+	if !ok || p.gone || p.uid != uid || p.rv != rv {
 		return nil
 	}
 	return p.unpack()
@@ -129,6 +133,21 @@ func (p packed) unpack() *unstructured.Unstructured {
 
 func (s *seenObjects) forget(key object.Key) { s.entries.delete(key) }
 
+// markGone records that an object this engine saw live is gone. One
+// never seen stays unknown.
+func (s *seenObjects) markGone(key object.Key) {
+	if p, ok := s.entries.get(key); ok && !p.gone {
+		s.entries.put(key, seenCopy{gone: true})
+	}
+}
+
+// wasGone reports whether the object was seen live and then found gone
+// (until it is seen or applied again).
+func (s *seenObjects) wasGone(key object.Key) bool {
+	p, ok := s.entries.get(key)
+	return ok && p.gone
+}
+
 // listThreshold is the number of objects of one kind in one namespace
 // from which a LIST is cheaper than a GET each, for an engine without a
 // live index.
@@ -162,6 +181,7 @@ func (e *Engine) live(ctx context.Context, desired []object.Decoded, inv []objec
 				// yet is read: the comparison right after a sync would
 				// otherwise call what it just made Missing.
 				if rv == "" && !readAbsent && !e.seen.appliedAny(key) {
+					e.seen.markGone(key)
 					return
 				}
 				if obj := e.seen.get(key, uid, rv); rv != "" && obj != nil {
@@ -218,7 +238,7 @@ func (e *Engine) live(ctx context.Context, desired []object.Decoded, inv []objec
 			out[ref.Key()] = objs[i]
 			e.seen.put(objs[i])
 		} else {
-			e.seen.forget(ref.Key()) // gone: no copy to trust
+			e.seen.markGone(ref.Key()) // no copy to trust
 		}
 	}
 	return out, nil
