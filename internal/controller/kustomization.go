@@ -319,28 +319,11 @@ func (r *KustomizationReconciler) reconcile(ctx context.Context, ks *kustomizev1
 	defer cancel()
 	rep, err := eng.Sync(sctx, unit, opts)
 	if err == nil {
-		// Flux applies every interval, so drift found here was taken back
-		// (fields a policy allows are left out of the apply).
-		st.Drift = engine.DriftReport(rep.Drift)
-		setDriftCondition(&st.Conditions, gen, rep.Drift)
-		setDriftMetrics("Kustomization", ks.Namespace, ks.Name, rep.Drift)
-		warnForbidden(r.Recorder, ks, rep.Drift)
-		for _, f := range r.fights.Took(unit.Name, rep.Drift, unit.Drift.Fight, time.Now()) {
-			if r.Recorder != nil {
-				r.Recorder.Eventf(ks, nil, corev1.EventTypeWarning, FieldFightCondition, "Reconcile", "%s", f)
-			}
-		}
-		// The sync took back every field not left to its holder.
-		if err := r.drift.settle(ctx, overrides, rep.Drift, true, backportWith(eng, unit)); err != nil {
+		if err := r.recordDrift(ctx, ks, eng, unit, rep, overrides); err != nil {
 			flux.MarkFailed(&st.Conditions, gen, flux.ReconciliationFailedReason, err.Error(), false)
 			return ctrl.Result{RequeueAfter: retry}
 		}
 		interval = overrides.before(interval, time.Now())
-		if msg := fightMessage(r.fights.Active(unit.Name, time.Now())); msg != "" {
-			flux.SetCondition(&st.Conditions, gen, FieldFightCondition, metav1.ConditionTrue, FieldFightCondition, msg)
-		} else {
-			meta.RemoveStatusCondition(&st.Conditions, FieldFightCondition)
-		}
 		if conflicts := conflictsOf(rep); conflicts != "" {
 			if prev := meta.FindStatusCondition(st.Conditions, flux.ReadyCondition); r.Recorder != nil && (prev == nil || prev.Message != conflicts) {
 				r.Recorder.Eventf(ks, nil, corev1.EventTypeWarning, flux.OwnershipConflictReason, "Reconcile", "%s", redact.Message(conflicts))
@@ -446,59 +429,6 @@ func conflictsOf(rep engine.Report) string {
 	return "refusing to take over objects applied by another unit (\"Do not choose both for the same resources\") or made by hand: " + strings.Join(out, "; ")
 }
 
-// substituteFrom reads postBuild variables from ConfigMaps and Secrets,
-// in order. A missing one fails the reconcile unless optional; errors
-// name the object, never a value.
-func (r *KustomizationReconciler) substituteFrom(ctx context.Context, ks *kustomizev1.Kustomization) (map[string]string, error) {
-	if ks.Spec.PostBuild == nil {
-		return nil, nil
-	}
-	vars := map[string]string{}
-	for _, ref := range ks.Spec.PostBuild.SubstituteFrom {
-		key := types.NamespacedName{Namespace: ks.Namespace, Name: ref.Name}
-		data, err := refData(ctx, r.Client, ref.Kind, key)
-		if apierrors.IsNotFound(err) && ref.Optional {
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("postBuild.substituteFrom: %w", err)
-		}
-		for k, v := range data {
-			vars[k] = string(v)
-		}
-	}
-	return vars, nil
-}
-
-// refData reads the data of the ConfigMap or Secret kind names, for
-// valuesFrom and substituteFrom (a ConfigMap's data only, as Flux reads
-// it).
-// A missing object is an error that apierrors.IsNotFound recognises, so
-// that callers can honour optional references. Errors name the object,
-// never a value.
-func refData(ctx context.Context, c client.Reader, kind string, key types.NamespacedName) (map[string][]byte, error) {
-	out := map[string][]byte{}
-	switch kind {
-	case "ConfigMap":
-		cm := &corev1.ConfigMap{}
-		if err := c.Get(ctx, key, cm); err != nil {
-			return nil, fmt.Errorf("ConfigMap %s: %w", key, err)
-		}
-		for k, v := range cm.Data {
-			out[k] = []byte(v)
-		}
-	case "Secret":
-		sec := &corev1.Secret{}
-		if err := c.Get(ctx, key, sec); err != nil {
-			return nil, fmt.Errorf("Secret %s: %w", key, err)
-		}
-		out = sec.Data
-	default:
-		return nil, fmt.Errorf("kind %q (want ConfigMap or Secret)", kind)
-	}
-	return out, nil
-}
-
 // finalize applies the deletion policy, then releases the finalizer.
 // engine.Delete never deletes a Namespace nor an object another unit
 // took over, and waits until what it deleted is gone.
@@ -533,30 +463,6 @@ func healthCheckRefs(ks *kustomizev1.Kustomization) []object.Ref {
 			Namespace: orDefault(h.Namespace, ks.Namespace), Name: h.Name})
 	}
 	return out
-}
-
-// ageKeys reads the decryption Secret: every key ending in .agekey holds
-// age identities. Errors name the Secret, never its content.
-func (r *KustomizationReconciler) ageKeys(ctx context.Context, ks *kustomizev1.Kustomization) ([]string, error) {
-	d := ks.Spec.Decryption
-	if d == nil || d.SecretRef == nil {
-		return nil, nil
-	}
-	sec := &corev1.Secret{}
-	key := types.NamespacedName{Namespace: ks.Namespace, Name: d.SecretRef.Name}
-	if err := r.Client.Get(ctx, key, sec); err != nil {
-		return nil, fmt.Errorf("decryption secret %s: %w", key, err)
-	}
-	var out []string
-	for k, v := range sec.Data {
-		if strings.HasSuffix(k, ".agekey") {
-			out = append(out, string(v))
-		}
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("decryption secret %s has no key ending in .agekey", key)
-	}
-	return out, nil
 }
 
 // engineFor returns the engine for the Kustomization's target cluster:
