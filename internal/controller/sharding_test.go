@@ -83,7 +83,13 @@ func startReplica(t *testing.T, ns, id string, x *reconciles) (cut func()) {
 	done := make(chan struct{})
 	o := Options{Engine: eng, Interval: 10 * time.Minute, WatchLabelSelector: shardKey + "=ring",
 		Sharding: shard.Options{Namespace: ns, Identity: id, Shards: 6, Observe: x.observe(id),
-			LeaseDuration: 4 * time.Second, RenewDeadline: 2 * time.Second, RetryPeriod: 500 * time.Millisecond},
+			// Short enough for a quick takeover. With 4 s, 2 s and 500 ms
+			// the takeover check failed twice in CI runs of every package
+			// side by side (never alone, nor in a full local run); a Lease
+			// write times out at the retry period, and on a loaded machine
+			// that can make the survivors drop and retake shards. These
+			// leave more room; the takeover now takes about 10 s.
+			LeaseDuration: 8 * time.Second, RenewDeadline: 5 * time.Second, RetryPeriod: time.Second},
 		skipNameValidation: true}
 	go func() {
 		defer close(done)
