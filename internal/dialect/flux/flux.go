@@ -282,7 +282,14 @@ func Supported(kind string) []string {
 // they are reported in a condition, never silently ignored.
 func Unsupported(obj *unstructured.Unstructured) []string {
 	spec, _, _ := unstructured.NestedMap(obj.Object, "spec")
-	return specfields.Unknown("spec", spec, Supported(obj.GetKind()))
+	out := specfields.Unknown("spec", spec, Supported(obj.GetKind()))
+	if force, _, _ := unstructured.NestedBool(spec, "force"); force && obj.GetKind() == "Kustomization" {
+		// Flux's force recreates objects whose immutable fields changed;
+		// converge does not. false, Flux's default, asks for nothing.
+		out = append(out, "spec.force")
+		sort.Strings(out)
+	}
+	return out
 }
 
 // Finalizer is Flux's finalizer: the Kustomization goes only after what

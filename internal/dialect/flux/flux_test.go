@@ -56,6 +56,15 @@ func TestUnsupported(t *testing.T) {
 	if got != want {
 		t.Errorf("Unsupported = %s\nwant          %s", got, want)
 	}
+	// force: false is Flux's default and asks for nothing; true asks to
+	// recreate objects whose immutable fields changed, which converge
+	// does not do.
+	for force, want := range map[bool]string{false: "spec.sourceRef.exotic", true: "spec.force,spec.sourceRef.exotic"} {
+		ks.Object["spec"].(map[string]any)["force"] = force
+		if got := strings.Join(Unsupported(ks), ","); got != want {
+			t.Errorf("force %v: Unsupported = %s, want %s", force, got, want)
+		}
+	}
 }
 
 func TestInventory(t *testing.T) {
