@@ -7,6 +7,7 @@ package flux
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -261,7 +262,7 @@ var known = map[string][]string{
 	"HelmChart":      {"chart", "version", "sourceRef.kind", "sourceRef.name", "sourceRef.apiVersion", "interval", "suspend", "reconcileStrategy"},
 	"OCIRepository":  {"url", "ref.tag", "ref.semver", "ref.digest", "interval", "insecure", "secretRef.name", "layerSelector.mediaType", "suspend"},
 	"Kustomization": {"sourceRef.kind", "sourceRef.name", "sourceRef.namespace", "sourceRef.apiVersion", "path", "interval",
-		"retryInterval", "timeout", "prune", "wait", "dependsOn", "targetNamespace", "suspend", "force",
+		"retryInterval", "timeout", "prune", "wait", "dependsOn", "targetNamespace", "suspend",
 		"postBuild.substitute", "postBuild.substituteFrom", "deletionPolicy", "healthChecks", "namePrefix", "nameSuffix",
 		"commonMetadata.labels", "commonMetadata.annotations", "images", "patches", "decryption.provider", "decryption.secretRef.name",
 		"kubeConfig.secretRef.name", "kubeConfig.secretRef.key", "serviceAccountName", "components"},
@@ -283,11 +284,11 @@ func Supported(kind string) []string {
 func Unsupported(obj *unstructured.Unstructured) []string {
 	spec, _, _ := unstructured.NestedMap(obj.Object, "spec")
 	out := specfields.Unknown("spec", spec, Supported(obj.GetKind()))
-	if force, _, _ := unstructured.NestedBool(spec, "force"); force && obj.GetKind() == "Kustomization" {
-		// Flux's force recreates objects whose immutable fields changed;
-		// converge does not. false, Flux's default, asks for nothing.
-		out = append(out, "spec.force")
-		sort.Strings(out)
+	if force, ok, _ := unstructured.NestedBool(spec, "force"); ok && !force && obj.GetKind() == "Kustomization" {
+		// Flux's force recreates objects whose immutable fields changed,
+		// which converge does not do; false, Flux's default, asks for
+		// nothing and is not worth a warning.
+		out = slices.DeleteFunc(out, func(f string) bool { return f == "spec.force" })
 	}
 	return out
 }
