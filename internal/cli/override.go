@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"time"
@@ -10,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	kwait "k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 
 	convergev1 "converge.dev/converge/internal/api/converge/v1alpha1"
@@ -18,7 +20,7 @@ import (
 func newOverrideCmd() *cobra.Command {
 	var kubeconfig, kcontext, namespace, object, reason, until, onExpiry string
 	var paths []string
-	var hold time.Duration
+	var hold, wait time.Duration
 	cmd := &cobra.Command{
 		Use:   "override (application|kustomization) NAME --object KIND/NAME --path P --reason TEXT (--for D | --until T)",
 		Short: "Let some live fields of a unit differ from Git for a while (an emergency override)",
@@ -84,6 +86,24 @@ no --path holds every field of the object.`,
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "driftoverride %s/%s holds %s %s until %s (by %s; then %s)\n", namespace, out.GetName(), object,
 				strings.Join(rule.Paths, ","), expires.UTC().Format(time.RFC3339), who.Status.UserInfo.Username, orRevert(onExpiry))
+			if wait <= 0 {
+				return nil
+			}
+			// A change made before the controller holds the override is
+			// still under the policy (a forbid rule reverts it): say when
+			// it is safe to make.
+			err = kwait.PollUntilContextTimeout(cmd.Context(), 250*time.Millisecond, wait, true, func(ctx context.Context) (bool, error) {
+				o, err := dyn.Resource(gvr).Namespace(namespace).Get(ctx, out.GetName(), metav1.GetOptions{})
+				if err != nil {
+					return false, nil
+				}
+				phase, _, _ := unstructured.NestedString(o.Object, "status", "phase")
+				return phase == "Active", nil
+			})
+			if err != nil {
+				return fmt.Errorf("driftoverride %s/%s not held by a controller within %s (is converge controller running?)", namespace, out.GetName(), wait)
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), "held by the controller: make the change now")
 			return nil
 		},
 	}
@@ -95,6 +115,7 @@ no --path holds every field of the object.`,
 	fs.DurationVar(&hold, "for", 0, "how long the override holds")
 	fs.StringVar(&until, "until", "", "when it expires (RFC 3339), instead of --for")
 	fs.StringVar(&onExpiry, "on-expiry", "", "revert (default) or backport")
+	fs.DurationVar(&wait, "wait", 0, "wait this long for the controller to hold the override (status Active) before returning")
 	fs.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
 	fs.StringVar(&kcontext, "context", "", "kubeconfig context")
 	cmd.MarkFlagRequired("object")

@@ -331,11 +331,12 @@ func TestOverrideExpires(t *testing.T) {
 	create(t, c, a)
 	waitNamed(t, c, ns, "held", "Synced", func(a *v1alpha1.Application) bool { return a.Status.Sync.Status == "Synced" })
 
-	expires := time.Now().Add(8 * time.Second)
+	expires := time.Now().Add(12 * time.Second)
 	create(t, c, &convergev1.DriftOverride{ObjectMeta: metav1.ObjectMeta{Name: "hotfix", Namespace: ns},
 		Spec: convergev1.DriftOverrideSpec{Unit: convergev1.UnitReference{Kind: "Application", Name: "held"},
 			Rules:  []convergev1.DriftRule{{Kinds: []string{"apps/Deployment"}, Names: []string{"web"}, Paths: []string{"/spec/template/spec/containers/web/image"}}},
 			Reason: "INC-7: pin the image", Expires: metav1.NewTime(expires), RequestedBy: "alice"}})
+	waitOverride(t, c, ns, "hotfix", "Active")
 	setImage(t, c, ns, "example/web:hotfix")
 	got := waitNamed(t, c, ns, "held", "holding the override", func(a *v1alpha1.Application) bool {
 		it := driftItem(a.Status.Drift, imagePath)
@@ -386,7 +387,8 @@ func TestOverrideBackport(t *testing.T) {
 	create(t, c, &convergev1.DriftOverride{ObjectMeta: metav1.ObjectMeta{Name: "hotfix", Namespace: ns},
 		Spec: convergev1.DriftOverrideSpec{Unit: convergev1.UnitReference{Kind: "Application", Name: "held"},
 			Rules:  []convergev1.DriftRule{{Kinds: []string{"apps/Deployment"}, Names: []string{"web"}, Paths: []string{"/spec/template/spec/containers/web/image"}}},
-			Reason: "INC-9: keep the hotfix", Expires: metav1.NewTime(time.Now().Add(6 * time.Second)), OnExpiry: "backport", RequestedBy: "bob"}})
+			Reason: "INC-9: keep the hotfix", Expires: metav1.NewTime(time.Now().Add(12 * time.Second)), OnExpiry: "backport", RequestedBy: "bob"}})
+	waitOverride(t, c, ns, "hotfix", "Active")
 	setImage(t, c, ns, "example/web:hotfix")
 
 	o := &convergev1.DriftOverride{}
@@ -443,6 +445,20 @@ func TestOverrideBackport(t *testing.T) {
 	got := waitNamed(t, c, ns, "held", "Synced", func(a *v1alpha1.Application) bool { return a.Status.Sync.Status == "Synced" })
 	if got.Status.Drift != nil || deployment(t, c, ns).Spec.Template.Spec.Containers[0].Image != "example/web:hotfix" {
 		t.Errorf("after the merge: drift %+v", got.Status.Drift)
+	}
+}
+
+// waitOverride waits for an override's phase. An emergency change made
+// before the controller holds the override (its status says Active) is
+// still under the policy: the tests, like an operator, wait for it.
+func waitOverride(t *testing.T, c client.Client, ns, name, phase string) {
+	t.Helper()
+	o := &convergev1.DriftOverride{}
+	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
+		return c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, o) == nil && o.Status.Phase == phase, nil
+	})
+	if err != nil {
+		t.Fatalf("override %s never %s: %+v", name, phase, o.Status)
 	}
 }
 
