@@ -163,18 +163,24 @@ func TestShardedReplicas(t *testing.T) {
 	// Which units b worked on: they must be taken over. (Only this
 	// test's: an object of another test that is already gone from the
 	// cache passes the selector, so that its reconciler sees it gone.)
-	x.mu.Lock()
+	// The first replica up may have made every unit Ready before the
+	// ring split the shards; b works on its part when it takes it.
 	var bs []string
-	for unit, by := range x.ends {
-		if _, ok := by["b"]; ok && strings.HasPrefix(unit, ns+"/") {
-			bs = append(bs, unit)
+	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 60*time.Second, true, func(context.Context) (bool, error) {
+		x.mu.Lock()
+		defer x.mu.Unlock()
+		bs = bs[:0]
+		for unit, by := range x.ends {
+			if _, ok := by["b"]; ok && strings.HasPrefix(unit, ns+"/") {
+				bs = append(bs, unit)
+			}
 		}
-	}
-	x.mu.Unlock()
-	sort.Strings(bs)
-	if len(bs) == 0 {
+		return len(bs) > 0, nil
+	})
+	if err != nil {
 		t.Fatal("replica b reconciled nothing: the units were not split")
 	}
+	sort.Strings(bs)
 
 	cut := time.Now()
 	cuts["b"]()
@@ -182,7 +188,7 @@ func TestShardedReplicas(t *testing.T) {
 	// because taking b's shards enqueues them. The bound is for a failure,
 	// not a speed target: on a loaded machine (CI runs packages side by
 	// side on two cores) it took over 30 s once; the time is logged.
-	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 2*time.Minute, true, func(context.Context) (bool, error) {
+	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 2*time.Minute, true, func(context.Context) (bool, error) {
 		x.mu.Lock()
 		defer x.mu.Unlock()
 		for _, unit := range bs {
