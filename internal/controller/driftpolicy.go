@@ -105,13 +105,9 @@ func onExpiry(o convergev1.DriftOverride) string {
 func overrideRules(o convergev1.DriftOverride) []drift.Rule {
 	origin := fmt.Sprintf("DriftOverride %s by %s until %s: %s", o.Name, orDefault(o.Spec.RequestedBy, "(unknown)"),
 		o.Spec.Expires.UTC().Format(time.RFC3339), o.Spec.Reason)
-	var out []drift.Rule
-	for _, r := range o.Spec.Rules {
-		var cats []drift.Category
-		for _, c := range r.Categories {
-			cats = append(cats, drift.Category(c))
-		}
-		out = append(out, drift.Rule{Kinds: r.Kinds, Names: r.Names, Paths: r.Paths, Categories: cats, When: r.When, Deletion: r.Deletion, Origin: origin})
+	out := make([]drift.Rule, len(o.Spec.Rules))
+	for i, r := range o.Spec.Rules {
+		out[i] = engine.DriftRule(r, origin)
 	}
 	return out
 }

@@ -14,6 +14,7 @@ import (
 	"converge.dev/converge/internal/drift"
 	"converge.dev/converge/internal/forge"
 	"converge.dev/converge/internal/object"
+	"converge.dev/converge/internal/render"
 	"converge.dev/converge/internal/source"
 	"converge.dev/converge/internal/writeback"
 )
@@ -91,14 +92,14 @@ func (e *Engine) Backport(ctx context.Context, u Unit, o BackportOptions) (Backp
 	if co.Commit != rep.Revision {
 		return res, fmt.Errorf("unit %s: branch %s moved from %.12s to %.12s while backporting: try again", u.Name, co.Branch, rep.Revision, co.Commit)
 	}
-	_, kind, err := e.RenderCheckout(ctx, u, co.Dir, co.Commit)
+	dir, err := render.Join(co.Dir, u.Path)
 	if err != nil {
 		return res, err
 	}
-	if res.Files, err = backport.Write(co.Dir, u.Path, kind, res.Changes); err != nil {
+	if res.Files, err = backport.Write(co.Dir, u.Path, renderKind(u, dir), res.Changes); err != nil {
 		return res, fmt.Errorf("unit %s: backport: %w", u.Name, err)
 	}
-	after, _, err := e.RenderCheckout(ctx, u, co.Dir, co.Commit)
+	after, err := e.renderCheckout(ctx, u, co.Dir, co.Commit)
 	if err != nil {
 		return res, fmt.Errorf("unit %s: the backported folder does not render: %w", u.Name, err)
 	}

@@ -58,14 +58,19 @@ func DriftPolicyOf(policies []convergev1.DriftPolicy) (drift.Policy, error) {
 func rules(policy, list string, in []convergev1.DriftRule) []drift.Rule {
 	out := make([]drift.Rule, len(in))
 	for i, r := range in {
-		var cats []drift.Category
-		for _, c := range r.Categories {
-			cats = append(cats, drift.Category(c))
-		}
-		out[i] = drift.Rule{Kinds: r.Kinds, Names: r.Names, Paths: r.Paths, Categories: cats, When: r.When, Deletion: r.Deletion,
-			Origin: fmt.Sprintf("DriftPolicy %s: %s[%d]", policy, list, i)}
+		out[i] = DriftRule(r, fmt.Sprintf("DriftPolicy %s: %s[%d]", policy, list, i))
 	}
 	return out
+}
+
+// DriftRule is r as the drift package matches it, named origin in the
+// items it decides (a DriftPolicy's rule, an override's).
+func DriftRule(r convergev1.DriftRule, origin string) drift.Rule {
+	cats := make([]drift.Category, len(r.Categories))
+	for i, c := range r.Categories {
+		cats[i] = drift.Category(c)
+	}
+	return drift.Rule{Kinds: r.Kinds, Names: r.Names, Paths: r.Paths, Categories: cats, When: r.When, Deletion: r.Deletion, Origin: origin}
 }
 
 // DriftReportLimit bounds the items a unit's status lists.

@@ -243,21 +243,25 @@ func (e *Engine) Render(ctx context.Context, u Unit) (Rendered, error) {
 	return Rendered{Revision: snap.Revision, Objects: objs}, nil
 }
 
-// RenderCheckout renders the unit's folder from a local checkout of its
-// repository at root, as a sync of revision would: a backport checks
-// its change this way before pushing it. It also returns the renderer
-// used.
-func (e *Engine) RenderCheckout(ctx context.Context, u Unit, root, revision string) ([]object.Decoded, render.Kind, error) {
+// renderCheckout renders the unit's folder from a local checkout of its
+// repository at root, as a sync of revision would: a backport checks its
+// change this way before pushing it.
+func (e *Engine) renderCheckout(ctx context.Context, u Unit, root, revision string) ([]object.Decoded, error) {
+	return e.render(ctx, source.Snapshot{Revision: revision, Dir: root}, u)
+}
+
+// renderKind is the renderer of the unit's folder dir: the one it names,
+// or the detected one; a plain folder with components is built by
+// kustomize, as Flux does.
+func renderKind(u Unit, dir string) render.Kind {
 	kind := u.Render.Kind
 	if kind == "" {
-		dir, err := render.Join(root, u.Path)
-		if err != nil {
-			return nil, "", err
-		}
 		kind = render.Detect(dir)
 	}
-	objs, err := e.render(ctx, source.Snapshot{Revision: revision, Dir: root}, u)
-	return objs, kind, err
+	if len(u.Render.Components) > 0 && kind == render.Directory {
+		kind = render.Kustomize
+	}
+	return kind
 }
 
 // ErrNotFolder is a unit path that is not a folder of the repository.
@@ -271,13 +275,7 @@ func (e *Engine) render(ctx context.Context, snap source.Snapshot, u Unit) ([]ob
 	if render.Detect(dir) == render.Directory && !isDir(dir) {
 		return nil, fmt.Errorf("%q: %w", u.Path, ErrNotFolder)
 	}
-	kind := u.Render.Kind
-	if kind == "" {
-		kind = render.Detect(dir)
-	}
-	if len(u.Render.Components) > 0 && kind == render.Directory {
-		kind = render.Kustomize
-	}
+	kind := renderKind(u, dir)
 	switch kind {
 	case render.Directory:
 		patterns := u.Render.Ignore
