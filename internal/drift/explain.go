@@ -174,7 +174,7 @@ func (x *explainer) show(p fieldpath.Path, v any) string {
 		(*p[0].FieldName == "data" || *p[0].FieldName == "stringData") {
 		return `"(masked)"`
 	}
-	return JSON(v)
+	return jsonOf(v)
 }
 
 // Deleted explains an object the unit applied that is gone at the same

@@ -62,19 +62,6 @@ func Holder(entries []Entry, self, field string) (fieldpath.Path, Entry, bool) {
 	return nil, Entry{}, false
 }
 
-// HolderOf returns the entry, other than self's Apply entry, that holds p.
-func HolderOf(entries []Entry, self string, p fieldpath.Path) (Entry, bool) {
-	for _, e := range entries {
-		if e.Manager == self && e.Operation == string(metav1.ManagedFieldsOperationApply) && e.Subresource == "" {
-			continue
-		}
-		if e.Fields.Has(p) {
-			return e, true
-		}
-	}
-	return Entry{}, false
-}
-
 // Get returns the value at p in obj.
 func Get(obj map[string]any, p fieldpath.Path) (any, bool) {
 	var cur any = obj
@@ -125,8 +112,8 @@ func Leaves(obj map[string]any) []fieldpath.Path {
 	return out
 }
 
-// JSON renders a value for an item.
-func JSON(v any) string {
+// jsonOf renders a value for an item.
+func jsonOf(v any) string {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Sprint(v)
