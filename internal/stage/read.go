@@ -1,0 +1,284 @@
+// Package stage reads what a promotion stage really runs: for each of its
+// units (an Argo CD Application, a Flux Kustomization or HelmRelease), the
+// unit's sync and health, the workloads it applied, whether their rollout
+// is complete, and the image digests their pods report. Promotion trusts
+// this read, not what Git or a registry tag says.
+package stage
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"converge.dev/converge/internal/api/argocd/v1alpha1"
+	helmv2 "converge.dev/converge/internal/api/fluxcd/helm/v2"
+	kustomizev1 "converge.dev/converge/internal/api/fluxcd/kustomize/v1"
+)
+
+// Target names a unit.
+type Target struct {
+	Kind, Namespace, Name string
+}
+
+func (t Target) String() string { return t.Kind + " " + t.Namespace + "/" + t.Name }
+
+// Unit is one unit read live.
+type Unit struct {
+	Target
+	// Ready: an Application Synced and Healthy, a Kustomization or
+	// HelmRelease Ready=True.
+	Ready bool
+	// Revision is the revision the unit applied.
+	Revision string
+	// Message says why it is not ready.
+	Message   string
+	Workloads []Workload
+}
+
+// Workload is a Deployment, StatefulSet or DaemonSet the unit applied.
+type Workload struct {
+	Kind, Namespace, Name string
+	// Complete: the controller saw the latest spec and every replica is
+	// updated and available; Message says what is missing.
+	Complete   bool
+	Message    string
+	Containers []Container
+}
+
+func (w Workload) String() string { return w.Kind + " " + w.Namespace + "/" + w.Name }
+
+// Container is one container of the pod template, with what its pods
+// report.
+type Container struct {
+	Name  string
+	Image string
+	// Pods are the current pods' image IDs, by pod name.
+	Pods map[string]string
+}
+
+// Read reads target and its workloads through c.
+func Read(ctx context.Context, c client.Reader, t Target) (Unit, error) {
+	u := Unit{Target: t}
+	var refs []workloadRef
+	key := types.NamespacedName{Namespace: t.Namespace, Name: t.Name}
+	switch t.Kind {
+	case "Application":
+		app := &v1alpha1.Application{}
+		if err := c.Get(ctx, key, app); err != nil {
+			return u, fmt.Errorf("%s: %w", t, err)
+		}
+		st := app.Status
+		u.Revision = st.Sync.Revision
+		u.Ready = st.Sync.Status == "Synced" && st.Health.Status == "Healthy"
+		if !u.Ready {
+			u.Message = fmt.Sprintf("%s and %s", orUnknown(st.Sync.Status), orUnknown(st.Health.Status))
+			if st.Health.Message != "" {
+				u.Message += ": " + st.Health.Message
+			} else if op := st.OperationState; op != nil && op.Message != "" {
+				u.Message += ": " + op.Message
+			}
+		}
+		for _, r := range st.Resources {
+			refs = append(refs, workloadRef{group: r.Group, kind: r.Kind, namespace: r.Namespace, name: r.Name})
+		}
+	case "Kustomization":
+		ks := &kustomizev1.Kustomization{}
+		if err := c.Get(ctx, key, ks); err != nil {
+			return u, fmt.Errorf("%s: %w", t, err)
+		}
+		u.Revision = ks.Status.LastAppliedRevision
+		u.Ready, u.Message = ready(ks.Status.Conditions, ks.Generation, ks.Status.ObservedGeneration)
+		if inv := ks.Status.Inventory; inv != nil {
+			for _, e := range inv.Entries {
+				// Flux's id is <namespace>_<name>_<group>_<kind>.
+				p := strings.Split(e.ID, "_")
+				if len(p) == 4 {
+					refs = append(refs, workloadRef{namespace: p[0], name: p[1], group: p[2], kind: p[3]})
+				}
+			}
+		}
+	case "HelmRelease":
+		hr := &helmv2.HelmRelease{}
+		if err := c.Get(ctx, key, hr); err != nil {
+			return u, fmt.Errorf("%s: %w", t, err)
+		}
+		u.Revision = hr.Status.LastAttemptedRevision
+		u.Ready, u.Message = ready(hr.Status.Conditions, hr.Generation, hr.Status.ObservedGeneration)
+		var err error
+		if refs, err = helmWorkloads(ctx, c, hr); err != nil {
+			return u, fmt.Errorf("%s: %w", t, err)
+		}
+	default:
+		return u, fmt.Errorf("%s: kind %q is not Application, Kustomization or HelmRelease", t, t.Kind)
+	}
+	for _, r := range refs {
+		if r.group != "apps" || (r.kind != "Deployment" && r.kind != "StatefulSet" && r.kind != "DaemonSet") {
+			continue
+		}
+		w, err := readWorkload(ctx, c, r)
+		if err != nil {
+			return u, fmt.Errorf("%s: %w", t, err)
+		}
+		u.Workloads = append(u.Workloads, w)
+	}
+	return u, nil
+}
+
+type workloadRef struct{ group, kind, namespace, name string }
+
+func ready(conds []metav1.Condition, gen, observed int64) (bool, string) {
+	c := meta.FindStatusCondition(conds, "Ready")
+	switch {
+	case c == nil:
+		return false, "not reconciled yet"
+	case observed < gen:
+		return false, fmt.Sprintf("generation %d not reconciled yet", gen)
+	case c.Status != metav1.ConditionTrue:
+		return false, c.Reason + ": " + c.Message
+	}
+	return true, ""
+}
+
+// helmWorkloads finds the release's workloads by the annotations Helm
+// writes on everything it installs.
+func helmWorkloads(ctx context.Context, c client.Reader, hr *helmv2.HelmRelease) ([]workloadRef, error) {
+	ns := hr.Spec.TargetNamespace
+	if ns == "" {
+		ns = hr.Namespace
+	}
+	release := hr.Spec.ReleaseName
+	if release == "" {
+		release = hr.Name
+		if hr.Spec.TargetNamespace != "" {
+			release = hr.Spec.TargetNamespace + "-" + hr.Name
+		}
+	}
+	var refs []workloadRef
+	lists := map[string]client.ObjectList{"Deployment": &appsv1.DeploymentList{}, "StatefulSet": &appsv1.StatefulSetList{}, "DaemonSet": &appsv1.DaemonSetList{}}
+	for kind, l := range lists {
+		if err := c.List(ctx, l, client.InNamespace(ns)); err != nil {
+			return nil, err
+		}
+		items, _ := meta.ExtractList(l)
+		for _, it := range items {
+			o := it.(client.Object)
+			if o.GetAnnotations()["meta.helm.sh/release-name"] == release && o.GetAnnotations()["meta.helm.sh/release-namespace"] == ns {
+				refs = append(refs, workloadRef{group: "apps", kind: kind, namespace: ns, name: o.GetName()})
+			}
+		}
+	}
+	return refs, nil
+}
+
+func readWorkload(ctx context.Context, c client.Reader, r workloadRef) (Workload, error) {
+	w := Workload{Kind: r.kind, Namespace: r.namespace, Name: r.name}
+	key := types.NamespacedName{Namespace: r.namespace, Name: r.name}
+	var tmpl corev1.PodTemplateSpec
+	var sel *metav1.LabelSelector
+	switch r.kind {
+	case "Deployment":
+		d := &appsv1.Deployment{}
+		if err := c.Get(ctx, key, d); err != nil {
+			return w, fmt.Errorf("%s: %w", w, err)
+		}
+		tmpl, sel = d.Spec.Template, d.Spec.Selector
+		want := int32(1)
+		if d.Spec.Replicas != nil {
+			want = *d.Spec.Replicas
+		}
+		s := d.Status
+		switch {
+		case s.ObservedGeneration < d.Generation:
+			w.Message = "the deployment controller has not seen the latest spec"
+		case s.UpdatedReplicas < want:
+			w.Message = fmt.Sprintf("%d of %d replicas updated", s.UpdatedReplicas, want)
+		case s.Replicas > s.UpdatedReplicas:
+			w.Message = fmt.Sprintf("%d old replicas still running", s.Replicas-s.UpdatedReplicas)
+		case s.AvailableReplicas < want:
+			w.Message = fmt.Sprintf("%d of %d replicas available", s.AvailableReplicas, want)
+		default:
+			w.Complete = true
+		}
+	case "StatefulSet":
+		s := &appsv1.StatefulSet{}
+		if err := c.Get(ctx, key, s); err != nil {
+			return w, fmt.Errorf("%s: %w", w, err)
+		}
+		tmpl, sel = s.Spec.Template, s.Spec.Selector
+		want := int32(1)
+		if s.Spec.Replicas != nil {
+			want = *s.Spec.Replicas
+		}
+		st := s.Status
+		switch {
+		case st.ObservedGeneration < s.Generation:
+			w.Message = "the statefulset controller has not seen the latest spec"
+		case st.UpdateRevision != "" && st.CurrentRevision != st.UpdateRevision, st.UpdatedReplicas < want:
+			w.Message = fmt.Sprintf("%d of %d replicas updated", st.UpdatedReplicas, want)
+		case st.ReadyReplicas < want:
+			w.Message = fmt.Sprintf("%d of %d replicas ready", st.ReadyReplicas, want)
+		default:
+			w.Complete = true
+		}
+	case "DaemonSet":
+		ds := &appsv1.DaemonSet{}
+		if err := c.Get(ctx, key, ds); err != nil {
+			return w, fmt.Errorf("%s: %w", w, err)
+		}
+		tmpl, sel = ds.Spec.Template, ds.Spec.Selector
+		st := ds.Status
+		switch {
+		case st.ObservedGeneration < ds.Generation:
+			w.Message = "the daemonset controller has not seen the latest spec"
+		case st.UpdatedNumberScheduled < st.DesiredNumberScheduled:
+			w.Message = fmt.Sprintf("%d of %d pods updated", st.UpdatedNumberScheduled, st.DesiredNumberScheduled)
+		case st.NumberAvailable < st.DesiredNumberScheduled:
+			w.Message = fmt.Sprintf("%d of %d pods available", st.NumberAvailable, st.DesiredNumberScheduled)
+		default:
+			w.Complete = true
+		}
+	}
+	for _, ct := range tmpl.Spec.Containers {
+		w.Containers = append(w.Containers, Container{Name: ct.Name, Image: ct.Image, Pods: map[string]string{}})
+	}
+	selector, err := metav1.LabelSelectorAsSelector(sel)
+	if err != nil || selector.Empty() {
+		return w, fmt.Errorf("%s: selector: %v", w, err)
+	}
+	pods := &corev1.PodList{}
+	if err := c.List(ctx, pods, client.InNamespace(r.namespace), client.MatchingLabelsSelector{Selector: selector}); err != nil {
+		return w, fmt.Errorf("%s: pods: %w", w, err)
+	}
+	for _, p := range pods.Items {
+		if p.DeletionTimestamp != nil || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
+			continue
+		}
+		for _, cs := range p.Status.ContainerStatuses {
+			for i := range w.Containers {
+				if w.Containers[i].Name == cs.Name {
+					w.Containers[i].Pods[p.Name] = cs.ImageID
+				}
+			}
+		}
+		for i := range w.Containers {
+			if _, ok := w.Containers[i].Pods[p.Name]; !ok {
+				w.Containers[i].Pods[p.Name] = "" // not started: no image yet
+			}
+		}
+	}
+	return w, nil
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "Unknown"
+	}
+	return s
+}

@@ -1,0 +1,134 @@
+package stage
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"converge.dev/converge/internal/promotion"
+)
+
+// Running is what a stage runs, decided from its units read live.
+type Running struct {
+	// Digests are the artifacts' digests, by name, when every container
+	// of the artifact's image, in every unit, pins the same one and its
+	// pods run it; empty otherwise.
+	Digests map[string]string
+	// Images are the pinned references, one per artifact.
+	Images []string
+	// Artifacts are the same with tags, for a freight.
+	Artifacts []promotion.Artifact
+	// Healthy: every unit ready, every rollout complete, every pod
+	// running the pinned digest.
+	Healthy bool
+	// Why says what is missing, naming the object and container.
+	Why string
+	// Revision is the units' revision; "" when they disagree.
+	Revision string
+}
+
+// Seen is r as one observation for the bake clock.
+func (r Running) Seen() promotion.Seen {
+	return promotion.Seen{Digests: r.Digests, Healthy: r.Healthy, Why: r.Why}
+}
+
+// Decide reads which digests the units run for each artifact (name and
+// image set; tags and digests ignored). It is pure.
+func Decide(units []Unit, arts []promotion.Artifact) Running {
+	r := Running{Digests: map[string]string{}, Healthy: true}
+	var why []string
+	fail := func(format string, a ...any) {
+		r.Healthy = false
+		why = append(why, fmt.Sprintf(format, a...))
+	}
+	revs := map[string]bool{}
+	for _, u := range units {
+		revs[u.Revision] = true
+		if !u.Ready {
+			fail("%s is %s", u.Target, u.Message)
+		}
+	}
+	if len(revs) == 1 {
+		for rev := range revs {
+			r.Revision = rev
+		}
+	}
+	pinned := true
+	for _, a := range arts {
+		seen := map[string][]string{} // digest -> where
+		tag := ""
+		found := false
+		for _, u := range units {
+			for _, w := range u.Workloads {
+				for _, c := range w.Containers {
+					im, err := promotion.ParseImage(c.Image)
+					if err != nil || im.Repository != a.Image {
+						continue
+					}
+					found = true
+					where := fmt.Sprintf("%s container %s", w, c.Name)
+					if msg := promotion.Pinned(c.Image); msg != "" {
+						pinned = false
+						fail("%s: %s", where, msg)
+						continue
+					}
+					seen[im.Digest] = append(seen[im.Digest], where)
+					tag = im.Tag
+					if !w.Complete {
+						fail("%s: rollout not complete: %s", w, w.Message)
+					}
+					if len(c.Pods) == 0 {
+						fail("%s: no pod runs it", where)
+					}
+					for _, pod := range sortedKeys(c.Pods) {
+						id := c.Pods[pod]
+						switch d := promotion.DigestOfImageID(id); {
+						case id == "":
+							fail("%s: pod %s has not started it", where, pod)
+						case d == "":
+							fail("%s: pod %s reports image %q, with no digest", where, pod, id)
+						case d != im.Digest:
+							// The template pins one digest and the pod runs
+							// another: a mutable tag resolved at pull time, or
+							// a webhook rewrote the image.
+							fail("%s: pod %s runs %s, not the pinned %s", where, pod, d, im.Digest)
+						}
+					}
+				}
+			}
+		}
+		switch {
+		case !found:
+			pinned = false
+			fail("no workload of the stage runs %s (artifact %s)", a.Image, a.Name)
+		case len(seen) > 1:
+			pinned = false
+			var parts []string
+			for _, d := range sortedKeys(seen) {
+				parts = append(parts, d+" in "+strings.Join(seen[d], ", "))
+			}
+			fail("artifact %s runs %d digests: %s", a.Name, len(seen), strings.Join(parts, "; "))
+		case len(seen) == 1:
+			for d := range seen {
+				r.Digests[a.Name] = d
+				art := promotion.Artifact{Name: a.Name, Image: a.Image, Tag: tag, Digest: d}
+				r.Artifacts = append(r.Artifacts, art)
+				r.Images = append(r.Images, art.Reference())
+			}
+		}
+	}
+	if !pinned {
+		r.Digests, r.Images, r.Artifacts = nil, nil, nil
+	}
+	r.Why = strings.Join(why, "; ")
+	return r
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
