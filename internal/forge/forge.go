@@ -4,18 +4,8 @@
 package forge
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
-	"net/http"
-	"net/url"
-	"strings"
-	"time"
-
-	"converge.dev/converge/internal/redact"
 )
 
 // PullRequest is what to open: Head merged into Base.
@@ -28,129 +18,121 @@ type PullRequest struct {
 type Opened struct {
 	Number int
 	URL    string
+	// Head is the head branch's commit as the forge sees it.
+	Head string
 	// Existing is true when one was open for the head already: opening
 	// is idempotent, so a retry never opens a second one.
 	Existing bool
 }
 
-// Forge opens pull requests.
+// Forge is a repository on a forge: its pull requests, their reviews,
+// and commit statuses.
 type Forge interface {
+	// Open finds the open pull request from pr.Head, or opens one: a
+	// retry never opens a second.
 	Open(ctx context.Context, pr PullRequest) (Opened, error)
+	// Find finds the open pull request from head, without opening one.
+	Find(ctx context.Context, head string) (State, bool, error)
+	// Get reads a pull request.
+	Get(ctx context.Context, number int) (State, error)
+	// SetBody replaces a pull request's body.
+	SetBody(ctx context.Context, number int, body string) error
+	// SetStatus sets a commit status on sha.
+	SetStatus(ctx context.Context, sha string, s Status) error
+	// Statuses are the latest status of each context on sha.
+	Statuses(ctx context.Context, sha string) ([]Status, error)
+	// Reviews are the pull request's reviews.
+	Reviews(ctx context.Context, number int) ([]Review, error)
+	// Merge merges the pull request if its head is still m.Head. The
+	// forge's refusals are ErrChecksPending, ErrNotApproved, ErrHeadMoved
+	// and ErrNotOpen, wrapped with its message.
+	Merge(ctx context.Context, number int, m Merge) (string, error)
+	// Close closes the pull request unmerged, after commenting why.
+	Close(ctx context.Context, number int, comment string) error
+	// Comment adds a comment.
+	Comment(ctx context.Context, number int, text string) error
 }
 
-// Gitea is a Gitea repository, reached through its REST API.
-type Gitea struct {
-	// API is the forge's API root (http://host:port/api/v1).
-	API         string
-	Owner, Repo string
-	// Token authenticates as a user who may open pull requests.
-	Token string
-	// Client sends the requests. If nil, http.DefaultClient.
-	Client *http.Client
+// State is a pull request as the forge has it now.
+type State struct {
+	Number int
+	URL    string
+	// Open, or closed: Merged says how.
+	Open, Merged bool
+	// Head is the head branch's commit; MergeCommit the commit the merge
+	// made on the base.
+	Head, HeadBranch, MergeCommit string
+	Body                          string
+	// Author is who opened it.
+	Author string
 }
 
-// NewGitea reads the forge, owner and repository from a clone URL
-// (http(s)://host[:port][/prefix]/owner/repo[.git]).
-func NewGitea(cloneURL, token string) (*Gitea, error) {
-	u, err := url.Parse(cloneURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
-		return nil, fmt.Errorf("forge: %q is not an http(s) clone URL", redact.URL(cloneURL))
-	}
-	parts := strings.Split(strings.Trim(strings.TrimSuffix(u.Path, ".git"), "/"), "/")
-	if len(parts) < 2 {
-		return nil, fmt.Errorf("forge: %q names no owner/repository", redact.URL(cloneURL))
-	}
-	prefix := strings.Join(parts[:len(parts)-2], "/")
-	if prefix != "" {
-		prefix = "/" + prefix
-	}
-	api := fmt.Sprintf("%s://%s%s/api/v1", u.Scheme, u.Host, prefix)
-	return &Gitea{API: api, Owner: parts[len(parts)-2], Repo: parts[len(parts)-1], Token: token}, nil
+// Status states, as GitHub and Gitea name them.
+const (
+	StatusPending = "pending"
+	StatusSuccess = "success"
+	StatusFailure = "failure"
+	StatusError   = "error"
+)
+
+// Status is a commit status.
+type Status struct {
+	Context     string
+	State       string
+	Description string
+	TargetURL   string
 }
 
-type giteaPR struct {
-	Number  int    `json:"number"`
-	HTMLURL string `json:"html_url"`
-	Head    struct {
-		Ref string `json:"ref"`
-	} `json:"head"`
+// Review is a pull request review.
+type Review struct {
+	User string
+	// State is APPROVED, REQUEST_CHANGES, COMMENT or PENDING.
+	State string
+	// Commit is the head it was given on.
+	Commit string
+	// Dismissed or Stale reviews do not count.
+	Dismissed, Stale bool
 }
 
-// Open finds an open pull request from pr.Head, or opens one.
-func (g *Gitea) Open(ctx context.Context, pr PullRequest) (Opened, error) {
-	var open []giteaPR
-	if err := g.call(ctx, "GET", fmt.Sprintf("/repos/%s/%s/pulls?state=open&limit=50", g.Owner, g.Repo), nil, &open); err != nil {
-		return Opened{}, err
-	}
-	for _, p := range open {
-		if p.Head.Ref == pr.Head {
-			return Opened{Number: p.Number, URL: p.HTMLURL, Existing: true}, nil
-		}
-	}
-	var made giteaPR
-	body := map[string]string{"base": pr.Base, "head": pr.Head, "title": pr.Title, "body": pr.Body}
-	// Gitea records a pushed branch a moment after the push returns, and
-	// until then answers 404 for a pull request from it: try again for a
-	// few seconds.
-	for try := 0; ; try++ {
-		err := g.call(ctx, "POST", fmt.Sprintf("/repos/%s/%s/pulls", g.Owner, g.Repo), body, &made)
-		if err == nil {
-			return Opened{Number: made.Number, URL: made.HTMLURL}, nil
-		}
-		var se *statusError
-		if !errors.As(err, &se) || se.code != http.StatusNotFound || try == 20 {
-			return Opened{}, err
-		}
-		select {
-		case <-ctx.Done():
-			return Opened{}, err
-		case <-time.After(250 * time.Millisecond):
-		}
-	}
+// Merge is how to merge.
+type Merge struct {
+	// Head guards the merge: the forge refuses it (ErrHeadMoved) if the
+	// pull request's head is no longer this commit, so what merges is
+	// what the gates saw.
+	Head string
+	// Style is merge, squash or rebase. If empty, merge.
+	Style string
+	// Title and Message make the merge commit's message.
+	Title, Message string
+	// DeleteBranch removes the head branch after the merge.
+	DeleteBranch bool
 }
 
-// statusError is an answer of 300 or more.
-type statusError struct {
-	code int
-	msg  string
-}
+// The forge's stable refusals of a merge.
+var (
+	ErrChecksPending = errors.New("required status checks have not all succeeded")
+	ErrNotApproved   = errors.New("not enough approvals")
+	ErrHeadMoved     = errors.New("the head moved since it was checked")
+	ErrNotOpen       = errors.New("the pull request is not open")
+)
 
-func (e *statusError) Error() string { return e.msg }
-
-func (g *Gitea) call(ctx context.Context, method, path string, body, out any) error {
-	var rd io.Reader
-	if body != nil {
-		data, err := json.Marshal(body)
-		if err != nil {
-			return err
+// Approvers are the users who approved the current head, the author
+// excepted: an author's own approval is no review.
+func Approvers(reviews []Review, author string) []string {
+	var out []string
+	seen := map[string]bool{}
+	last := map[string]string{}
+	for _, r := range reviews {
+		if r.Dismissed || r.Stale || r.State == "COMMENT" || r.State == "PENDING" {
+			continue
 		}
-		rd = bytes.NewReader(data)
+		last[r.User] = r.State // reviews come oldest first: the last decides
 	}
-	req, err := http.NewRequestWithContext(ctx, method, g.API+path, rd)
-	if err != nil {
-		return fmt.Errorf("gitea %s %s: %w", method, path, err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if g.Token != "" {
-		req.Header.Set("Authorization", "token "+g.Token)
-	}
-	c := g.Client
-	if c == nil {
-		c = http.DefaultClient
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return fmt.Errorf("gitea %s %s: %w", method, path, err)
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if resp.StatusCode >= 300 {
-		return &statusError{resp.StatusCode, fmt.Sprintf("gitea %s %s: %s: %s", method, path, resp.Status, strings.TrimSpace(string(data)))}
-	}
-	if out != nil {
-		if err := json.Unmarshal(data, out); err != nil {
-			return fmt.Errorf("gitea %s %s: %w", method, path, err)
+	for _, r := range reviews {
+		if last[r.User] == "APPROVED" && r.User != author && !seen[r.User] {
+			seen[r.User] = true
+			out = append(out, r.User)
 		}
 	}
-	return nil
+	return out
 }

@@ -403,3 +403,57 @@ func randomHex(n int) string {
 	rand.Read(b)
 	return hex.EncodeToString(b)
 }
+
+// User is a second forge user, for reviews by someone other than the
+// author.
+type User struct {
+	Name, Token string
+}
+
+// CreateUser creates a user and an access token for them.
+func (f *Forge) CreateUser(t testing.TB, name string) User {
+	t.Helper()
+	password := randomHex(12)
+	f.API(t, "POST", "/admin/users", map[string]any{"username": name, "email": name + "@converge.dev", "password": password,
+		"must_change_password": false}, nil)
+	req, _ := http.NewRequest("POST", f.URL+"api/v1/users/"+name+"/tokens",
+		strings.NewReader(`{"name":"test","scopes":["all"]}`))
+	req.SetBasicAuth(name, password)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var tok struct {
+		SHA1 string `json:"sha1"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&tok); err != nil || tok.SHA1 == "" {
+		t.Fatalf("token for %s: %s %v", name, resp.Status, err)
+	}
+	return User{Name: name, Token: tok.SHA1}
+}
+
+// AddWriter gives user write access to the repository, so that their
+// approval counts toward branch protection.
+func (r *Repo) AddWriter(u User) {
+	r.t.Helper()
+	r.f.API(r.t, "PUT", "/repos/"+r.f.User+"/"+r.Name+"/collaborators/"+u.Name, map[string]any{"permission": "write"}, nil)
+}
+
+// Protect protects branch: merges need every status context to
+// succeed and approvals approving reviews.
+func (r *Repo) Protect(branch string, contexts []string, approvals int) {
+	r.t.Helper()
+	r.f.API(r.t, "POST", "/repos/"+r.f.User+"/"+r.Name+"/branch_protections", map[string]any{
+		"rule_name": branch, "enable_status_check": len(contexts) > 0, "status_check_contexts": contexts,
+		"required_approvals": approvals, "enable_push": false,
+	}, nil)
+}
+
+// Approve approves pull request number as u.
+func (r *Repo) Approve(u User, number int) {
+	r.t.Helper()
+	as := &Forge{URL: r.f.URL, User: u.Name, Token: u.Token}
+	as.API(r.t, "POST", fmt.Sprintf("/repos/%s/%s/pulls/%d/reviews", r.f.User, r.Name, number), map[string]any{"event": "APPROVED", "body": "looks right"}, nil)
+}
