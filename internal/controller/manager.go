@@ -215,6 +215,9 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 		Concurrency: o.Concurrency, charts: charts, gate: g}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("helmrelease controller: %w", err)
 	}
+	if err := (&PipelineReconciler{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Engine: o.Engine, gate: g}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("pipeline controller: %w", err)
+	}
 	if o.WebhookAddr != "" {
 		h := &webhookHandler{reader: mgr.GetClient(), writer: mgr.GetClient(), secrets: o.WebhookSecrets}
 		if err := mgr.Add(&webhookServer{addr: o.WebhookAddr, handler: h, ready: o.WebhookReady}); err != nil {

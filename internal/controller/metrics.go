@@ -38,7 +38,7 @@ var registerOnce sync.Once
 
 func registerMetrics() {
 	registerOnce.Do(func() {
-		metrics.Registry.MustRegister(syncTotal, syncDuration, appInfo, webhookDeliveries, webhookRefreshes, driftFields)
+		metrics.Registry.MustRegister(syncTotal, syncDuration, appInfo, webhookDeliveries, webhookRefreshes, driftFields, forgeRequests)
 	})
 }
 

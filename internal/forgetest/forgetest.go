@@ -442,12 +442,13 @@ func (r *Repo) AddWriter(u User) {
 }
 
 // Protect protects branch: merges need every status context to
-// succeed and approvals approving reviews.
+// succeed and approvals approving reviews. Pushes stay allowed, as CI
+// pushes to the first stage.
 func (r *Repo) Protect(branch string, contexts []string, approvals int) {
 	r.t.Helper()
 	r.f.API(r.t, "POST", "/repos/"+r.f.User+"/"+r.Name+"/branch_protections", map[string]any{
 		"rule_name": branch, "enable_status_check": len(contexts) > 0, "status_check_contexts": contexts,
-		"required_approvals": approvals, "enable_push": false,
+		"required_approvals": approvals, "enable_push": true,
 	}, nil)
 }
 

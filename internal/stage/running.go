@@ -132,3 +132,21 @@ func sortedKeys[V any](m map[string]V) []string {
 	sort.Strings(ks)
 	return ks
 }
+
+// Pick is the freight a promotion from this stage moves: what it runs.
+// A digest given (sha256:...) must be the one running: promoting anything
+// else would promote what the stage never ran.
+func (r Running) Pick(stageName, digest string) ([]promotion.Artifact, error) {
+	if len(r.Digests) == 0 {
+		return nil, fmt.Errorf("stage %s runs no pinned digest: %s", stageName, r.Why)
+	}
+	if digest != "" {
+		for _, a := range r.Artifacts {
+			if a.Digest == digest {
+				return r.Artifacts, nil
+			}
+		}
+		return nil, fmt.Errorf("digest %s is not running in stage %s (it runs %s): a promotion moves what its source stage runs", digest, stageName, strings.Join(r.Images, ", "))
+	}
+	return r.Artifacts, nil
+}

@@ -114,6 +114,9 @@ type PromotionPR struct {
 	Number int    `json:"number"`
 	URL    string `json:"url"`
 	Branch string `json:"branch"`
+	// Base is the base branch's commit the change was written on.
+	// +optional
+	Base string `json:"base,omitempty"`
 	// Head is the commit the gates evaluated.
 	Head string `json:"head"`
 	// +optional

@@ -1,0 +1,573 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+	sigsyaml "sigs.k8s.io/yaml"
+
+	"converge.dev/converge/internal/api/argocd/v1alpha1"
+	convergev1 "converge.dev/converge/internal/api/converge/v1alpha1"
+	kustomizev1 "converge.dev/converge/internal/api/fluxcd/kustomize/v1"
+	sourcev1 "converge.dev/converge/internal/api/fluxcd/source/v1"
+	"converge.dev/converge/internal/dialect/argocd"
+	"converge.dev/converge/internal/dialect/flux"
+	"converge.dev/converge/internal/engine"
+	"converge.dev/converge/internal/forge"
+	"converge.dev/converge/internal/promotion"
+	"converge.dev/converge/internal/stage"
+)
+
+// headChecks are the gates that depend only on the pull request's head:
+// evaluated once per head, not every round.
+type headChecks struct {
+	results  map[string]promotion.Result
+	risk     string
+	riskWhy  string
+	images   []promotion.ImageChange
+	evidence []promotion.Link
+}
+
+// checkCache holds headChecks by promotion and head.
+type checkCache struct {
+	mu sync.Mutex
+	m  map[types.UID]map[string]*headChecks
+}
+
+func newCheckCache() *checkCache { return &checkCache{m: map[types.UID]map[string]*headChecks{}} }
+
+func (c *checkCache) get(uid types.UID, head string) *headChecks {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.m[uid][head]
+}
+
+func (c *checkCache) put(uid types.UID, head string, h *headChecks) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	// Only the newest head matters.
+	c.m[uid] = map[string]*headChecks{head: h}
+}
+
+func (c *checkCache) forget(uid types.UID) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.m, uid)
+}
+
+// gates evaluates every gate of the stage's risk for the pull request.
+func (run *pipelineRun) gates(ctx context.Context, promo *convergev1.Promotion, s convergev1.PipelineStage, pr forge.State) ([]promotion.Result, error) {
+	st := &promo.Status
+	hc := run.r.checks.get(promo.UID, pr.Head)
+	if hc == nil {
+		var err error
+		if hc, err = run.checkHead(ctx, promo, s, pr.Head); err != nil {
+			return nil, err
+		}
+		run.r.checks.put(promo.UID, pr.Head, hc)
+	}
+	st.Risk, st.RiskReason = hc.risk, hc.riskWhy
+	var out []promotion.Result
+	approvers := []string(nil)
+	for _, g := range promotion.Table(hc.risk) {
+		r := promotion.Result{Name: g.Name, Requirement: g.Requirement}
+		switch g.Name {
+		case promotion.GateBake:
+			r.Phase, r.Message = run.bake(promo, s)
+		case promotion.GateApproval:
+			reviews, err := run.fg.Reviews(ctx, pr.Number)
+			if err != nil {
+				return nil, fmt.Errorf("reviews of #%d: %w", pr.Number, err)
+			}
+			approvers = forge.Approvers(reviews, pr.Author)
+			need := s.Approvals
+			if need <= 0 {
+				need = 1
+			}
+			if len(approvers) >= need {
+				r.Phase, r.Message = promotion.Passed, "approved by "+strings.Join(approvers, ", ")
+			} else {
+				r.Phase, r.Message = promotion.Pending, fmt.Sprintf("%d of %d approvals from someone other than %s", len(approvers), need, pr.Author)
+			}
+		default:
+			c, ok := hc.results[g.Name]
+			if !ok {
+				return nil, fmt.Errorf("gate %s has no evaluator", g.Name)
+			}
+			r.Phase, r.Message = c.Phase, c.Message
+		}
+		out = append(out, r)
+	}
+	body := promotion.Body(promotion.BodyInput{Pipeline: run.p.Name, Stage: s.Name, From: s.From, Reason: promo.Spec.Reason,
+		Risk: hc.risk, RiskWhy: hc.riskWhy, Images: hc.images, Evidence: hc.evidence, Deployment: run.deployment(s),
+		Gates: out, Approvers: approvers, Author: pr.Author, ApprovalRequired: requirement(out, promotion.GateApproval) == promotion.Required})
+	if next := promotion.Splice(pr.Body, body); next != pr.Body {
+		if err := run.fg.SetBody(ctx, pr.Number, next); err != nil {
+			return nil, fmt.Errorf("body of #%d: %w", pr.Number, err)
+		}
+	}
+	return out, nil
+}
+
+func requirement(rs []promotion.Result, name string) promotion.Requirement {
+	for _, r := range rs {
+		if r.Name == name {
+			return r.Requirement
+		}
+	}
+	return ""
+}
+
+// bake asks the one bake clock about the source stage.
+func (run *pipelineRun) bake(promo *convergev1.Promotion, s convergev1.PipelineStage) (promotion.Phase, string) {
+	if s.From == "" {
+		return promotion.Passed, "no source stage: nothing to bake"
+	}
+	ok, left, msg := promotion.Soaked(run.obs[s.From], stage.ClockOf(run.p), promotion.Digests(artifactsOf(promo.Spec.Freight)), stage.BakeOf(s), run.now)
+	if ok {
+		return promotion.Passed, s.From + " " + msg
+	}
+	if left > 0 {
+		run.soon(left)
+	}
+	return promotion.Pending, s.From + " " + msg
+}
+
+func (run *pipelineRun) deployment(s convergev1.PipelineStage) string {
+	if s.From == "" {
+		return ""
+	}
+	r, o := run.running[s.From], run.obs[s.From]
+	msg := fmt.Sprintf("stage %s runs %s at revision %s", s.From, strings.Join(r.Images, ", "), short(r.Revision, 40))
+	if o.HealthySince != nil {
+		msg += ", Healthy since " + o.HealthySince.UTC().Format("2006-01-02 15:04:05Z")
+	}
+	return msg
+}
+
+// report sets each gate's commit status on the head, and the summary
+// converge/promotion that branch protection requires, where they
+// changed since last reported.
+func (run *pipelineRun) report(ctx context.Context, promo *convergev1.Promotion, pr forge.State, results []promotion.Result) error {
+	st := &promo.Status
+	prev := map[string]convergev1.GateStatus{}
+	if st.PR.Head == pr.Head {
+		for _, g := range st.Gates {
+			prev[g.Name] = g
+		}
+	}
+	verdict, msg := promotion.Verdict(results)
+	all := append([]promotion.Result{{Name: "", Requirement: promotion.Required, Phase: verdict, Message: msg}}, results...)
+	var next []convergev1.GateStatus
+	for _, r := range all {
+		g := convergev1.GateStatus{Name: r.Name, Requirement: string(r.Requirement), Phase: string(r.Phase), Message: r.Message}
+		next = append(next, g)
+		if prev[r.Name] == g {
+			continue
+		}
+		ctxName := "converge/promotion"
+		if r.Name != "" {
+			ctxName = "converge/gate/" + r.Name
+		}
+		state := forge.StatusPending
+		switch r.Phase {
+		case promotion.Passed:
+			state = forge.StatusSuccess
+		case promotion.Failed:
+			state = forge.StatusFailure
+		}
+		desc := r.Message
+		if r.Name != "" {
+			desc = string(r.Requirement) + ": " + desc
+		}
+		if err := run.fg.SetStatus(ctx, pr.Head, forge.Status{Context: ctxName, State: state, Description: desc}); err != nil {
+			return fmt.Errorf("status %s on %s: %w", ctxName, short(pr.Head, 12), err)
+		}
+	}
+	st.Gates = next
+	return nil
+}
+
+// checkHead evaluates the gates that depend on the head's content: the
+// evidence files, the targets' render, and the server's dry run.
+func (run *pipelineRun) checkHead(ctx context.Context, promo *convergev1.Promotion, s convergev1.PipelineStage, head string) (*headChecks, error) {
+	hc := &headChecks{results: map[string]promotion.Result{}}
+	set := func(name string, phase promotion.Phase, format string, a ...any) {
+		hc.results[name] = promotion.Result{Name: name, Phase: phase, Message: fmt.Sprintf(format, a...)}
+	}
+	arts := artifactsOf(promo.Spec.Freight)
+	snap, err := run.r.Engine.Snapshot(ctx, engine.Unit{RepoURL: run.p.Spec.Repo.URL, Revision: head, Auth: run.auth})
+	if err != nil {
+		return nil, fmt.Errorf("fetch %s: %w", short(head, 12), err)
+	}
+	found, bad, err := readEvidence(snap.Dir, arts)
+	if err != nil {
+		return nil, err
+	}
+	byType := map[string][]foundEvidence{}
+	for _, f := range found {
+		byType[f.item.Type] = append(byType[f.item.Type], f)
+		hc.evidence = append(hc.evidence, promotion.Link{Type: f.item.Type, URI: f.item.URI, Path: f.recorded.Path})
+	}
+	for _, t := range promotion.EvidenceTypes {
+		if len(byType[t]) == 0 {
+			hc.evidence = append(hc.evidence, promotion.Link{Type: t})
+		}
+	}
+	perDigest := func(typ string, judge func(foundEvidence) (promotion.Phase, string)) {
+		var msgs []string
+		phase := promotion.Passed
+		for _, a := range arts {
+			var item *foundEvidence
+			for i, f := range byType[typ] {
+				if f.item.Subject == a.Digest {
+					item = &byType[typ][i]
+				}
+			}
+			if item == nil {
+				if phase != promotion.Failed {
+					phase = promotion.Pending
+				}
+				msgs = append(msgs, fmt.Sprintf("no %s evidence for %s %s (converge evidence add --type %s)", typ, a.Name, a.Digest[:19], typ))
+				continue
+			}
+			p, m := judge(*item)
+			if p == promotion.Failed || (p == promotion.Pending && phase == promotion.Passed) {
+				phase = p
+			}
+			msgs = append(msgs, m)
+		}
+		set(typ, phase, "%s", strings.Join(msgs, "; "))
+	}
+	perDigest("build", func(f foundEvidence) (promotion.Phase, string) {
+		if f.item.Result == "failed" {
+			return promotion.Failed, "build and tests failed: " + orDefault(f.item.URI, f.recorded.Path)
+		}
+		return promotion.Passed, "build and tests passed: " + orDefault(f.item.URI, f.recorded.Path)
+	})
+	hc.results[promotion.GateTests] = rename(hc.results["build"], promotion.GateTests)
+	perDigest("scan", func(f foundEvidence) (promotion.Phase, string) {
+		switch {
+		case f.item.Critical != nil && *f.item.Critical > 0:
+			return promotion.Failed, fmt.Sprintf("scan of %s found %d critical vulnerabilities: %s", f.item.Subject[:19], *f.item.Critical, orDefault(f.item.URI, f.recorded.Path))
+		case f.item.Result == "failed":
+			return promotion.Failed, "scan failed: " + orDefault(f.item.URI, f.recorded.Path)
+		}
+		return promotion.Passed, "no critical findings: " + orDefault(f.item.URI, f.recorded.Path)
+	})
+	perDigest("change-ticket", func(f foundEvidence) (promotion.Phase, string) {
+		return promotion.Passed, "ticket " + orDefault(f.item.URI, f.recorded.Path)
+	})
+	irreversible := false
+	for _, f := range byType["migration"] {
+		irreversible = irreversible || f.item.Migration == "irreversible"
+	}
+	run.checkEvidence(hc, snap.Dir, s, promo, found, bad)
+	change := run.checkTargets(ctx, hc, s, promo, head)
+	change.IrreversibleMigration = irreversible
+	switch s.Risk {
+	case promotion.RiskAuto:
+		hc.risk, hc.riskWhy = promotion.AutoRisk(change)
+	case promotion.RiskHigh:
+		hc.risk, hc.riskWhy = promotion.RiskHigh, "set by the pipeline"
+	default:
+		hc.risk, hc.riskWhy = promotion.RiskLow, "set by the pipeline"
+	}
+	return hc, nil
+}
+
+func rename(r promotion.Result, name string) promotion.Result {
+	r.Name = name
+	return r
+}
+
+// checkEvidence is the evidence gate: every item well-formed and about
+// its digest, and what the source stage recorded unchanged.
+func (run *pipelineRun) checkEvidence(hc *headChecks, dir string, s convergev1.PipelineStage, promo *convergev1.Promotion, found []foundEvidence, bad []string) {
+	if len(bad) > 0 {
+		hc.results[promotion.GateEvidence] = promotion.Result{Phase: promotion.Failed, Message: "tampered evidence: " + strings.Join(bad, "; ")}
+		return
+	}
+	msg := fmt.Sprintf("%d evidence items about these digests", len(found))
+	if s.From != "" {
+		data, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(promotion.RecordPath(s.From))))
+		if err == nil {
+			var prev promotion.Record
+			if err := sigsyaml.Unmarshal(data, &prev); err != nil {
+				hc.results[promotion.GateEvidence] = promotion.Result{Phase: promotion.Failed, Message: fmt.Sprintf("%s: %v", promotion.RecordPath(s.From), err)}
+				return
+			}
+			if prev.Freight != promo.Spec.Freight.ID {
+				hc.results[promotion.GateEvidence] = promotion.Result{Phase: promotion.Failed, Message: fmt.Sprintf(
+					"%s records freight %s, not %s: these digests reached %s outside a promotion", promotion.RecordPath(s.From), promotion.ShortID(prev.Freight), promotion.ShortID(promo.Spec.Freight.ID), s.From)}
+				return
+			}
+			var now []promotion.RecordedEvidence
+			for _, f := range found {
+				now = append(now, f.recorded)
+			}
+			if diffs := promotion.Recheck(prev, promotion.Digests(artifactsOf(promo.Spec.Freight)), now); len(diffs) > 0 {
+				hc.results[promotion.GateEvidence] = promotion.Result{Phase: promotion.Failed, Message: "tampered evidence: " + strings.Join(diffs, "; ")}
+				return
+			}
+			msg += fmt.Sprintf("; the %d %s recorded are unchanged", len(prev.Evidence), s.From)
+		}
+	}
+	hc.results[promotion.GateEvidence] = promotion.Result{Phase: promotion.Passed, Message: msg}
+}
+
+// checkTargets renders each target at the head (manifest gate), dry-runs
+// it against the cluster (policy gate), and looks for a progressive
+// rollout; it returns what the change touches, for risk: auto.
+func (run *pipelineRun) checkTargets(ctx context.Context, hc *headChecks, s convergev1.PipelineStage, promo *convergev1.Promotion, head string) promotion.Change {
+	var change promotion.Change
+	var manifest, policy []string
+	progressive := false
+	want := promotion.Digests(artifactsOf(promo.Spec.Freight))
+	// The "-" side is what the stage runs now, read live.
+	old := map[string]string{}
+	for _, a := range promo.Status.Previous {
+		old[a.Name] = promotion.Artifact{Image: a.Image, Tag: a.Tag, Digest: a.Digest}.Reference()
+	}
+	for _, t := range s.Targets {
+		u, err := run.unitAt(ctx, t, head)
+		if err != nil {
+			manifest = append(manifest, err.Error())
+			continue
+		}
+		r, err := run.r.Engine.Render(ctx, u)
+		if err != nil {
+			manifest = append(manifest, fmt.Sprintf("%s %s/%s: render at %s: %v", t.Kind, t.Namespace, t.Name, short(head, 12), err))
+			continue
+		}
+		reached := map[string]bool{}
+		for _, d := range r.Objects {
+			o := d.Object
+			switch o.GetKind() {
+			case "Rollout", "Canary":
+				progressive = true
+			case "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Namespace":
+				change.Sensitive = append(change.Sensitive, o.GetKind()+" "+o.GetName())
+			}
+			for _, c := range containersOf(o) {
+				im, err := promotion.ParseImage(c.image)
+				if err != nil {
+					continue
+				}
+				for _, a := range promo.Spec.Freight.Artifacts {
+					if im.Repository != a.Image {
+						continue
+					}
+					reached[a.Name] = true
+					where := fmt.Sprintf("%s %s container %s (%s)", o.GetKind(), nsName(o, u.DestNamespace), c.name, d.Source.File)
+					if msg := promotion.Pinned(c.image); msg != "" {
+						manifest = append(manifest, where+": "+msg)
+					} else if im.Digest != want[a.Name] {
+						manifest = append(manifest, fmt.Sprintf("%s renders %s, not the promoted %s", where, im.Digest[:19], want[a.Name][:19]))
+					}
+					hc.images = append(hc.images, promotion.ImageChange{Object: o.GetKind() + " " + nsName(o, u.DestNamespace), Container: c.name, Old: old[a.Name], New: c.image})
+				}
+			}
+		}
+		for _, a := range promo.Spec.Freight.Artifacts {
+			if !reached[a.Name] {
+				manifest = append(manifest, fmt.Sprintf("%s %s/%s renders no container of %s at %s: the locator does not reach this target", t.Kind, t.Namespace, t.Name, a.Image, short(head, 12)))
+			}
+		}
+		if _, err := run.r.Engine.Diff(ctx, u, engine.SyncOptions{}); err != nil {
+			policy = append(policy, fmt.Sprintf("%s %s/%s: %v", t.Kind, t.Namespace, t.Name, err))
+		}
+	}
+	if len(manifest) > 0 {
+		hc.results[promotion.GateManifest] = promotion.Result{Phase: promotion.Failed, Message: strings.Join(manifest, "; ")}
+		hc.results[promotion.GatePolicy] = promotion.Result{Phase: promotion.Failed, Message: "not dry-run: the render failed the manifest gate"}
+	} else {
+		hc.results[promotion.GateManifest] = promotion.Result{Phase: promotion.Passed, Message: fmt.Sprintf("every promoted image renders pinned to its digest (%d of %d targets)", len(s.Targets), len(s.Targets))}
+		if len(policy) > 0 {
+			hc.results[promotion.GatePolicy] = promotion.Result{Phase: promotion.Failed, Message: strings.Join(policy, "; ")}
+		} else {
+			hc.results[promotion.GatePolicy] = promotion.Result{Phase: promotion.Passed, Message: "the cluster's admission accepts every object (server-side dry run)"}
+		}
+	}
+	if progressive {
+		hc.results[promotion.GateProgressive] = promotion.Result{Phase: promotion.Passed, Message: "the target renders a progressive rollout (Argo Rollout or Flagger Canary)"}
+	} else {
+		hc.results[promotion.GateProgressive] = promotion.Result{Phase: promotion.Failed, Message: "no Argo Rollout or Flagger Canary in the target's render: the change reaches every pod at once"}
+	}
+	sort.Slice(hc.images, func(i, j int) bool {
+		return hc.images[i].Object+hc.images[i].Container < hc.images[j].Object+hc.images[j].Container
+	})
+	change.Clusters = 1
+	return change
+}
+
+func nsName(o *unstructured.Unstructured, dest string) string {
+	ns := o.GetNamespace()
+	if ns == "" {
+		ns = orDefault(dest, "default")
+	}
+	return ns + "/" + o.GetName()
+}
+
+// unitAt is target's unit at revision, built as its reconciler builds it.
+func (run *pipelineRun) unitAt(ctx context.Context, t convergev1.StageTarget, revision string) (engine.Unit, error) {
+	key := types.NamespacedName{Namespace: t.Namespace, Name: t.Name}
+	name := fmt.Sprintf("%s %s", t.Kind, key)
+	var u engine.Unit
+	switch t.Kind {
+	case "Application":
+		app := &v1alpha1.Application{}
+		if err := run.r.Client.Get(ctx, key, app); err != nil {
+			return u, fmt.Errorf("%s: %w", name, err)
+		}
+		var err error
+		if u, _, err = argocd.ToUnit(app); err != nil {
+			return u, fmt.Errorf("%s: %w", name, err)
+		}
+	case "Kustomization":
+		ks := &kustomizev1.Kustomization{}
+		if err := run.r.Client.Get(ctx, key, ks); err != nil {
+			return u, fmt.Errorf("%s: %w", name, err)
+		}
+		if k := ks.Spec.SourceRef.Kind; k != "GitRepository" && k != "" {
+			return u, fmt.Errorf("%s: its source is a %s; a promotion renders Git sources at the pull request head", name, k)
+		}
+		repo := &sourcev1.GitRepository{}
+		if err := run.r.Client.Get(ctx, types.NamespacedName{Namespace: orDefault(ks.Spec.SourceRef.Namespace, ks.Namespace), Name: ks.Spec.SourceRef.Name}, repo); err != nil {
+			return u, fmt.Errorf("%s: source: %w", name, err)
+		}
+		src, err := flux.SourceOf(repo, nil)
+		if err != nil {
+			return u, fmt.Errorf("%s: %w", name, err)
+		}
+		if src.Includes, err = gitIncludes(ctx, run.r.Client, repo); err != nil {
+			return u, fmt.Errorf("%s: %w", name, err)
+		}
+		kr := &KustomizationReconciler{Client: run.r.Client}
+		vars, err := kr.substituteFrom(ctx, ks)
+		if err != nil {
+			return u, fmt.Errorf("%s: %w", name, err)
+		}
+		keys, err := kr.ageKeys(ctx, ks)
+		if err != nil {
+			return u, fmt.Errorf("%s: %w", name, err)
+		}
+		if u, _, err = flux.ToUnit(ks, src, vars, keys); err != nil {
+			return u, fmt.Errorf("%s: %w", name, err)
+		}
+		if u.Auth, err = gitAuth(ctx, run.r.Client, repo); err != nil {
+			return u, fmt.Errorf("%s: %w", name, err)
+		}
+	default:
+		return u, fmt.Errorf("%s: rendering a %s at a pull request head is not built; its stage can be observed and promoted from, not gated", name, t.Kind)
+	}
+	if !sameRepo(u.RepoURL, run.p.Spec.Repo.URL) {
+		return u, fmt.Errorf("%s renders from %s, not the pipeline's repository %s", name, u.RepoURL, run.p.Spec.Repo.URL)
+	}
+	u.Revision = revision
+	if u.Auth.Username == "" && u.Auth.Password == "" && u.Auth.BearerToken == "" && len(u.Auth.SSHKey) == 0 {
+		u.Auth = run.auth
+	}
+	return u, nil
+}
+
+func sameRepo(a, b string) bool {
+	norm := func(s string) string { return strings.TrimSuffix(strings.TrimSuffix(s, "/"), ".git") }
+	return norm(a) == norm(b)
+}
+
+type container struct{ name, image string }
+
+// containersOf lists the containers of a workload, pod, job or cron job.
+func containersOf(o *unstructured.Unstructured) []container {
+	var out []container
+	for _, spec := range [][]string{{"spec", "template", "spec"}, {"spec", "jobTemplate", "spec", "template", "spec"}, {"spec"}} {
+		for _, field := range []string{"initContainers", "containers"} {
+			list, _, _ := unstructured.NestedSlice(o.Object, append(append([]string{}, spec...), field)...)
+			for _, c := range list {
+				m, _ := c.(map[string]any)
+				name, _ := m["name"].(string)
+				image, _ := m["image"].(string)
+				if image != "" {
+					out = append(out, container{name, image})
+				}
+			}
+		}
+		if len(out) > 0 {
+			return out
+		}
+	}
+	return out
+}
+
+// foundEvidence is an evidence file read from a checkout.
+type foundEvidence struct {
+	item     promotion.Evidence
+	recorded promotion.RecordedEvidence
+}
+
+// readEvidence reads every evidence file for the artifacts' digests. It
+// returns what is wrong with any file as bad, naming it.
+func readEvidence(dir string, arts []promotion.Artifact) ([]foundEvidence, []string, error) {
+	var found []foundEvidence
+	var bad []string
+	for _, a := range arts {
+		rel := promotion.EvidenceDir(a.Digest)
+		entries, err := os.ReadDir(filepath.Join(dir, filepath.FromSlash(rel)))
+		if os.IsNotExist(err) {
+			continue
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, e := range entries {
+			if e.IsDir() || !strings.HasSuffix(e.Name(), ".yaml") {
+				continue
+			}
+			file := path.Join(rel, e.Name())
+			data, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(file)))
+			if err != nil {
+				return nil, nil, err
+			}
+			var item promotion.Evidence
+			if err := sigsyaml.UnmarshalStrict(data, &item); err != nil {
+				bad = append(bad, fmt.Sprintf("%s: %v", file, err))
+				continue
+			}
+			if msg := item.Check(file, a.Digest); msg != "" {
+				bad = append(bad, msg)
+				continue
+			}
+			found = append(found, foundEvidence{item: item, recorded: promotion.RecordedEvidence{Type: item.Type, Subject: item.Subject,
+				Path: file, Blob: promotion.BlobSHA(data), URI: item.URI}})
+		}
+	}
+	return found, bad, nil
+}
+
+// forgeRequests counts requests to forges, for the cost of a promotion.
+var forgeRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+	Name: "converge_forge_requests_total",
+	Help: "Requests to forge APIs by promotions, by HTTP method.",
+}, []string{"method"})
+
+type countingTransport struct{ next http.RoundTripper }
+
+func (c countingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	forgeRequests.WithLabelValues(req.Method).Inc()
+	next := c.next
+	if next == nil {
+		next = http.DefaultTransport
+	}
+	return next.RoundTrip(req)
+}

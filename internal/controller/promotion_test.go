@@ -1,0 +1,327 @@
+package controller
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"converge.dev/converge/internal/api/argocd/v1alpha1"
+	convergev1 "converge.dev/converge/internal/api/converge/v1alpha1"
+	kustomizev1 "converge.dev/converge/internal/api/fluxcd/kustomize/v1"
+	sourcev1 "converge.dev/converge/internal/api/fluxcd/source/v1"
+	"converge.dev/converge/internal/clustertest"
+	"converge.dev/converge/internal/forge"
+	"converge.dev/converge/internal/forgetest"
+	"converge.dev/converge/internal/promotion"
+)
+
+const ordersImage = "registry.example.com/orders-api"
+
+func digestOf(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+const promoBase = `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: orders-api}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: orders-api}}
+  template:
+    metadata: {labels: {app: orders-api}}
+    spec:
+      containers:
+      - name: api
+        image: registry.example.com/orders-api
+`
+
+func overlay(tag, digest string) string {
+	return fmt.Sprintf(`# the stage's overlay: only the image moves here
+resources: [../../base]
+images:
+- name: registry.example.com/orders-api  # promoted by converge
+  newTag: "%s"
+  digest: %s
+`, tag, digest)
+}
+
+func prodPatch(ref string) string {
+	return `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: orders-api}
+spec:
+  template:
+    spec:
+      containers:
+      - name: api
+        image: ` + ref + ` # converge writes this line
+`
+}
+
+func evidence(typ, digest, extra string) string {
+	return fmt.Sprintf("type: %s\nsubject: %s\nuri: https://ci.example.com/%s/%s\n%s", typ, digest, typ, digest[7:15], extra)
+}
+
+// promotionWorld is a deploy repository on a real Gitea, three stages in
+// three namespaces (dev and prod Argo CD Applications, staging a Flux
+// Kustomization), and a Pipeline over them.
+type promotionWorld struct {
+	t                      *testing.T
+	c                      client.Client
+	f                      *forgetest.Forge
+	repo                   *forgetest.Repo
+	g                      *forge.Gitea
+	ns, dev, staging, prod string
+}
+
+func newPromotionWorld(t *testing.T, d1 string) *promotionWorld {
+	c, _ := setup(t)
+	w := &promotionWorld{t: t, c: c, f: forgetest.Start(t)}
+	w.repo = w.f.CreateRepo(t, "deploy")
+	w.repo.Push("initial", map[string]string{
+		"apps/orders/base/deployment.yaml":                promoBase,
+		"apps/orders/base/kustomization.yaml":             "resources: [deployment.yaml]\n",
+		"apps/orders/overlays/dev/kustomization.yaml":     overlay("1.0.0", d1),
+		"apps/orders/overlays/staging/kustomization.yaml": overlay("1.0.0", d1),
+		"apps/orders/overlays/prod/kustomization.yaml":    "resources: [../../base]\npatches:\n- path: image.yaml\n",
+		"apps/orders/overlays/prod/image.yaml":            prodPatch(ordersImage + ":1.0.0@" + d1),
+	})
+	w.repo.Protect("main", []string{"converge/promotion"}, 0)
+	var err error
+	if w.g, err = forge.NewGitea(w.repo.CloneURL, w.f.Token); err != nil {
+		t.Fatal(err)
+	}
+	w.ns, w.dev, w.staging, w.prod = clustertest.Namespace(t), clustertest.Namespace(t), clustertest.Namespace(t), clustertest.Namespace(t)
+	ns := w.ns
+	create(t, c, &v1alpha1.AppProject{ObjectMeta: metav1.ObjectMeta{Name: "default", Namespace: ns},
+		Spec: v1alpha1.AppProjectSpec{SourceRepos: []string{"*"}, Destinations: []v1alpha1.ApplicationDestination{{Server: "*", Namespace: "*"}}}})
+	a := app(w.dev, "orders-dev", w.repo.CloneURL, "apps/orders/overlays/dev", nil)
+	a.Namespace = ns
+	create(t, c, a)
+	a = app(w.prod, "orders-prod", w.repo.CloneURL, "apps/orders/overlays/prod", nil)
+	a.Namespace = ns
+	create(t, c, a)
+	create(t, c, &sourcev1.GitRepository{ObjectMeta: metav1.ObjectMeta{Name: "deploy", Namespace: ns},
+		Spec: sourcev1.GitRepositorySpec{URL: w.repo.CloneURL, Ref: &sourcev1.GitRepositoryRef{Branch: "main"}, Interval: metav1.Duration{Duration: 10 * time.Minute}}})
+	create(t, c, &kustomizev1.Kustomization{ObjectMeta: metav1.ObjectMeta{Name: "orders-staging", Namespace: ns},
+		Spec: kustomizev1.KustomizationSpec{SourceRef: kustomizev1.CrossNamespaceSourceReference{Kind: "GitRepository", Name: "deploy"},
+			Path: "./apps/orders/overlays/staging", TargetNamespace: w.staging, Prune: true, Interval: metav1.Duration{Duration: 10 * time.Minute}}})
+	create(t, c, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "forge-token", Namespace: ns},
+		StringData: map[string]string{"token": w.f.Token, "username": w.f.User}})
+	return w
+}
+
+func (w *promotionWorld) pipeline(stagingBake, prodBake time.Duration) *convergev1.Pipeline {
+	kz := func(env string) convergev1.StageLocator {
+		return convergev1.StageLocator{Path: "apps/orders/overlays/" + env + "/kustomization.yaml", Kind: "kustomize-images"}
+	}
+	p := &convergev1.Pipeline{ObjectMeta: metav1.ObjectMeta{Name: "orders-api", Namespace: w.ns},
+		Spec: convergev1.PipelineSpec{
+			Repo:      convergev1.PipelineRepo{URL: w.repo.CloneURL, BaseBranch: "main", Forge: "gitea", SecretRef: corev1.LocalObjectReference{Name: "forge-token"}},
+			Artifacts: []convergev1.PipelineArtifact{{Name: "app", Image: ordersImage}},
+			Interval:  &metav1.Duration{Duration: 2 * time.Second},
+			Grace:     &metav1.Duration{Duration: 10 * time.Second},
+			Stages: []convergev1.PipelineStage{
+				{Name: "dev", Targets: []convergev1.StageTarget{{Kind: "Application", Namespace: w.ns, Name: "orders-dev"}}, Locator: kz("dev")},
+				{Name: "staging", From: "dev", Targets: []convergev1.StageTarget{{Kind: "Kustomization", Namespace: w.ns, Name: "orders-staging"}},
+					Locator: kz("staging"), Risk: "low", Bake: &metav1.Duration{Duration: stagingBake}, AutoMerge: true},
+				{Name: "prod", From: "staging", Targets: []convergev1.StageTarget{{Kind: "Application", Namespace: w.ns, Name: "orders-prod"}},
+					Locator: convergev1.StageLocator{Path: "apps/orders/overlays/prod/image.yaml", Kind: "yaml-path", Field: "spec.template.spec.containers[0].image"},
+					Risk:    "high", Bake: &metav1.Duration{Duration: prodBake}},
+			}}}
+	create(w.t, w.c, p)
+	return p
+}
+
+// waitStages waits until every stage runs digest, pinned and healthy.
+func (w *promotionWorld) waitStages(digests map[string]string) *convergev1.Pipeline {
+	w.t.Helper()
+	p := &convergev1.Pipeline{}
+	err := wait.PollUntilContextTimeout(context.Background(), 500*time.Millisecond, 3*time.Minute, true, func(ctx context.Context) (bool, error) {
+		if err := w.c.Get(ctx, types.NamespacedName{Namespace: w.ns, Name: "orders-api"}, p); err != nil {
+			return false, nil
+		}
+		for name, d := range digests {
+			s := stageStatus(p.Status.Stages, name)
+			if s.Digests["app"] != d || !s.Healthy {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+	if err != nil {
+		w.t.Fatalf("stages never ran %v: %+v", digests, p.Status)
+	}
+	return p
+}
+
+// waitPromotion waits for the named promotion to satisfy cond.
+func (w *promotionWorld) waitPromotion(name, what string, timeout time.Duration, cond func(*convergev1.Promotion) bool) *convergev1.Promotion {
+	w.t.Helper()
+	pr := &convergev1.Promotion{}
+	err := wait.PollUntilContextTimeout(context.Background(), 300*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		if err := w.c.Get(ctx, types.NamespacedName{Namespace: w.ns, Name: name}, pr); err != nil {
+			return false, nil
+		}
+		return cond(pr), nil
+	})
+	if err != nil {
+		p := &convergev1.Pipeline{}
+		_ = w.c.Get(context.Background(), types.NamespacedName{Namespace: w.ns, Name: "orders-api"}, p)
+		w.t.Fatalf("promotion %s never %s: phase %s: %s\ngates %+v\npipeline %+v", name, what, pr.Status.Phase, pr.Status.Message, pr.Status.Gates, p.Status)
+	}
+	return pr
+}
+
+func (w *promotionWorld) refresh(name string) {
+	w.t.Helper()
+	a := &v1alpha1.Application{}
+	a.Namespace, a.Name = w.ns, name
+	patch := client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"annotations":{"`+RefreshAnnotation+`":"hard"}}}`))
+	if err := w.c.Patch(context.Background(), a, patch); err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+func gateOf(p *convergev1.Promotion, name string) convergev1.GateStatus {
+	for _, g := range p.Status.Gates {
+		if g.Name == name {
+			return g
+		}
+	}
+	return convergev1.GateStatus{}
+}
+
+// fileAt reads a file of the deploy repository at ref through the API.
+func (w *promotionWorld) fileAt(path, ref string) string {
+	w.t.Helper()
+	var out struct {
+		Content string `json:"content"`
+	}
+	w.f.API(w.t, "GET", fmt.Sprintf("/repos/%s/deploy/contents/%s?ref=%s", w.f.User, path, ref), nil, &out)
+	data, err := base64.StdEncoding.DecodeString(out.Content)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return string(data)
+}
+
+// TestPromotionWholeFlow is the seed's §7 end to end: CI pushes a new
+// digest to dev; dev converges; a staging pull request opens with the
+// rendered digest diff, the evidence links and the gates; branch
+// protection refuses an early merge; it auto-merges after the bake;
+// staging (a Flux Kustomization) converges and is Verified, with the
+// evidence file and trailers in the merge; the prod pull request (an Argo
+// CD Application, high risk) opens and is held until someone other than
+// the author approves.
+func TestPromotionWholeFlow(t *testing.T) {
+	d1, d2 := digestOf("orders-api 1.0.0"), digestOf("orders-api 1.1.0")
+	w := newPromotionWorld(t, d1)
+	ctx := context.Background()
+	w.pipeline(15*time.Second, 2*time.Second)
+	w.waitStages(map[string]string{"dev": d1, "staging": d1, "prod": d1})
+	var promos convergev1.PromotionList
+	if err := w.c.List(ctx, &promos, client.InNamespace(w.ns)); err != nil || len(promos.Items) != 0 {
+		t.Fatalf("stages that agree got promotions: %v %v", promos.Items, err)
+	}
+
+	// CI: build 1.1.0, record its evidence, write it to dev.
+	w.repo.Push("ci: orders-api 1.1.0", map[string]string{
+		"apps/orders/overlays/dev/kustomization.yaml": overlay("1.1.0", d2),
+		promotion.EvidencePath(d2, "build"):           evidence("build", d2, "result: passed\n"),
+		promotion.EvidencePath(d2, "scan"):            evidence("scan", d2, "critical: 0\n"),
+	})
+	w.refresh("orders-dev")
+	id := promotion.FreightID([]promotion.Artifact{{Name: "app", Image: ordersImage, Digest: d2}})
+	staging := w.waitPromotion(promotionName("orders-api", "staging", id), "opened a pull request", 2*time.Minute, func(p *convergev1.Promotion) bool {
+		return p.Status.PR != nil && gateOf(p, promotion.GateBake).Phase != ""
+	})
+	if staging.Spec.Reason != "auto" || staging.Spec.Freight.Artifacts[0].Digest != d2 || staging.Spec.Freight.Artifacts[0].Tag != "1.1.0" {
+		t.Errorf("freight %+v", staging.Spec)
+	}
+	pr, err := w.g.Get(ctx, staging.Status.PR.Number)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"- image: " + ordersImage + ":1.0.0@" + d1, "+ image: " + ordersImage + ":1.1.0@" + d2,
+		"- build: https://ci.example.com/build/", "- scan: https://ci.example.com/scan/", "- smoke: **missing**",
+		"**bake** (required, pending): dev healthy", "dev deployment: stage dev runs " + ordersImage + ":1.1.0@" + d2,
+	} {
+		if !strings.Contains(pr.Body, want) {
+			t.Errorf("the pull request body lacks %q:\n%s", want, pr.Body)
+		}
+	}
+	t.Logf("staging pull request #%d body:\n%s", pr.Number, pr.Body)
+	// A person merging before the gates pass is refused by the forge.
+	if staging.Status.Phase != convergev1.PhaseVerified {
+		if _, err := w.g.Merge(ctx, pr.Number, forge.Merge{Head: pr.Head}); !errors.Is(err, forge.ErrChecksPending) && !errors.Is(err, forge.ErrNotOpen) {
+			t.Errorf("an early merge: %v", err)
+		}
+	}
+	staging = w.waitPromotion(staging.Name, "Verified", 3*time.Minute, func(p *convergev1.Promotion) bool { return p.Status.Phase == convergev1.PhaseVerified })
+	if g := gateOf(staging, promotion.GateBake); g.Phase != "passed" {
+		t.Errorf("merged with bake %+v", g)
+	}
+	if staging.Status.MergedAt.Sub(staging.Status.Source.HealthySince.Time) < 15*time.Second {
+		t.Errorf("merged %s after dev became healthy, before the 15s bake", staging.Status.MergedAt.Sub(staging.Status.Source.HealthySince.Time))
+	}
+	var commit struct {
+		Commit struct {
+			Message string `json:"message"`
+		} `json:"commit"`
+	}
+	w.f.API(t, "GET", fmt.Sprintf("/repos/%s/deploy/git/commits/%s", w.f.User, staging.Status.PR.MergeCommit), nil, &commit)
+	tr := promotion.ParseTrailers(commit.Commit.Message)
+	if got := tr["Converge-Freight"]; len(got) != 1 || got[0] != id || tr["Converge-Stage"][0] != "staging" || tr["Converge-From-Stage"][0] != "dev" {
+		t.Errorf("merge commit trailers %v in:\n%s", tr, commit.Commit.Message)
+	}
+	record := w.fileAt(promotion.RecordPath("staging"), "main")
+	for _, want := range []string{"freight: " + id, "stage: staging", "from: dev", promotion.EvidencePath(d2, "scan"), "blob: "} {
+		if !strings.Contains(record, want) {
+			t.Errorf("the evidence file lacks %q:\n%s", want, record)
+		}
+	}
+	if got := w.fileAt("apps/orders/overlays/staging/kustomization.yaml", "main"); got != overlay("1.1.0", d2) {
+		t.Errorf("the staging overlay was rewritten beyond its image:\n%s", got)
+	}
+
+	prod := w.waitPromotion(promotionName("orders-api", "prod", id), "held for approval", 2*time.Minute, func(p *convergev1.Promotion) bool {
+		return gateOf(p, promotion.GateApproval).Phase == "pending"
+	})
+	if g := gateOf(prod, promotion.GateApproval); g.Requirement != "required" || !strings.Contains(g.Message, "0 of 1 approvals from someone other than "+w.f.User) {
+		t.Errorf("approval gate %+v", g)
+	}
+	if g := gateOf(prod, promotion.GateEvidence); g.Phase != "passed" || !strings.Contains(g.Message, "staging recorded are unchanged") {
+		t.Errorf("evidence gate at prod %+v", g)
+	}
+	reviewer := w.f.CreateUser(t, "reviewer")
+	w.repo.AddWriter(reviewer)
+	w.repo.Approve(reviewer, prod.Status.PR.Number)
+	prod = w.waitPromotion(prod.Name, "approved", time.Minute, func(p *convergev1.Promotion) bool {
+		return gateOf(p, promotion.GateApproval).Phase == "passed"
+	})
+	if prod.Status.Phase == convergev1.PhaseConverging || prod.Status.Phase == convergev1.PhaseVerified || prod.Status.Risk != "high" {
+		t.Errorf("prod went on without its high-risk gates: %s %s %+v", prod.Status.Phase, prod.Status.Message, prod.Status.Gates)
+	}
+	var all []struct {
+		Number int `json:"number"`
+	}
+	w.f.API(t, "GET", fmt.Sprintf("/repos/%s/deploy/pulls?state=all", w.f.User), nil, &all)
+	if len(all) != 2 {
+		t.Errorf("%d pull requests, want staging's and prod's", len(all))
+	}
+}

@@ -1,0 +1,49 @@
+package stage
+
+import (
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	convergev1 "converge.dev/converge/internal/api/converge/v1alpha1"
+	"converge.dev/converge/internal/promotion"
+)
+
+// ClockOf is a Pipeline's bake clock: its grace (default 2m), and a gap
+// of more than two intervals (default 30s) plus half a minute, so one
+// slow round does not reset a bake, a controller down for longer does.
+func ClockOf(p *convergev1.Pipeline) promotion.Clock {
+	return promotion.Clock{Grace: durationOr(p.Spec.Grace, 2*time.Minute), MaxGap: 2*IntervalOf(p) + 30*time.Second}
+}
+
+// IntervalOf is the Pipeline's observation interval, default 30s.
+func IntervalOf(p *convergev1.Pipeline) time.Duration {
+	return durationOr(p.Spec.Interval, 30*time.Second)
+}
+
+// ObservationOf reads a stage's persisted bake clock.
+func ObservationOf(s convergev1.StageStatus) promotion.Observation {
+	o := promotion.Observation{Digests: s.Digests, Healthy: s.Healthy, Reset: s.Reset}
+	if s.HealthySince != nil {
+		t := s.HealthySince.Time
+		o.HealthySince = &t
+	}
+	if s.UnhealthySince != nil {
+		t := s.UnhealthySince.Time
+		o.UnhealthySince = &t
+	}
+	if s.ObservedAt != nil {
+		o.ObservedAt = s.ObservedAt.Time
+	}
+	return o
+}
+
+func durationOr(d *metav1.Duration, def time.Duration) time.Duration {
+	if d == nil || d.Duration <= 0 {
+		return def
+	}
+	return d.Duration
+}
+
+// BakeOf is a stage's bake; none is zero.
+func BakeOf(s convergev1.PipelineStage) time.Duration { return durationOr(s.Bake, 0) }
