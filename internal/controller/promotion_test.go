@@ -25,6 +25,7 @@ import (
 	"converge.dev/converge/internal/forge"
 	"converge.dev/converge/internal/forgetest"
 	"converge.dev/converge/internal/promotion"
+	"converge.dev/converge/internal/stage"
 )
 
 const ordersImage = "registry.example.com/orders-api"
@@ -265,7 +266,6 @@ func TestPromotionWholeFlow(t *testing.T) {
 			t.Errorf("the pull request body lacks %q:\n%s", want, pr.Body)
 		}
 	}
-	t.Logf("staging pull request #%d body:\n%s", pr.Number, pr.Body)
 	// A person merging before the gates pass is refused by the forge.
 	if staging.Status.Phase != convergev1.PhaseVerified {
 		if _, err := w.g.Merge(ctx, pr.Number, forge.Merge{Head: pr.Head}); !errors.Is(err, forge.ErrChecksPending) && !errors.Is(err, forge.ErrNotOpen) {
@@ -317,11 +317,154 @@ func TestPromotionWholeFlow(t *testing.T) {
 	if prod.Status.Phase == convergev1.PhaseConverging || prod.Status.Phase == convergev1.PhaseVerified || prod.Status.Risk != "high" {
 		t.Errorf("prod went on without its high-risk gates: %s %s %+v", prod.Status.Phase, prod.Status.Message, prod.Status.Gates)
 	}
+	// Someone edits the evidence staging recorded, and adds a job whose
+	// image has a tag and no digest, on the pull request's branch: the
+	// gates look at the new head and refuse both, by name.
+	w.repo.PushBranch(prod.Status.PR.Branch, "edit evidence", map[string]string{
+		promotion.EvidencePath(d2, "scan"): evidence("scan", d2, "critical: 0 # trust me\n"),
+		"apps/orders/overlays/prod/kustomization.yaml": "resources: [../../base, migrate.yaml]\npatches:\n- path: image.yaml\n",
+		"apps/orders/overlays/prod/migrate.yaml": "apiVersion: batch/v1\nkind: Job\nmetadata: {name: migrate}\nspec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n      - {name: migrate, image: " + ordersImage + ":1.1.0}\n",
+	})
+	prod = w.waitPromotion(prod.Name, "refused the edited head", time.Minute, func(p *convergev1.Promotion) bool {
+		return gateOf(p, promotion.GateEvidence).Phase == "failed" && gateOf(p, promotion.GateManifest).Phase == "failed"
+	})
+	if g := gateOf(prod, promotion.GateEvidence); !strings.Contains(g.Message, "scan.yaml changed since staging recorded it") {
+		t.Errorf("evidence gate %+v", g)
+	}
+	if g := gateOf(prod, promotion.GateManifest); !strings.Contains(g.Message, "Job "+w.prod+"/migrate container migrate") || !strings.Contains(g.Message, "has a tag without a digest") {
+		t.Errorf("manifest gate %+v", g)
+	}
+	if !strings.HasPrefix(prod.Status.Message, "refused: failed ") {
+		t.Errorf("prod message %q", prod.Status.Message)
+	}
 	var all []struct {
 		Number int `json:"number"`
 	}
 	w.f.API(t, "GET", fmt.Sprintf("/repos/%s/deploy/pulls?state=all", w.f.User), nil, &all)
 	if len(all) != 2 {
 		t.Errorf("%d pull requests, want staging's and prod's", len(all))
+	}
+}
+
+// prState reads a pull request through the forge.
+func (w *promotionWorld) prState(n int) forge.State {
+	w.t.Helper()
+	st, err := w.g.Get(context.Background(), n)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return st
+}
+
+// TestPromotionRefusals walks one pipeline through the ways a promotion
+// is refused, each with a named reason and nothing merged: a source stage
+// running :latest, a digest not running in the source, a failed scan, a
+// newer digest superseding an open promotion (its pull request closed
+// with a comment), and a pull request a person closed.
+func TestPromotionRefusals(t *testing.T) {
+	d1, d2, d3 := digestOf("refusals 1"), digestOf("refusals 2"), digestOf("refusals 3")
+	w := newPromotionWorld(t, d1)
+	ctx := context.Background()
+	w.pipeline(3*time.Second, time.Second)
+	w.waitStages(map[string]string{"dev": d1, "staging": d1, "prod": d1})
+
+	// dev runs :latest: it is not promotable, and the stage says why.
+	w.repo.Push("ci: latest", map[string]string{"apps/orders/overlays/dev/kustomization.yaml": "resources: [../../base]\nimages:\n- name: " + ordersImage + "\n  newTag: latest\n"})
+	w.refresh("orders-dev")
+	var p convergev1.Pipeline
+	err := wait.PollUntilContextTimeout(ctx, 300*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		if err := w.c.Get(ctx, types.NamespacedName{Namespace: w.ns, Name: "orders-api"}, &p); err != nil {
+			return false, nil
+		}
+		return strings.Contains(stageStatus(p.Status.Stages, "dev").Message, "floats (:latest)"), nil
+	})
+	if err != nil {
+		t.Fatalf("dev on :latest: %+v", p.Status.Stages)
+	}
+	if msg := stageStatus(p.Status.Stages, "dev").Message; !strings.Contains(msg, "Deployment "+w.dev+"/orders-api container api") {
+		t.Errorf("the refusal does not name the object and container: %s", msg)
+	}
+	if _, err := (stage.Running{Why: stageStatus(p.Status.Stages, "dev").Message}).Pick("dev", ""); err == nil || !strings.Contains(err.Error(), "stage dev runs no pinned digest") {
+		t.Errorf("a manual promotion from :latest: %v", err)
+	}
+
+	// A failed scan: the promotion opens, bakes, and is refused.
+	w.repo.Push("ci: 2", map[string]string{
+		"apps/orders/overlays/dev/kustomization.yaml": overlay("2.0.0", d2),
+		promotion.EvidencePath(d2, "build"):           evidence("build", d2, "result: passed\n"),
+		promotion.EvidencePath(d2, "scan"):            evidence("scan", d2, "critical: 3\n"),
+	})
+	w.refresh("orders-dev")
+	id2 := promotion.FreightID([]promotion.Artifact{{Name: "app", Image: ordersImage, Digest: d2}})
+	p2 := w.waitPromotion(promotionName("orders-api", "staging", id2), "refused by its scan after the bake", 2*time.Minute, func(p *convergev1.Promotion) bool {
+		return gateOf(p, promotion.GateBake).Phase == "passed" && gateOf(p, promotion.GateScan).Phase == "failed"
+	})
+	if g := gateOf(p2, promotion.GateScan); !strings.Contains(g.Message, "found 3 critical vulnerabilities") {
+		t.Errorf("scan gate %+v", g)
+	}
+	if !strings.HasPrefix(p2.Status.Message, "refused: failed scan") || p2.Status.Phase != convergev1.PhaseGating {
+		t.Errorf("%s: %s", p2.Status.Phase, p2.Status.Message)
+	}
+	sts, err := w.g.Statuses(ctx, p2.Status.PR.Head)
+	if err != nil {
+		t.Fatal(err)
+	}
+	states := map[string]string{}
+	for _, s := range sts {
+		states[s.Context] = s.State
+	}
+	if states["converge/promotion"] != forge.StatusFailure || states["converge/gate/scan"] != forge.StatusFailure || states["converge/gate/bake"] != forge.StatusSuccess {
+		t.Errorf("commit statuses %v", states)
+	}
+	// A digest that does not run in dev cannot be promoted by hand.
+	devRun := stage.Running{Digests: map[string]string{"app": d2}, Artifacts: []promotion.Artifact{{Name: "app", Image: ordersImage, Digest: d2}},
+		Images: []string{ordersImage + "@" + d2}}
+	if _, err := devRun.Pick("dev", d1); err == nil || !strings.Contains(err.Error(), "digest "+d1+" is not running in stage dev") {
+		t.Errorf("a digest not running: %v", err)
+	}
+
+	// A newer digest supersedes the open promotion and closes its PR.
+	w.repo.Push("ci: 3", map[string]string{
+		"apps/orders/overlays/dev/kustomization.yaml": overlay("3.0.0", d3),
+		promotion.EvidencePath(d3, "build"):           evidence("build", d3, "result: passed\n"),
+		promotion.EvidencePath(d3, "scan"):            evidence("scan", d3, "critical: 0\n"),
+	})
+	w.refresh("orders-dev")
+	p2 = w.waitPromotion(p2.Name, "superseded", 2*time.Minute, func(p *convergev1.Promotion) bool { return p.Status.Phase == convergev1.PhaseSuperseded })
+	if st := w.prState(p2.Status.PR.Number); st.Open || st.Merged {
+		t.Errorf("the superseded promotion's PR: %+v", st)
+	}
+	id3 := promotion.FreightID([]promotion.Artifact{{Name: "app", Image: ordersImage, Digest: d3}})
+	if !strings.Contains(p2.Status.Message, promotionName("orders-api", "staging", id3)) {
+		t.Errorf("superseded message %q", p2.Status.Message)
+	}
+
+	// A person closes the new one: it fails by name, and no PR reopens.
+	p3 := w.waitPromotion(promotionName("orders-api", "staging", id3), "opened", time.Minute, func(p *convergev1.Promotion) bool { return p.Status.PR != nil })
+	if err := w.g.Close(ctx, p3.Status.PR.Number, "not today"); err != nil {
+		t.Fatal(err)
+	}
+	p3 = w.waitPromotion(p3.Name, "failed", time.Minute, func(p *convergev1.Promotion) bool { return p.Status.Phase == convergev1.PhaseFailed })
+	if !strings.Contains(p3.Status.Message, fmt.Sprintf("pull request #%d was closed without merging", p3.Status.PR.Number)) {
+		t.Errorf("closed message %q", p3.Status.Message)
+	}
+	time.Sleep(5 * time.Second) // two more rounds
+	var all []struct {
+		Number int    `json:"number"`
+		State  string `json:"state"`
+		Merged bool   `json:"merged"`
+	}
+	w.f.API(t, "GET", fmt.Sprintf("/repos/%s/deploy/pulls?state=all", w.f.User), nil, &all)
+	for _, pr := range all {
+		if pr.Merged || pr.State == "open" {
+			t.Errorf("pull request %+v", pr)
+		}
+	}
+	if len(all) != 2 {
+		t.Errorf("%d pull requests, want 2", len(all))
+	}
+	staging := w.waitStages(map[string]string{"staging": d1})
+	if d := stageStatus(staging.Status.Stages, "staging").Digests["app"]; d != d1 {
+		t.Errorf("staging runs %s", d)
 	}
 }

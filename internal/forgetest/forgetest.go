@@ -458,3 +458,26 @@ func (r *Repo) Approve(u User, number int) {
 	as := &Forge{URL: r.f.URL, User: u.Name, Token: u.Token}
 	as.API(r.t, "POST", fmt.Sprintf("/repos/%s/%s/pulls/%d/reviews", r.f.User, r.Name, number), map[string]any{"event": "APPROVED", "body": "looks right"}, nil)
 }
+
+// PushBranch commits files on top of branch as the forge has it (a person
+// pushing to a pull request's branch) and returns the new commit.
+func (r *Repo) PushBranch(branch, msg string, files map[string]string) string {
+	r.t.Helper()
+	remote := strings.Replace(r.CloneURL, "http://", "http://"+r.f.User+":"+r.f.Token+"@", 1)
+	r.git("fetch", "-q", remote, "+refs/heads/"+branch+":refs/heads/"+branch)
+	r.git("checkout", "-q", branch)
+	defer r.git("checkout", "-q", "main")
+	for name, content := range files {
+		p := filepath.Join(r.dir, name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			r.t.Fatal(err)
+		}
+	}
+	r.git("add", "-A")
+	r.git("commit", "-q", "-m", msg)
+	r.git("push", "-q", remote, branch)
+	head := strings.TrimSpace(r.git("rev-parse", "HEAD"))
+	r.f.WaitBranch(r.t, r.Name, branch, head)
+	return head
+}
