@@ -126,6 +126,14 @@ func newPromotionWorld(t *testing.T, d1 string) *promotionWorld {
 }
 
 func (w *promotionWorld) pipeline(stagingBake, prodBake time.Duration) *convergev1.Pipeline {
+	p := w.pipelineObject(stagingBake, prodBake)
+	create(w.t, w.c, p)
+	return p
+}
+
+// pipelineObject is the test's Pipeline: dev from CI, staging from dev
+// (low risk, auto-merge), prod from staging (high risk).
+func (w *promotionWorld) pipelineObject(stagingBake, prodBake time.Duration) *convergev1.Pipeline {
 	kz := func(env string) convergev1.StageLocator {
 		return convergev1.StageLocator{Path: "apps/orders/overlays/" + env + "/kustomization.yaml", Kind: "kustomize-images"}
 	}
@@ -143,7 +151,6 @@ func (w *promotionWorld) pipeline(stagingBake, prodBake time.Duration) *converge
 					Locator: convergev1.StageLocator{Path: "apps/orders/overlays/prod/image.yaml", Kind: "yaml-path", Field: "spec.template.spec.containers[0].image"},
 					Risk:    "high", Bake: &metav1.Duration{Duration: prodBake}},
 			}}}
-	create(w.t, w.c, p)
 	return p
 }
 
