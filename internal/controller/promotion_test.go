@@ -80,7 +80,7 @@ func evidence(typ, digest, extra string) string {
 // three namespaces (dev and prod Argo CD Applications, staging a Flux
 // Kustomization), and a Pipeline over them.
 type promotionWorld struct {
-	t                      *testing.T
+	t                      testing.TB
 	c                      client.Client
 	f                      *forgetest.Forge
 	repo                   *forgetest.Repo
@@ -88,7 +88,7 @@ type promotionWorld struct {
 	ns, dev, staging, prod string
 }
 
-func newPromotionWorld(t *testing.T, d1 string) *promotionWorld {
+func newPromotionWorld(t testing.TB, d1 string) *promotionWorld {
 	c, _ := setup(t)
 	w := &promotionWorld{t: t, c: c, f: forgetest.Start(t)}
 	w.repo = w.f.CreateRepo(t, "deploy")

@@ -295,6 +295,7 @@ type Repo struct {
 	CloneURL string
 	Name     string
 	dir      string
+	pushed   bool
 }
 
 // CreateRepo creates a public repository owned by the admin.
@@ -340,7 +341,13 @@ func (r *Repo) Push(msg string, files map[string]string) string {
 	r.git("add", "-A")
 	r.git("commit", "-q", "--allow-empty", "-m", msg)
 	remote := strings.Replace(r.CloneURL, "http://", "http://"+r.f.User+":"+r.f.Token+"@", 1)
+	if r.pushed {
+		// The forge's main may have moved (a merged pull request): put
+		// this commit on top of it, as CI would.
+		r.git("pull", "-q", "--rebase", remote, "main")
+	}
 	r.git("push", "-q", remote, "main")
+	r.pushed = true
 	head := strings.TrimSpace(r.git("rev-parse", "HEAD"))
 	r.f.WaitBranch(r.t, r.Name, "main", head)
 	return head
