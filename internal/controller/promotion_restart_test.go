@@ -146,4 +146,3 @@ func (w *promotionWorld) pipelineNow() *convergev1.Pipeline {
 	}
 	return p
 }
-

@@ -328,9 +328,9 @@ func TestPromotionWholeFlow(t *testing.T) {
 	// image has a tag and no digest, on the pull request's branch: the
 	// gates look at the new head and refuse both, by name.
 	w.repo.PushBranch(prod.Status.PR.Branch, "edit evidence", map[string]string{
-		promotion.EvidencePath(d2, "scan"): evidence("scan", d2, "critical: 0 # trust me\n"),
+		promotion.EvidencePath(d2, "scan"):             evidence("scan", d2, "critical: 0 # trust me\n"),
 		"apps/orders/overlays/prod/kustomization.yaml": "resources: [../../base, migrate.yaml]\npatches:\n- path: image.yaml\n",
-		"apps/orders/overlays/prod/migrate.yaml": "apiVersion: batch/v1\nkind: Job\nmetadata: {name: migrate}\nspec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n      - {name: migrate, image: " + ordersImage + ":1.1.0}\n",
+		"apps/orders/overlays/prod/migrate.yaml":       "apiVersion: batch/v1\nkind: Job\nmetadata: {name: migrate}\nspec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n      - {name: migrate, image: " + ordersImage + ":1.1.0}\n",
 	})
 	prod = w.waitPromotion(prod.Name, "refused the edited head", time.Minute, func(p *convergev1.Promotion) bool {
 		return gateOf(p, promotion.GateEvidence).Phase == "failed" && gateOf(p, promotion.GateManifest).Phase == "failed"
