@@ -548,6 +548,13 @@ func readEvidence(dir string, arts []promotion.Artifact) ([]foundEvidence, []str
 				bad = append(bad, msg)
 				continue
 			}
+			if item.File != "" {
+				attached, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(path.Clean(item.File))))
+				if err != nil || promotion.BlobSHA(attached) != item.FileBlob || strings.HasPrefix(path.Clean(item.File), "..") {
+					bad = append(bad, fmt.Sprintf("%s: attached file %s is missing or changed since it was recorded (fileBlob %s)", file, item.File, item.FileBlob))
+					continue
+				}
+			}
 			found = append(found, foundEvidence{item: item, recorded: promotion.RecordedEvidence{Type: item.Type, Subject: item.Subject,
 				Path: file, Blob: promotion.BlobSHA(data), URI: item.URI}})
 		}

@@ -52,7 +52,11 @@ type Evidence struct {
 	Critical *int `json:"critical,omitempty"`
 	// Migration is none, reversible or irreversible, for migration.
 	Migration  string    `json:"migration,omitempty"`
-	Summary    string    `json:"summary,omitempty"`
+	Summary string `json:"summary,omitempty"`
+	// File is a document attached to the item (an SBOM, a report),
+	// relative to the repository root; FileBlob pins its content.
+	File       string    `json:"file,omitempty"`
+	FileBlob   string    `json:"fileBlob,omitempty"`
 	RecordedAt time.Time `json:"recordedAt,omitempty"`
 }
 
@@ -67,6 +71,8 @@ func (e Evidence) Check(file, digest string) string {
 		return fmt.Sprintf("%s: type %q does not match its file name", file, e.Type)
 	case e.Result != "" && e.Result != "passed" && e.Result != "failed":
 		return fmt.Sprintf("%s: result %q is neither passed nor failed", file, e.Result)
+	case e.File != "" && e.FileBlob == "":
+		return fmt.Sprintf("%s: file %s is not pinned by fileBlob", file, e.File)
 	}
 	return ""
 }
