@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"path"
@@ -10,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -25,6 +27,7 @@ import (
 	"converge.dev/converge/internal/engine"
 	"converge.dev/converge/internal/forge"
 	"converge.dev/converge/internal/promotion"
+	"converge.dev/converge/internal/source/oci"
 	"converge.dev/converge/internal/stage"
 )
 
@@ -273,6 +276,7 @@ func (run *pipelineRun) checkHead(ctx context.Context, promo *convergev1.Promoti
 		irreversible = irreversible || f.item.Migration == "irreversible"
 	}
 	run.checkEvidence(hc, snap.Dir, s, promo, found, bad)
+	run.checkTags(ctx, hc, s, arts)
 	change := run.checkTargets(ctx, hc, s, promo, head)
 	change.IrreversibleMigration = irreversible
 	switch s.Risk {
@@ -284,6 +288,48 @@ func (run *pipelineRun) checkHead(ctx context.Context, promo *convergev1.Promoti
 		hc.risk, hc.riskWhy = promotion.RiskLow, "set by the pipeline"
 	}
 	return hc, nil
+}
+
+// checkTags asks the registry what each artifact's tag names now. A tag
+// that moved is reported, and the digest that runs in the source stage is
+// still the one promoted: a tag never stands in for a digest.
+func (run *pipelineRun) checkTags(ctx context.Context, hc *headChecks, s convergev1.PipelineStage, arts []promotion.Artifact) {
+	phase := promotion.Passed
+	var msgs []string
+	for _, a := range arts {
+		if a.Tag == "" {
+			msgs = append(msgs, a.Name+" has no tag: its digest is its name")
+			continue
+		}
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_, now, err := run.r.Engine.ResolveOCI(rctx, "oci://"+a.Image, oci.Ref{Tag: a.Tag}, oci.Auth{Insecure: loopback(a.Image)})
+		cancel()
+		switch {
+		case err != nil:
+			if phase == promotion.Passed {
+				phase = promotion.Pending
+			}
+			msgs = append(msgs, fmt.Sprintf("cannot tell whether %s:%s moved: %v", a.Image, a.Tag, err))
+		case now != a.Digest:
+			phase = promotion.Failed
+			msgs = append(msgs, fmt.Sprintf("tag %s:%s moved: the registry now names %s; promoting %s, the digest running in %s (a tag never replaces a digest)",
+				a.Image, a.Tag, now, a.Digest, orDefault(s.From, "the source")))
+		default:
+			msgs = append(msgs, fmt.Sprintf("%s:%s still names %s", a.Image, a.Tag, promotion.ShortID(a.Digest)))
+		}
+	}
+	hc.results[promotion.GateTag] = promotion.Result{Phase: phase, Message: strings.Join(msgs, "; ")}
+}
+
+// loopback says whether an image's registry is on this machine, where
+// plain HTTP is the norm.
+func loopback(image string) bool {
+	host, _, _ := strings.Cut(image, "/")
+	h, _, err := net.SplitHostPort(host)
+	if err != nil {
+		h = host
+	}
+	return h == "localhost" || net.ParseIP(h).IsLoopback()
 }
 
 func rename(r promotion.Result, name string) promotion.Result {

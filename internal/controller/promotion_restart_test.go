@@ -68,7 +68,7 @@ func TestPromotionSurvivesRestarts(t *testing.T) {
 	create(t, w.c, p)
 	w.waitStages(map[string]string{"dev": d1, "staging": d1, "prod": d1})
 
-	w.repo.Push("ci: 2", map[string]string{
+	w.push("ci: 2", map[string]string{
 		"apps/orders/overlays/dev/kustomization.yaml": overlay("2.0.0", d2),
 		promotion.EvidencePath(d2, "build"):           evidence("build", d2, "result: passed\n"),
 		promotion.EvidencePath(d2, "scan"):            evidence("scan", d2, "critical: 0\n"),

@@ -86,13 +86,20 @@ type promotionWorld struct {
 	repo                   *forgetest.Repo
 	g                      *forge.Gitea
 	ns, dev, staging, prod string
+	// image is the artifact's repository (ordersImage unless given).
+	image string
 }
 
 func newPromotionWorld(t testing.TB, d1 string) *promotionWorld {
+	return newPromotionWorldFor(t, d1, ordersImage)
+}
+
+// newPromotionWorldFor is the world with image as the artifact.
+func newPromotionWorldFor(t testing.TB, d1, image string) *promotionWorld {
 	c, _ := setup(t)
-	w := &promotionWorld{t: t, c: c, f: forgetest.Start(t)}
+	w := &promotionWorld{t: t, c: c, f: forgetest.Start(t), image: image}
 	w.repo = w.f.CreateRepo(t, "deploy")
-	w.repo.Push("initial", map[string]string{
+	w.push("initial", map[string]string{
 		"apps/orders/base/deployment.yaml":                promoBase,
 		"apps/orders/base/kustomization.yaml":             "resources: [deployment.yaml]\n",
 		"apps/orders/overlays/dev/kustomization.yaml":     overlay("1.0.0", d1),
@@ -140,7 +147,7 @@ func (w *promotionWorld) pipelineObject(stagingBake, prodBake time.Duration) *co
 	p := &convergev1.Pipeline{ObjectMeta: metav1.ObjectMeta{Name: "orders-api", Namespace: w.ns},
 		Spec: convergev1.PipelineSpec{
 			Repo:      convergev1.PipelineRepo{URL: w.repo.CloneURL, BaseBranch: "main", Forge: "gitea", SecretRef: corev1.LocalObjectReference{Name: "forge-token"}},
-			Artifacts: []convergev1.PipelineArtifact{{Name: "app", Image: ordersImage}},
+			Artifacts: []convergev1.PipelineArtifact{{Name: "app", Image: w.image}},
 			Interval:  &metav1.Duration{Duration: 2 * time.Second},
 			Grace:     &metav1.Duration{Duration: 10 * time.Second},
 			Stages: []convergev1.PipelineStage{
@@ -192,6 +199,17 @@ func (w *promotionWorld) waitPromotion(name, what string, timeout time.Duration,
 		w.t.Fatalf("promotion %s never %s: phase %s: %s\ngates %+v\npipeline %+v", name, what, pr.Status.Phase, pr.Status.Message, pr.Status.Gates, p.Status)
 	}
 	return pr
+}
+
+// push pushes files to main as CI would, with the world's image in place
+// of ordersImage.
+func (w *promotionWorld) push(msg string, files map[string]string) string {
+	w.t.Helper()
+	out := make(map[string]string, len(files))
+	for k, v := range files {
+		out[k] = strings.ReplaceAll(v, ordersImage, w.image)
+	}
+	return w.repo.Push(msg, out)
 }
 
 func (w *promotionWorld) refresh(name string) {
@@ -247,7 +265,7 @@ func TestPromotionWholeFlow(t *testing.T) {
 	}
 
 	// CI: build 1.1.0, record its evidence, write it to dev.
-	w.repo.Push("ci: orders-api 1.1.0", map[string]string{
+	w.push("ci: orders-api 1.1.0", map[string]string{
 		"apps/orders/overlays/dev/kustomization.yaml": overlay("1.1.0", d2),
 		promotion.EvidencePath(d2, "build"):           evidence("build", d2, "result: passed\n"),
 		promotion.EvidencePath(d2, "scan"):            evidence("scan", d2, "critical: 0\n"),
@@ -376,7 +394,7 @@ func TestPromotionRefusals(t *testing.T) {
 	w.waitStages(map[string]string{"dev": d1, "staging": d1, "prod": d1})
 
 	// dev runs :latest: it is not promotable, and the stage says why.
-	w.repo.Push("ci: latest", map[string]string{"apps/orders/overlays/dev/kustomization.yaml": "resources: [../../base]\nimages:\n- name: " + ordersImage + "\n  newTag: latest\n"})
+	w.push("ci: latest", map[string]string{"apps/orders/overlays/dev/kustomization.yaml": "resources: [../../base]\nimages:\n- name: " + ordersImage + "\n  newTag: latest\n"})
 	w.refresh("orders-dev")
 	var p convergev1.Pipeline
 	err := wait.PollUntilContextTimeout(ctx, 300*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
@@ -396,7 +414,7 @@ func TestPromotionRefusals(t *testing.T) {
 	}
 
 	// A failed scan: the promotion opens, bakes, and is refused.
-	w.repo.Push("ci: 2", map[string]string{
+	w.push("ci: 2", map[string]string{
 		"apps/orders/overlays/dev/kustomization.yaml": overlay("2.0.0", d2),
 		promotion.EvidencePath(d2, "build"):           evidence("build", d2, "result: passed\n"),
 		promotion.EvidencePath(d2, "scan"):            evidence("scan", d2, "critical: 3\n"),
@@ -431,7 +449,7 @@ func TestPromotionRefusals(t *testing.T) {
 	}
 
 	// A newer digest supersedes the open promotion and closes its PR.
-	w.repo.Push("ci: 3", map[string]string{
+	w.push("ci: 3", map[string]string{
 		"apps/orders/overlays/dev/kustomization.yaml": overlay("3.0.0", d3),
 		promotion.EvidencePath(d3, "build"):           evidence("build", d3, "result: passed\n"),
 		promotion.EvidencePath(d3, "scan"):            evidence("scan", d3, "critical: 0\n"),

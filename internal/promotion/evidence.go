@@ -51,8 +51,8 @@ type Evidence struct {
 	// Critical counts critical findings, for a scan.
 	Critical *int `json:"critical,omitempty"`
 	// Migration is none, reversible or irreversible, for migration.
-	Migration  string    `json:"migration,omitempty"`
-	Summary string `json:"summary,omitempty"`
+	Migration string `json:"migration,omitempty"`
+	Summary   string `json:"summary,omitempty"`
 	// File is a document attached to the item (an SBOM, a report),
 	// relative to the repository root; FileBlob pins its content.
 	File       string    `json:"file,omitempty"`

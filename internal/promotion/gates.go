@@ -17,6 +17,10 @@ const (
 	GateProgressive  = "progressive"
 	GateChangeTicket = "change-ticket"
 	GateEvidence     = "evidence"
+	// GateTag is converge's: the tag beside a digest still names it in
+	// the registry. A moved tag is a warning; the digest is promoted,
+	// never what the tag names now.
+	GateTag = "tag"
 )
 
 // Requirement says what a gate's failure does.
@@ -60,6 +64,7 @@ func Table(risk string) []GateSpec {
 		{GateApproval, pick(Optional, Required)},
 		{GateProgressive, pick(Recommended, Required)},
 		{GateChangeTicket, pick(Optional, Required)},
+		{GateTag, Recommended},
 	}
 }
 
