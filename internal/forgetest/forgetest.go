@@ -1,18 +1,15 @@
 // Package forgetest runs a real Git forge, Gitea, on loopback for tests
-// of webhooks and pull requests. Gitea is not a dependency of converge:
-// it is built once from the Go module proxy into a cache, by version,
-// under a file lock, as ../shared/design/FORGE.md describes.
+// of webhooks and pull requests (package gitea builds and runs it), with
+// helpers to create repositories, push, protect branches and review.
 package forgetest
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -21,115 +18,19 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gofrs/flock"
+	"converge.dev/converge/internal/gitea"
 )
 
-// Version is the Gitea release the tests run.
-const Version = "v1.26.0"
-
-const module = "code.gitea.io/gitea"
-
 // Binary returns the cached Gitea binary, building it first if needed.
-// Progress lines go to w every 20s during a build (about 5 minutes on
-// two cores).
-func Binary(ctx context.Context, w io.Writer) (string, error) {
-	base, err := os.UserCacheDir()
-	if err != nil {
-		base = os.TempDir()
-	}
-	dir := filepath.Join(base, "converge", "gitea-"+Version)
-	bin := filepath.Join(dir, "gitea")
-	if isFile(bin) {
-		return bin, nil
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", fmt.Errorf("gitea cache: %w", err)
-	}
-	lock := flock.New(filepath.Join(dir, "build.lock"))
-	if _, err := lock.TryLockContext(ctx, time.Second); err != nil {
-		return "", fmt.Errorf("gitea build lock: %w", err)
-	}
-	defer lock.Unlock()
-	if isFile(bin) {
-		return bin, nil
-	}
-	return bin, build(ctx, dir, bin, w)
-}
-
-func build(ctx context.Context, dir, bin string, w io.Writer) error {
-	out, err := exec.CommandContext(ctx, "go", "mod", "download", "-json", module+"@"+Version).Output()
-	if err != nil {
-		return fmt.Errorf("download %s@%s: %w", module, Version, err)
-	}
-	var mod struct{ Dir string }
-	if err := json.Unmarshal(out, &mod); err != nil || mod.Dir == "" {
-		return fmt.Errorf("download %s@%s: no module folder in %s", module, Version, out)
-	}
-	// The module cache is read-only, and Gitea's go.mod has replace
-	// directives (so `go install` refuses it): build from a copy.
-	src := filepath.Join(dir, "src")
-	os.RemoveAll(src)
-	if err := exec.CommandContext(ctx, "cp", "-r", mod.Dir, src).Run(); err != nil {
-		return fmt.Errorf("copy gitea sources: %w", err)
-	}
-	if err := exec.CommandContext(ctx, "chmod", "-R", "u+w", src).Run(); err != nil {
-		return fmt.Errorf("copy gitea sources: %w", err)
-	}
-	logPath := filepath.Join(dir, "build.log")
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		return err
-	}
-	defer logFile.Close()
-	tmp := bin + ".tmp"
-	cmd := exec.CommandContext(ctx, "go", "build", "-tags", "sqlite sqlite_unlock_notify", "-ldflags", "-s -w", "-o", tmp, ".")
-	cmd.Dir = src
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=1", "GOWORK=off")
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	start := time.Now()
-	fmt.Fprintf(w, "forgetest: building Gitea %s for webhook tests; the first build takes about 5 minutes\n", Version)
-	done := make(chan struct{})
-	go func() {
-		t := time.NewTicker(20 * time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				fmt.Fprintf(w, "forgetest: still building Gitea, %s elapsed\n", time.Since(start).Round(time.Second))
-			}
-		}
-	}()
-	err = cmd.Run()
-	close(done)
-	if err != nil {
-		tail, _ := os.ReadFile(logPath)
-		if len(tail) > 3000 {
-			tail = tail[len(tail)-3000:]
-		}
-		return fmt.Errorf("build gitea: %w (log %s)\n%s", err, logPath, tail)
-	}
-	fmt.Fprintf(w, "forgetest: built Gitea in %s\n", time.Since(start).Round(time.Second))
-	// The sources stay: Gitea's templates and locales are read from them
-	// at run time (STATIC_ROOT_PATH).
-	return os.Rename(tmp, bin)
-}
-
-func isFile(p string) bool {
-	fi, err := os.Stat(p)
-	return err == nil && fi.Mode().IsRegular()
-}
+func Binary(ctx context.Context, w io.Writer) (string, error) { return gitea.Binary(ctx, w) }
 
 // Forge is one running Gitea with an admin user and an access token.
 type Forge struct {
 	// URL is the forge's root, e.g. http://127.0.0.1:41234/.
-	URL   string
-	User  string
-	Token string
-	bin   string
-	work  string
-	ini   string
+	URL    string
+	User   string
+	Token  string
+	server *gitea.Server
 }
 
 // Start runs a Gitea for the test and stops it in cleanup.
@@ -137,153 +38,29 @@ func Start(t testing.TB) *Forge {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
-	bin, err := Binary(ctx, os.Stderr)
+	bin, err := gitea.Binary(ctx, os.Stderr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	work, err := filepath.Abs(t.TempDir())
+	s, err := gitea.Start(ctx, bin, gitea.Options{Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := freePort(t)
-	f := &Forge{URL: fmt.Sprintf("http://127.0.0.1:%d/", port), User: "converge", bin: bin, work: work, ini: filepath.Join(work, "app.ini")}
-	static := filepath.Join(filepath.Dir(bin), "src")
-	ini := fmt.Sprintf(`APP_NAME = converge-test
-RUN_MODE = prod
-WORK_PATH = %[1]s
-
-[server]
-PROTOCOL = http
-HTTP_ADDR = 127.0.0.1
-HTTP_PORT = %[2]d
-ROOT_URL = %[3]s
-DISABLE_SSH = true
-OFFLINE_MODE = true
-APP_DATA_PATH = %[1]s/data
-STATIC_ROOT_PATH = %[6]s
-
-[database]
-DB_TYPE = sqlite3
-PATH = %[1]s/data/gitea.db
-
-[repository]
-ROOT = %[1]s/repos
-DEFAULT_BRANCH = main
-
-[security]
-INSTALL_LOCK = true
-SECRET_KEY = %[4]s
-INTERNAL_TOKEN = %[5]s
-
-[service]
-DISABLE_REGISTRATION = true
-
-[webhook]
-ALLOWED_HOST_LIST = loopback
-DELIVER_TIMEOUT = 5
-
-[queue]
-TYPE = channel
-
-[cache]
-ADAPTER = memory
-
-[session]
-PROVIDER = memory
-
-[actions]
-ENABLED = false
-
-[cron.update_checker]
-ENABLED = false
-
-[log]
-MODE = file
-LEVEL = warn
-ROOT_PATH = %[1]s/log
-`, work, port, f.URL, randomHex(32), randomHex(48), static)
-	if err := os.WriteFile(f.ini, []byte(ini), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	f.run(t, "migrate")
-	pass := randomHex(12)
-	f.run(t, "admin", "user", "create", "--admin", "--username", f.User, "--password", pass, "--email", "converge@example.test", "--must-change-password=false")
-	out := f.run(t, "admin", "user", "generate-access-token", "--username", f.User, "--scopes", "all", "--raw")
-	lines := strings.Split(strings.TrimSpace(out), "\n")
-	f.Token = strings.TrimSpace(lines[len(lines)-1])
-
-	web := f.command("web")
-	web.Stdout, web.Stderr = io.Discard, io.Discard
-	if err := web.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		web.Process.Kill()
-		web.Wait()
-	})
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		resp, err := http.Get(f.URL + "api/healthz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("gitea not healthy at %s within 60s: %v", f.URL, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return f
-}
-
-func (f *Forge) command(args ...string) *exec.Cmd {
-	cmd := exec.Command(f.bin, append([]string{"--config", f.ini, "--work-path", f.work}, args...)...)
-	cmd.Dir = f.work
-	cmd.Env = append(os.Environ(), "GITEA_I_AM_BEING_UNSAFE_RUNNING_AS_ROOT=true", "HOME="+f.work)
-	return cmd
-}
-
-func (f *Forge) run(t testing.TB, args ...string) string {
-	t.Helper()
-	var out bytes.Buffer
-	cmd := f.command(args...)
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("gitea %s: %v\n%s", strings.Join(args, " "), err, out.String())
-	}
-	return out.String()
+	t.Cleanup(s.Stop)
+	return &Forge{URL: s.URL, User: s.User, Token: s.Token, server: s}
 }
 
 // API calls the REST API as the admin and decodes the JSON answer into
 // out (if not nil). A status of 300 or more fails the test.
 func (f *Forge) API(t testing.TB, method, path string, body, out any) {
 	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		data, _ := json.Marshal(body)
-		rd = bytes.NewReader(data)
+	s := f.server
+	if s == nil || s.Token != f.Token {
+		// Another user's view of the same forge (Approve).
+		s = &gitea.Server{URL: f.URL, User: f.User, Token: f.Token}
 	}
-	req, err := http.NewRequest(method, f.URL+"api/v1"+path, rd)
-	if err != nil {
+	if err := s.API(context.Background(), method, path, body, out); err != nil {
 		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "token "+f.Token)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode >= 300 {
-		t.Fatalf("gitea %s %s: %s: %s", method, path, resp.Status, data)
-	}
-	if out != nil {
-		if err := json.Unmarshal(data, out); err != nil {
-			t.Fatalf("gitea %s %s: %v", method, path, err)
-		}
 	}
 }
 
@@ -394,15 +171,6 @@ func (r *Repo) git(args ...string) string {
 		r.t.Fatalf("git %s: %v\n%s", args[0], err, t)
 	}
 	return string(out)
-}
-
-func freePort(t testing.TB) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 func randomHex(n int) string {
