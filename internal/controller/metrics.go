@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"net/http"
 	"sync"
 	"time"
 
@@ -56,4 +57,21 @@ func setAppInfo(namespace, name, project, syncStatus, health string) {
 // deleteAppInfo drops a deleted Application's series.
 func deleteAppInfo(namespace, name string) {
 	appInfo.DeletePartialMatch(prometheus.Labels{"namespace": namespace, "name": name})
+}
+
+// forgeRequests counts requests to forges, for the cost of a promotion.
+var forgeRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+	Name: "converge_forge_requests_total",
+	Help: "Requests to forge APIs by promotions, by HTTP method.",
+}, []string{"method"})
+
+type countingTransport struct{ next http.RoundTripper }
+
+func (c countingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	forgeRequests.WithLabelValues(req.Method).Inc()
+	next := c.next
+	if next == nil {
+		next = http.DefaultTransport
+	}
+	return next.RoundTrip(req)
 }

@@ -4,19 +4,13 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"net/http"
-	"os"
-	"path"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
-	sigsyaml "sigs.k8s.io/yaml"
 
 	"converge.dev/converge/internal/api/argocd/v1alpha1"
 	convergev1 "converge.dev/converge/internal/api/converge/v1alpha1"
@@ -337,41 +331,6 @@ func rename(r promotion.Result, name string) promotion.Result {
 	return r
 }
 
-// checkEvidence is the evidence gate: every item well-formed and about
-// its digest, and what the source stage recorded unchanged.
-func (run *pipelineRun) checkEvidence(hc *headChecks, dir string, s convergev1.PipelineStage, promo *convergev1.Promotion, found []foundEvidence, bad []string) {
-	if len(bad) > 0 {
-		hc.results[promotion.GateEvidence] = promotion.Result{Phase: promotion.Failed, Message: "tampered evidence: " + strings.Join(bad, "; ")}
-		return
-	}
-	msg := fmt.Sprintf("%d evidence items about these digests", len(found))
-	if s.From != "" {
-		data, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(promotion.RecordPath(s.From))))
-		if err == nil {
-			var prev promotion.Record
-			if err := sigsyaml.Unmarshal(data, &prev); err != nil {
-				hc.results[promotion.GateEvidence] = promotion.Result{Phase: promotion.Failed, Message: fmt.Sprintf("%s: %v", promotion.RecordPath(s.From), err)}
-				return
-			}
-			if prev.Freight != promo.Spec.Freight.ID {
-				hc.results[promotion.GateEvidence] = promotion.Result{Phase: promotion.Failed, Message: fmt.Sprintf(
-					"%s records freight %s, not %s: these digests reached %s outside a promotion", promotion.RecordPath(s.From), promotion.ShortID(prev.Freight), promotion.ShortID(promo.Spec.Freight.ID), s.From)}
-				return
-			}
-			var now []promotion.RecordedEvidence
-			for _, f := range found {
-				now = append(now, f.recorded)
-			}
-			if diffs := promotion.Recheck(prev, promotion.Digests(artifactsOf(promo.Spec.Freight)), now); len(diffs) > 0 {
-				hc.results[promotion.GateEvidence] = promotion.Result{Phase: promotion.Failed, Message: "tampered evidence: " + strings.Join(diffs, "; ")}
-				return
-			}
-			msg += fmt.Sprintf("; the %d %s recorded are unchanged", len(prev.Evidence), s.From)
-		}
-	}
-	hc.results[promotion.GateEvidence] = promotion.Result{Phase: promotion.Passed, Message: msg}
-}
-
 // checkTargets renders each target at the head (manifest gate), dry-runs
 // it against the cluster (policy gate), and looks for a progressive
 // rollout; it returns what the change touches, for risk: auto.
@@ -554,73 +513,4 @@ func containersOf(o *unstructured.Unstructured) []container {
 		}
 	}
 	return out
-}
-
-// foundEvidence is an evidence file read from a checkout.
-type foundEvidence struct {
-	item     promotion.Evidence
-	recorded promotion.RecordedEvidence
-}
-
-// readEvidence reads every evidence file for the artifacts' digests. It
-// returns what is wrong with any file as bad, naming it.
-func readEvidence(dir string, arts []promotion.Artifact) ([]foundEvidence, []string, error) {
-	var found []foundEvidence
-	var bad []string
-	for _, a := range arts {
-		rel := promotion.EvidenceDir(a.Digest)
-		entries, err := os.ReadDir(filepath.Join(dir, filepath.FromSlash(rel)))
-		if os.IsNotExist(err) {
-			continue
-		}
-		if err != nil {
-			return nil, nil, err
-		}
-		for _, e := range entries {
-			if e.IsDir() || !strings.HasSuffix(e.Name(), ".yaml") {
-				continue
-			}
-			file := path.Join(rel, e.Name())
-			data, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(file)))
-			if err != nil {
-				return nil, nil, err
-			}
-			var item promotion.Evidence
-			if err := sigsyaml.UnmarshalStrict(data, &item); err != nil {
-				bad = append(bad, fmt.Sprintf("%s: %v", file, err))
-				continue
-			}
-			if msg := item.Check(file, a.Digest); msg != "" {
-				bad = append(bad, msg)
-				continue
-			}
-			if item.File != "" {
-				attached, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(path.Clean(item.File))))
-				if err != nil || promotion.BlobSHA(attached) != item.FileBlob || strings.HasPrefix(path.Clean(item.File), "..") {
-					bad = append(bad, fmt.Sprintf("%s: attached file %s is missing or changed since it was recorded (fileBlob %s)", file, item.File, item.FileBlob))
-					continue
-				}
-			}
-			found = append(found, foundEvidence{item: item, recorded: promotion.RecordedEvidence{Type: item.Type, Subject: item.Subject,
-				Path: file, Blob: promotion.BlobSHA(data), URI: item.URI}})
-		}
-	}
-	return found, bad, nil
-}
-
-// forgeRequests counts requests to forges, for the cost of a promotion.
-var forgeRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
-	Name: "converge_forge_requests_total",
-	Help: "Requests to forge APIs by promotions, by HTTP method.",
-}, []string{"method"})
-
-type countingTransport struct{ next http.RoundTripper }
-
-func (c countingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	forgeRequests.WithLabelValues(req.Method).Inc()
-	next := c.next
-	if next == nil {
-		next = http.DefaultTransport
-	}
-	return next.RoundTrip(req)
 }
