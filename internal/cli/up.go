@@ -22,6 +22,7 @@ import (
 	"converge.dev/converge/internal/controlplane"
 	"converge.dev/converge/internal/demo"
 	"converge.dev/converge/internal/engine"
+	"converge.dev/converge/internal/gitea"
 	"converge.dev/converge/internal/install"
 	"converge.dev/converge/internal/localcluster"
 	"converge.dev/converge/internal/render/helm"
@@ -31,25 +32,32 @@ import (
 
 func newUpCmd() *cobra.Command {
 	var name string
-	var keep bool
+	var keep, withForge bool
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Local cluster, demo Git repository and controller, in one command",
 		Long: `up creates (or reuses) a local cluster with a node, publishes a demo Git
 repository (orders-api with dev, staging and prod overlays), installs the
 CRDs, applies the demo AppProject and Applications, and runs the controller
-until Ctrl-C. On exit it deletes the cluster it created, unless --keep.`,
+until Ctrl-C. On exit it deletes the cluster it created, unless --keep.
+
+--forge also runs a local Gitea (built once from the Go module proxy, about
+5 minutes, then cached), serves the demo repository from it, and adds a
+Pipeline that promotes orders-api's digest from dev to staging (low risk,
+2m bake, auto-merge) to prod (high risk, 10m bake, approved by a person)
+through pull requests on it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return up(cmd, name, keep)
+			return up(cmd, name, keep, withForge)
 		},
 	}
 	cmd.Flags().StringVar(&name, "name", "converge", "local cluster to create or reuse")
 	cmd.Flags().BoolVar(&keep, "keep", false, "keep a cluster that up created when it exits")
+	cmd.Flags().BoolVar(&withForge, "forge", false, "serve the demo from a local Gitea and add a promotion Pipeline")
 	return cmd
 }
 
-func up(cmd *cobra.Command, name string, keep bool) error {
+func up(cmd *cobra.Command, name string, keep, withForge bool) error {
 	ctx, out := cmd.Context(), cmd.ErrOrStderr()
 	store, err := localcluster.DefaultStore()
 	if err != nil {
@@ -84,12 +92,26 @@ func up(cmd *cobra.Command, name string, keep bool) error {
 	if err != nil {
 		return err
 	}
+	var fg *gitea.Server
+	if withForge {
+		if fg, url, err = upForge(ctx, store.Dir, name, out); err != nil {
+			return err
+		}
+		defer fg.Stop()
+	}
 	if err := ensureNamespace(ctx, cfg, "argocd"); err != nil {
 		return err
 	}
 	apps, err := demo.Applications(url)
 	if err != nil {
 		return err
+	}
+	if fg != nil {
+		objs, err := demo.Pipeline(url, fg.User, fg.Token)
+		if err != nil {
+			return err
+		}
+		apps = append(apps, objs...)
 	}
 	// The project first: an Application whose project is missing waits a
 	// whole polling interval.
@@ -116,11 +138,46 @@ Look at:
   converge status --kubeconfig %s --repo %s --path apps/orders-api/overlays/prod -n orders-prod --name argocd.argocd.orders-api-prod
 Ctrl-C stops the controller%s.
 `, url, c.Kubeconfig(), c.Kubeconfig(), c.Kubeconfig(), c.Kubeconfig(), url, map[bool]string{true: " and deletes the cluster", false: ""}[created && !keep])
+	if fg != nil {
+		fmt.Fprintf(out, `Promotion (forge %s, user %s, token in Secret argocd/forge-token):
+  converge promote status orders-api -n argocd --kubeconfig %s
+  Move dev to a new digest (clone %s, change the digest in
+  apps/orders-api/overlays/dev/kustomization.yaml, record evidence with
+  converge evidence add --digest D --type build --result passed and --type scan --critical 0,
+  commit and push): a staging pull request opens, bakes 2m and merges; then prod's waits for a reviewer.
+`, fg.URL, fg.User, c.Kubeconfig(), url)
+	}
 	err = controller.Run(ctx, cfg, controller.Options{Engine: eng, Interval: 30 * time.Second})
 	if err != nil && ctx.Err() == nil {
 		return err
 	}
 	return nil
+}
+
+// upForge runs a fresh Gitea for the cluster and pushes the demo
+// repository to it; it returns the forge and the repository's clone URL.
+func upForge(ctx context.Context, storeDir, name string, out io.Writer) (*gitea.Server, string, error) {
+	bin, err := gitea.Binary(ctx, out)
+	if err != nil {
+		return nil, "", err
+	}
+	dir := filepath.Join(storeDir, "gitea-"+name)
+	if err := os.RemoveAll(dir); err != nil {
+		return nil, "", err
+	}
+	fg, err := gitea.Start(ctx, bin, gitea.Options{Dir: dir})
+	if err != nil {
+		return nil, "", err
+	}
+	url, err := fg.CreateRepo(ctx, "deploy")
+	if err == nil {
+		err = demo.PushTo(ctx, filepath.Join(storeDir, "demo"), url, fg.User, fg.Token)
+	}
+	if err != nil {
+		fg.Stop()
+		return nil, "", err
+	}
+	return fg, url, nil
 }
 
 // upCluster reuses a running cluster of that name or creates one.

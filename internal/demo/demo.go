@@ -4,6 +4,7 @@
 package demo
 
 import (
+	"context"
 	"embed"
 	"errors"
 	"fmt"
@@ -17,12 +18,16 @@ import (
 	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
+	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 
 	objects "converge.dev/converge/internal/object"
 )
 
 //go:embed repo
 var files embed.FS
+
+//go:embed promotion/pipeline.yaml
+var pipeline string
 
 // Publish writes the demo repository under dir (a working tree and a bare
 // repository beside it) and returns the bare repository's file:// URL. A
@@ -104,4 +109,32 @@ func Applications(url string) ([]objects.Decoded, error) {
 		return err
 	})
 	return out, err
+}
+
+// Pipeline returns the demo's Pipeline over the three Applications, its
+// repository at url (a forge's clone URL), and the Secret with the forge
+// user and token it opens pull requests with.
+func Pipeline(url, user, token string) ([]objects.Decoded, error) {
+	secret := fmt.Sprintf("apiVersion: v1\nkind: Secret\nmetadata: {name: forge-token, namespace: argocd}\nstringData: {username: %q, token: %q}\n", user, token)
+	objs, err := objects.Decode([]byte(secret), "forge-token")
+	if err != nil {
+		return nil, err
+	}
+	p, err := objects.Decode([]byte(strings.ReplaceAll(pipeline, "REPO_URL", url)), "promotion/pipeline.yaml")
+	return append(objs, p...), err
+}
+
+// PushTo pushes the published demo repository (Publish's dir) to a
+// forge's repository at url.
+func PushTo(ctx context.Context, dir, url, user, token string) error {
+	r, err := gogit.PlainOpen(filepath.Join(dir, "work"))
+	if err != nil {
+		return fmt.Errorf("demo repository: %w", err)
+	}
+	err = r.PushContext(ctx, &gogit.PushOptions{RemoteURL: url, RefSpecs: []config.RefSpec{"+refs/heads/main:refs/heads/main"},
+		Auth: &githttp.BasicAuth{Username: user, Password: token}})
+	if err != nil && !errors.Is(err, gogit.NoErrAlreadyUpToDate) {
+		return fmt.Errorf("demo repository: push to the forge: %w", err)
+	}
+	return nil
 }
