@@ -480,13 +480,43 @@ func TestPromotionRefusals(t *testing.T) {
 		Merged bool   `json:"merged"`
 	}
 	w.f.API(t, "GET", fmt.Sprintf("/repos/%s/deploy/pulls?state=all", w.f.User), nil, &all)
+	if len(all) != 2 {
+		t.Errorf("%d pull requests after the close, want 2", len(all))
+	}
+
+	// Aborting a Promotion closes its pull request, and it stays closed;
+	// deleting it then is a retry: the next round proposes it again.
+	d4 := digestOf("refusals 4")
+	w.push("ci: 4", map[string]string{"apps/orders/overlays/dev/kustomization.yaml": overlay("4.0.0", d4)})
+	w.refresh("orders-dev")
+	id4 := promotion.FreightID([]promotion.Artifact{{Name: "app", Image: ordersImage, Digest: d4}})
+	p4 := w.waitPromotion(promotionName("orders-api", "staging", id4), "opened", time.Minute, func(p *convergev1.Promotion) bool { return p.Status.PR != nil })
+	first := p4.Status.PR.Number
+	patch := client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"annotations":{"`+AbortAnnotation+`":"wrong build"}}}`))
+	if err := w.c.Patch(ctx, p4, patch); err != nil {
+		t.Fatal(err)
+	}
+	p4 = w.waitPromotion(p4.Name, "aborted", time.Minute, func(p *convergev1.Promotion) bool { return p.Status.Phase == convergev1.PhaseAborted })
+	if st := w.prState(first); st.Open || p4.Status.Message != "aborted: wrong build" {
+		t.Errorf("aborted: PR %+v, message %q", st, p4.Status.Message)
+	}
+	if err := w.c.Delete(ctx, p4); err != nil {
+		t.Fatal(err)
+	}
+	again := w.waitPromotion(p4.Name, "proposed again", time.Minute, func(p *convergev1.Promotion) bool {
+		return p.UID != p4.UID && p.Status.PR != nil
+	})
+	if again.Status.PR.Number == first || !w.prState(again.Status.PR.Number).Open {
+		t.Errorf("the retry reuses #%d or is not open", again.Status.PR.Number)
+	}
+	w.f.API(t, "GET", fmt.Sprintf("/repos/%s/deploy/pulls?state=all", w.f.User), nil, &all)
 	for _, pr := range all {
-		if pr.Merged || pr.State == "open" {
+		if pr.Merged || (pr.State == "open" && pr.Number != again.Status.PR.Number) {
 			t.Errorf("pull request %+v", pr)
 		}
 	}
-	if len(all) != 2 {
-		t.Errorf("%d pull requests, want 2", len(all))
+	if len(all) != 4 {
+		t.Errorf("%d pull requests, want 4", len(all))
 	}
 	staging := w.waitStages(map[string]string{"staging": d1})
 	if d := stageStatus(staging.Status.Stages, "staging").Digests["app"]; d != d1 {
