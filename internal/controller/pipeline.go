@@ -108,14 +108,6 @@ type pipelineRun struct {
 	wake time.Duration
 }
 
-func (run *pipelineRun) interval() time.Duration {
-	return durationOr(run.p.Spec.Interval, 30*time.Second)
-}
-
-func (run *pipelineRun) clock() promotion.Clock {
-	return promotion.Clock{Grace: durationOr(run.p.Spec.Grace, 2*time.Minute), MaxGap: 2*run.interval() + 30*time.Second}
-}
-
 func (run *pipelineRun) requeue() time.Duration {
 	d := stage.IntervalOf(run.p)
 	if run.wake > 0 && run.wake < d {
@@ -304,11 +296,4 @@ func metaTime(t *time.Time) *metav1.Time {
 		return nil
 	}
 	return &metav1.Time{Time: *t}
-}
-
-func durationOr(d *metav1.Duration, def time.Duration) time.Duration {
-	if d == nil || d.Duration <= 0 {
-		return def
-	}
-	return d.Duration
 }

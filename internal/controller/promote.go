@@ -24,6 +24,7 @@ import (
 	"converge.dev/converge/internal/forge"
 	"converge.dev/converge/internal/locator"
 	"converge.dev/converge/internal/promotion"
+	"converge.dev/converge/internal/stage"
 	"converge.dev/converge/internal/writeback"
 )
 
@@ -337,7 +338,7 @@ func (run *pipelineRun) verify(promo *convergev1.Promotion) error {
 		}
 		return nil
 	}
-	timeout := durationOr(run.p.Spec.VerifyTimeout, 10*time.Minute)
+	timeout := stage.VerifyTimeoutOf(run.p)
 	merged := run.now
 	if st.MergedAt != nil {
 		merged = st.MergedAt.Time

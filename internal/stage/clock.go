@@ -45,5 +45,11 @@ func durationOr(d *metav1.Duration, def time.Duration) time.Duration {
 	return d.Duration
 }
 
+// VerifyTimeoutOf is how long a merged promotion has to show its digests
+// live and Healthy, default 10m.
+func VerifyTimeoutOf(p *convergev1.Pipeline) time.Duration {
+	return durationOr(p.Spec.VerifyTimeout, 10*time.Minute)
+}
+
 // BakeOf is a stage's bake; none is zero.
 func BakeOf(s convergev1.PipelineStage) time.Duration { return durationOr(s.Bake, 0) }
