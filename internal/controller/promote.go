@@ -97,8 +97,9 @@ func (run *pipelineRun) step(ctx context.Context, promo *convergev1.Promotion) e
 	}
 	if pr.Head != st.PR.Head {
 		// Someone pushed to the branch: the gates look at what is there
-		// now, and only that may merge.
-		st.PR.Head = pr.Head
+		// now, and only that may merge. The new head has no statuses yet:
+		// every gate is reported on it again.
+		st.PR.Head, st.Gates = pr.Head, nil
 	}
 	results, err := run.gates(ctx, promo, s, pr)
 	if err != nil {

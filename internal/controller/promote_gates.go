@@ -157,11 +157,11 @@ func (run *pipelineRun) deployment(s convergev1.PipelineStage) string {
 // changed since last reported.
 func (run *pipelineRun) report(ctx context.Context, promo *convergev1.Promotion, pr forge.State, results []promotion.Result) error {
 	st := &promo.Status
+	// st.Gates are what was reported on st.PR.Head (cleared when the
+	// head moves).
 	prev := map[string]convergev1.GateStatus{}
-	if st.PR.Head == pr.Head {
-		for _, g := range st.Gates {
-			prev[g.Name] = g
-		}
+	for _, g := range st.Gates {
+		prev[g.Name] = g
 	}
 	verdict, msg := promotion.Verdict(results)
 	all := append([]promotion.Result{{Name: "", Requirement: promotion.Required, Phase: verdict, Message: msg}}, results...)

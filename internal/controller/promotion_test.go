@@ -345,7 +345,7 @@ func TestPromotionWholeFlow(t *testing.T) {
 	// Someone edits the evidence staging recorded, and adds a job whose
 	// image has a tag and no digest, on the pull request's branch: the
 	// gates look at the new head and refuse both, by name.
-	w.repo.PushBranch(prod.Status.PR.Branch, "edit evidence", map[string]string{
+	edited := w.repo.PushBranch(prod.Status.PR.Branch, "edit evidence", map[string]string{
 		promotion.EvidencePath(d2, "scan"):             evidence("scan", d2, "critical: 0 # trust me\n"),
 		"apps/orders/overlays/prod/kustomization.yaml": "resources: [../../base, migrate.yaml]\npatches:\n- path: image.yaml\n",
 		"apps/orders/overlays/prod/migrate.yaml":       "apiVersion: batch/v1\nkind: Job\nmetadata: {name: migrate}\nspec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n      - {name: migrate, image: " + ordersImage + ":1.1.0}\n",
@@ -361,6 +361,18 @@ func TestPromotionWholeFlow(t *testing.T) {
 	}
 	if !strings.HasPrefix(prod.Status.Message, "refused: failed ") {
 		t.Errorf("prod message %q", prod.Status.Message)
+	}
+	// Every gate is reported on the new head, the unchanged ones too.
+	sts, err := w.g.Statuses(ctx, edited)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, s := range sts {
+		got[s.Context] = s.State
+	}
+	if got["converge/gate/tests"] != forge.StatusSuccess || got["converge/promotion"] != forge.StatusFailure || got["converge/gate/evidence"] != forge.StatusFailure {
+		t.Errorf("statuses on the edited head %s: %v", edited[:12], got)
 	}
 	var all []struct {
 		Number int `json:"number"`
