@@ -9,7 +9,6 @@ import (
 
 	"github.com/spf13/cobra"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -41,7 +40,7 @@ Subcommands: status.`,
 			if err != nil {
 				return err
 			}
-			s, ok := pipelineStage(p, stageName)
+			s, ok := stage.SpecOf(p, stageName)
 			if !ok {
 				return fmt.Errorf("pipeline %s/%s has no stage %q", namespace, args[0], stageName)
 			}
@@ -52,8 +51,8 @@ Subcommands: status.`,
 				}
 				arts = []promotion.Artifact{{Name: p.Spec.Artifacts[0].Name, Image: p.Spec.Artifacts[0].Image, Digest: digest}}
 			} else {
-				src, _ := pipelineStage(p, s.From)
-				running, err := readStage(cmd.Context(), c, p, src)
+				src, _ := stage.SpecOf(p, s.From)
+				running, err := stage.Observe(cmd.Context(), c, p, src)
 				if err != nil {
 					return err
 				}
@@ -61,13 +60,7 @@ Subcommands: status.`,
 					return err
 				}
 			}
-			id := promotion.FreightID(arts)
-			promo := &convergev1.Promotion{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: args[0] + "-" + s.Name + "-" + promotion.ShortID(id),
-				Labels: map[string]string{controller.PipelineLabel: args[0]}, Finalizers: []string{controller.PromotionFinalizer}},
-				Spec: convergev1.PromotionSpec{Pipeline: args[0], Stage: s.Name, Reason: "manual", Freight: convergev1.Freight{ID: id}}}
-			for _, a := range arts {
-				promo.Spec.Freight.Artifacts = append(promo.Spec.Freight.Artifacts, convergev1.FreightArtifact{Name: a.Name, Image: a.Image, Tag: a.Tag, Digest: a.Digest})
-			}
+			promo := controller.NewPromotion(p, s.Name, "manual", arts)
 			err = c.Create(cmd.Context(), promo)
 			if apierrors.IsAlreadyExists(err) {
 				if err := c.Get(cmd.Context(), client.ObjectKeyFromObject(promo), promo); err != nil {
@@ -154,18 +147,17 @@ func stageReports(p *convergev1.Pipeline, promos []convergev1.Promotion, now tim
 	var out []StageReport
 	clock := stage.ClockOf(p)
 	for _, s := range p.Spec.Stages {
-		st := stageStatusOf(p, s.Name)
+		st := stage.StatusOf(p, s.Name)
 		r := StageReport{Name: s.Name, From: s.From, Images: st.Images, Healthy: st.Healthy, Message: st.Message, Revision: st.Revision, Verified: st.Verified}
 		if s.From != "" {
-			src := stageStatusOf(p, s.From)
+			src := stage.StatusOf(p, s.From)
 			if len(src.Digests) > 0 {
 				_, _, msg := promotion.Soaked(stage.ObservationOf(src), clock, src.Digests, stage.BakeOf(s), now)
 				r.Bake = s.From + " " + msg
 			}
 		}
 		for _, pr := range promos {
-			if pr.Spec.Stage != s.Name || (pr.Status.Phase != "" && pr.Status.Phase != convergev1.PhaseGating &&
-				pr.Status.Phase != convergev1.PhaseAwaitingMerge && pr.Status.Phase != convergev1.PhaseConverging) {
+			if pr.Spec.Stage != s.Name || convergev1.Terminal(pr.Status.Phase) {
 				continue
 			}
 			r.Promotion, r.Phase = pr.Name, orDash(pr.Status.Phase)
@@ -179,22 +171,6 @@ func stageReports(p *convergev1.Pipeline, promos []convergev1.Promotion, now tim
 		out = append(out, r)
 	}
 	return out
-}
-
-func readStage(ctx context.Context, c client.Reader, p *convergev1.Pipeline, s convergev1.PipelineStage) (stage.Running, error) {
-	var units []stage.Unit
-	for _, t := range s.Targets {
-		u, err := stage.Read(ctx, c, stage.Target{Kind: t.Kind, Namespace: t.Namespace, Name: t.Name})
-		if err != nil {
-			return stage.Running{}, fmt.Errorf("stage %s: %w", s.Name, err)
-		}
-		units = append(units, u)
-	}
-	arts := make([]promotion.Artifact, 0, len(p.Spec.Artifacts))
-	for _, a := range p.Spec.Artifacts {
-		arts = append(arts, promotion.Artifact{Name: a.Name, Image: a.Image})
-	}
-	return stage.Decide(units, arts), nil
 }
 
 func kubeClient(kubeconfig, kcontext string) (client.Client, error) {
@@ -215,24 +191,6 @@ func getPipeline(ctx context.Context, c client.Reader, ns, name string) (*conver
 		return nil, fmt.Errorf("pipeline %s/%s: %w", ns, name, err)
 	}
 	return p, nil
-}
-
-func pipelineStage(p *convergev1.Pipeline, name string) (convergev1.PipelineStage, bool) {
-	for _, s := range p.Spec.Stages {
-		if s.Name == name {
-			return s, true
-		}
-	}
-	return convergev1.PipelineStage{}, false
-}
-
-func stageStatusOf(p *convergev1.Pipeline, name string) convergev1.StageStatus {
-	for _, s := range p.Status.Stages {
-		if s.Name == name {
-			return s
-		}
-	}
-	return convergev1.StageStatus{Name: name}
 }
 
 func orDash(s string) string {

@@ -69,9 +69,5 @@ type countingTransport struct{ next http.RoundTripper }
 
 func (c countingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	forgeRequests.WithLabelValues(req.Method).Inc()
-	next := c.next
-	if next == nil {
-		next = http.DefaultTransport
-	}
-	return next.RoundTrip(req)
+	return c.next.RoundTrip(req)
 }

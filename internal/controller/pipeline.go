@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"sort"
 	"time"
 
@@ -50,10 +51,8 @@ type PipelineReconciler struct {
 	// every pod of the cluster for it would cost more than a few reads.
 	Reader client.Reader
 	Engine *engine.Engine
-	// Transport carries forge requests. If nil, http.DefaultTransport.
-	Transport http.RoundTripper
-	gate      *gate
-	checks    *checkCache
+	gate   *gate
+	checks *checkCache
 }
 
 // SetupWithManager registers the reconciler.
@@ -104,6 +103,8 @@ type pipelineRun struct {
 	obs     map[string]promotion.Observation
 	fg      forge.Forge
 	auth    git.Auth
+	// promos are the pipeline's Promotions, read once per round.
+	promos []convergev1.Promotion
 	// wake is the soonest a bake or a verification needs a look.
 	wake time.Duration
 }
@@ -128,28 +129,14 @@ func (run *pipelineRun) summary() string {
 
 func (run *pipelineRun) do(ctx context.Context) error {
 	p := run.p
-	arts := make([]promotion.Artifact, 0, len(p.Spec.Artifacts))
-	for _, a := range p.Spec.Artifacts {
-		arts = append(arts, promotion.Artifact{Name: a.Name, Image: a.Image})
-	}
 	// Observe every stage first: a promotion decides on this read.
 	var stages []convergev1.StageStatus
 	for _, s := range p.Spec.Stages {
-		var units []stage.Unit
-		var readErr error
-		for _, t := range s.Targets {
-			u, err := stage.Read(ctx, run.r.Reader, stage.Target{Kind: t.Kind, Namespace: t.Namespace, Name: t.Name})
-			if err != nil {
-				readErr = err
-				break
-			}
-			units = append(units, u)
+		running, err := stage.Observe(ctx, run.r.Reader, p, s)
+		if err != nil {
+			running = stage.Running{Why: err.Error()}
 		}
-		running := stage.Decide(units, arts)
-		if readErr != nil {
-			running = stage.Running{Why: readErr.Error()}
-		}
-		prev := stageStatus(p.Status.Stages, s.Name)
+		prev := stage.StatusOf(p, s.Name)
 		o := stage.ClockOf(run.p).Observe(stage.ObservationOf(prev), running.Seen(), run.now)
 		run.running[s.Name], run.obs[s.Name] = running, o
 		st := convergev1.StageStatus{Name: s.Name, Digests: running.Digests, Images: running.Images, Revision: running.Revision,
@@ -172,6 +159,7 @@ func (run *pipelineRun) do(ctx context.Context) error {
 		}
 	}
 	sort.Slice(list.Items, func(i, j int) bool { return list.Items[i].CreationTimestamp.Before(&list.Items[j].CreationTimestamp) })
+	run.promos = list.Items
 	var errs []error
 	for i := range list.Items {
 		if err := run.drive(ctx, &list.Items[i]); err != nil {
@@ -204,7 +192,7 @@ func (run *pipelineRun) connect(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("spec.repo.url: %w", err)
 	}
-	g.Client = &http.Client{Transport: countingTransport{run.r.Transport}, Timeout: time.Minute}
+	g.Client = &http.Client{Transport: countingTransport{http.DefaultTransport}, Timeout: time.Minute}
 	run.fg, run.auth = g, git.Auth{Username: user, Password: token}
 	return nil
 }
@@ -226,20 +214,11 @@ func (run *pipelineRun) propose(ctx context.Context, list *convergev1.PromotionL
 		if len(src.Digests) == 0 || run.obs[s.From].HealthySince == nil || promotion.SameDigests(src.Digests, run.running[s.Name].Digests) {
 			continue
 		}
-		id := promotion.FreightID(src.Artifacts)
-		name := promotionName(p.Name, s.Name, id)
-		exists := false
-		for _, pr := range list.Items {
-			if pr.Name == name {
-				exists = true
-			}
-		}
-		if exists {
+		name := promotionName(p.Name, s.Name, promotion.FreightID(src.Artifacts))
+		if slices.ContainsFunc(list.Items, func(o convergev1.Promotion) bool { return o.Name == name }) {
 			continue
 		}
-		promo := &convergev1.Promotion{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: p.Namespace,
-			Labels: map[string]string{PipelineLabel: p.Name}, Finalizers: []string{PromotionFinalizer}},
-			Spec: convergev1.PromotionSpec{Pipeline: p.Name, Stage: s.Name, Reason: "auto", Freight: freightOf(id, src.Artifacts)}}
+		promo := NewPromotion(p, s.Name, "auto", src.Artifacts)
 		if err := controllerutil.SetOwnerReference(p, promo, run.r.Client.Scheme()); err != nil {
 			return err
 		}
@@ -249,6 +228,15 @@ func (run *pipelineRun) propose(ctx context.Context, list *convergev1.PromotionL
 		list.Items = append(list.Items, *promo)
 	}
 	return nil
+}
+
+// NewPromotion is a Promotion of arts into stage stageName of p, for a
+// reason (auto, manual or rollback), named by its freight.
+func NewPromotion(p *convergev1.Pipeline, stageName, reason string, arts []promotion.Artifact) *convergev1.Promotion {
+	id := promotion.FreightID(arts)
+	return &convergev1.Promotion{ObjectMeta: metav1.ObjectMeta{Name: promotionName(p.Name, stageName, id), Namespace: p.Namespace,
+		Labels: map[string]string{PipelineLabel: p.Name}, Finalizers: []string{PromotionFinalizer}},
+		Spec: convergev1.PromotionSpec{Pipeline: p.Name, Stage: stageName, Reason: reason, Freight: freightOf(id, arts)}}
 }
 
 // promotionName is deterministic: the same freight to the same stage is
@@ -271,24 +259,6 @@ func artifactsOf(f convergev1.Freight) []promotion.Artifact {
 		out = append(out, promotion.Artifact{Name: a.Name, Image: a.Image, Tag: a.Tag, Digest: a.Digest})
 	}
 	return out
-}
-
-func stageStatus(sts []convergev1.StageStatus, name string) convergev1.StageStatus {
-	for _, s := range sts {
-		if s.Name == name {
-			return s
-		}
-	}
-	return convergev1.StageStatus{Name: name}
-}
-
-func stageSpec(p *convergev1.Pipeline, name string) (convergev1.PipelineStage, bool) {
-	for _, s := range p.Spec.Stages {
-		if s.Name == name {
-			return s, true
-		}
-	}
-	return convergev1.PipelineStage{}, false
 }
 
 func metaTime(t *time.Time) *metav1.Time {

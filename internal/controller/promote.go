@@ -28,21 +28,12 @@ import (
 	"converge.dev/converge/internal/writeback"
 )
 
-// terminal phases are done: nothing more happens to their promotion.
-func terminal(phase string) bool {
-	switch phase {
-	case convergev1.PhaseVerified, convergev1.PhaseFailed, convergev1.PhaseSuperseded, convergev1.PhaseAborted:
-		return true
-	}
-	return false
-}
-
 // drive moves one Promotion on as far as it can go now, and records
 // where it is.
 func (run *pipelineRun) drive(ctx context.Context, promo *convergev1.Promotion) error {
 	orig := promo.DeepCopy()
 	err := run.step(ctx, promo)
-	if err != nil && !terminal(promo.Status.Phase) {
+	if err != nil && !convergev1.Terminal(promo.Status.Phase) {
 		promo.Status.Message = err.Error()
 	}
 	if promo.DeletionTimestamp == nil && !equality.Semantic.DeepEqual(orig.Status, promo.Status) {
@@ -50,7 +41,7 @@ func (run *pipelineRun) drive(ctx context.Context, promo *convergev1.Promotion) 
 			return fmt.Errorf("status: %w", uerr)
 		}
 	}
-	if terminal(promo.Status.Phase) && promo.Status.Phase != orig.Status.Phase {
+	if convergev1.Terminal(promo.Status.Phase) && promo.Status.Phase != orig.Status.Phase {
 		run.r.checks.forget(promo.UID)
 	}
 	return err
@@ -61,10 +52,10 @@ func (run *pipelineRun) step(ctx context.Context, promo *convergev1.Promotion) e
 	if promo.DeletionTimestamp != nil {
 		return run.release(ctx, promo)
 	}
-	if terminal(st.Phase) {
+	if convergev1.Terminal(st.Phase) {
 		return nil
 	}
-	s, ok := stageSpec(run.p, promo.Spec.Stage)
+	s, ok := stage.SpecOf(run.p, promo.Spec.Stage)
 	if !ok {
 		st.Phase, st.Message = convergev1.PhaseFailed, fmt.Sprintf("spec.stage: %q is not a stage of pipeline %s", promo.Spec.Stage, run.p.Name)
 		return nil
@@ -72,7 +63,7 @@ func (run *pipelineRun) step(ctx context.Context, promo *convergev1.Promotion) e
 	if reason := promo.Annotations[AbortAnnotation]; reason != "" {
 		return run.end(ctx, promo, convergev1.PhaseAborted, "aborted: "+reason)
 	}
-	if newer := run.newer(ctx, promo); newer != "" {
+	if newer := run.newer(promo); newer != "" {
 		return run.end(ctx, promo, convergev1.PhaseSuperseded, "superseded by promotion "+newer)
 	}
 	if st.Phase == convergev1.PhaseConverging {
@@ -124,12 +115,8 @@ func (run *pipelineRun) step(ctx context.Context, promo *convergev1.Promotion) e
 
 // newer names a Promotion to the same stage created after promo: the
 // latest intent wins.
-func (run *pipelineRun) newer(ctx context.Context, promo *convergev1.Promotion) string {
-	var list convergev1.PromotionList
-	if err := run.r.Client.List(ctx, &list, client.InNamespace(promo.Namespace), client.MatchingLabels{PipelineLabel: run.p.Name}); err != nil {
-		return ""
-	}
-	for _, o := range list.Items {
+func (run *pipelineRun) newer(promo *convergev1.Promotion) string {
+	for _, o := range run.promos {
 		if o.Spec.Stage != promo.Spec.Stage || o.Name == promo.Name || o.DeletionTimestamp != nil {
 			continue
 		}
@@ -215,10 +202,7 @@ func (run *pipelineRun) open(ctx context.Context, promo *convergev1.Promotion, s
 func (run *pipelineRun) record(promo *convergev1.Promotion, s convergev1.PipelineStage, found []foundEvidence) promotion.Record {
 	rec := promotion.Record{Pipeline: run.p.Namespace + "/" + run.p.Name, Stage: s.Name, From: s.From, Promotion: promo.Name,
 		Reason: promo.Spec.Reason, Freight: promo.Spec.Freight.ID, Risk: orDefault(s.Risk, promotion.RiskLow)}
-	prev := map[string]string{}
-	for _, a := range promo.Status.Previous {
-		prev[a.Name] = promotion.Artifact{Image: a.Image, Tag: a.Tag, Digest: a.Digest}.Reference()
-	}
+	prev := previousRefs(promo)
 	for _, a := range artifactsOf(promo.Spec.Freight) {
 		rec.Artifacts = append(rec.Artifacts, promotion.RecordedArtifact{Name: a.Name, Previous: prev[a.Name], Image: a.Reference()})
 	}
@@ -236,6 +220,15 @@ func (run *pipelineRun) record(promo *convergev1.Promotion, s convergev1.Pipelin
 		rec.Evidence = append(rec.Evidence, f.recorded)
 	}
 	return rec
+}
+
+// previousRefs are the references the stage ran before, by artifact.
+func previousRefs(promo *convergev1.Promotion) map[string]string {
+	refs := map[string]string{}
+	for _, a := range artifactsOf(convergev1.Freight{Artifacts: promo.Status.Previous}) {
+		refs[a.Name] = a.Reference()
+	}
+	return refs
 }
 
 func promotionTitle(pipeline, stageName string, arts []promotion.Artifact) string {
@@ -291,7 +284,7 @@ func (run *pipelineRun) merged(ctx context.Context, promo *convergev1.Promotion,
 	st := &promo.Status
 	st.Phase, st.PR.MergeCommit, st.MergedAt = convergev1.PhaseConverging, commit, &metav1.Time{Time: run.now}
 	st.Message = fmt.Sprintf("merged #%d as %s; waiting for stage %s to run it", st.PR.Number, short(commit, 12), promo.Spec.Stage)
-	s, _ := stageSpec(run.p, promo.Spec.Stage)
+	s, _ := stage.SpecOf(run.p, promo.Spec.Stage)
 	for _, t := range s.Targets {
 		run.refresh(ctx, t)
 	}
@@ -380,7 +373,7 @@ func (run *pipelineRun) release(ctx context.Context, promo *convergev1.Promotion
 	if !controllerutil.ContainsFinalizer(promo, PromotionFinalizer) {
 		return nil
 	}
-	if !terminal(promo.Status.Phase) {
+	if !convergev1.Terminal(promo.Status.Phase) {
 		if err := run.end(ctx, promo, convergev1.PhaseAborted, "the Promotion was deleted"); err != nil {
 			return err
 		}

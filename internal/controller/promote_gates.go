@@ -199,9 +199,6 @@ func (run *pipelineRun) report(ctx context.Context, promo *convergev1.Promotion,
 // evidence files, the targets' render, and the server's dry run.
 func (run *pipelineRun) checkHead(ctx context.Context, promo *convergev1.Promotion, s convergev1.PipelineStage, head string) (*headChecks, error) {
 	hc := &headChecks{results: map[string]promotion.Result{}}
-	set := func(name string, phase promotion.Phase, format string, a ...any) {
-		hc.results[name] = promotion.Result{Name: name, Phase: phase, Message: fmt.Sprintf(format, a...)}
-	}
 	arts := artifactsOf(promo.Spec.Freight)
 	snap, err := run.r.Engine.Snapshot(ctx, engine.Unit{RepoURL: run.p.Spec.Repo.URL, Revision: head, Auth: run.auth})
 	if err != nil {
@@ -221,7 +218,8 @@ func (run *pipelineRun) checkHead(ctx context.Context, promo *convergev1.Promoti
 			hc.evidence = append(hc.evidence, promotion.Link{Type: t})
 		}
 	}
-	perDigest := func(typ string, judge func(foundEvidence) (promotion.Phase, string)) {
+	// perDigest is gate judged by each digest's evidence of type typ.
+	perDigest := func(gate, typ string, judge func(foundEvidence) (promotion.Phase, string)) {
 		var msgs []string
 		phase := promotion.Passed
 		for _, a := range arts {
@@ -244,16 +242,15 @@ func (run *pipelineRun) checkHead(ctx context.Context, promo *convergev1.Promoti
 			}
 			msgs = append(msgs, m)
 		}
-		set(typ, phase, "%s", strings.Join(msgs, "; "))
+		hc.results[gate] = promotion.Result{Name: gate, Phase: phase, Message: strings.Join(msgs, "; ")}
 	}
-	perDigest("build", func(f foundEvidence) (promotion.Phase, string) {
+	perDigest(promotion.GateTests, "build", func(f foundEvidence) (promotion.Phase, string) {
 		if f.item.Result == "failed" {
 			return promotion.Failed, "build and tests failed: " + orDefault(f.item.URI, f.recorded.Path)
 		}
 		return promotion.Passed, "build and tests passed: " + orDefault(f.item.URI, f.recorded.Path)
 	})
-	hc.results[promotion.GateTests] = rename(hc.results["build"], promotion.GateTests)
-	perDigest("scan", func(f foundEvidence) (promotion.Phase, string) {
+	perDigest(promotion.GateScan, "scan", func(f foundEvidence) (promotion.Phase, string) {
 		switch {
 		case f.item.Critical != nil && *f.item.Critical > 0:
 			return promotion.Failed, fmt.Sprintf("scan of %s found %d critical vulnerabilities: %s", f.item.Subject[:19], *f.item.Critical, orDefault(f.item.URI, f.recorded.Path))
@@ -262,7 +259,7 @@ func (run *pipelineRun) checkHead(ctx context.Context, promo *convergev1.Promoti
 		}
 		return promotion.Passed, "no critical findings: " + orDefault(f.item.URI, f.recorded.Path)
 	})
-	perDigest("change-ticket", func(f foundEvidence) (promotion.Phase, string) {
+	perDigest(promotion.GateChangeTicket, "change-ticket", func(f foundEvidence) (promotion.Phase, string) {
 		return promotion.Passed, "ticket " + orDefault(f.item.URI, f.recorded.Path)
 	})
 	irreversible := false
@@ -326,11 +323,6 @@ func loopback(image string) bool {
 	return h == "localhost" || net.ParseIP(h).IsLoopback()
 }
 
-func rename(r promotion.Result, name string) promotion.Result {
-	r.Name = name
-	return r
-}
-
 // checkTargets renders each target at the head (manifest gate), dry-runs
 // it against the cluster (policy gate), and looks for a progressive
 // rollout; it returns what the change touches, for risk: auto.
@@ -340,10 +332,7 @@ func (run *pipelineRun) checkTargets(ctx context.Context, hc *headChecks, s conv
 	progressive := false
 	want := promotion.Digests(artifactsOf(promo.Spec.Freight))
 	// The "-" side is what the stage runs now, read live.
-	old := map[string]string{}
-	for _, a := range promo.Status.Previous {
-		old[a.Name] = promotion.Artifact{Image: a.Image, Tag: a.Tag, Digest: a.Digest}.Reference()
-	}
+	old := previousRefs(promo)
 	for _, t := range s.Targets {
 		u, err := run.unitAt(ctx, t, head)
 		if err != nil {

@@ -17,6 +17,7 @@ import (
 	"converge.dev/converge/internal/engine"
 	"converge.dev/converge/internal/promotion"
 	"converge.dev/converge/internal/source/git"
+	"converge.dev/converge/internal/stage"
 )
 
 // startPromoter runs a controller of its own for Pipelines labelled
@@ -80,7 +81,7 @@ func TestPromotionSurvivesRestarts(t *testing.T) {
 		return p.Status.PR != nil && gateOf(p, promotion.GateBake).Phase == "pending"
 	})
 	before := w.pipelineNow()
-	since := stageStatus(before.Status.Stages, "dev").HealthySince
+	since := stage.StatusOf(before, "dev").HealthySince
 
 	// A crash: the controller is gone for longer than the clock trusts
 	// (two 1s intervals and 30s), and the promotion's record of its pull
@@ -102,7 +103,7 @@ func TestPromotionSurvivesRestarts(t *testing.T) {
 		t.Errorf("a second pull request #%d after #%d", after.Status.PR.Number, number)
 	}
 	reset := w.pipelineNow()
-	dev := stageStatus(reset.Status.Stages, "dev")
+	dev := stage.StatusOf(reset, "dev")
 	if !strings.Contains(dev.Reset, "not observed for") || dev.HealthySince == nil || !dev.HealthySince.After(since.Time) {
 		t.Errorf("after the gap the bake clock was not restarted by name: since %v -> %v, reset %q", since, dev.HealthySince, dev.Reset)
 	}
@@ -114,7 +115,7 @@ func TestPromotionSurvivesRestarts(t *testing.T) {
 	stop()
 	stop = startPromoter(t)
 	time.Sleep(4 * time.Second) // the new controller's first rounds
-	if now := stageStatus(w.pipelineNow().Status.Stages, "dev"); !now.HealthySince.Equal(dev.HealthySince) {
+	if now := stage.StatusOf(w.pipelineNow(), "dev"); !now.HealthySince.Equal(dev.HealthySince) {
 		t.Errorf("a 1s restart reset the clock: %v -> %v (%s)", dev.HealthySince, now.HealthySince, now.Reset)
 	}
 	verified := w.waitPromotion(name, "Verified", 3*time.Minute, func(p *convergev1.Promotion) bool { return p.Status.Phase == convergev1.PhaseVerified })

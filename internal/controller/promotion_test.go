@@ -170,7 +170,7 @@ func (w *promotionWorld) waitStages(digests map[string]string) *convergev1.Pipel
 			return false, nil
 		}
 		for name, d := range digests {
-			s := stageStatus(p.Status.Stages, name)
+			s := stage.StatusOf(p, name)
 			if s.Digests["app"] != d || !s.Healthy {
 				return false, nil
 			}
@@ -413,15 +413,15 @@ func TestPromotionRefusals(t *testing.T) {
 		if err := w.c.Get(ctx, types.NamespacedName{Namespace: w.ns, Name: "orders-api"}, &p); err != nil {
 			return false, nil
 		}
-		return strings.Contains(stageStatus(p.Status.Stages, "dev").Message, "floats (:latest)"), nil
+		return strings.Contains(stage.StatusOf(&p, "dev").Message, "floats (:latest)"), nil
 	})
 	if err != nil {
 		t.Fatalf("dev on :latest: %+v", p.Status.Stages)
 	}
-	if msg := stageStatus(p.Status.Stages, "dev").Message; !strings.Contains(msg, "Deployment "+w.dev+"/orders-api container api") {
+	if msg := stage.StatusOf(&p, "dev").Message; !strings.Contains(msg, "Deployment "+w.dev+"/orders-api container api") {
 		t.Errorf("the refusal does not name the object and container: %s", msg)
 	}
-	if _, err := (stage.Running{Why: stageStatus(p.Status.Stages, "dev").Message}).Pick("dev", ""); err == nil || !strings.Contains(err.Error(), "stage dev runs no pinned digest") {
+	if _, err := (stage.Running{Why: stage.StatusOf(&p, "dev").Message}).Pick("dev", ""); err == nil || !strings.Contains(err.Error(), "stage dev runs no pinned digest") {
 		t.Errorf("a manual promotion from :latest: %v", err)
 	}
 
@@ -531,7 +531,7 @@ func TestPromotionRefusals(t *testing.T) {
 		t.Errorf("%d pull requests, want 4", len(all))
 	}
 	staging := w.waitStages(map[string]string{"staging": d1})
-	if d := stageStatus(staging.Status.Stages, "staging").Digests["app"]; d != d1 {
+	if d := stage.StatusOf(staging, "staging").Digests["app"]; d != d1 {
 		t.Errorf("staging runs %s", d)
 	}
 }

@@ -53,3 +53,24 @@ func VerifyTimeoutOf(p *convergev1.Pipeline) time.Duration {
 
 // BakeOf is a stage's bake; none is zero.
 func BakeOf(s convergev1.PipelineStage) time.Duration { return durationOr(s.Bake, 0) }
+
+// SpecOf is the Pipeline's stage named name.
+func SpecOf(p *convergev1.Pipeline, name string) (convergev1.PipelineStage, bool) {
+	for _, s := range p.Spec.Stages {
+		if s.Name == name {
+			return s, true
+		}
+	}
+	return convergev1.PipelineStage{}, false
+}
+
+// StatusOf is the stage's last observation in the Pipeline's status, or
+// an empty one.
+func StatusOf(p *convergev1.Pipeline, name string) convergev1.StageStatus {
+	for _, s := range p.Status.Stages {
+		if s.Name == name {
+			return s
+		}
+	}
+	return convergev1.StageStatus{Name: name}
+}

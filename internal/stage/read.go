@@ -18,8 +18,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"converge.dev/converge/internal/api/argocd/v1alpha1"
+	convergev1 "converge.dev/converge/internal/api/converge/v1alpha1"
 	helmv2 "converge.dev/converge/internal/api/fluxcd/helm/v2"
 	kustomizev1 "converge.dev/converge/internal/api/fluxcd/kustomize/v1"
+	"converge.dev/converge/internal/promotion"
 )
 
 // Target names a unit.
@@ -281,4 +283,22 @@ func orUnknown(s string) string {
 		return "Unknown"
 	}
 	return s
+}
+
+// Observe reads every target of stage s and decides what it runs of the
+// Pipeline's artifacts.
+func Observe(ctx context.Context, c client.Reader, p *convergev1.Pipeline, s convergev1.PipelineStage) (Running, error) {
+	var units []Unit
+	for _, t := range s.Targets {
+		u, err := Read(ctx, c, Target{Kind: t.Kind, Namespace: t.Namespace, Name: t.Name})
+		if err != nil {
+			return Running{}, fmt.Errorf("stage %s: %w", s.Name, err)
+		}
+		units = append(units, u)
+	}
+	arts := make([]promotion.Artifact, 0, len(p.Spec.Artifacts))
+	for _, a := range p.Spec.Artifacts {
+		arts = append(arts, promotion.Artifact{Name: a.Name, Image: a.Image})
+	}
+	return Decide(units, arts), nil
 }

@@ -68,6 +68,16 @@ const (
 	PhaseAborted       = "Aborted"
 )
 
+// Terminal says whether phase is an end: Verified, Failed, Superseded or
+// Aborted. Nothing more happens to such a promotion.
+func Terminal(phase string) bool {
+	switch phase {
+	case PhaseVerified, PhaseFailed, PhaseSuperseded, PhaseAborted:
+		return true
+	}
+	return false
+}
+
 // PromotionStatus is where the promotion is.
 type PromotionStatus struct {
 	// Phase is Gating, AwaitingMerge, Converging, Verified, Failed,
