@@ -5,16 +5,19 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -109,8 +112,8 @@ func startReplica(t *testing.T, ns, id string, x *reconciles) (cut func()) {
 func TestShardedReplicas(t *testing.T) {
 	c, _ := setup(t)
 	ctx := context.Background()
-	const ns, units = "sharded", 12
-	ensureNamespace(t, c, ns)
+	const units = 12
+	ns := clustertest.Namespace(t)
 	repo := gittest.NewRepo(t, t.TempDir()+"/units.git")
 	commit := func(rev string) {
 		files := map[string]string{}
@@ -160,48 +163,58 @@ func TestShardedReplicas(t *testing.T) {
 	allAt("1", 90*time.Second)
 	t.Logf("%d units Ready through three replicas in %s", units, time.Since(start).Round(time.Millisecond))
 
-	// Which units b worked on: they must be taken over. (Only this
-	// test's: an object of another test that is already gone from the
-	// cache passes the selector, so that its reconciler sees it gone.)
-	// The first replica up may have made every unit Ready before the
-	// ring split the shards; b works on its part when it takes it.
+	// Wait for the split to settle (each replica holds its two shards,
+	// unchanged over a few ring ticks), then cut off the replica whose
+	// shards hold the most units: they must be taken over. Units a
+	// replica worked on while the first shards were handed around are
+	// not its own any more, so ownership is read from the Leases.
+	held := stableSplit(t, c, ns)
+	shards, err := shard.New(kubernetes.NewForConfigOrDie(clustertest.RESTConfig(t)).CoordinationV1(), shard.Options{Namespace: ns, Identity: "test", Shards: 6})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := []string{key(ns, "units")}
+	for i := range units {
+		keys = append(keys, key(ns, fmt.Sprintf("u%d", i)))
+	}
+	var victim string
 	var bs []string
-	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 60*time.Second, true, func(context.Context) (bool, error) {
-		x.mu.Lock()
-		defer x.mu.Unlock()
-		bs = bs[:0]
-		for unit, by := range x.ends {
-			if _, ok := by["b"]; ok && strings.HasPrefix(unit, ns+"/") {
-				bs = append(bs, unit)
+	for _, id := range []string{"a", "b", "c"} {
+		var mine []string
+		for _, k := range keys {
+			if slices.Contains(held[id], shards.Of(k)) {
+				mine = append(mine, k)
 			}
 		}
-		return len(bs) > 0, nil
-	})
-	if err != nil {
-		t.Fatal("replica b reconciled nothing: the units were not split")
+		if len(mine) > len(bs) {
+			victim, bs = id, mine
+		}
 	}
-	sort.Strings(bs)
+	survivors := slices.DeleteFunc([]string{"a", "b", "c"}, func(id string) bool { return id == victim })
 
 	cut := time.Now()
-	cuts["b"]()
-	// Nothing about b's units changes: the survivors reconcile them
-	// because taking b's shards enqueues them. The bound is for a failure,
-	// not a speed target: on a loaded machine (CI runs packages side by
-	// side on two cores) it took over 30 s once; the time is logged.
+	cuts[victim]()
+	// Nothing about the victim's units changes: the survivors reconcile
+	// them because taking its shards enqueues them. The bound is for a
+	// failure, not a speed target: on a loaded machine (CI runs packages
+	// side by side on two cores) it took over 30 s once; the time is
+	// logged.
 	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 2*time.Minute, true, func(context.Context) (bool, error) {
 		x.mu.Lock()
 		defer x.mu.Unlock()
 		for _, unit := range bs {
-			if !x.ends[unit]["a"].After(cut) && !x.ends[unit]["c"].After(cut) {
+			if !x.ends[unit][survivors[0]].After(cut) && !x.ends[unit][survivors[1]].After(cut) {
 				return false, nil
 			}
 		}
 		return true, nil
 	})
 	if err != nil {
-		t.Fatalf("b's units %v were not reconciled by a or c when they took its shards: %v", bs, err)
+		t.Errorf("%s's units %v (shards %v) were not reconciled by %v when they took its shards: %v", victim, bs, held[victim], survivors, err)
+		dumpRing(t, c, ns, x)
+		t.FailNow()
 	}
-	t.Logf("b's units reconciled by the others %s after the cut, with no event about them", time.Since(cut).Round(time.Millisecond))
+	t.Logf("%s's units reconciled by the others %s after the cut, with no event about them", victim, time.Since(cut).Round(time.Millisecond))
 	commit("2")
 	// Ask the source for the new commit, as `flux reconcile source git` does.
 	src := &sourcev1.GitRepository{}
@@ -214,12 +227,79 @@ func TestShardedReplicas(t *testing.T) {
 		t.Fatal(err)
 	}
 	allAt("2", 90*time.Second)
-	t.Logf("with b cut off, all %d units at the next commit %s later (b had %v)", units, time.Since(cut).Round(time.Millisecond), bs)
+	t.Logf("with %s cut off, all %d units at the next commit %s later (it had %v)", victim, units, time.Since(cut).Round(time.Millisecond), bs)
 
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	for _, msg := range x.clashes {
 		t.Error(msg)
+	}
+}
+
+// stableSplit waits until three replicas hold two shards each, the same
+// ones over three ring ticks, and returns them by replica.
+func stableSplit(t *testing.T, c client.Client, ns string) map[string][]int {
+	t.Helper()
+	var prev string
+	same := 0
+	held := map[string][]int{}
+	err := wait.PollUntilContextTimeout(context.Background(), time.Second, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+		leases := &coordinationv1.LeaseList{}
+		if err := c.List(ctx, leases, client.InNamespace(ns), client.MatchingLabels{"converge.dev/shard-role": "shard"}); err != nil {
+			return false, nil
+		}
+		held = map[string][]int{}
+		for _, l := range leases.Items {
+			i, err := strconv.Atoi(l.Name[strings.LastIndex(l.Name, "-")+1:])
+			if err != nil || l.Spec.HolderIdentity == nil {
+				continue
+			}
+			held[*l.Spec.HolderIdentity] = append(held[*l.Spec.HolderIdentity], i)
+		}
+		for _, s := range held {
+			slices.Sort(s)
+		}
+		now := fmt.Sprint(held)
+		if now == prev && len(held) == 3 && len(held["a"]) == 2 && len(held["b"]) == 2 && len(held["c"]) == 2 {
+			same++
+		} else {
+			same = 0
+		}
+		prev = now
+		return same >= 3, nil
+	})
+	if err != nil {
+		t.Fatalf("the shards never settled two by replica: %v", held)
+	}
+	return held
+}
+
+// dumpRing logs, for a failed takeover, who holds each Lease and which
+// reconciles are still running.
+func dumpRing(t *testing.T, c client.Client, ns string, x *reconciles) {
+	t.Helper()
+	leases := &coordinationv1.LeaseList{}
+	if err := c.List(context.Background(), leases, client.InNamespace(ns)); err != nil {
+		t.Logf("leases: %v", err)
+	}
+	for _, l := range leases.Items {
+		var who string
+		if l.Spec.HolderIdentity != nil {
+			who = *l.Spec.HolderIdentity
+		}
+		var renewed string
+		if l.Spec.RenewTime != nil {
+			renewed = time.Since(l.Spec.RenewTime.Time).Round(time.Millisecond).String() + " ago"
+		}
+		t.Logf("lease %s: held by %q, renewed %s, rv %s", l.Name, who, renewed, l.ResourceVersion)
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for unit, by := range x.inside {
+		t.Logf("%s is still reconciling %s", by, unit)
+	}
+	for unit, ends := range x.ends {
+		t.Logf("%s last ended: %v", unit, ends)
 	}
 }
 
