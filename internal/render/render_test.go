@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"helm.sh/helm/v3/pkg/chart/loader"
+
 	"converge.dev/converge/internal/object"
 	"converge.dev/converge/internal/render"
 	"converge.dev/converge/internal/render/helm"
@@ -97,6 +99,33 @@ func TestHelm(t *testing.T) {
 	_, err = helm.Render(repo, filepath.Join(repo, "chart"), helm.Options{KubeVersion: "v1.25.0"})
 	if err == nil || !strings.Contains(err.Error(), "chart: helm template") {
 		t.Errorf("kubeVersion 1.25 against >=1.30: got %v, want an error naming the chart", err)
+	}
+}
+
+// TestHelmLoadedChart: a chart loaded from a repository or an OCI
+// artifact renders as the same chart in a folder does, and values files
+// (which it has no folder for) are refused by name.
+func TestHelmLoadedChart(t *testing.T) {
+	chrt, err := loader.Load(filepath.Join(repo, "chart"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := helm.Options{ReleaseName: "shop", Namespace: "prod", Values: map[string]any{"replicas": 7}, KubeVersion: "v1.37.2"}
+	objs, err := helm.RenderChart(chrt, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "CustomResourceDefinition/widgets.test.converge.dev@chart web/crds/widget.yaml Deployment/shop@chart web/templates/deployment.yaml" +
+		" Job/shop-migrate@chart web/templates/hook.yaml"
+	if got := names(objs); got != want {
+		t.Fatalf("got %s\nwant %s", got, want)
+	}
+	replicas, _, _ := unstructuredInt(objs[1].Object.Object, "spec", "replicas")
+	if objs[1].Object.GetNamespace() != "prod" || replicas != 7 {
+		t.Errorf("values not applied: ns %q replicas %d", objs[1].Object.GetNamespace(), replicas)
+	}
+	if _, err := helm.RenderChart(chrt, helm.Options{ValueFiles: []string{"values-prod.yaml"}}); err == nil || !strings.Contains(err.Error(), "values files [values-prod.yaml]") {
+		t.Errorf("values files with a loaded chart: got %v, want a refusal naming them", err)
 	}
 }
 

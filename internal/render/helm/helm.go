@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"helm.sh/helm/v3/pkg/action"
+	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/chart/loader"
 	"helm.sh/helm/v3/pkg/chartutil"
 	kubefake "helm.sh/helm/v3/pkg/kube/fake"
@@ -96,6 +97,33 @@ func Render(root, dir string, o Options) ([]object.Decoded, error) {
 	if err != nil {
 		return nil, err
 	}
+	return template(chrt, rel, vals, o)
+}
+
+// RenderChart templates a chart already loaded (from a Helm repository
+// or an OCI artifact) with o.Values, as Render does a chart in a folder.
+// o.ValueFiles must be empty: the chart has no folder to read them from.
+// Sources are named "chart NAME/TEMPLATE".
+func RenderChart(chrt *chart.Chart, o Options) ([]object.Decoded, error) {
+	rel := "chart " + chrt.Name()
+	if len(o.ValueFiles) > 0 {
+		return nil, fmt.Errorf("%s: values files %v: a loaded chart has no folder to read them from", rel, o.ValueFiles)
+	}
+	if deps := chrt.Metadata.Dependencies; len(deps) > 0 {
+		if err := action.CheckDependencies(chrt, deps); err != nil {
+			return nil, fmt.Errorf("%s: %w: %v", rel, ErrDependenciesMissing, err)
+		}
+	}
+	vals := map[string]any{}
+	if len(o.Values) > 0 {
+		vals = deepCopy(o.Values)
+	}
+	return template(chrt, rel, vals, o)
+}
+
+// template runs `helm template` on a loaded chart; rel names the chart
+// in errors and in the objects' sources.
+func template(chrt *chart.Chart, rel string, vals map[string]any, o Options) ([]object.Decoded, error) {
 	cfg := &action.Configuration{
 		Releases:     storage.Init(driver.NewMemory()),
 		KubeClient:   &kubefake.PrintingKubeClient{Out: io.Discard},

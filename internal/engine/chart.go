@@ -1,0 +1,90 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"helm.sh/helm/v3/pkg/chart"
+	"helm.sh/helm/v3/pkg/chartutil"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"converge.dev/converge/internal/cluster"
+	"converge.dev/converge/internal/object"
+	"converge.dev/converge/internal/render/helm"
+)
+
+// RenderChart templates a loaded chart (a HelmRelease's, fetched from
+// its HelmRepository, OCIRepository or Git source) for the engine's
+// cluster: its version is .Capabilities.KubeVersion unless o names one.
+// With a render child, the render runs there, under its limits, as a
+// unit's chart does.
+func (e *Engine) RenderChart(ctx context.Context, chrt *chart.Chart, o helm.Options) ([]object.Decoded, error) {
+	if o.KubeVersion == "" {
+		o.KubeVersion = e.o.KubeVersion
+		if e.o.Cluster != nil {
+			if v, err := e.o.Cluster.ServerVersion(ctx); err == nil {
+				o.KubeVersion = v
+			}
+		}
+	}
+	if e.o.HelmChild == nil {
+		return helm.RenderChart(chrt, o)
+	}
+	if len(o.ValueFiles) > 0 {
+		return nil, fmt.Errorf("chart %s: values files %v: a loaded chart has no folder to read them from", chrt.Name(), o.ValueFiles)
+	}
+	dir, err := os.MkdirTemp("", "converge-chart-")
+	if err != nil {
+		return nil, fmt.Errorf("chart %s: %w", chrt.Name(), err)
+	}
+	defer os.RemoveAll(dir)
+	archive, err := chartutil.Save(chrt, dir)
+	if err != nil {
+		return nil, fmt.Errorf("chart %s: save for the render child: %w", chrt.Name(), err)
+	}
+	// The chart was loaded, and its files checked, by its source.
+	o.MaxFileSize = 1 << 40
+	return e.o.HelmChild.Render(ctx, dir, archive, o)
+}
+
+// Admit asks the cluster's admission about objects that reach it
+// without a unit (a HelmRelease's manifest): each is sent as a forced
+// server-side apply dry run, so validation, defaulting and admission
+// webhooks and policies answer as they would for the real write. Objects
+// without a namespace get namespace when their kind is namespaced. A
+// custom resource whose definition comes in the same objects is left
+// out: the cluster cannot judge it before the definition exists. Every
+// refusal is returned, each naming its object.
+func (e *Engine) Admit(ctx context.Context, objs []object.Decoded, namespace string) error {
+	defined := map[string]bool{}
+	for _, d := range objs {
+		if d.Object.GetKind() == "CustomResourceDefinition" {
+			g, _, _ := unstructured.NestedString(d.Object.Object, "spec", "group")
+			k, _, _ := unstructured.NestedString(d.Object.Object, "spec", "names", "kind")
+			defined[g+"/"+k] = true
+		}
+	}
+	var refusals []error
+	for _, d := range objs {
+		obj := d.Object.DeepCopy()
+		gvk := obj.GroupVersionKind()
+		namespaced, err := e.o.Cluster.IsNamespaced(gvk)
+		if errors.Is(err, cluster.ErrUnknownKind) && defined[gvk.Group+"/"+gvk.Kind] {
+			continue
+		}
+		if err != nil {
+			refusals = append(refusals, fmt.Errorf("%s %s (%s): %w", gvk.Kind, obj.GetName(), filepath.ToSlash(d.Source.File), err))
+			continue
+		}
+		if namespaced && obj.GetNamespace() == "" {
+			obj.SetNamespace(namespace)
+		}
+		if _, err := e.o.Cluster.Apply(ctx, obj, cluster.ApplyOptions{DryRun: true, Force: true}); err != nil {
+			refusals = append(refusals, fmt.Errorf("%s (%s): %w", object.RefOf(obj), filepath.ToSlash(d.Source.File), err))
+		}
+	}
+	return errors.Join(refusals...)
+}
