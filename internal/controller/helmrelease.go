@@ -2,7 +2,6 @@ package controller
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -10,7 +9,6 @@ import (
 	"time"
 
 	"helm.sh/helm/v3/pkg/chart"
-	"helm.sh/helm/v3/pkg/chartutil"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -269,13 +267,9 @@ func (r *HelmReleaseReconciler) reconcile(ctx context.Context, hr *helmv2.HelmRe
 		flux.MarkFailed(&st.Conditions, gen, "InitFailed", err.Error(), false)
 		return ctrl.Result{RequeueAfter: 30 * time.Second}
 	}
-	if hr.Spec.Values != nil && len(hr.Spec.Values.Raw) > 0 {
-		inline := map[string]any{}
-		if err := json.Unmarshal(hr.Spec.Values.Raw, &inline); err != nil {
-			flux.MarkFailed(&st.Conditions, gen, flux.InvalidSpecReason, "spec.values: "+err.Error(), true)
-			return ctrl.Result{}
-		}
-		values = chartutil.MergeTables(inline, values) // inline values win
+	if values, err = withInline(hr, values); err != nil {
+		flux.MarkFailed(&st.Conditions, gen, flux.InvalidSpecReason, err.Error(), true)
+		return ctrl.Result{}
 	}
 	name, ns := releaseName(hr)
 	act, err := r.actor(hr)

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -52,6 +53,19 @@ func (r *HelmReleaseReconciler) valuesFrom(ctx context.Context, hr *helmv2.HelmR
 		out = chartutil.MergeTables(m, out)
 	}
 	return out, nil
+}
+
+// withInline merges spec.values over the values from valuesFrom: inline
+// values win, as in Flux.
+func withInline(hr *helmv2.HelmRelease, values map[string]any) (map[string]any, error) {
+	if hr.Spec.Values == nil || len(hr.Spec.Values.Raw) == 0 {
+		return values, nil
+	}
+	inline := map[string]any{}
+	if err := json.Unmarshal(hr.Spec.Values.Raw, &inline); err != nil {
+		return nil, fmt.Errorf("spec.values: %w", err)
+	}
+	return chartutil.MergeTables(inline, values), nil
 }
 
 // chartSource says which chart a HelmRelease wants and from which

@@ -215,7 +215,7 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 		Concurrency: o.Concurrency, charts: charts, gate: g}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("helmrelease controller: %w", err)
 	}
-	if err := (&PipelineReconciler{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Engine: o.Engine, gate: g}).SetupWithManager(mgr); err != nil {
+	if err := (&PipelineReconciler{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Engine: o.Engine, gate: g, charts: charts}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("pipeline controller: %w", err)
 	}
 	if o.WebhookAddr != "" {

@@ -53,6 +53,9 @@ type PipelineReconciler struct {
 	Engine *engine.Engine
 	gate   *gate
 	checks *checkCache
+	// charts loads a HelmRelease stage's chart to render it at a pull
+	// request head; nil fails such a stage's manifest gate.
+	charts *chartLoader
 }
 
 // SetupWithManager registers the reconciler.

@@ -19,10 +19,12 @@ import (
 
 	"converge.dev/converge/internal/api/argocd/v1alpha1"
 	convergev1 "converge.dev/converge/internal/api/converge/v1alpha1"
+	helmv2 "converge.dev/converge/internal/api/fluxcd/helm/v2"
 	kustomizev1 "converge.dev/converge/internal/api/fluxcd/kustomize/v1"
 	sourcev1 "converge.dev/converge/internal/api/fluxcd/source/v1"
 	"converge.dev/converge/internal/forge"
 	"converge.dev/converge/internal/locator"
+	"converge.dev/converge/internal/plan"
 	"converge.dev/converge/internal/promotion"
 	"converge.dev/converge/internal/stage"
 	"converge.dev/converge/internal/writeback"
@@ -314,6 +316,22 @@ func (run *pipelineRun) refresh(ctx context.Context, t convergev1.StageTarget) {
 			annotate(src, ReconcileRequestAnnotation, now)
 		}
 		annotate(ks, ReconcileRequestAnnotation, now)
+	case "HelmRelease":
+		// The merge changed the HelmRelease's manifest: the unit that
+		// applies it takes the commit, and the release follows.
+		hr := &helmv2.HelmRelease{}
+		if err := run.r.Client.Get(ctx, types.NamespacedName{Namespace: t.Namespace, Name: t.Name}, hr); err != nil {
+			return
+		}
+		if parent, err := ownerTarget(hr.Annotations[plan.OwnerAnnotation]); err == nil {
+			run.refresh(ctx, parent)
+		}
+		if c := hr.Spec.Chart; c != nil && c.Spec.SourceRef.Kind == "GitRepository" {
+			src := &sourcev1.GitRepository{}
+			src.Namespace, src.Name = orDefault(c.Spec.SourceRef.Namespace, hr.Namespace), c.Spec.SourceRef.Name
+			annotate(src, ReconcileRequestAnnotation, now)
+		}
+		annotate(hr, ReconcileRequestAnnotation, now)
 	}
 }
 

@@ -81,6 +81,16 @@ func (run *pipelineRun) gates(ctx context.Context, promo *convergev1.Promotion, 
 		switch g.Name {
 		case promotion.GateBake:
 			r.Phase, r.Message = run.bake(promo, s)
+		case promotion.GateTests:
+			if run.p.Spec.TestsContext == "" {
+				c := hc.results[g.Name]
+				r.Phase, r.Message = c.Phase, c.Message
+				break
+			}
+			var err error
+			if r.Phase, r.Message, err = run.testsStatus(ctx, pr.Head); err != nil {
+				return nil, err
+			}
 		case promotion.GateApproval:
 			reviews, err := run.fg.Reviews(ctx, pr.Number)
 			if err != nil {
@@ -114,6 +124,36 @@ func (run *pipelineRun) gates(ctx context.Context, promo *convergev1.Promotion, 
 		}
 	}
 	return out, nil
+}
+
+// testsStatus is the tests gate from CI's commit status on the head,
+// read every round: CI may still be running, or run again.
+func (run *pipelineRun) testsStatus(ctx context.Context, head string) (promotion.Phase, string, error) {
+	want := run.p.Spec.TestsContext
+	sts, err := run.fg.Statuses(ctx, head)
+	if err != nil {
+		return "", "", fmt.Errorf("statuses of %s: %w", short(head, 12), err)
+	}
+	for _, st := range sts {
+		if st.Context != want {
+			continue
+		}
+		what := fmt.Sprintf("CI status %s on %s is %s", want, short(head, 12), st.State)
+		if st.Description != "" {
+			what += ": " + st.Description
+		}
+		if st.TargetURL != "" {
+			what += " (" + st.TargetURL + ")"
+		}
+		switch st.State {
+		case forge.StatusSuccess:
+			return promotion.Passed, what, nil
+		case forge.StatusFailure, forge.StatusError:
+			return promotion.Failed, what, nil
+		}
+		return promotion.Pending, what, nil
+	}
+	return promotion.Pending, fmt.Sprintf("no CI status %s on %s yet", want, short(head, 12)), nil
 }
 
 func requirement(rs []promotion.Result, name string) promotion.Requirement {
@@ -334,18 +374,13 @@ func (run *pipelineRun) checkTargets(ctx context.Context, hc *headChecks, s conv
 	// The "-" side is what the stage runs now, read live.
 	old := previousRefs(promo)
 	for _, t := range s.Targets {
-		u, err := run.unitAt(ctx, t, head)
+		tr, err := run.targetAt(ctx, t, head)
 		if err != nil {
 			manifest = append(manifest, err.Error())
 			continue
 		}
-		r, err := run.r.Engine.Render(ctx, u)
-		if err != nil {
-			manifest = append(manifest, fmt.Sprintf("%s %s/%s: render at %s: %v", t.Kind, t.Namespace, t.Name, short(head, 12), err))
-			continue
-		}
 		reached := map[string]bool{}
-		for _, d := range r.Objects {
+		for _, d := range tr.objects {
 			o := d.Object
 			switch o.GetKind() {
 			case "Rollout", "Canary":
@@ -363,13 +398,13 @@ func (run *pipelineRun) checkTargets(ctx context.Context, hc *headChecks, s conv
 						continue
 					}
 					reached[a.Name] = true
-					where := fmt.Sprintf("%s %s container %s (%s)", o.GetKind(), nsName(o, u.DestNamespace), c.name, d.Source.File)
+					where := fmt.Sprintf("%s %s container %s (%s)", o.GetKind(), nsName(o, tr.namespace), c.name, d.Source.File)
 					if msg := promotion.Pinned(c.image); msg != "" {
 						manifest = append(manifest, where+": "+msg)
 					} else if im.Digest != want[a.Name] {
 						manifest = append(manifest, fmt.Sprintf("%s renders %s, not the promoted %s", where, im.Digest[:19], want[a.Name][:19]))
 					}
-					hc.images = append(hc.images, promotion.ImageChange{Object: o.GetKind() + " " + nsName(o, u.DestNamespace), Container: c.name, Old: old[a.Name], New: c.image})
+					hc.images = append(hc.images, promotion.ImageChange{Object: o.GetKind() + " " + nsName(o, tr.namespace), Container: c.name, Old: old[a.Name], New: c.image})
 				}
 			}
 		}
@@ -378,7 +413,7 @@ func (run *pipelineRun) checkTargets(ctx context.Context, hc *headChecks, s conv
 				manifest = append(manifest, fmt.Sprintf("%s %s/%s renders no container of %s at %s: the locator does not reach this target", t.Kind, t.Namespace, t.Name, a.Image, short(head, 12)))
 			}
 		}
-		if _, err := run.r.Engine.Diff(ctx, u, engine.SyncOptions{}); err != nil {
+		if err := tr.admit(ctx); err != nil {
 			policy = append(policy, fmt.Sprintf("%s %s/%s: %v", t.Kind, t.Namespace, t.Name, err))
 		}
 	}
@@ -463,7 +498,7 @@ func (run *pipelineRun) unitAt(ctx context.Context, t convergev1.StageTarget, re
 			return u, fmt.Errorf("%s: %w", name, err)
 		}
 	default:
-		return u, fmt.Errorf("%s: rendering a %s at a pull request head is not built; its stage can be observed and promoted from, not gated", name, t.Kind)
+		return u, fmt.Errorf("%s: kind %q is not Application, Kustomization or HelmRelease", name, t.Kind)
 	}
 	if !sameRepo(u.RepoURL, run.p.Spec.Repo.URL) {
 		return u, fmt.Errorf("%s renders from %s, not the pipeline's repository %s", name, u.RepoURL, run.p.Spec.Repo.URL)

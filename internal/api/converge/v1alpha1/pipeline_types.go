@@ -48,6 +48,12 @@ type PipelineSpec struct {
 	// Suspend stops new promotions; open ones are still followed.
 	// +optional
 	Suspend bool `json:"suspend,omitempty"`
+	// TestsContext is the commit status context CI sets on a pull
+	// request's head ("ci/test"); the tests gate follows it: success
+	// passes, failure or error fails, pending or absent waits. If empty,
+	// the tests gate reads the digest's build evidence (result: passed).
+	// +optional
+	TestsContext string `json:"testsContext,omitempty"`
 }
 
 // PipelineRepo is the deploy repository and its forge.
