@@ -68,7 +68,11 @@ func (run *pipelineRun) gates(ctx context.Context, promo *convergev1.Promotion, 
 	hc := run.r.checks.get(promo.UID, pr.Head)
 	if hc == nil {
 		var err error
-		if hc, err = run.checkHead(ctx, promo, s, pr.Head); err != nil {
+		base := pr.MergeBase
+		if base == "" && promo.Status.PR != nil {
+			base = promo.Status.PR.Base
+		}
+		if hc, err = run.checkHead(ctx, promo, s, base, pr.Head); err != nil {
 			return nil, err
 		}
 		run.r.checks.put(promo.UID, pr.Head, hc)
@@ -237,7 +241,7 @@ func (run *pipelineRun) report(ctx context.Context, promo *convergev1.Promotion,
 
 // checkHead evaluates the gates that depend on the head's content: the
 // evidence files, the targets' render, and the server's dry run.
-func (run *pipelineRun) checkHead(ctx context.Context, promo *convergev1.Promotion, s convergev1.PipelineStage, head string) (*headChecks, error) {
+func (run *pipelineRun) checkHead(ctx context.Context, promo *convergev1.Promotion, s convergev1.PipelineStage, base, head string) (*headChecks, error) {
 	hc := &headChecks{results: map[string]promotion.Result{}}
 	arts := artifactsOf(promo.Spec.Freight)
 	snap, err := run.r.Engine.Snapshot(ctx, engine.Unit{RepoURL: run.p.Spec.Repo.URL, Revision: head, Auth: run.auth})
@@ -308,10 +312,14 @@ func (run *pipelineRun) checkHead(ctx context.Context, promo *convergev1.Promoti
 	}
 	run.checkEvidence(hc, snap.Dir, s, promo, found, bad)
 	run.checkTags(ctx, hc, s, arts)
-	change := run.checkTargets(ctx, hc, s, promo, head)
-	change.IrreversibleMigration = irreversible
+	bases := run.checkTargets(ctx, hc, s, promo, head)
 	switch s.Risk {
 	case promotion.RiskAuto:
+		change, err := run.change(ctx, s, base, snap.Dir, bases)
+		if err != nil {
+			return nil, err
+		}
+		change.IrreversibleMigration = irreversible
 		hc.risk, hc.riskWhy = promotion.AutoRisk(change)
 	case promotion.RiskHigh:
 		hc.risk, hc.riskWhy = promotion.RiskHigh, "set by the pipeline"
@@ -365,9 +373,9 @@ func loopback(image string) bool {
 
 // checkTargets renders each target at the head (manifest gate), dry-runs
 // it against the cluster (policy gate), and looks for a progressive
-// rollout; it returns what the change touches, for risk: auto.
-func (run *pipelineRun) checkTargets(ctx context.Context, hc *headChecks, s convergev1.PipelineStage, promo *convergev1.Promotion, head string) promotion.Change {
-	var change promotion.Change
+// rollout; it returns the renders by target, for risk: auto.
+func (run *pipelineRun) checkTargets(ctx context.Context, hc *headChecks, s convergev1.PipelineStage, promo *convergev1.Promotion, head string) map[convergev1.StageTarget]targetRender {
+	renders := map[convergev1.StageTarget]targetRender{}
 	var manifest, policy []string
 	progressive := false
 	want := promotion.Digests(artifactsOf(promo.Spec.Freight))
@@ -379,14 +387,12 @@ func (run *pipelineRun) checkTargets(ctx context.Context, hc *headChecks, s conv
 			manifest = append(manifest, err.Error())
 			continue
 		}
+		renders[t] = tr
 		reached := map[string]bool{}
 		for _, d := range tr.objects {
 			o := d.Object
-			switch o.GetKind() {
-			case "Rollout", "Canary":
+			if k := o.GetKind(); k == "Rollout" || k == "Canary" {
 				progressive = true
-			case "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Namespace":
-				change.Sensitive = append(change.Sensitive, o.GetKind()+" "+o.GetName())
 			}
 			for _, c := range containersOf(o) {
 				im, err := promotion.ParseImage(c.image)
@@ -436,8 +442,7 @@ func (run *pipelineRun) checkTargets(ctx context.Context, hc *headChecks, s conv
 	sort.Slice(hc.images, func(i, j int) bool {
 		return hc.images[i].Object+hc.images[i].Container < hc.images[j].Object+hc.images[j].Container
 	})
-	change.Clusters = 1
-	return change
+	return renders
 }
 
 func nsName(o *unstructured.Unstructured, dest string) string {

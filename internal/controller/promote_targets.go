@@ -25,6 +25,10 @@ type targetRender struct {
 	namespace string
 	// admit dry-runs the objects against the cluster's admission.
 	admit func(context.Context) error
+	// related are the other objects the merge applies with the target:
+	// for a HelmRelease, the render of the unit that applies it. They
+	// count for risk: auto.
+	related []object.Decoded
 }
 
 // targetAt renders target t at revision as its reconciler would after
@@ -103,7 +107,7 @@ func (run *pipelineRun) helmReleaseAt(ctx context.Context, t convergev1.StageTar
 		return targetRender{}, fmt.Errorf("%s at %s: %w", name, short(revision, 12), err)
 	}
 	release, ns := releaseName(hr)
-	out := targetRender{namespace: ns}
+	out := targetRender{namespace: ns, related: pr.Objects}
 	out.admit = func(ctx context.Context) error { return run.r.Engine.Admit(ctx, out.objects, ns) }
 	inRepo, err := run.chartInRepo(ctx, req)
 	if err != nil {

@@ -53,7 +53,8 @@ spec:
 // digest. The tests gate follows CI's commit status on the head
 // (testsContext): pending until CI reports, failed on a failure, passed
 // on a re-run's success. A head whose values carry a tag without a digest is refused,
-// naming the HelmRelease's Deployment and container.
+// naming the HelmRelease's Deployment and container. helm-git's risk is
+// auto: low for the image alone, high once the head adds a Role.
 func TestPromotionToHelmRelease(t *testing.T) {
 	d1, d2 := digestOf("orders-api 1.0.0"), digestOf("orders-api 1.1.0")
 	w := newPromotionWorld(t, d1)
@@ -99,7 +100,7 @@ func TestPromotionToHelmRelease(t *testing.T) {
 	p.Spec.Stages = []convergev1.PipelineStage{
 		p.Spec.Stages[0],
 		{Name: "helm-git", From: "dev", Targets: []convergev1.StageTarget{{Kind: "HelmRelease", Namespace: hns, Name: "orders-git"}},
-			Locator: values("git"), Risk: "low", Bake: &metav1.Duration{}, AutoMerge: true},
+			Locator: values("git"), Risk: "auto", Bake: &metav1.Duration{}, AutoMerge: true},
 		{Name: "helm-repo", From: "helm-git", Targets: []convergev1.StageTarget{{Kind: "HelmRelease", Namespace: hns, Name: "orders-repo"}},
 			Locator: values("repo"), Risk: "low", Bake: &metav1.Duration{}, AutoMerge: true},
 	}
@@ -141,6 +142,9 @@ func TestPromotionToHelmRelease(t *testing.T) {
 		pr = w.waitPromotion(name, "Verified", 3*time.Minute, func(p *convergev1.Promotion) bool {
 			return p.Status.Phase == convergev1.PhaseVerified
 		})
+		if i == 0 && (pr.Status.Risk != "low" || pr.Status.RiskReason != "changes only the image reference") {
+			t.Errorf("risk: auto on an image-only change: %s (%s)", pr.Status.Risk, pr.Status.RiskReason)
+		}
 		for _, g := range []string{promotion.GateManifest, promotion.GatePolicy} {
 			if gateOf(pr, g).Phase != "passed" {
 				t.Errorf("%s: %s gate %+v", s.stage, g, gateOf(pr, g))
@@ -179,12 +183,20 @@ func TestPromotionToHelmRelease(t *testing.T) {
 	pr := w.waitPromotion(promotionName("orders-api", "helm-git", id3), "opened a pull request", 2*time.Minute, func(p *convergev1.Promotion) bool {
 		return p.Status.PR != nil
 	})
-	w.repo.PushBranch(pr.Status.PR.Branch, "use the tag", releases(ordersImage+":1.2.0", ordersImage+":1.1.0@"+d2))
+	edit := releases(ordersImage+":1.2.0", ordersImage+":1.1.0@"+d2)
+	edit["apps/orders-helm/git/role.yaml"] = "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {name: reader, namespace: " + hns + "}\nrules: []\n"
+	w.repo.PushBranch(pr.Status.PR.Branch, "use the tag, and a Role", edit)
 	pr = w.waitPromotion(pr.Name, "refused the tag", time.Minute, func(p *convergev1.Promotion) bool {
 		return gateOf(p, promotion.GateManifest).Phase == "failed"
 	})
 	if g := gateOf(pr, promotion.GateManifest); !strings.Contains(g.Message, "Deployment "+hns+"/orders-git container api") || !strings.Contains(g.Message, "tag without a digest") {
 		t.Errorf("manifest gate %+v", g)
+	}
+	// risk: auto sees the Role beside the HelmRelease and the file beyond
+	// the locator.
+	if pr.Status.Risk != "high" || !strings.Contains(pr.Status.RiskReason, "changes files beyond the image reference: apps/orders-helm/git/role.yaml") ||
+		!strings.Contains(pr.Status.RiskReason, "touches Role "+hns+"/reader") {
+		t.Errorf("risk: auto with a Role added: %s (%s)", pr.Status.Risk, pr.Status.RiskReason)
 	}
 	if pr.Status.Phase == convergev1.PhaseConverging || pr.Status.Phase == convergev1.PhaseVerified {
 		t.Errorf("a refused head was merged: %s %s", pr.Status.Phase, pr.Status.Message)

@@ -62,7 +62,10 @@ type State struct {
 	// Head is the head branch's commit; MergeCommit the commit the merge
 	// made on the base.
 	Head, HeadBranch, MergeCommit string
-	Body                          string
+	// MergeBase is the commit of the base branch the head branched
+	// from: what the pull request changes is MergeBase..Head.
+	MergeBase string
+	Body      string
 	// Author is who opened it.
 	Author string
 }

@@ -51,6 +51,7 @@ type giteaPR struct {
 	State   string `json:"state"`
 	Merged  bool   `json:"merged"`
 	Merge   string `json:"merge_commit_sha"`
+	Base    string `json:"merge_base"`
 	Body    string `json:"body"`
 	Head    struct {
 		Ref string `json:"ref"`
@@ -63,7 +64,7 @@ type giteaPR struct {
 
 func (p giteaPR) state() State {
 	return State{Number: p.Number, URL: p.HTMLURL, Open: p.State == "open", Merged: p.Merged, Head: p.Head.SHA,
-		HeadBranch: p.Head.Ref, MergeCommit: p.Merge, Body: p.Body, Author: p.User.Login}
+		HeadBranch: p.Head.Ref, MergeCommit: p.Merge, MergeBase: p.Base, Body: p.Body, Author: p.User.Login}
 }
 
 func (g *Gitea) repoPath(format string, a ...any) string {

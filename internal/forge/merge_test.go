@@ -22,7 +22,7 @@ import (
 func TestGatedMergeOnGitea(t *testing.T) {
 	f := forgetest.Start(t)
 	repo := f.CreateRepo(t, "gated")
-	repo.Push("init", map[string]string{"a.txt": "one\n"})
+	base := repo.Push("init", map[string]string{"a.txt": "one\n"})
 	repo.Protect("main", []string{"converge/promotion"}, 1)
 	reviewer := f.CreateUser(t, "reviewer")
 	repo.AddWriter(reviewer)
@@ -56,7 +56,7 @@ func TestGatedMergeOnGitea(t *testing.T) {
 		t.Fatal(err)
 	}
 	st, err := g.Get(ctx, pr.Number)
-	if err != nil || !st.Open || st.Merged || st.Head != head || st.Author != f.User || st.HeadBranch != "promote/a" {
+	if err != nil || !st.Open || st.Merged || st.Head != head || st.Author != f.User || st.HeadBranch != "promote/a" || st.MergeBase != base {
 		t.Fatalf("get: %+v %v", st, err)
 	}
 	if _, err := g.Merge(ctx, pr.Number, forge.Merge{Head: head}); !errors.Is(err, forge.ErrChecksPending) {
