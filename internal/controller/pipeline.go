@@ -89,6 +89,15 @@ func (r *PipelineReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, "Failed", err.Error()
 	}
 	meta.SetStatusCondition(&st.Conditions, cond)
+	// A stage whose only news is that it was observed again keeps the
+	// written observedAt until a heartbeat has passed: a steady state
+	// writes nothing most rounds. The clock in memory saw this round.
+	for i := range st.Stages {
+		prev := stage.StatusOf(orig, st.Stages[i].Name).ObservedAt
+		if prev != nil && now.Sub(prev.Time) < stage.HeartbeatOf(p) {
+			st.Stages[i].ObservedAt = prev
+		}
+	}
 	if !equality.Semantic.DeepEqual(orig.Status, p.Status) {
 		if uerr := r.Client.Status().Update(ctx, p); uerr != nil && !apierrors.IsConflict(uerr) {
 			return ctrl.Result{}, fmt.Errorf("pipeline %s: status: %w", req, uerr)

@@ -84,7 +84,7 @@ func TestPromotionSurvivesRestarts(t *testing.T) {
 	since := stage.StatusOf(before, "dev").HealthySince
 
 	// A crash: the controller is gone for longer than the clock trusts
-	// (two 1s intervals and 30s), and the promotion's record of its pull
+	// (a 5s heartbeat, two 1s intervals and 30s), and the promotion's record of its pull
 	// request is lost, as if the crash came between opening it and
 	// writing that down.
 	stop()
@@ -94,7 +94,7 @@ func TestPromotionSurvivesRestarts(t *testing.T) {
 	if err := w.c.Status().Update(ctx, opened); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(34 * time.Second)
+	time.Sleep(41 * time.Second)
 	stop = startPromoter(t)
 	after := w.waitPromotion(name, "found its pull request again", time.Minute, func(p *convergev1.Promotion) bool {
 		return p.Status.PR != nil && gateOf(p, promotion.GateBake).Phase != ""

@@ -258,7 +258,18 @@ func TestPromotionWholeFlow(t *testing.T) {
 	w := newPromotionWorld(t, d1)
 	ctx := context.Background()
 	w.pipeline(15*time.Second, 2*time.Second)
-	w.waitStages(map[string]string{"dev": d1, "staging": d1, "prod": d1})
+	settled := w.waitStages(map[string]string{"dev": d1, "staging": d1, "prod": d1})
+	// A steady state writes only a heartbeat (every 5 rounds of 2s): in
+	// any 8s, four rounds, at most one write.
+	writes, rv := 0, settled.ResourceVersion
+	for end := time.Now().Add(8 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+		if now := w.pipelineNow(); now.ResourceVersion != rv {
+			writes, rv = writes+1, now.ResourceVersion
+		}
+	}
+	if writes > 1 {
+		t.Errorf("four steady rounds wrote the Pipeline %d times", writes)
+	}
 	var promos convergev1.PromotionList
 	if err := w.c.List(ctx, &promos, client.InNamespace(w.ns)); err != nil || len(promos.Items) != 0 {
 		t.Fatalf("stages that agree got promotions: %v %v", promos.Items, err)

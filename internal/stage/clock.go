@@ -9,11 +9,21 @@ import (
 	"converge.dev/converge/internal/promotion"
 )
 
-// ClockOf is a Pipeline's bake clock: its grace (default 2m), and a gap
-// of more than two intervals (default 30s) plus half a minute, so one
-// slow round does not reset a bake, a controller down for longer does.
+// ClockOf is a Pipeline's bake clock: its grace (default 2m), and the
+// longest gap it trusts: a heartbeat (the persisted observedAt may be
+// that old in a steady state) plus two intervals (default 30s) and half
+// a minute, so one slow round does not reset a bake, a controller down
+// for longer does.
 func ClockOf(p *convergev1.Pipeline) promotion.Clock {
-	return promotion.Clock{Grace: durationOr(p.Spec.Grace, 2*time.Minute), MaxGap: 2*IntervalOf(p) + 30*time.Second}
+	return promotion.Clock{Grace: durationOr(p.Spec.Grace, 2*time.Minute), MaxGap: HeartbeatOf(p) + 2*IntervalOf(p) + 30*time.Second}
+}
+
+// HeartbeatOf is how often a stage's observedAt is written when nothing
+// else in the Pipeline's status changed: five intervals. Every round
+// still observes; a steady state writes once a heartbeat instead of once
+// a round, and a restart finds an observedAt at most this old.
+func HeartbeatOf(p *convergev1.Pipeline) time.Duration {
+	return 5 * IntervalOf(p)
 }
 
 // IntervalOf is the Pipeline's observation interval, default 30s.
