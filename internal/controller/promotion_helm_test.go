@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,8 +10,14 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	"k8s.io/apiextensions-apiserver/pkg/apihelpers"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apiextensionsclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	convergev1 "converge.dev/converge/internal/api/converge/v1alpha1"
@@ -50,7 +57,8 @@ spec:
 // request head (its manifest from the Kustomization that applies it, its
 // chart, its values) for the manifest gate, dry-runs the chart's objects
 // for the policy gate, merges, and is Verified when the release runs the
-// digest. The tests gate follows CI's commit status on the head
+// digest; the chart's Flagger Canary passes the progressive gate. The
+// tests gate follows CI's commit status on the head
 // (testsContext): pending until CI reports, failed on a failure, passed
 // on a re-run's success. A head whose values carry a tag without a digest is refused,
 // naming the HelmRelease's Deployment and container. helm-git's risk is
@@ -59,9 +67,27 @@ func TestPromotionToHelmRelease(t *testing.T) {
 	d1, d2 := digestOf("orders-api 1.0.0"), digestOf("orders-api 1.1.0")
 	w := newPromotionWorld(t, d1)
 	hns := clustertest.Namespace(t)
+	// The chart has a Flagger Canary; the cluster serves its kind (there
+	// is no Flagger: only the progressive gate reads it).
+	crd := &apiextensionsv1.CustomResourceDefinition{ObjectMeta: metav1.ObjectMeta{Name: "canaries.flagger.app"},
+		Spec: apiextensionsv1.CustomResourceDefinitionSpec{Group: "flagger.app", Scope: apiextensionsv1.NamespaceScoped,
+			Names: apiextensionsv1.CustomResourceDefinitionNames{Kind: "Canary", ListKind: "CanaryList", Plural: "canaries", Singular: "canary"},
+			Versions: []apiextensionsv1.CustomResourceDefinitionVersion{{Name: "v1beta1", Served: true, Storage: true,
+				Schema: &apiextensionsv1.CustomResourceValidation{OpenAPIV3Schema: &apiextensionsv1.JSONSchemaProps{Type: "object", XPreserveUnknownFields: ptr.To(true)}}}}}}
+	crds := apiextensionsclient.NewForConfigOrDie(clustertest.RESTConfig(t)).ApiextensionsV1().CustomResourceDefinitions()
+	if _, err := crds.Create(t.Context(), crd, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	err := wait.PollUntilContextTimeout(t.Context(), 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		got, err := crds.Get(ctx, crd.Name, metav1.GetOptions{})
+		return err == nil && apihelpers.IsCRDConditionTrue(got, apiextensionsv1.Established), nil
+	})
+	if err != nil {
+		t.Fatal("the Canary CRD never became established")
+	}
 	charts := chartServer(t, "testdata/charts/orders", "1.0.0")
 	chartFiles := map[string]string{}
-	for _, f := range []string{"Chart.yaml", "values.yaml", "templates/deployment.yaml"} {
+	for _, f := range []string{"Chart.yaml", "values.yaml", "templates/deployment.yaml", "templates/canary.yaml"} {
 		data, err := os.ReadFile(filepath.Join("testdata/charts/orders", f))
 		if err != nil {
 			t.Fatal(err)
@@ -145,7 +171,7 @@ func TestPromotionToHelmRelease(t *testing.T) {
 		if i == 0 && (pr.Status.Risk != "low" || pr.Status.RiskReason != "changes only the image reference") {
 			t.Errorf("risk: auto on an image-only change: %s (%s)", pr.Status.Risk, pr.Status.RiskReason)
 		}
-		for _, g := range []string{promotion.GateManifest, promotion.GatePolicy} {
+		for _, g := range []string{promotion.GateManifest, promotion.GatePolicy, promotion.GateProgressive} {
 			if gateOf(pr, g).Phase != "passed" {
 				t.Errorf("%s: %s gate %+v", s.stage, g, gateOf(pr, g))
 			}
