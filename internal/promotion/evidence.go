@@ -52,6 +52,9 @@ type Evidence struct {
 	Critical *int `json:"critical,omitempty"`
 	// Migration is none, reversible or irreversible, for migration.
 	Migration string `json:"migration,omitempty"`
+	// RollForward is the plan when going back is impossible, for
+	// rollback-plan.
+	RollForward string `json:"rollForward,omitempty"`
 	Summary   string `json:"summary,omitempty"`
 	// File is a document attached to the item (an SBOM, a report),
 	// relative to the repository root; FileBlob pins its content.

@@ -17,6 +17,10 @@ const (
 	GateProgressive  = "progressive"
 	GateChangeTicket = "change-ticket"
 	GateEvidence     = "evidence"
+	// GateRollback is the rollback contract (seed §15): failed when the
+	// previous image is gone, or rollback is impossible without a
+	// roll-forward plan.
+	GateRollback = "rollback"
 	// GateTag is converge's: the tag beside a digest still names it in
 	// the registry. A moved tag is a warning; the digest is promoted,
 	// never what the tag names now.
@@ -64,6 +68,7 @@ func Table(risk string) []GateSpec {
 		{GateApproval, pick(Optional, Required)},
 		{GateProgressive, pick(Recommended, Required)},
 		{GateChangeTicket, pick(Optional, Required)},
+		{GateRollback, pick(Recommended, Required)},
 		{GateTag, Recommended},
 	}
 }
