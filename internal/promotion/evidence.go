@@ -55,7 +55,7 @@ type Evidence struct {
 	// RollForward is the plan when going back is impossible, for
 	// rollback-plan.
 	RollForward string `json:"rollForward,omitempty"`
-	Summary   string `json:"summary,omitempty"`
+	Summary     string `json:"summary,omitempty"`
 	// File is a document attached to the item (an SBOM, a report),
 	// relative to the repository root; FileBlob pins its content.
 	File       string    `json:"file,omitempty"`
