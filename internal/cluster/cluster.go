@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -65,6 +66,25 @@ func (c *Client) ServerVersion(ctx context.Context) (string, error) {
 
 // ErrUnknownKind means the API server does not serve the kind (yet).
 var ErrUnknownKind = errors.New("kind is not served by the cluster")
+
+// Served asks the API server, past any cache, whether it serves the
+// kind at its version now: a CRD version taken out of service is gone
+// here at once, while the cached mapping still has it.
+func (c *Client) Served(ctx context.Context, gvk schema.GroupVersionKind) (bool, error) {
+	list, err := c.cs.Discovery().ServerResourcesForGroupVersion(gvk.GroupVersion().String())
+	if apierrors.IsNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("discovery of %s: %w", gvk.GroupVersion(), err)
+	}
+	for _, r := range list.APIResources {
+		if r.Kind == gvk.Kind && !strings.Contains(r.Name, "/") {
+			return true, nil
+		}
+	}
+	return false, nil
+}
 
 // mapping finds the resource for gvk. A miss refreshes discovery once, so
 // that a CRD applied a moment ago is found.

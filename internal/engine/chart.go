@@ -59,14 +59,7 @@ func (e *Engine) RenderChart(ctx context.Context, chrt *chart.Chart, o helm.Opti
 // out: the cluster cannot judge it before the definition exists. Every
 // refusal is returned, each naming its object.
 func (e *Engine) Admit(ctx context.Context, objs []object.Decoded, namespace string) error {
-	defined := map[string]bool{}
-	for _, d := range objs {
-		if d.Object.GetKind() == "CustomResourceDefinition" {
-			g, _, _ := unstructured.NestedString(d.Object.Object, "spec", "group")
-			k, _, _ := unstructured.NestedString(d.Object.Object, "spec", "names", "kind")
-			defined[g+"/"+k] = true
-		}
-	}
+	defined := definedKinds(objs)
 	var refusals []error
 	for _, d := range objs {
 		obj := d.Object.DeepCopy()
@@ -87,4 +80,43 @@ func (e *Engine) Admit(ctx context.Context, objs []object.Decoded, namespace str
 		}
 	}
 	return errors.Join(refusals...)
+}
+
+// definedKinds are the group/kind of the CRDs among objs.
+func definedKinds(objs []object.Decoded) map[string]bool {
+	defined := map[string]bool{}
+	for _, d := range objs {
+		if d.Object.GetKind() == "CustomResourceDefinition" {
+			g, _, _ := unstructured.NestedString(d.Object.Object, "spec", "group")
+			k, _, _ := unstructured.NestedString(d.Object.Object, "spec", "names", "kind")
+			defined[g+"/"+k] = true
+		}
+	}
+	return defined
+}
+
+// Unserved lists the apiVersion and kind of each object the cluster does
+// not serve now ("apps/v1beta1 Deployment"), once each, except custom
+// resources whose CRD is among objs: a render that cannot be applied as
+// it is. It asks discovery afresh, once per kind.
+func (e *Engine) Unserved(ctx context.Context, objs []object.Decoded) ([]string, error) {
+	defined := definedKinds(objs)
+	seen := map[string]bool{}
+	var out []string
+	for _, d := range objs {
+		gvk := d.Object.GroupVersionKind()
+		what := d.Object.GetAPIVersion() + " " + gvk.Kind
+		if seen[what] || defined[gvk.Group+"/"+gvk.Kind] {
+			continue
+		}
+		seen[what] = true
+		ok, err := e.o.Cluster.Served(ctx, gvk)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			out = append(out, what)
+		}
+	}
+	return out, nil
 }

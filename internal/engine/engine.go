@@ -410,6 +410,15 @@ func (e *Engine) ResolveOCI(ctx context.Context, url string, ref oci.Ref, auth o
 	return e.o.OCI.Resolve(ctx, url, ref, auth)
 }
 
+// MissingOCI says what of an image digest is gone from its registry;
+// see oci.Fetcher.Missing.
+func (e *Engine) MissingOCI(ctx context.Context, url, digest string, auth oci.Auth) ([]string, error) {
+	if e.o.OCI == nil {
+		return nil, fmt.Errorf("%s: OCI sources are not configured", url)
+	}
+	return e.o.OCI.Missing(ctx, url, digest, auth)
+}
+
 // ForCluster returns an Engine for another cluster, sharing this one's
 // fetchers and health rules (and so their caches of sources), with its
 // own caches of renders, predictions and inventories.

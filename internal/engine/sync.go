@@ -151,23 +151,11 @@ func (e *Engine) plan(ctx context.Context, u Unit, o SyncOptions) (Report, error
 	if e.o.Cluster == nil {
 		return Report{}, errors.New("engine: no cluster")
 	}
-	r, err := e.Render(ctx, u)
+	r, err := e.Manifests(ctx, u)
 	if err != nil {
-		return Report{}, fmt.Errorf("unit %s: %w", u.Name, err)
+		return Report{}, err
 	}
-	objs, err := decryptObjects(r.Objects, u.Decryption)
-	if err != nil {
-		return Report{}, fmt.Errorf("unit %s: %w", u.Name, err)
-	}
-	if objs, err = u.Overlay.Apply(objs); err != nil {
-		return Report{}, fmt.Errorf("unit %s: %w", u.Name, err)
-	}
-	if u.Substitute != nil {
-		if objs, err = substitute(objs, u.Substitute); err != nil {
-			return Report{}, fmt.Errorf("unit %s: %w", u.Name, err)
-		}
-	}
-	desired, err := e.prepare(u, objs)
+	desired, err := e.prepare(u, r.Objects)
 	if err != nil {
 		return Report{}, fmt.Errorf("unit %s: %w", u.Name, err)
 	}
@@ -241,6 +229,30 @@ func (e *Engine) plan(ctx context.Context, u Unit, o SyncOptions) (Report, error
 
 // prepare gives namespaced objects the destination namespace and stamps
 // the owner annotation, on copies: rendered objects are cached and shared.
+// Manifests are the unit's objects as a sync would apply them, before
+// namespaces and owners are given: its render, decrypted, with Flux's
+// overlay (namePrefix, images, patches) and postBuild substitutions.
+// Nothing is sent to the cluster.
+func (e *Engine) Manifests(ctx context.Context, u Unit) (Rendered, error) {
+	r, err := e.Render(ctx, u)
+	if err != nil {
+		return Rendered{}, fmt.Errorf("unit %s: %w", u.Name, err)
+	}
+	objs, err := decryptObjects(r.Objects, u.Decryption)
+	if err != nil {
+		return Rendered{}, fmt.Errorf("unit %s: %w", u.Name, err)
+	}
+	if objs, err = u.Overlay.Apply(objs); err != nil {
+		return Rendered{}, fmt.Errorf("unit %s: %w", u.Name, err)
+	}
+	if u.Substitute != nil {
+		if objs, err = substitute(objs, u.Substitute); err != nil {
+			return Rendered{}, fmt.Errorf("unit %s: %w", u.Name, err)
+		}
+	}
+	return Rendered{Revision: r.Revision, Objects: objs}, nil
+}
+
 func (e *Engine) prepare(u Unit, objs []object.Decoded) ([]object.Decoded, error) {
 	ns := u.DestNamespace
 	if ns == "" {
