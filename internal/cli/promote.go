@@ -29,7 +29,7 @@ pull request with the same gates, bake included, as an automatic one.
 --digest names the digest you expect; it is refused if the source stage
 does not run it. A stage with no source takes --digest as the freight.
 
-Subcommands: status.`,
+Subcommands: status, rollback, release.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := kubeClient(kubeconfig, kcontext)
@@ -89,7 +89,9 @@ Subcommands: status.`,
 	cmd.Flags().StringVar(&stageName, "stage", "", "the stage promoted to (required)")
 	cmd.Flags().StringVar(&digest, "digest", "", "the digest expected to be running in the source stage")
 	cmd.MarkFlagRequired("stage")
-	cmd.AddCommand(newPromoteStatusCmd(&kubeconfig, &kcontext, &namespace, &output))
+	cmd.AddCommand(newPromoteStatusCmd(&kubeconfig, &kcontext, &namespace, &output),
+		newPromoteRollbackCmd(&kubeconfig, &kcontext, &namespace, &output),
+		newPromoteReleaseCmd(&kubeconfig, &kcontext, &namespace))
 	return cmd
 }
 
@@ -106,6 +108,8 @@ type StageReport struct {
 	Phase     string   `json:"phase,omitempty"`
 	PR        string   `json:"pr,omitempty"`
 	Verified  string   `json:"verified,omitempty"`
+	// Hold says why the stage takes no automatic promotion.
+	Hold string `json:"hold,omitempty"`
 }
 
 func newPromoteStatusCmd(kubeconfig, kcontext, namespace, output *string) *cobra.Command {
@@ -133,8 +137,12 @@ func newPromoteStatusCmd(kubeconfig, kcontext, namespace, output *string) *cobra
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "STAGE\tFROM\tIMAGES\tHEALTHY\tBAKE\tPROMOTION\tPR\tMESSAGE")
 			for _, r := range reports {
+				msg := r.Message
+				if r.Hold != "" {
+					msg = strings.TrimSpace("HELD: " + r.Hold + " " + msg)
+				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%s\t%s\t%s\t%s\n", r.Name, orDash(r.From), orDash(strings.Join(r.Images, ",")), r.Healthy, orDash(r.Bake),
-					orDash(strings.TrimSpace(r.Promotion+" "+r.Phase)), orDash(r.PR), r.Message)
+					orDash(strings.TrimSpace(r.Promotion+" "+r.Phase)), orDash(r.PR), msg)
 			}
 			return tw.Flush()
 		},
@@ -149,6 +157,9 @@ func stageReports(p *convergev1.Pipeline, promos []convergev1.Promotion, now tim
 	for _, s := range p.Spec.Stages {
 		st := stage.StatusOf(p, s.Name)
 		r := StageReport{Name: s.Name, From: s.From, Images: st.Images, Healthy: st.Healthy, Message: st.Message, Revision: st.Revision, Verified: st.Verified}
+		if st.Hold != nil {
+			r.Hold = st.Hold.Reason
+		}
 		if s.From != "" {
 			src := stage.StatusOf(p, s.From)
 			if len(src.Digests) > 0 {

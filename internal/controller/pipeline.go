@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"slices"
 	"sort"
+	"strconv"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -153,7 +154,7 @@ func (run *pipelineRun) do(ctx context.Context) error {
 		run.running[s.Name], run.obs[s.Name] = running, o
 		st := convergev1.StageStatus{Name: s.Name, Digests: running.Digests, Images: running.Images, Revision: running.Revision,
 			Healthy: running.Healthy, Message: running.Why, HealthySince: metaTime(o.HealthySince), UnhealthySince: metaTime(o.UnhealthySince),
-			ObservedAt: &metav1.Time{Time: run.now}, Reset: o.Reset, Verified: prev.Verified}
+			ObservedAt: &metav1.Time{Time: run.now}, Reset: o.Reset, Verified: prev.Verified, Hold: prev.Hold}
 		stages = append(stages, st)
 	}
 	p.Status.Stages = stages
@@ -226,6 +227,9 @@ func (run *pipelineRun) propose(ctx context.Context, list *convergev1.PromotionL
 		if len(src.Digests) == 0 || run.obs[s.From].HealthySince == nil || promotion.SameDigests(src.Digests, run.running[s.Name].Digests) {
 			continue
 		}
+		if stage.StatusOf(p, s.Name).Hold != nil {
+			continue // rolled back: only a person promotes into it now
+		}
 		name := promotionName(p.Name, s.Name, promotion.FreightID(src.Artifacts))
 		if slices.ContainsFunc(list.Items, func(o convergev1.Promotion) bool { return o.Name == name }) {
 			continue
@@ -243,10 +247,16 @@ func (run *pipelineRun) propose(ctx context.Context, list *convergev1.PromotionL
 }
 
 // NewPromotion is a Promotion of arts into stage stageName of p, for a
-// reason (auto, manual or rollback), named by its freight.
+// reason (auto, manual or rollback), named by its freight. A rollback's
+// name also has the time: the freight it goes back to was promoted
+// into the stage before, under the plain name.
 func NewPromotion(p *convergev1.Pipeline, stageName, reason string, arts []promotion.Artifact) *convergev1.Promotion {
 	id := promotion.FreightID(arts)
-	return &convergev1.Promotion{ObjectMeta: metav1.ObjectMeta{Name: promotionName(p.Name, stageName, id), Namespace: p.Namespace,
+	name := promotionName(p.Name, stageName, id)
+	if reason == "rollback" {
+		name += "-rollback-" + strconv.FormatInt(time.Now().Unix(), 36)
+	}
+	return &convergev1.Promotion{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: p.Namespace,
 		Labels: map[string]string{PipelineLabel: p.Name}, Finalizers: []string{PromotionFinalizer}},
 		Spec: convergev1.PromotionSpec{Pipeline: p.Name, Stage: stageName, Reason: reason, Freight: freightOf(id, arts)}}
 }

@@ -135,6 +135,9 @@ func (run *pipelineRun) newer(promo *convergev1.Promotion) string {
 func (run *pipelineRun) open(ctx context.Context, promo *convergev1.Promotion, s convergev1.PipelineStage) error {
 	st := &promo.Status
 	branch := "converge/promote/" + s.Name + "/" + promotion.ShortID(promo.Spec.Freight.ID)
+	if promo.Spec.Reason == "rollback" {
+		branch = "converge/rollback/" + s.Name + "/" + promo.Name
+	}
 	if st.Source == nil && s.From != "" {
 		o := run.obs[s.From]
 		st.Source = &convergev1.PromotionSource{Stage: s.From, Revision: run.running[s.From].Revision,
@@ -167,6 +170,16 @@ func (run *pipelineRun) open(ctx context.Context, promo *convergev1.Promotion, s
 		return err
 	}
 	rec := run.record(promo, s, found)
+	migrations, rollForward := rollbackEvidence(found)
+	if promo.Spec.Reason == "rollback" {
+		back, _, err := readEvidence(co.Dir, artifactsOf(convergev1.Freight{Artifacts: st.Previous}))
+		if err != nil {
+			return err
+		}
+		migrations, _ = rollbackEvidence(back)
+	}
+	contract := run.contract(ctx, promo, s, co.Commit, nil, migrations, rollForward)
+	rec.Rollback = &contract
 	data, err := sigsyaml.Marshal(rec)
 	if err != nil {
 		return err
@@ -344,8 +357,19 @@ func (run *pipelineRun) verify(promo *convergev1.Promotion) error {
 		st.Phase, st.VerifiedAt = convergev1.PhaseVerified, &metav1.Time{Time: run.now}
 		st.Message = fmt.Sprintf("stage %s runs %s, Healthy, at revision %s", promo.Spec.Stage, strings.Join(running.Images, ", "), running.Revision)
 		for i := range run.p.Status.Stages {
-			if run.p.Status.Stages[i].Name == promo.Spec.Stage {
-				run.p.Status.Stages[i].Verified = promo.Name
+			ss := &run.p.Status.Stages[i]
+			if ss.Name != promo.Spec.Stage {
+				continue
+			}
+			ss.Verified = promo.Name
+			switch promo.Spec.Reason {
+			case "rollback":
+				// Kargo #3016: after a rollback, the freight rolled back
+				// from (or a newer one) must not come straight back.
+				ss.Hold = &convergev1.StageHold{Promotion: promo.Name, Since: metav1.Time{Time: run.now},
+					Reason: fmt.Sprintf("rolled back to %s by %s: no automatic promotion until `converge promote release` or a manual promotion", strings.Join(running.Images, ", "), promo.Name)}
+			case "manual":
+				ss.Hold = nil // a person promoted into it on purpose
 			}
 		}
 		return nil

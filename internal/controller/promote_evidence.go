@@ -21,7 +21,11 @@ func (run *pipelineRun) checkEvidence(hc *headChecks, dir string, s convergev1.P
 		return
 	}
 	msg := fmt.Sprintf("%d evidence items about these digests", len(found))
-	if s.From != "" {
+	if promo.Spec.Reason == "rollback" {
+		// The digests go back: what the source stage recorded since is
+		// about newer ones.
+		msg += "; a rollback: the items are those recorded when these digests were first promoted"
+	} else if s.From != "" {
 		data, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(promotion.RecordPath(s.From))))
 		if err == nil {
 			var prev promotion.Record

@@ -33,6 +33,7 @@ type headChecks struct {
 	riskWhy  string
 	images   []promotion.ImageChange
 	evidence []promotion.Link
+	contract promotion.Contract
 }
 
 // checkCache holds headChecks by promotion and head.
@@ -78,10 +79,17 @@ func (run *pipelineRun) gates(ctx context.Context, promo *convergev1.Promotion, 
 		run.r.checks.put(promo.UID, pr.Head, hc)
 	}
 	st.Risk, st.RiskReason = hc.risk, hc.riskWhy
+	st.Rollback = &convergev1.RollbackContract{Mode: hc.contract.Mode, RollForward: hc.contract.RollForward}
+	for _, c := range hc.contract.Checks {
+		st.Rollback.Checks = append(st.Rollback.Checks, convergev1.RollbackCheck{Dimension: c.Dimension, Mode: c.Mode, Message: c.Message})
+	}
 	var out []promotion.Result
 	approvers := []string(nil)
 	for _, g := range promotion.Table(hc.risk) {
 		r := promotion.Result{Name: g.Name, Requirement: g.Requirement}
+		if g.Name == promotion.GateRollback && promo.Spec.Reason == "rollback" {
+			r.Requirement = promotion.Required // going back must be possible, at any risk
+		}
 		switch g.Name {
 		case promotion.GateBake:
 			r.Phase, r.Message = run.bake(promo, s)
@@ -121,7 +129,8 @@ func (run *pipelineRun) gates(ctx context.Context, promo *convergev1.Promotion, 
 	}
 	body := promotion.Body(promotion.BodyInput{Pipeline: run.p.Name, Stage: s.Name, From: s.From, Reason: promo.Spec.Reason,
 		Risk: hc.risk, RiskWhy: hc.riskWhy, Images: hc.images, Evidence: hc.evidence, Deployment: run.deployment(s),
-		Gates: out, Approvers: approvers, Author: pr.Author, ApprovalRequired: requirement(out, promotion.GateApproval) == promotion.Required})
+		Gates: out, Approvers: approvers, Author: pr.Author, ApprovalRequired: requirement(out, promotion.GateApproval) == promotion.Required,
+		Rollback: &hc.contract})
 	if next := promotion.Splice(pr.Body, body); next != pr.Body {
 		if err := run.fg.SetBody(ctx, pr.Number, next); err != nil {
 			return nil, fmt.Errorf("body of #%d: %w", pr.Number, err)
@@ -173,6 +182,9 @@ func requirement(rs []promotion.Result, name string) promotion.Requirement {
 func (run *pipelineRun) bake(promo *convergev1.Promotion, s convergev1.PipelineStage) (promotion.Phase, string) {
 	if s.From == "" {
 		return promotion.Passed, "no source stage: nothing to bake"
+	}
+	if promo.Spec.Reason == "rollback" {
+		return promotion.Passed, "a rollback does not bake: it goes back to what ran before"
 	}
 	ok, left, msg := promotion.Soaked(run.obs[s.From], stage.ClockOf(run.p), promotion.Digests(artifactsOf(promo.Spec.Freight)), stage.BakeOf(s), run.now)
 	if ok {
@@ -310,9 +322,22 @@ func (run *pipelineRun) checkHead(ctx context.Context, promo *convergev1.Promoti
 	for _, f := range byType["migration"] {
 		irreversible = irreversible || f.item.Migration == "irreversible"
 	}
+	migrations, rollForward := rollbackEvidence(found)
+	if promo.Spec.Reason == "rollback" {
+		// Going back from a rollback is going back to what runs now: its
+		// migration evidence is the one that counts.
+		back, _, err := readEvidence(snap.Dir, artifactsOf(convergev1.Freight{Artifacts: promo.Status.Previous}))
+		if err != nil {
+			return nil, err
+		}
+		migrations, _ = rollbackEvidence(back)
+	}
 	run.checkEvidence(hc, snap.Dir, s, promo, found, bad)
 	run.checkTags(ctx, hc, s, arts)
 	bases := run.checkTargets(ctx, hc, s, promo, head)
+	hc.contract = run.contract(ctx, promo, s, orDefault(base, orDefault(run.p.Spec.Repo.BaseBranch, "main")), bases, migrations, rollForward)
+	phase, msg := hc.contract.Gate()
+	hc.results[promotion.GateRollback] = promotion.Result{Phase: phase, Message: msg}
 	switch s.Risk {
 	case promotion.RiskAuto:
 		change, err := run.change(ctx, s, base, snap.Dir, bases)

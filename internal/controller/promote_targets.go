@@ -29,6 +29,8 @@ type targetRender struct {
 	// for a HelmRelease, the render of the unit that applies it. They
 	// count for risk: auto.
 	related []object.Decoded
+	// relatedNamespace is given to related objects that name none.
+	relatedNamespace string
 }
 
 // targetAt renders target t at revision as its reconciler would after
@@ -43,7 +45,7 @@ func (run *pipelineRun) targetAt(ctx context.Context, t convergev1.StageTarget, 
 	if err != nil {
 		return targetRender{}, err
 	}
-	r, err := run.r.Engine.Render(ctx, u)
+	r, err := run.r.Engine.Manifests(ctx, u)
 	if err != nil {
 		return targetRender{}, fmt.Errorf("%s %s/%s: render at %s: %w", t.Kind, t.Namespace, t.Name, short(revision, 12), err)
 	}
@@ -74,7 +76,7 @@ func (run *pipelineRun) helmReleaseAt(ctx context.Context, t convergev1.StageTar
 	if err != nil {
 		return targetRender{}, fmt.Errorf("%s: its manifest's unit: %w", name, err)
 	}
-	pr, err := run.r.Engine.Render(ctx, pu)
+	pr, err := run.r.Engine.Manifests(ctx, pu)
 	if err != nil {
 		return targetRender{}, fmt.Errorf("%s: its manifest's %s %s/%s: render at %s: %w", name, parent.Kind, parent.Namespace, parent.Name, short(revision, 12), err)
 	}
@@ -107,7 +109,7 @@ func (run *pipelineRun) helmReleaseAt(ctx context.Context, t convergev1.StageTar
 		return targetRender{}, fmt.Errorf("%s at %s: %w", name, short(revision, 12), err)
 	}
 	release, ns := releaseName(hr)
-	out := targetRender{namespace: ns, related: pr.Objects}
+	out := targetRender{namespace: ns, related: pr.Objects, relatedNamespace: orDefault(pu.DestNamespace, "default")}
 	out.admit = func(ctx context.Context) error { return run.r.Engine.Admit(ctx, out.objects, ns) }
 	inRepo, err := run.chartInRepo(ctx, req)
 	if err != nil {

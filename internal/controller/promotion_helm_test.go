@@ -13,6 +13,7 @@ import (
 	"k8s.io/apiextensions-apiserver/pkg/apihelpers"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apiextensionsclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
+	apiextensionsv1client "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset/typed/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -78,13 +79,7 @@ func TestPromotionToHelmRelease(t *testing.T) {
 	if _, err := crds.Create(t.Context(), crd, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		t.Fatal(err)
 	}
-	err := wait.PollUntilContextTimeout(t.Context(), 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
-		got, err := crds.Get(ctx, crd.Name, metav1.GetOptions{})
-		return err == nil && apihelpers.IsCRDConditionTrue(got, apiextensionsv1.Established), nil
-	})
-	if err != nil {
-		t.Fatal("the Canary CRD never became established")
-	}
+	waitEstablished(t, crds, crd.Name)
 	charts := chartServer(t, "testdata/charts/orders", "1.0.0")
 	chartFiles := map[string]string{}
 	for _, f := range []string{"Chart.yaml", "values.yaml", "templates/deployment.yaml", "templates/canary.yaml"} {
@@ -226,5 +221,17 @@ func TestPromotionToHelmRelease(t *testing.T) {
 	}
 	if pr.Status.Phase == convergev1.PhaseConverging || pr.Status.Phase == convergev1.PhaseVerified {
 		t.Errorf("a refused head was merged: %s %s", pr.Status.Phase, pr.Status.Message)
+	}
+}
+
+// waitEstablished waits until the API server serves the CRD's kind.
+func waitEstablished(t *testing.T, crds apiextensionsv1client.CustomResourceDefinitionInterface, name string) {
+	t.Helper()
+	err := wait.PollUntilContextTimeout(t.Context(), 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		got, err := crds.Get(ctx, name, metav1.GetOptions{})
+		return err == nil && apihelpers.IsCRDConditionTrue(got, apiextensionsv1.Established), nil
+	})
+	if err != nil {
+		t.Fatalf("CRD %s never became established", name)
 	}
 }

@@ -42,7 +42,8 @@ func pushRandom(t *testing.T, ref string) string {
 // TestPromotionTagMoved pushes the images to a real registry (in
 // process, on loopback) and moves the tag after dev runs it: the
 // promotion says the tag moved, names both digests, and still promotes
-// the digest that runs in dev. A tag never replaces a digest.
+// the digest that runs in dev. A tag never replaces a digest. Its
+// rollback contract passes on all six dimensions.
 func TestPromotionTagMoved(t *testing.T) {
 	reg := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
 	defer reg.Close()
@@ -67,6 +68,22 @@ func TestPromotionTagMoved(t *testing.T) {
 	g := gateOf(p, promotion.GateTag)
 	if g.Phase != "failed" || g.Requirement != "recommended" || !strings.Contains(g.Message, "tag "+image+":1.1.0 moved: the registry now names "+d3+"; promoting "+d2) {
 		t.Errorf("tag gate %+v", g)
+	}
+	// Going back is automatic on every dimension: the old digest is in
+	// the registry, the render reads no missing ConfigMap or Secret, its
+	// kinds are served, no migration, no infrastructure change, and
+	// today's admission accepts it.
+	if r := p.Status.Rollback; r == nil || r.Mode != promotion.RollbackAutomatic || len(r.Checks) != 6 {
+		t.Errorf("rollback contract %+v", r)
+	} else {
+		for _, c := range r.Checks {
+			if c.Mode != promotion.RollbackAutomatic {
+				t.Errorf("rollback %s: %s %s", c.Dimension, c.Mode, c.Message)
+			}
+		}
+	}
+	if g := gateOf(p, promotion.GateRollback); g.Phase != "passed" || g.Message != "rollback is automatic: revert the promotion commit" {
+		t.Errorf("rollback gate %+v", g)
 	}
 	if got := p.Spec.Freight.Artifacts[0].Digest; got != d2 {
 		t.Errorf("promoted %s, want the running %s", got, d2)

@@ -41,6 +41,8 @@ type BodyInput struct {
 	Author    string
 	// ApprovalRequired says whether the approval gate is required.
 	ApprovalRequired bool
+	// Rollback is the rollback contract, if it was computed.
+	Rollback *Contract
 }
 
 // Body renders the converge part of the pull request body, markers
@@ -71,6 +73,15 @@ func Body(in BodyInput) string {
 			fmt.Fprintf(&b, "- %s: `%s`\n", l.Type, l.Path)
 		default:
 			fmt.Fprintf(&b, "- %s: **missing**\n", l.Type)
+		}
+	}
+	if c := in.Rollback; c != nil {
+		fmt.Fprintf(&b, "\n### Rollback: %s\n\n", c.Mode)
+		for _, k := range c.Checks {
+			fmt.Fprintf(&b, "- %s: %s: %s\n", k.Dimension, orDefault(k.Mode, "not checked"), k.Message)
+		}
+		if c.RollForward != "" {
+			fmt.Fprintf(&b, "- roll forward: %s\n", c.RollForward)
 		}
 	}
 	fmt.Fprintf(&b, "\n### Gates (risk %s: %s)\n\n", in.Risk, in.RiskWhy)
@@ -110,6 +121,13 @@ func Splice(body, part string) string {
 	rest := body[j+len(BodyEnd):]
 	rest = strings.TrimPrefix(rest, "\n")
 	return body[:i] + part + rest
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }
 
 func orNone(s string) string {

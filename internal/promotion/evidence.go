@@ -114,6 +114,9 @@ type Record struct {
 	Evidence  []RecordedEvidence `json:"evidence,omitempty"`
 	Risk      string             `json:"risk"`
 	Gates     []Result           `json:"gates,omitempty"`
+	// Rollback is the rollback contract when the promotion commit was
+	// written (the pull request's gate re-checks it on every head).
+	Rollback *Contract `json:"rollback,omitempty"`
 }
 
 // RecordedArtifact is one artifact's move.

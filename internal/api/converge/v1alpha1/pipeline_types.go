@@ -191,6 +191,20 @@ type StageStatus struct {
 	// Verified is the last promotion verified live in the stage.
 	// +optional
 	Verified string `json:"verified,omitempty"`
+	// Hold stops auto-promotion into the stage: set when a rollback is
+	// verified, lifted by `converge promote release` or by a manual
+	// promotion verified in the stage.
+	// +optional
+	Hold *StageHold `json:"hold,omitempty"`
+}
+
+// StageHold is why a stage takes no automatic promotion.
+type StageHold struct {
+	Reason string      `json:"reason"`
+	Since  metav1.Time `json:"since"`
+	// Promotion is the rollback that set it.
+	// +optional
+	Promotion string `json:"promotion,omitempty"`
 }
 
 // PipelineList is a list of Pipelines.

@@ -102,6 +102,10 @@ type PromotionStatus struct {
 	// Gates are the last evaluation.
 	// +optional
 	Gates []GateStatus `json:"gates,omitempty"`
+	// Rollback is the rollback contract on the gates' head: whether
+	// going back is automatic, manual or impossible, by dimension.
+	// +optional
+	Rollback *RollbackContract `json:"rollback,omitempty"`
 	// +optional
 	MergedAt *metav1.Time `json:"mergedAt,omitempty"`
 	// +optional
@@ -153,4 +157,25 @@ type PromotionList struct {
 
 func init() {
 	SchemeBuilder.Register(&Promotion{}, &PromotionList{})
+}
+
+// RollbackContract is seed §15's answer for a promotion.
+type RollbackContract struct {
+	// Mode is automatic, manual or impossible.
+	Mode string `json:"mode"`
+	// +optional
+	Checks []RollbackCheck `json:"checks,omitempty"`
+	// +optional
+	RollForward string `json:"rollForward,omitempty"`
+}
+
+// RollbackCheck is one dimension: image, config, manifest, database,
+// cloud or policy.
+type RollbackCheck struct {
+	Dimension string `json:"dimension"`
+	// Mode is automatic, manual, impossible, or empty when it could not
+	// be checked.
+	// +optional
+	Mode    string `json:"mode,omitempty"`
+	Message string `json:"message"`
 }

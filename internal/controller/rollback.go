@@ -1,0 +1,71 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	convergev1 "converge.dev/converge/internal/api/converge/v1alpha1"
+	"converge.dev/converge/internal/stage"
+)
+
+// RollbackPromotion is the Promotion that takes a stage back through the
+// same pull request path: to the freight of the Promotion named to, or,
+// if to is empty, to what the stage ran before its last verified
+// promotion. It is returned, not created.
+func RollbackPromotion(ctx context.Context, c client.Reader, p *convergev1.Pipeline, stageName, to string) (*convergev1.Promotion, error) {
+	if _, ok := stage.SpecOf(p, stageName); !ok {
+		return nil, fmt.Errorf("pipeline %s/%s has no stage %q", p.Namespace, p.Name, stageName)
+	}
+	var f convergev1.Freight
+	switch {
+	case to != "":
+		src := &convergev1.Promotion{}
+		if err := c.Get(ctx, types.NamespacedName{Namespace: p.Namespace, Name: to}, src); err != nil {
+			return nil, fmt.Errorf("promotion %s: %w", to, err)
+		}
+		if src.Spec.Pipeline != p.Name {
+			return nil, fmt.Errorf("promotion %s belongs to pipeline %s, not %s", to, src.Spec.Pipeline, p.Name)
+		}
+		f = src.Spec.Freight
+	default:
+		last := stage.StatusOf(p, stageName).Verified
+		if last == "" {
+			return nil, fmt.Errorf("stage %s has no verified promotion to roll back (name one with --to)", stageName)
+		}
+		src := &convergev1.Promotion{}
+		if err := c.Get(ctx, types.NamespacedName{Namespace: p.Namespace, Name: last}, src); err != nil {
+			return nil, fmt.Errorf("stage %s's last verified promotion %s: %w", stageName, last, err)
+		}
+		if len(src.Status.Previous) == 0 {
+			return nil, fmt.Errorf("promotion %s recorded nothing that ran in %s before it: there is nothing to go back to (name one with --to)", last, stageName)
+		}
+		f.Artifacts = src.Status.Previous
+	}
+	return NewPromotion(p, stageName, "rollback", artifactsOf(f)), nil
+}
+
+// ReleaseHold lifts a stage's hold, so auto-promotion into it resumes.
+// The write carries the Pipeline's resourceVersion: a round of the
+// controller in between makes it fail, to be run again, rather than lose
+// either write.
+func ReleaseHold(ctx context.Context, c client.Client, p *convergev1.Pipeline, stageName string) (*convergev1.StageHold, error) {
+	for i := range p.Status.Stages {
+		s := &p.Status.Stages[i]
+		if s.Name != stageName {
+			continue
+		}
+		if s.Hold == nil {
+			return nil, fmt.Errorf("stage %s is not held", stageName)
+		}
+		was := s.Hold
+		s.Hold = nil
+		if err := c.Status().Update(ctx, p); err != nil {
+			return nil, fmt.Errorf("pipeline %s/%s: release stage %s: %w", p.Namespace, p.Name, stageName, err)
+		}
+		return was, nil
+	}
+	return nil, fmt.Errorf("pipeline %s/%s has no observed stage %q", p.Namespace, p.Name, stageName)
+}
