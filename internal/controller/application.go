@@ -265,6 +265,12 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, orig, app *v1alph
 		warnForbidden(r.Recorder, app, st.Drift)
 	}
 	if sync {
+		if op.Sync != nil && op.Sync.Revision != "" {
+			// An operation names its revision (`argocd app sync
+			// --revision`, a rollback to a history entry): that revision
+			// is synced, not the target.
+			unit.Revision = op.Sync.Revision
+		}
 		synced, err := r.sync(ctx, orig, app, unit, opts, op, now)
 		if errors.Is(err, apply.ErrInProgress) {
 			// A wave is rolling out: the operation says Running and what
