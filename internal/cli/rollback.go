@@ -7,10 +7,12 @@ import (
 	"github.com/spf13/cobra"
 
 	"converge.dev/converge/internal/controller"
+	"converge.dev/converge/internal/stage"
 )
 
 func newPromoteRollbackCmd(kubeconfig, kcontext, namespace, output *string) *cobra.Command {
 	var stageName, to string
+	var direct bool
 	cmd := &cobra.Command{
 		Use:   "rollback PIPELINE --stage S [--to PROMOTION]",
 		Short: "Take a stage back to what ran before, through a pull request; the stage then holds auto-promotion",
@@ -34,6 +36,12 @@ manual promotion.`,
 			if err != nil {
 				return err
 			}
+			if direct {
+				if s, _ := stage.SpecOf(p, stageName); !s.AllowDirectRollback {
+					return fmt.Errorf("stage %s does not allow a direct rollback (spec.stages[].allowDirectRollback): use the pull request path", stageName)
+				}
+				promo.Spec.Direct = true
+			}
 			if err := c.Create(cmd.Context(), promo); err != nil {
 				return fmt.Errorf("promotion %s/%s: %w", *namespace, promo.Name, err)
 			}
@@ -44,11 +52,16 @@ manual promotion.`,
 			for _, a := range promo.Spec.Freight.Artifacts {
 				refs = append(refs, a.Image+"@"+a.Digest)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "rollback %s/%s: %s back to %s; the controller opens its pull request\n", *namespace, promo.Name, stageName, strings.Join(refs, ", "))
+			how := "the controller opens its pull request"
+			if direct {
+				how = "the controller pushes it directly to the base branch"
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "rollback %s/%s: %s back to %s; %s\n", *namespace, promo.Name, stageName, strings.Join(refs, ", "), how)
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&stageName, "stage", "", "the stage to roll back (required)")
+	cmd.Flags().BoolVar(&direct, "direct", false, "emergency path: push the rollback straight to the base branch, no pull request (the stage must allow it)")
 	cmd.Flags().StringVar(&to, "to", "", "a Promotion whose freight to go back to (default: what ran before the stage's last verified promotion)")
 	cmd.MarkFlagRequired("stage")
 	return cmd

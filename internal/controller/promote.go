@@ -71,6 +71,13 @@ func (run *pipelineRun) step(ctx context.Context, promo *convergev1.Promotion) e
 	if st.Phase == convergev1.PhaseConverging {
 		return run.verify(promo)
 	}
+	if promo.Spec.Direct {
+		if promo.Spec.Reason != "rollback" || !s.AllowDirectRollback {
+			st.Phase, st.Message = convergev1.PhaseFailed, fmt.Sprintf("a direct push is allowed only for a rollback into a stage with allowDirectRollback: stage %s does not allow it; nothing was pushed", s.Name)
+			return nil
+		}
+		return run.open(ctx, promo, s)
+	}
 	if st.PR == nil {
 		if err := run.open(ctx, promo, s); err != nil || st.PR == nil {
 			return err
@@ -179,7 +186,7 @@ func (run *pipelineRun) open(ctx context.Context, promo *convergev1.Promotion, s
 		migrations, _ = rollbackEvidence(back)
 	}
 	contract := run.contract(ctx, promo, s, co.Commit, nil, migrations, rollForward)
-	rec.Rollback = &contract
+	rec.Rollback, rec.Direct = &contract, promo.Spec.Direct
 	data, err := sigsyaml.Marshal(rec)
 	if err != nil {
 		return err
@@ -200,6 +207,20 @@ func (run *pipelineRun) open(ctx context.Context, promo *convergev1.Promotion, s
 	}
 	if err != nil {
 		return err
+	}
+	if promo.Spec.Direct {
+		// The emergency path: no pull request, no gates. The same
+		// evidence file and trailers say what was done and by which path.
+		if err := co.PushBase(ctx); err != nil {
+			return err
+		}
+		st.DirectCommit, st.MergedAt = head, &metav1.Time{Time: run.now}
+		st.Phase = convergev1.PhaseConverging
+		st.Message = fmt.Sprintf("pushed directly to %s as %s (emergency rollback: no pull request, no gates); waiting for stage %s to run it", base, short(head, 12), s.Name)
+		for _, t := range s.Targets {
+			run.refresh(ctx, t)
+		}
+		return nil
 	}
 	if err := co.Push(ctx, branch); err != nil {
 		return err

@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"fmt"
 	"io"
 	"log"
 	"net/http/httptest"
@@ -21,7 +22,9 @@ import (
 // new digest and rolled back through a pull request with the previous
 // one (no bake, the rollback contract required); once it is verified,
 // prod holds, so a newer staging digest does not auto-promote; releasing
-// the hold lets it.
+// the hold lets it. The emergency path (--direct) is refused where the
+// stage does not allow it, and elsewhere pushes straight to main with
+// the same evidence file and hold.
 func TestPromotionRollback(t *testing.T) {
 	reg := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
 	defer reg.Close()
@@ -111,5 +114,51 @@ func TestPromotionRollback(t *testing.T) {
 	verified("prod", d3)
 	if hold := stage.StatusOf(w.pipelineNow(), "prod").Hold; hold != nil {
 		t.Errorf("prod still held after release: %+v", hold)
+	}
+
+	// The emergency path: refused where the stage does not allow it...
+	direct, err := RollbackPromotion(ctx, w.c, w.pipelineNow(), "prod", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	direct.Spec.Direct = true
+	create(t, w.c, direct)
+	refused := w.waitPromotion(direct.Name, "refused", time.Minute, func(p *convergev1.Promotion) bool { return p.Status.Phase == convergev1.PhaseFailed })
+	if !strings.Contains(refused.Status.Message, "stage prod does not allow it; nothing was pushed") || refused.Status.PR != nil {
+		t.Errorf("a direct rollback where it is not allowed: %s", refused.Status.Message)
+	}
+	// ...and, allowed, a commit straight to main with the same evidence
+	// file, no pull request, and the same hold.
+	p = w.pipelineNow()
+	p.Spec.Stages[2].AllowDirectRollback = true
+	if err := w.c.Update(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second) // distinct names: a rollback's carries the time in seconds
+	direct, err = RollbackPromotion(ctx, w.c, w.pipelineNow(), "prod", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	direct.Spec.Direct = true
+	create(t, w.c, direct)
+	direct = w.waitPromotion(direct.Name, "Verified", 3*time.Minute, func(p *convergev1.Promotion) bool { return p.Status.Phase == convergev1.PhaseVerified })
+	if direct.Status.PR != nil || direct.Status.DirectCommit == "" || len(direct.Status.Gates) != 0 {
+		t.Errorf("a direct rollback: PR %+v, commit %q, gates %v", direct.Status.PR, direct.Status.DirectCommit, direct.Status.Gates)
+	}
+	var commit struct {
+		Commit struct {
+			Message string `json:"message"`
+		} `json:"commit"`
+	}
+	w.f.API(t, "GET", fmt.Sprintf("/repos/%s/deploy/git/commits/%s", w.f.User, direct.Status.DirectCommit), nil, &commit)
+	if tr := promotion.ParseTrailers(commit.Commit.Message); len(tr["Converge-Direct"]) != 1 || tr["Converge-Stage"][0] != "prod" {
+		t.Errorf("the direct commit's trailers: %v", tr)
+	}
+	if rec := w.fileAt(promotion.RecordPath("prod"), "main"); !strings.Contains(rec, "direct: true") || !strings.Contains(rec, "reason: rollback") {
+		t.Errorf("the evidence file after a direct rollback:\n%s", rec)
+	}
+	w.waitStages(map[string]string{"prod": d1}) // what ran before 1.2.0
+	if hold := stage.StatusOf(w.pipelineNow(), "prod").Hold; hold == nil || hold.Promotion != direct.Name {
+		t.Errorf("no hold after the direct rollback: %+v", hold)
 	}
 }

@@ -117,6 +117,9 @@ type Record struct {
 	// Rollback is the rollback contract when the promotion commit was
 	// written (the pull request's gate re-checks it on every head).
 	Rollback *Contract `json:"rollback,omitempty"`
+	// Direct says the change was pushed straight to the base branch (an
+	// emergency rollback), not merged from a pull request.
+	Direct bool `json:"direct,omitempty"`
 }
 
 // RecordedArtifact is one artifact's move.
@@ -182,6 +185,9 @@ func Trailers(r Record) string {
 		fmt.Fprintf(&b, "Converge-Image: %s\n", a.Image)
 	}
 	fmt.Fprintf(&b, "Converge-Evidence: %s\n", RecordPath(r.Stage))
+	if r.Direct {
+		b.WriteString("Converge-Direct: true\n")
+	}
 	return b.String()
 }
 

@@ -101,6 +101,22 @@ func (c *Checkout) Head() (string, error) {
 	return h.Hash().String(), nil
 }
 
+// PushBase pushes HEAD to the branch the checkout was cloned from,
+// without force: if someone pushed there since, the push fails rather
+// than overwrite them. Only an emergency path that a person allowed
+// writes to a base branch this way.
+func (c *Checkout) PushBase(ctx context.Context) error {
+	spec := config.RefSpec(plumbing.NewBranchReferenceName(c.Branch).String() + ":" + plumbing.NewBranchReferenceName(c.Branch).String())
+	err := c.repo.PushContext(ctx, &gogit.PushOptions{RemoteName: "origin", RefSpecs: []config.RefSpec{spec}, Auth: c.auth})
+	if errors.Is(err, gogit.NoErrAlreadyUpToDate) {
+		err = nil
+	}
+	if err != nil {
+		return fmt.Errorf("push %s to %s: %s", c.Branch, redact.URL(c.url), redact.Message(err.Error()))
+	}
+	return nil
+}
+
 // Push pushes HEAD to branch on the remote, replacing what converge
 // pushed there before (the branch is converge's own).
 func (c *Checkout) Push(ctx context.Context, branch string) error {

@@ -108,6 +108,11 @@ type PipelineStage struct {
 	// person merges.
 	// +optional
 	AutoMerge bool `json:"autoMerge,omitempty"`
+	// AllowDirectRollback permits the emergency path: a rollback pushed
+	// straight to the base branch, without a pull request or gates
+	// (`converge promote rollback --direct`). Off by default.
+	// +optional
+	AllowDirectRollback bool `json:"allowDirectRollback,omitempty"`
 	// MergeStyle is merge, squash or rebase. Default merge.
 	// +kubebuilder:validation:Enum=merge;squash;rebase
 	// +optional

@@ -37,6 +37,11 @@ type PromotionSpec struct {
 	Reason string `json:"reason"`
 	// Freight is what is promoted.
 	Freight Freight `json:"freight"`
+	// Direct, for a rollback, pushes the change straight to the base
+	// branch: the emergency path, allowed only by the stage's
+	// allowDirectRollback.
+	// +optional
+	Direct bool `json:"direct,omitempty"`
 }
 
 // Freight is a set of artifacts promoted together, named by content.
@@ -108,6 +113,10 @@ type PromotionStatus struct {
 	Rollback *RollbackContract `json:"rollback,omitempty"`
 	// +optional
 	MergedAt *metav1.Time `json:"mergedAt,omitempty"`
+	// DirectCommit is the commit a direct rollback pushed to the base
+	// branch (no pull request).
+	// +optional
+	DirectCommit string `json:"directCommit,omitempty"`
 	// +optional
 	VerifiedAt *metav1.Time `json:"verifiedAt,omitempty"`
 }
