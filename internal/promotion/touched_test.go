@@ -6,10 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-
 	"converge.dev/converge/internal/promotion"
-	"converge.dev/converge/internal/render"
 )
 
 // TestTouched: each testdata/touched case is a target's render on the
@@ -21,24 +18,9 @@ func TestTouched(t *testing.T) {
 	if err != nil || len(dirs) == 0 {
 		t.Fatal("no cases", err)
 	}
-	read := func(t *testing.T, file string) []*unstructured.Unstructured {
-		data, err := os.ReadFile(file)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ds, err := render.DecodeManifests(data, file)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var out []*unstructured.Unstructured
-		for _, d := range ds {
-			out = append(out, d.Object)
-		}
-		return out
-	}
 	for _, dir := range dirs {
 		t.Run(filepath.Base(dir), func(t *testing.T) {
-			deletes, sensitive := promotion.Touched(read(t, filepath.Join(dir, "before.yaml")), read(t, filepath.Join(dir, "after.yaml")), "orders")
+			deletes, sensitive := promotion.Touched(objects(t, filepath.Join(dir, "before.yaml")), objects(t, filepath.Join(dir, "after.yaml")), "orders")
 			var got strings.Builder
 			for _, d := range deletes {
 				got.WriteString("delete " + d + "\n")
