@@ -138,7 +138,11 @@ func (run *pipelineRun) imageCheck(ctx context.Context, back []promotion.Artifac
 	case len(gone) > 0:
 		c.Mode, c.Refuse, c.Message = promotion.RollbackManual, true, "old image digest deleted from the registry: "+strings.Join(gone, ", ")
 	case len(unknown) > 0:
-		c.Mode, c.Message = "", "cannot tell whether the old digest is in the registry: "+strings.Join(unknown, "; ")
+		// Manual, not unchecked: a registry the controller cannot read
+		// (private, no credentials here) would otherwise hold every
+		// high-risk promotion forever. A person checks before relying on
+		// a rollback, and the contract says so.
+		c.Mode, c.Message = promotion.RollbackManual, "cannot tell whether the old digest is in the registry, check it by hand: "+strings.Join(unknown, "; ")
 	default:
 		c.Message = "the old digests are in the registry: " + strings.Join(there, ", ")
 	}
