@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/types"
 
 	"converge.dev/converge/internal/controller"
 	"converge.dev/converge/internal/stage"
@@ -78,11 +79,7 @@ func newPromoteReleaseCmd(kubeconfig, kcontext, namespace *string) *cobra.Comman
 			if err != nil {
 				return err
 			}
-			p, err := getPipeline(cmd.Context(), c, *namespace, args[0])
-			if err != nil {
-				return err
-			}
-			was, err := controller.ReleaseHold(cmd.Context(), c, p, stageName)
+			was, err := controller.ReleaseHold(cmd.Context(), c, types.NamespacedName{Namespace: *namespace, Name: args[0]}, stageName)
 			if err != nil {
 				return err
 			}

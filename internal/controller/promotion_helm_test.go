@@ -18,6 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -186,11 +187,13 @@ func TestPromotionToHelmRelease(t *testing.T) {
 	// digest: the HelmRelease renders it, and the manifest gate names the
 	// Deployment and container.
 	// (helm-git stops auto-merging first, so the edit wins the race.)
-	if err := w.c.Get(t.Context(), client.ObjectKeyFromObject(p), p); err != nil {
-		t.Fatal(err)
-	}
-	p.Spec.Stages[1].AutoMerge = false
-	if err := w.c.Update(t.Context(), p); err != nil {
+	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := w.c.Get(t.Context(), client.ObjectKeyFromObject(p), p); err != nil {
+			return err
+		}
+		p.Spec.Stages[1].AutoMerge = false
+		return w.c.Update(t.Context(), p)
+	}); err != nil {
 		t.Fatal(err)
 	}
 	d3 := digestOf("orders-api 1.2.0")

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/registry"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	convergev1 "converge.dev/converge/internal/api/converge/v1alpha1"
@@ -108,7 +109,7 @@ func TestPromotionRollback(t *testing.T) {
 	}
 
 	// `converge promote release orders-api --stage prod`.
-	if _, err := ReleaseHold(ctx, w.c, w.pipelineNow(), "prod"); err != nil {
+	if _, err := ReleaseHold(ctx, w.c, client.ObjectKey{Namespace: w.ns, Name: "orders-api"}, "prod"); err != nil {
 		t.Fatal(err)
 	}
 	verified("prod", d3)
@@ -129,9 +130,13 @@ func TestPromotionRollback(t *testing.T) {
 	}
 	// ...and, allowed, a commit straight to main with the same evidence
 	// file, no pull request, and the same hold.
-	p = w.pipelineNow()
-	p.Spec.Stages[2].AllowDirectRollback = true
-	if err := w.c.Update(ctx, p); err != nil {
+	// (The controller writes the status meanwhile: a conflict is read
+	// again and retried.)
+	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		p := w.pipelineNow()
+		p.Spec.Stages[2].AllowDirectRollback = true
+		return w.c.Update(ctx, p)
+	}); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(time.Second) // distinct names: a rollback's carries the time in seconds

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	convergev1 "converge.dev/converge/internal/api/converge/v1alpha1"
@@ -48,24 +49,31 @@ func RollbackPromotion(ctx context.Context, c client.Reader, p *convergev1.Pipel
 }
 
 // ReleaseHold lifts a stage's hold, so auto-promotion into it resumes.
-// The write carries the Pipeline's resourceVersion: a round of the
-// controller in between makes it fail, to be run again, rather than lose
-// either write.
-func ReleaseHold(ctx context.Context, c client.Client, p *convergev1.Pipeline, stageName string) (*convergev1.StageHold, error) {
-	for i := range p.Status.Stages {
-		s := &p.Status.Stages[i]
-		if s.Name != stageName {
-			continue
+// Each write carries the Pipeline's resourceVersion; when the controller
+// wrote in between, the Pipeline is read again and the release applied
+// to what it wrote, so neither write is lost.
+func ReleaseHold(ctx context.Context, c client.Client, key types.NamespacedName, stageName string) (*convergev1.StageHold, error) {
+	var was *convergev1.StageHold
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		p := &convergev1.Pipeline{}
+		if err := c.Get(ctx, key, p); err != nil {
+			return err
 		}
-		if s.Hold == nil {
-			return nil, fmt.Errorf("stage %s is not held", stageName)
+		for i := range p.Status.Stages {
+			s := &p.Status.Stages[i]
+			if s.Name != stageName {
+				continue
+			}
+			if s.Hold == nil {
+				return fmt.Errorf("stage %s is not held", stageName)
+			}
+			was, s.Hold = s.Hold, nil
+			return c.Status().Update(ctx, p)
 		}
-		was := s.Hold
-		s.Hold = nil
-		if err := c.Status().Update(ctx, p); err != nil {
-			return nil, fmt.Errorf("pipeline %s/%s: release stage %s: %w", p.Namespace, p.Name, stageName, err)
-		}
-		return was, nil
+		return fmt.Errorf("has no observed stage %q", stageName)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("pipeline %s: release stage %s: %w", key, stageName, err)
 	}
-	return nil, fmt.Errorf("pipeline %s/%s has no observed stage %q", p.Namespace, p.Name, stageName)
+	return was, nil
 }
