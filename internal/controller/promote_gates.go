@@ -334,13 +334,13 @@ func (run *pipelineRun) checkHead(ctx context.Context, promo *convergev1.Promoti
 	}
 	run.checkEvidence(hc, snap.Dir, s, promo, found, bad)
 	run.checkTags(ctx, hc, s, arts)
-	bases := run.checkTargets(ctx, hc, s, promo, head)
-	hc.contract = run.contract(ctx, promo, s, orDefault(base, orDefault(run.p.Spec.Repo.BaseBranch, "main")), bases, migrations, rollForward)
+	heads := run.checkTargets(ctx, hc, s, promo, head)
+	hc.contract = run.contract(ctx, promo, s, orDefault(base, orDefault(run.p.Spec.Repo.BaseBranch, "main")), heads, migrations, rollForward)
 	phase, msg := hc.contract.Gate()
 	hc.results[promotion.GateRollback] = promotion.Result{Phase: phase, Message: msg}
 	switch s.Risk {
 	case promotion.RiskAuto:
-		change, err := run.change(ctx, s, base, snap.Dir, bases)
+		change, err := run.change(ctx, s, base, snap.Dir, heads)
 		if err != nil {
 			return nil, err
 		}
