@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/registry"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -54,12 +56,23 @@ func TestPromotionRollback(t *testing.T) {
 		w.push("ci: "+tag, files)
 		w.refresh("orders-dev")
 	}
+	// verified waits for the promotion of d into the stage to be
+	// Verified, and for the Pipeline to say so: the Promotion's status is
+	// written before the Pipeline's in the same round, and a rollback
+	// reads the Pipeline.
 	verified := func(stageName, d string) *convergev1.Promotion {
 		t.Helper()
 		id := promotion.FreightID([]promotion.Artifact{{Name: "app", Image: image, Digest: d}})
-		return w.waitPromotion(promotionName("orders-api", stageName, id), "Verified", 3*time.Minute, func(p *convergev1.Promotion) bool {
+		p := w.waitPromotion(promotionName("orders-api", stageName, id), "Verified", 3*time.Minute, func(p *convergev1.Promotion) bool {
 			return p.Status.Phase == convergev1.PhaseVerified
 		})
+		err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
+			return stage.StatusOf(w.pipelineNow(), stageName).Verified == p.Name, nil
+		})
+		if err != nil {
+			t.Fatalf("the pipeline never recorded %s as %s's verified promotion", p.Name, stageName)
+		}
+		return p
 	}
 	release("1.1.0", d2)
 	verified("staging", d2)
