@@ -32,18 +32,27 @@ func RollbackPromotion(ctx context.Context, c client.Reader, p *convergev1.Pipel
 		}
 		f = src.Spec.Freight
 	default:
-		last := stage.StatusOf(p, stageName).Verified
-		if last == "" {
+		// The stage's promotions, not the Pipeline's status: a Promotion
+		// is marked Verified a moment before the Pipeline records it.
+		var list convergev1.PromotionList
+		if err := c.List(ctx, &list, client.InNamespace(p.Namespace), client.MatchingLabels{PipelineLabel: p.Name}); err != nil {
+			return nil, fmt.Errorf("promotions of %s/%s: %w", p.Namespace, p.Name, err)
+		}
+		var last *convergev1.Promotion
+		for i := range list.Items {
+			o := &list.Items[i]
+			if o.Spec.Stage == stageName && o.Status.Phase == convergev1.PhaseVerified && o.Status.VerifiedAt != nil &&
+				(last == nil || o.Status.VerifiedAt.After(last.Status.VerifiedAt.Time)) {
+				last = o
+			}
+		}
+		if last == nil {
 			return nil, fmt.Errorf("stage %s has no verified promotion to roll back (name one with --to)", stageName)
 		}
-		src := &convergev1.Promotion{}
-		if err := c.Get(ctx, types.NamespacedName{Namespace: p.Namespace, Name: last}, src); err != nil {
-			return nil, fmt.Errorf("stage %s's last verified promotion %s: %w", stageName, last, err)
+		if len(last.Status.Previous) == 0 {
+			return nil, fmt.Errorf("promotion %s recorded nothing that ran in %s before it: there is nothing to go back to (name one with --to)", last.Name, stageName)
 		}
-		if len(src.Status.Previous) == 0 {
-			return nil, fmt.Errorf("promotion %s recorded nothing that ran in %s before it: there is nothing to go back to (name one with --to)", last, stageName)
-		}
-		f.Artifacts = src.Status.Previous
+		f.Artifacts = last.Status.Previous
 	}
 	return NewPromotion(p, stageName, "rollback", artifactsOf(f)), nil
 }
