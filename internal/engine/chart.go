@@ -10,6 +10,7 @@ import (
 	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/chartutil"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"converge.dev/converge/internal/cluster"
 	"converge.dev/converge/internal/object"
@@ -65,7 +66,7 @@ func (e *Engine) Admit(ctx context.Context, objs []object.Decoded, namespace str
 		obj := d.Object.DeepCopy()
 		gvk := obj.GroupVersionKind()
 		namespaced, err := e.o.Cluster.IsNamespaced(gvk)
-		if errors.Is(err, cluster.ErrUnknownKind) && defined[gvk.Group+"/"+gvk.Kind] {
+		if _, ok := defined[gvk.GroupKind()]; ok && errors.Is(err, cluster.ErrUnknownKind) {
 			continue
 		}
 		if err != nil {
@@ -82,14 +83,17 @@ func (e *Engine) Admit(ctx context.Context, objs []object.Decoded, namespace str
 	return errors.Join(refusals...)
 }
 
-// definedKinds are the group/kind of the CRDs among objs.
-func definedKinds(objs []object.Decoded) map[string]bool {
-	defined := map[string]bool{}
+// definedKinds are the kinds the CRDs among objs define, each with
+// whether it is namespaced: the cluster cannot tell about them before
+// those CRDs are applied.
+func definedKinds(objs []object.Decoded) map[schema.GroupKind]bool {
+	defined := map[schema.GroupKind]bool{}
 	for _, d := range objs {
 		if d.Object.GetKind() == "CustomResourceDefinition" {
 			g, _, _ := unstructured.NestedString(d.Object.Object, "spec", "group")
 			k, _, _ := unstructured.NestedString(d.Object.Object, "spec", "names", "kind")
-			defined[g+"/"+k] = true
+			scope, _, _ := unstructured.NestedString(d.Object.Object, "spec", "scope")
+			defined[schema.GroupKind{Group: g, Kind: k}] = scope == "Namespaced"
 		}
 	}
 	return defined
@@ -106,7 +110,7 @@ func (e *Engine) Unserved(ctx context.Context, objs []object.Decoded) ([]string,
 	for _, d := range objs {
 		gvk := d.Object.GroupVersionKind()
 		what := d.Object.GetAPIVersion() + " " + gvk.Kind
-		if seen[what] || defined[gvk.Group+"/"+gvk.Kind] {
+		if _, ok := defined[gvk.GroupKind()]; ok || seen[what] {
 			continue
 		}
 		seen[what] = true

@@ -10,7 +10,6 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/rand"
 
@@ -258,15 +257,7 @@ func (e *Engine) prepare(u Unit, objs []object.Decoded) ([]object.Decoded, error
 	if ns == "" {
 		ns = "default"
 	}
-	crdScopes := map[schema.GroupKind]bool{} // kinds defined in this very render
-	for _, d := range objs {
-		if d.Object.GetKind() == "CustomResourceDefinition" {
-			g, _, _ := unstructured.NestedString(d.Object.Object, "spec", "group")
-			k, _, _ := unstructured.NestedString(d.Object.Object, "spec", "names", "kind")
-			scope, _, _ := unstructured.NestedString(d.Object.Object, "spec", "scope")
-			crdScopes[schema.GroupKind{Group: g, Kind: k}] = scope == "Namespaced"
-		}
-	}
+	crdScopes := definedKinds(objs)
 	seen := map[object.Key]object.Source{}
 	out := make([]object.Decoded, 0, len(objs))
 	for _, d := range objs {
