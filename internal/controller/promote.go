@@ -185,7 +185,7 @@ func (run *pipelineRun) open(ctx context.Context, promo *convergev1.Promotion, s
 		}
 		migrations, _ = rollbackEvidence(back)
 	}
-	contract := run.contract(ctx, promo, s, co.Commit, nil, migrations, rollForward)
+	contract := run.contract(ctx, promo, s, co.Commit, run.rendersAt(ctx, s, co.Commit), nil, migrations, rollForward)
 	rec.Rollback, rec.Direct = &contract, promo.Spec.Direct
 	data, err := sigsyaml.Marshal(rec)
 	if err != nil {

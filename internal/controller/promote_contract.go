@@ -25,8 +25,9 @@ import (
 // the targets' renders at the pull request head, to see what the change
 // does to infrastructure; nil when the promotion commit is being written
 // (it changes the image references only). migrations are the
-// migration evidence of the digests the merge brings.
-func (run *pipelineRun) contract(ctx context.Context, promo *convergev1.Promotion, s convergev1.PipelineStage, base string,
+// migration evidence of the digests the merge brings. bases are the
+// targets rendered at base.
+func (run *pipelineRun) contract(ctx context.Context, promo *convergev1.Promotion, s convergev1.PipelineStage, base string, bases renders,
 	heads map[convergev1.StageTarget]targetRender, migrations []string, rollForward string) promotion.Contract {
 	back := artifactsOf(convergev1.Freight{Artifacts: promo.Status.Previous})
 	if promo.Spec.Reason == "rollback" {
@@ -34,11 +35,10 @@ func (run *pipelineRun) contract(ctx context.Context, promo *convergev1.Promotio
 	}
 	checks := []promotion.Check{run.imageCheck(ctx, back)}
 	var config, unserved, refused, cloud []string
-	var failed []string
+	failed := append([]string(nil), bases.failed...)
 	for _, t := range s.Targets {
-		tr, err := run.targetAt(ctx, t, base)
-		if err != nil {
-			failed = append(failed, err.Error())
+		tr, ok := bases.by[t]
+		if !ok {
 			continue
 		}
 		objs := objectsOf(tr.objects, tr.related)
@@ -176,4 +176,26 @@ func rollbackEvidence(found []foundEvidence) (migrations []string, rollForward s
 		}
 	}
 	return migrations, rollForward
+}
+
+// renders are a stage's targets rendered at one revision; failed names
+// those that could not be.
+type renders struct {
+	by     map[convergev1.StageTarget]targetRender
+	failed []string
+}
+
+// rendersAt renders each target at rev once, for every check that
+// compares with it.
+func (run *pipelineRun) rendersAt(ctx context.Context, s convergev1.PipelineStage, rev string) renders {
+	out := renders{by: map[convergev1.StageTarget]targetRender{}}
+	for _, t := range s.Targets {
+		tr, err := run.targetAt(ctx, t, rev)
+		if err != nil {
+			out.failed = append(out.failed, err.Error())
+			continue
+		}
+		out.by[t] = tr
+	}
+	return out
 }

@@ -335,12 +335,15 @@ func (run *pipelineRun) checkHead(ctx context.Context, promo *convergev1.Promoti
 	run.checkEvidence(hc, snap.Dir, s, promo, found, bad)
 	run.checkTags(ctx, hc, s, arts)
 	heads := run.checkTargets(ctx, hc, s, promo, head)
-	hc.contract = run.contract(ctx, promo, s, orDefault(base, orDefault(run.p.Spec.Repo.BaseBranch, "main")), heads, migrations, rollForward)
+	// The base is rendered once, for the contract and for risk: auto.
+	from := orDefault(base, orDefault(run.p.Spec.Repo.BaseBranch, "main"))
+	bases := run.rendersAt(ctx, s, from)
+	hc.contract = run.contract(ctx, promo, s, from, bases, heads, migrations, rollForward)
 	phase, msg := hc.contract.Gate()
 	hc.results[promotion.GateRollback] = promotion.Result{Phase: phase, Message: msg}
 	switch s.Risk {
 	case promotion.RiskAuto:
-		change, err := run.change(ctx, s, base, snap.Dir, heads)
+		change, err := run.change(ctx, s, base, snap.Dir, bases, heads)
 		if err != nil {
 			return nil, err
 		}
@@ -550,20 +553,16 @@ type container struct{ name, image string }
 // containersOf lists the containers of a workload, pod, job or cron job.
 func containersOf(o *unstructured.Unstructured) []container {
 	var out []container
-	for _, spec := range [][]string{{"spec", "template", "spec"}, {"spec", "jobTemplate", "spec", "template", "spec"}, {"spec"}} {
-		for _, field := range []string{"initContainers", "containers"} {
-			list, _, _ := unstructured.NestedSlice(o.Object, append(append([]string{}, spec...), field)...)
-			for _, c := range list {
-				m, _ := c.(map[string]any)
-				name, _ := m["name"].(string)
-				image, _ := m["image"].(string)
-				if image != "" {
-					out = append(out, container{name, image})
-				}
+	spec := promotion.PodSpec(o)
+	for _, field := range []string{"initContainers", "containers"} {
+		list, _ := spec[field].([]any)
+		for _, c := range list {
+			m, _ := c.(map[string]any)
+			name, _ := m["name"].(string)
+			image, _ := m["image"].(string)
+			if image != "" {
+				out = append(out, container{name, image})
 			}
-		}
-		if len(out) > 0 {
-			return out
 		}
 	}
 	return out

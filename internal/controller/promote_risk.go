@@ -23,9 +23,9 @@ import (
 // records, and each target's render on the base against its render at
 // the head (objects deleted; CRDs, RBAC and Namespaces touched). heads
 // are the targets' renders at the head; headDir is the head's checkout.
-// Without a base commit nothing can be compared, and the change counts
-// as touching everything.
-func (run *pipelineRun) change(ctx context.Context, s convergev1.PipelineStage, base, headDir string, heads map[convergev1.StageTarget]targetRender) (promotion.Change, error) {
+// bases are the targets rendered at base. Without a base commit nothing
+// can be compared, and the change counts as touching everything.
+func (run *pipelineRun) change(ctx context.Context, s convergev1.PipelineStage, base, headDir string, bases renders, heads map[convergev1.StageTarget]targetRender) (promotion.Change, error) {
 	c := promotion.Change{Clusters: 1}
 	if base == "" {
 		c.OutsideLocators = []string{"(the pull request's base commit is unknown: nothing could be compared)"}
@@ -52,7 +52,7 @@ func (run *pipelineRun) change(ctx context.Context, s convergev1.PipelineStage, 
 		// A target its base cannot render is new: everything it renders
 		// is added.
 		var before []*unstructured.Unstructured
-		if br, err := run.targetAt(ctx, t, base); err == nil {
+		if br, ok := bases.by[t]; ok {
 			before = objectsOf(br.objects, br.related)
 		}
 		deletes, sensitive := promotion.Touched(before, objectsOf(head.objects, head.related), head.namespace)

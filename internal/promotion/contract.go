@@ -136,7 +136,7 @@ func ConfigRefs(objs []*unstructured.Unstructured, namespace string) []ConfigRef
 		if ns == "" {
 			ns = namespace
 		}
-		spec := podSpec(o)
+		spec := PodSpec(o)
 		if spec == nil {
 			continue
 		}
@@ -205,8 +205,9 @@ func ConfigRefs(objs []*unstructured.Unstructured, namespace string) []ConfigRef
 	return out
 }
 
-// podSpec is the pod spec of a workload, job, cron job or pod, or nil.
-func podSpec(o *unstructured.Unstructured) map[string]any {
+// PodSpec is the pod spec of a workload, job, cron job or pod, or nil:
+// where the images and the ConfigMaps and Secrets a render runs are.
+func PodSpec(o *unstructured.Unstructured) map[string]any {
 	for _, path := range [][]string{{"spec", "template", "spec"}, {"spec", "jobTemplate", "spec", "template", "spec"}} {
 		if m, ok, _ := unstructured.NestedMap(o.Object, path...); ok {
 			return m
