@@ -8,12 +8,16 @@ package stage
 import (
 	"context"
 	"fmt"
+	"sort"
 	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -44,13 +48,31 @@ type Unit struct {
 	Workloads []Workload
 }
 
-// Workload is a Deployment, StatefulSet or DaemonSet the unit applied.
+// Workload is a Deployment, StatefulSet or DaemonSet the unit applied,
+// or an Argo Rollout or Flagger Canary with what it drives.
 type Workload struct {
 	Kind, Namespace, Name string
 	// Complete: the controller saw the latest spec and every replica is
 	// updated and available; Message says what is missing.
-	Complete   bool
-	Message    string
+	Complete bool
+	Message  string
+	// Containers are the pod template's, as Git has it, with the pods
+	// that run it.
+	Containers []Container
+	// Rollback is set when a progressive-delivery controller aborted the
+	// update and went back to its stable pods: the cluster runs something
+	// other than Git.
+	Rollback *Rollback
+}
+
+// Rollback is what a workload runs after its controller gave up the
+// update Git asked for.
+type Rollback struct {
+	// Message is the controller's own account (Argo Rollouts'
+	// status.message, Flagger's Promoted condition).
+	Message string
+	// Containers are the stable pod template's, with the stable pods; nil
+	// when the stable pods cannot be found.
 	Containers []Container
 }
 
@@ -120,8 +142,29 @@ func Read(ctx context.Context, c client.Reader, t Target) (Unit, error) {
 	default:
 		return u, fmt.Errorf("%s: kind %q is not Application, Kustomization or HelmRelease", t, t.Kind)
 	}
+	// An Argo Rollout or a Flagger Canary is read first: it says what
+	// runs for the Deployments it drives, which are then not read alone
+	// (Argo scales a workloadRef's Deployment to zero, Flagger its target).
+	driven := map[string]bool{}
 	for _, r := range refs {
-		if r.group != "apps" || (r.kind != "Deployment" && r.kind != "StatefulSet" && r.kind != "DaemonSet") {
+		var w Workload
+		var err error
+		switch {
+		case r.group == rolloutGVK.Group && r.kind == rolloutGVK.Kind:
+			w, err = readRollout(ctx, c, r, driven)
+		case r.group == canaryGVK.Group && r.kind == canaryGVK.Kind:
+			w, err = readCanary(ctx, c, r, driven)
+		default:
+			continue
+		}
+		if err != nil {
+			return u, fmt.Errorf("%s: %w", t, err)
+		}
+		u.Workloads = append(u.Workloads, w)
+	}
+	for _, r := range refs {
+		if r.group != "apps" || (r.kind != "Deployment" && r.kind != "StatefulSet" && r.kind != "DaemonSet") ||
+			(r.kind == "Deployment" && driven[r.namespace+"/"+r.name]) {
 			continue
 		}
 		w, err := readWorkload(ctx, c, r)
@@ -163,19 +206,32 @@ func helmWorkloads(ctx context.Context, c client.Reader, hr *helmv2.HelmRelease)
 		}
 	}
 	var refs []workloadRef
-	lists := map[string]client.ObjectList{"Deployment": &appsv1.DeploymentList{}, "StatefulSet": &appsv1.StatefulSetList{}, "DaemonSet": &appsv1.DaemonSetList{}}
-	for kind, l := range lists {
+	lists := map[schema.GroupKind]client.ObjectList{{Group: "apps", Kind: "Deployment"}: &appsv1.DeploymentList{},
+		{Group: "apps", Kind: "StatefulSet"}: &appsv1.StatefulSetList{}, {Group: "apps", Kind: "DaemonSet"}: &appsv1.DaemonSetList{}}
+	for _, gvk := range []schema.GroupVersionKind{rolloutGVK, canaryGVK} {
+		l := &unstructured.UnstructuredList{}
+		l.SetGroupVersionKind(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
+		lists[gvk.GroupKind()] = l
+	}
+	for gk, l := range lists {
 		if err := c.List(ctx, l, client.InNamespace(ns)); err != nil {
+			if meta.IsNoMatchError(err) || apierrors.IsNotFound(err) {
+				continue // the cluster does not serve the kind: none to find
+			}
 			return nil, err
 		}
 		items, _ := meta.ExtractList(l)
 		for _, it := range items {
 			o := it.(client.Object)
 			if o.GetAnnotations()["meta.helm.sh/release-name"] == release && o.GetAnnotations()["meta.helm.sh/release-namespace"] == ns {
-				refs = append(refs, workloadRef{group: "apps", kind: kind, namespace: ns, name: o.GetName()})
+				refs = append(refs, workloadRef{group: gk.Group, kind: gk.Kind, namespace: ns, name: o.GetName()})
 			}
 		}
 	}
+	// Map order must not decide which workload is reported first.
+	sort.Slice(refs, func(i, j int) bool {
+		return refs[i].group+"/"+refs[i].kind+"/"+refs[i].name < refs[j].group+"/"+refs[j].kind+"/"+refs[j].name
+	})
 	return refs, nil
 }
 
@@ -191,23 +247,7 @@ func readWorkload(ctx context.Context, c client.Reader, r workloadRef) (Workload
 			return w, fmt.Errorf("%s: %w", w, err)
 		}
 		tmpl, sel = d.Spec.Template, d.Spec.Selector
-		want := int32(1)
-		if d.Spec.Replicas != nil {
-			want = *d.Spec.Replicas
-		}
-		s := d.Status
-		switch {
-		case s.ObservedGeneration < d.Generation:
-			w.Message = "the deployment controller has not seen the latest spec"
-		case s.UpdatedReplicas < want:
-			w.Message = fmt.Sprintf("%d of %d replicas updated", s.UpdatedReplicas, want)
-		case s.Replicas > s.UpdatedReplicas:
-			w.Message = fmt.Sprintf("%d old replicas still running", s.Replicas-s.UpdatedReplicas)
-		case s.AvailableReplicas < want:
-			w.Message = fmt.Sprintf("%d of %d replicas available", s.AvailableReplicas, want)
-		default:
-			w.Complete = true
-		}
+		w.Complete, w.Message = deploymentDone(d)
 	case "StatefulSet":
 		s := &appsv1.StatefulSet{}
 		if err := c.Get(ctx, key, s); err != nil {
@@ -247,35 +287,81 @@ func readWorkload(ctx context.Context, c client.Reader, r workloadRef) (Workload
 			w.Complete = true
 		}
 	}
-	for _, ct := range tmpl.Spec.Containers {
-		w.Containers = append(w.Containers, Container{Name: ct.Name, Image: ct.Image, Pods: map[string]string{}})
+	pods, err := podsOf(ctx, c, r.namespace, sel, nil)
+	if err != nil {
+		return w, fmt.Errorf("%s: %w", w, err)
 	}
+	w.Containers = containersOf(tmpl, pods)
+	return w, nil
+}
+
+// deploymentDone says whether d's rollout is complete, and if not, what
+// is missing.
+func deploymentDone(d *appsv1.Deployment) (bool, string) {
+	want := int32(1)
+	if d.Spec.Replicas != nil {
+		want = *d.Spec.Replicas
+	}
+	s := d.Status
+	switch {
+	case s.ObservedGeneration < d.Generation:
+		return false, "the deployment controller has not seen the latest spec"
+	case s.UpdatedReplicas < want:
+		return false, fmt.Sprintf("%d of %d replicas updated", s.UpdatedReplicas, want)
+	case s.Replicas > s.UpdatedReplicas:
+		return false, fmt.Sprintf("%d old replicas still running", s.Replicas-s.UpdatedReplicas)
+	case s.AvailableReplicas < want:
+		return false, fmt.Sprintf("%d of %d replicas available", s.AvailableReplicas, want)
+	}
+	return true, ""
+}
+
+// podsOf lists the live pods that sel matches and that carry every label
+// in also (a ReplicaSet's pod-template hash); pods going or gone are left
+// out.
+func podsOf(ctx context.Context, c client.Reader, namespace string, sel *metav1.LabelSelector, also map[string]string) ([]corev1.Pod, error) {
 	selector, err := metav1.LabelSelectorAsSelector(sel)
 	if err != nil || selector.Empty() {
-		return w, fmt.Errorf("%s: selector: %v", w, err)
+		return nil, fmt.Errorf("selector: %v", err)
 	}
-	pods := &corev1.PodList{}
-	if err := c.List(ctx, pods, client.InNamespace(r.namespace), client.MatchingLabelsSelector{Selector: selector}); err != nil {
-		return w, fmt.Errorf("%s: pods: %w", w, err)
+	list := &corev1.PodList{}
+	if err := c.List(ctx, list, client.InNamespace(namespace), client.MatchingLabelsSelector{Selector: selector}); err != nil {
+		return nil, fmt.Errorf("pods: %w", err)
 	}
-	for _, p := range pods.Items {
+	var out []corev1.Pod
+	for _, p := range list.Items {
 		if p.DeletionTimestamp != nil || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
 			continue
 		}
-		for _, cs := range p.Status.ContainerStatuses {
-			for i := range w.Containers {
-				if w.Containers[i].Name == cs.Name {
-					w.Containers[i].Pods[p.Name] = cs.ImageID
+		match := true
+		for k, v := range also {
+			match = match && p.Labels[k] == v
+		}
+		if match {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+// containersOf pairs the template's containers with the image IDs the
+// pods report for them.
+func containersOf(tmpl corev1.PodTemplateSpec, pods []corev1.Pod) []Container {
+	var cs []Container
+	for _, ct := range tmpl.Spec.Containers {
+		cs = append(cs, Container{Name: ct.Name, Image: ct.Image, Pods: map[string]string{}})
+	}
+	for _, p := range pods {
+		for i := range cs {
+			cs[i].Pods[p.Name] = "" // not started: no image yet
+			for _, st := range p.Status.ContainerStatuses {
+				if st.Name == cs[i].Name {
+					cs[i].Pods[p.Name] = st.ImageID
 				}
 			}
 		}
-		for i := range w.Containers {
-			if _, ok := w.Containers[i].Pods[p.Name]; !ok {
-				w.Containers[i].Pods[p.Name] = "" // not started: no image yet
-			}
-		}
 	}
-	return w, nil
+	return cs
 }
 
 func orUnknown(s string) string {

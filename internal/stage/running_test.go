@@ -62,3 +62,62 @@ func TestDecide(t *testing.T) {
 		})
 	}
 }
+
+// TestDecideClusterRollback: a workload whose progressive-delivery
+// controller went back to its stable pods makes the stage report
+// "rolled back in cluster", run nothing promotable, and say what Git
+// would have to pin to match.
+func TestDecideClusterRollback(t *testing.T) {
+	gitRef := "r.example/orders-api:1.1.0@" + dB
+	stableRef := "r.example/orders-api:1.0.0@" + dA
+	aborted := func(stable []Container) func(*Unit) {
+		return func(u *Unit) {
+			w := &u.Workloads[0]
+			w.Kind, w.Name, w.Complete, w.Message = "Rollout", "api", false, "aborted: RolloutAborted: Rollout aborted update to revision 2"
+			w.Containers[0].Pods = map[string]string{}
+			w.Rollback = &Rollback{Message: "RolloutAborted: Rollout aborted update to revision 2", Containers: stable}
+		}
+	}
+	stablePods := map[string]string{"api-5d9-x": "fake://r.example/orders-api@" + dA}
+	tests := []struct {
+		name    string
+		units   []Unit
+		running string // what Git would pin to match; "" when it cannot say
+		why     string
+	}{
+		{name: "aborted Rollout: its stable template", running: stableRef,
+			units: []Unit{unit("Kustomization", gitRef, nil, aborted([]Container{{Name: "api", Image: stableRef, Pods: stablePods}}))},
+			why:   "rolled back in cluster: Rollout ns/api: RolloutAborted: Rollout aborted update to revision 2"},
+		{name: "stable template unpinned: its pods' digest", running: "r.example/orders-api:1.0.0@" + dA,
+			units: []Unit{unit("Kustomization", gitRef, nil, aborted([]Container{{Name: "api", Image: "r.example/orders-api:1.0.0", Pods: stablePods}}))},
+			why:   "rolled back in cluster"},
+		{name: "stable pods not found", running: "",
+			units: []Unit{unit("Kustomization", gitRef, nil, aborted(nil))},
+			why:   "the rolled-back workloads' stable pods were not found"},
+		{name: "two targets roll back to different digests", running: "",
+			units: []Unit{unit("Kustomization", gitRef, nil, aborted([]Container{{Name: "api", Image: stableRef, Pods: stablePods}})),
+				unit("Application", gitRef, nil, aborted([]Container{{Name: "api", Image: "r.example/orders-api@" + dB, Pods: stablePods}}))},
+			why: "the rolled-back workloads run 2 references"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := Decide(tc.units, arts)
+			if r.Rollback == nil || r.Healthy || len(r.Digests) != 0 || len(r.Artifacts) != 0 || !strings.Contains(r.Why, tc.why) {
+				t.Fatalf("got rollback=%+v healthy=%v digests=%v why=%q; want a rollback, nothing promotable, why~%q", r.Rollback, r.Healthy, r.Digests, r.Why, tc.why)
+			}
+			if len(r.Rollback.Pinned) != 1 || r.Rollback.Pinned[0].Reference() != gitRef {
+				t.Errorf("pinned %+v, want %s", r.Rollback.Pinned, gitRef)
+			}
+			got := ""
+			if len(r.Rollback.Running) == 1 {
+				got = r.Rollback.Running[0].Reference()
+			}
+			if got != tc.running || len(r.Rollback.Running) > 1 {
+				t.Errorf("running %+v, want %q", r.Rollback.Running, tc.running)
+			}
+			if _, err := r.Pick("staging", ""); err == nil || !strings.Contains(err.Error(), "stage staging was rolled back in cluster") {
+				t.Errorf("Pick: %v; want a refusal naming the rollback", err)
+			}
+		})
+	}
+}
