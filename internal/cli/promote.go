@@ -110,6 +110,8 @@ type StageReport struct {
 	Verified  string   `json:"verified,omitempty"`
 	// Hold says why the stage takes no automatic promotion.
 	Hold string `json:"hold,omitempty"`
+	// RolledBack says what the cluster rolled back, Git not following.
+	RolledBack string `json:"rolledBack,omitempty"`
 }
 
 func newPromoteStatusCmd(kubeconfig, kcontext, namespace, output *string) *cobra.Command {
@@ -141,6 +143,9 @@ func newPromoteStatusCmd(kubeconfig, kcontext, namespace, output *string) *cobra
 				if r.Hold != "" {
 					msg = strings.TrimSpace("HELD: " + r.Hold + " " + msg)
 				}
+				if r.RolledBack != "" {
+					msg = strings.TrimSpace("ROLLED BACK IN CLUSTER: " + r.RolledBack + " " + msg)
+				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%s\t%s\t%s\t%s\n", r.Name, orDash(r.From), orDash(strings.Join(r.Images, ",")), r.Healthy, orDash(r.Bake),
 					orDash(strings.TrimSpace(r.Promotion+" "+r.Phase)), orDash(r.PR), msg)
 			}
@@ -159,6 +164,12 @@ func stageReports(p *convergev1.Pipeline, promos []convergev1.Promotion, now tim
 		r := StageReport{Name: s.Name, From: s.From, Images: st.Images, Healthy: st.Healthy, Message: st.Message, Revision: st.Revision, Verified: st.Verified}
 		if st.Hold != nil {
 			r.Hold = st.Hold.Reason
+		}
+		if rb := st.RolledBack; rb != nil {
+			r.RolledBack = fmt.Sprintf("runs %s, Git pins %s", orDash(strings.Join(rb.Running, ",")), orDash(strings.Join(rb.Pinned, ",")))
+			if rb.Promotion != "" {
+				r.RolledBack += "; " + rb.Promotion + " makes Git match"
+			}
 		}
 		if s.From != "" {
 			src := stage.StatusOf(p, s.From)

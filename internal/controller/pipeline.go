@@ -154,10 +154,12 @@ func (run *pipelineRun) do(ctx context.Context) error {
 		run.running[s.Name], run.obs[s.Name] = running, o
 		st := convergev1.StageStatus{Name: s.Name, Digests: running.Digests, Images: running.Images, Revision: running.Revision,
 			Healthy: running.Healthy, Message: running.Why, HealthySince: metaTime(o.HealthySince), UnhealthySince: metaTime(o.UnhealthySince),
-			ObservedAt: &metav1.Time{Time: run.now}, Reset: o.Reset, Verified: prev.Verified, Hold: prev.Hold}
+			ObservedAt: &metav1.Time{Time: run.now}, Reset: o.Reset, Verified: prev.Verified, Hold: prev.Hold,
+			RolledBack: rolledBack(prev.RolledBack, running.Rollback, run.now)}
 		stages = append(stages, st)
 	}
 	p.Status.Stages = stages
+	meta.SetStatusCondition(&p.Status.Conditions, rolledBackCondition(p))
 
 	var list convergev1.PromotionList
 	if err := run.r.Client.List(ctx, &list, client.InNamespace(p.Namespace), client.MatchingLabels{PipelineLabel: p.Name}); err != nil {
@@ -168,6 +170,9 @@ func (run *pipelineRun) do(ctx context.Context) error {
 	}
 	if !p.Spec.Suspend {
 		if err := run.propose(ctx, &list); err != nil {
+			return err
+		}
+		if err := run.proposeGitMatch(ctx, &list); err != nil {
 			return err
 		}
 	}

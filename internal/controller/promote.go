@@ -151,7 +151,11 @@ func (run *pipelineRun) open(ctx context.Context, promo *convergev1.Promotion, s
 			HealthySince: metaTime(o.HealthySince), ObservedAt: &metav1.Time{Time: o.ObservedAt}}
 	}
 	if st.Previous == nil {
-		st.Previous = freightOf("", run.running[s.Name].Artifacts).Artifacts
+		prev := run.running[s.Name].Artifacts
+		if cr := run.running[s.Name].Rollback; cr != nil {
+			prev = cr.Pinned // what Git pins: the cluster runs nothing promotable
+		}
+		st.Previous = freightOf("", prev).Artifacts
 	}
 	if found, ok, err := run.fg.Find(ctx, branch); err != nil {
 		return fmt.Errorf("find pull request from %s: %w", branch, err)
@@ -280,6 +284,12 @@ func promotionTitle(pipeline, stageName string, arts []promotion.Artifact) strin
 }
 
 func promotionMessage(promo *convergev1.Promotion, s convergev1.PipelineStage) string {
+	if why := promo.Annotations[ClusterRollbackAnnotation]; why != "" {
+		return fmt.Sprintf("Git follows the cluster: stage %s was %s. This pins what it runs (freight %s).", s.Name, why, promo.Spec.Freight.ID)
+	}
+	if promo.Spec.Reason == "rollback" {
+		return fmt.Sprintf("rollback of stage %s to freight %s.", s.Name, promo.Spec.Freight.ID)
+	}
 	if s.From == "" {
 		return fmt.Sprintf("%s promotion of freight %s.", promo.Spec.Reason, promo.Spec.Freight.ID)
 	}
@@ -393,6 +403,14 @@ func (run *pipelineRun) verify(promo *convergev1.Promotion) error {
 				ss.Hold = nil // a person promoted into it on purpose
 			}
 		}
+		return nil
+	}
+	if cr := running.Rollback; cr != nil && promotion.SameDigests(promotion.Digests(cr.Pinned), want) &&
+		len(cr.Running) > 0 && !promotion.SameDigests(promotion.Digests(cr.Running), want) {
+		// The stage's progressive-delivery controller refused this
+		// freight and went back to its stable pods: waiting out the
+		// timeout would not change that.
+		st.Phase, st.Message = convergev1.PhaseFailed, fmt.Sprintf("merged, but stage %s was %s", promo.Spec.Stage, cr.Why)
 		return nil
 	}
 	timeout := stage.VerifyTimeoutOf(run.p)

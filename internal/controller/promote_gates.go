@@ -130,7 +130,7 @@ func (run *pipelineRun) gates(ctx context.Context, promo *convergev1.Promotion, 
 	body := promotion.Body(promotion.BodyInput{Pipeline: run.p.Name, Stage: s.Name, From: s.From, Reason: promo.Spec.Reason,
 		Risk: hc.risk, RiskWhy: hc.riskWhy, Images: hc.images, Evidence: hc.evidence, Deployment: run.deployment(s),
 		Gates: out, Approvers: approvers, Author: pr.Author, ApprovalRequired: requirement(out, promotion.GateApproval) == promotion.Required,
-		Rollback: &hc.contract})
+		Rollback: &hc.contract, ClusterRollback: promo.Annotations[ClusterRollbackAnnotation]})
 	if next := promotion.Splice(pr.Body, body); next != pr.Body {
 		if err := run.fg.SetBody(ctx, pr.Number, next); err != nil {
 			return nil, fmt.Errorf("body of #%d: %w", pr.Number, err)

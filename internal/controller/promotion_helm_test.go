@@ -70,17 +70,9 @@ func TestPromotionToHelmRelease(t *testing.T) {
 	w := newPromotionWorld(t, d1)
 	hns := clustertest.Namespace(t)
 	// The chart has a Flagger Canary; the cluster serves its kind (there
-	// is no Flagger: only the progressive gate reads it).
-	crd := &apiextensionsv1.CustomResourceDefinition{ObjectMeta: metav1.ObjectMeta{Name: "canaries.flagger.app"},
-		Spec: apiextensionsv1.CustomResourceDefinitionSpec{Group: "flagger.app", Scope: apiextensionsv1.NamespaceScoped,
-			Names: apiextensionsv1.CustomResourceDefinitionNames{Kind: "Canary", ListKind: "CanaryList", Plural: "canaries", Singular: "canary"},
-			Versions: []apiextensionsv1.CustomResourceDefinitionVersion{{Name: "v1beta1", Served: true, Storage: true,
-				Schema: &apiextensionsv1.CustomResourceValidation{OpenAPIV3Schema: &apiextensionsv1.JSONSchemaProps{Type: "object", XPreserveUnknownFields: ptr.To(true)}}}}}}
-	crds := apiextensionsclient.NewForConfigOrDie(clustertest.RESTConfig(t)).ApiextensionsV1().CustomResourceDefinitions()
-	if _, err := crds.Create(t.Context(), crd, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		t.Fatal(err)
-	}
-	waitEstablished(t, crds, crd.Name)
+	// is no Flagger: the Canary has no phase, so its Deployment is read
+	// as it is, and the progressive gate finds it).
+	serveKind(t, "flagger.app", "v1beta1", "Canary", "canaries")
 	charts := chartServer(t, "testdata/charts/orders", "1.0.0")
 	chartFiles := map[string]string{}
 	for _, f := range []string{"Chart.yaml", "values.yaml", "templates/deployment.yaml", "templates/canary.yaml"} {
@@ -228,6 +220,24 @@ func TestPromotionToHelmRelease(t *testing.T) {
 }
 
 // waitEstablished waits until the API server serves the CRD's kind.
+// serveKind makes the cluster serve a namespaced kind with any fields
+// and a status subresource, as the CRD of a controller converge does not
+// run would. CRDs are cluster-wide: every test asks for the same one.
+func serveKind(t *testing.T, group, version, kind, plural string) {
+	t.Helper()
+	crd := &apiextensionsv1.CustomResourceDefinition{ObjectMeta: metav1.ObjectMeta{Name: plural + "." + group},
+		Spec: apiextensionsv1.CustomResourceDefinitionSpec{Group: group, Scope: apiextensionsv1.NamespaceScoped,
+			Names: apiextensionsv1.CustomResourceDefinitionNames{Kind: kind, ListKind: kind + "List", Plural: plural, Singular: strings.ToLower(kind)},
+			Versions: []apiextensionsv1.CustomResourceDefinitionVersion{{Name: version, Served: true, Storage: true,
+				Subresources: &apiextensionsv1.CustomResourceSubresources{Status: &apiextensionsv1.CustomResourceSubresourceStatus{}},
+				Schema:       &apiextensionsv1.CustomResourceValidation{OpenAPIV3Schema: &apiextensionsv1.JSONSchemaProps{Type: "object", XPreserveUnknownFields: ptr.To(true)}}}}}}
+	crds := apiextensionsclient.NewForConfigOrDie(clustertest.RESTConfig(t)).ApiextensionsV1().CustomResourceDefinitions()
+	if _, err := crds.Create(t.Context(), crd, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	waitEstablished(t, crds, crd.Name)
+}
+
 func waitEstablished(t *testing.T, crds apiextensionsv1client.CustomResourceDefinitionInterface, name string) {
 	t.Helper()
 	err := wait.PollUntilContextTimeout(t.Context(), 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {

@@ -96,17 +96,27 @@ func newPromotionWorld(t testing.TB, d1 string) *promotionWorld {
 
 // newPromotionWorldFor is the world with image as the artifact.
 func newPromotionWorldFor(t testing.TB, d1, image string) *promotionWorld {
+	return newPromotionWorldWith(t, d1, image, nil)
+}
+
+// newPromotionWorldWith is the world whose first commit also has files,
+// in place of the default ones of the same path.
+func newPromotionWorldWith(t testing.TB, d1, image string, files map[string]string) *promotionWorld {
 	c, _ := setup(t)
 	w := &promotionWorld{t: t, c: c, f: forgetest.Start(t), image: image}
 	w.repo = w.f.CreateRepo(t, "deploy")
-	w.push("initial", map[string]string{
+	initial := map[string]string{
 		"apps/orders/base/deployment.yaml":                promoBase,
 		"apps/orders/base/kustomization.yaml":             "resources: [deployment.yaml]\n",
 		"apps/orders/overlays/dev/kustomization.yaml":     overlay("1.0.0", d1),
 		"apps/orders/overlays/staging/kustomization.yaml": overlay("1.0.0", d1),
 		"apps/orders/overlays/prod/kustomization.yaml":    "resources: [../../base]\npatches:\n- path: image.yaml\n",
 		"apps/orders/overlays/prod/image.yaml":            prodPatch(ordersImage + ":1.0.0@" + d1),
-	})
+	}
+	for k, v := range files {
+		initial[k] = v
+	}
+	w.push("initial", initial)
 	w.repo.Protect("main", []string{"converge/promotion"}, 0)
 	var err error
 	if w.g, err = forge.NewGitea(w.repo.CloneURL, w.f.Token); err != nil {

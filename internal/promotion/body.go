@@ -43,6 +43,9 @@ type BodyInput struct {
 	ApprovalRequired bool
 	// Rollback is the rollback contract, if it was computed.
 	Rollback *Contract
+	// ClusterRollback, for a rollback that makes Git match a stage's
+	// cluster, is what the cluster did.
+	ClusterRollback string
 }
 
 // Body renders the converge part of the pull request body, markers
@@ -51,7 +54,12 @@ func Body(in BodyInput) string {
 	var b strings.Builder
 	b.WriteString(BodyBegin + "\n")
 	fmt.Fprintf(&b, "## Promote %s to %s\n\n", in.Pipeline, in.Stage)
-	if in.From != "" {
+	switch {
+	case in.ClusterRollback != "":
+		fmt.Fprintf(&b, "**Git follows the cluster.** Stage **%s** was %s. This pins what it runs.\n\n", in.Stage, in.ClusterRollback)
+	case in.Reason == "rollback":
+		fmt.Fprintf(&b, "A rollback of **%s** to the digests below.\n\n", in.Stage)
+	case in.From != "":
 		fmt.Fprintf(&b, "The same digests that run in **%s**, promoted to **%s** (%s).\n\n", in.From, in.Stage, in.Reason)
 	}
 	b.WriteString("```diff\n")

@@ -113,6 +113,16 @@ type PipelineStage struct {
 	// (`converge promote rollback --direct`). Off by default.
 	// +optional
 	AllowDirectRollback bool `json:"allowDirectRollback,omitempty"`
+	// OnClusterRollback is what converge does when an Argo Rollout of
+	// the stage is aborted or a Flagger Canary fails, so the cluster runs
+	// its stable digests while Git pins the new ones. report (the
+	// default) records it in status.stages[].rolledBack; propose also
+	// opens the rollback pull request that makes Git pin what runs (the
+	// Pipeline's consent to that write). Either way nothing is promoted
+	// from the stage until Git and the cluster agree again.
+	// +kubebuilder:validation:Enum=report;propose
+	// +optional
+	OnClusterRollback string `json:"onClusterRollback,omitempty"`
 	// MergeStyle is merge, squash or rebase. Default merge.
 	// +kubebuilder:validation:Enum=merge;squash;rebase
 	// +optional
@@ -201,6 +211,29 @@ type StageStatus struct {
 	// promotion verified in the stage.
 	// +optional
 	Hold *StageHold `json:"hold,omitempty"`
+	// RolledBack is set while the stage's cluster runs other digests
+	// than Git pins because a progressive-delivery controller rolled the
+	// update back.
+	// +optional
+	RolledBack *StageRollback `json:"rolledBack,omitempty"`
+}
+
+// StageRollback is a rollback done in the cluster, not in Git.
+type StageRollback struct {
+	// Since is when it was first observed.
+	Since metav1.Time `json:"since"`
+	// Message names the workloads and their controllers' account.
+	Message string `json:"message"`
+	// Pinned are the references Git pins; Running what runs instead,
+	// empty when that is not one digest per artifact.
+	// +optional
+	Pinned []string `json:"pinned,omitempty"`
+	// +optional
+	Running []string `json:"running,omitempty"`
+	// Promotion is the rollback promotion opened to make Git match
+	// (onClusterRollback: propose).
+	// +optional
+	Promotion string `json:"promotion,omitempty"`
 }
 
 // StageHold is why a stage takes no automatic promotion.
