@@ -20,7 +20,7 @@ func newClusterCmd() *cobra.Command {
 kubelet in one process on 127.0.0.1. The first create builds that process
 from Go modules (about 7 minutes); later ones start in seconds.`,
 	}
-	cmd.AddCommand(newClusterCreateCmd(), newClusterDeleteCmd(), newClusterListCmd(), newClusterKubeconfigCmd())
+	cmd.AddCommand(newClusterCreateCmd(), newClusterDeleteCmd(), newClusterListCmd(), newClusterKubeconfigCmd(), newClusterRegisterCmd())
 	return cmd
 }
 

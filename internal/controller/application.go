@@ -82,6 +82,8 @@ type ApplicationReconciler struct {
 	drift driftPolicies
 	// fights remembers the fields converge keeps taking back.
 	fights drift.Fights
+	// remotes are the engines of registered destination clusters.
+	remotes remoteClusters
 }
 
 // SetupWithManager registers the reconciler. Status writes do not wake
@@ -200,12 +202,16 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, orig, app *v1alph
 	if err == nil {
 		err = refused
 	}
+	var dest appCluster
+	if err == nil {
+		dest, err = r.clusterFor(ctx, app)
+	}
 	var proj *v1alpha1.AppProject
 	if err == nil {
 		proj, err = r.project(ctx, app)
 	}
 	if err == nil {
-		err = argocd.Permits(proj, app)
+		err = argocd.Permits(proj, app, dest.Cluster)
 	}
 	var overrides unitOverrides
 	if err == nil {
@@ -219,14 +225,19 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, orig, app *v1alph
 	}
 	argocd.SetCondition(app, "InvalidSpecError", "", now)
 
-	st, err := r.Engine.Status(ctx, unit)
+	eng := dest.engine
+	st, err := eng.Status(ctx, unit)
 	if err != nil {
 		argocd.SetCondition(app, "ComparisonError", err.Error(), now)
 		app.Status.Sync.Status = argocd.Unknown
 		return ctrl.Result{RequeueAfter: r.retryAfter(app)}, nil
 	}
 	argocd.SetCondition(app, "ComparisonError", "", now)
-	r.watchLive(ctx, st)
+	if dest.InCluster() {
+		// The watches are this cluster's; a remote one is compared at
+		// the interval.
+		r.watchLive(ctx, st)
+	}
 	if err := checkKinds(proj, st); err != nil {
 		argocd.SetCondition(app, "InvalidSpecError", err.Error(), now)
 		argocd.WriteStatus(app, st, now)
@@ -235,7 +246,7 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, orig, app *v1alph
 
 	op, sync := r.wantSync(app, opts, st)
 	if sync {
-		d, err := argocd.CheckWindows(proj.Spec.SyncWindows, windowTarget(app), !automatedOp(op), now)
+		d, err := argocd.CheckWindows(proj.Spec.SyncWindows, windowTarget(app, dest.Cluster), !automatedOp(op), now)
 		if err != nil {
 			argocd.SetCondition(app, "InvalidSpecError", fmt.Sprintf("project %s: %v", proj.Name, err), now)
 			argocd.WriteStatus(app, st, now)
@@ -271,7 +282,7 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, orig, app *v1alph
 			// is synced, not the target.
 			unit.Revision = op.Sync.Revision
 		}
-		synced, err := r.sync(ctx, orig, app, unit, opts, op, now)
+		synced, err := r.sync(ctx, dest, orig, app, unit, opts, op, now)
 		if errors.Is(err, apply.ErrInProgress) {
 			// A wave is rolling out: the operation says Running and what
 			// it waits for, and the next step comes when it is healthy.
@@ -290,10 +301,10 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, orig, app *v1alph
 	argocd.WriteStatus(app, st, now)
 	setDriftMetrics("Application", app.Namespace, app.Name, st.Drift)
 	argocd.SetCondition(app, FieldFightCondition, fightMessage(r.fights.Active(unit.Name, now)), now)
-	if err := r.drift.settle(ctx, overrides, st.Drift, false, backportWith(r.Engine, unit)); err != nil {
+	if err := r.drift.settle(ctx, overrides, st.Drift, false, backportWith(eng, unit)); err != nil {
 		return ctrl.Result{}, err
 	}
-	shared := sharedResources(st, r.Engine.ClaimsOn(unit.Name))
+	shared := sharedResources(st, eng.ClaimsOn(unit.Name))
 	if shared != "" && shared != conditionMessage(app, "SharedResourceWarning") {
 		r.event(app, corev1.EventTypeWarning, "SharedResourceWarning", "Compare", "%s", shared)
 	}
@@ -332,10 +343,8 @@ func automatedOp(op v1alpha1.Operation) bool {
 
 // windowTarget is what the project's sync windows match an Application
 // by: its name, its destination namespace, and its cluster's URL and name.
-func windowTarget(app *v1alpha1.Application) argocd.WindowTarget {
-	d := app.Spec.Destination
-	return argocd.WindowTarget{Name: app.Name, Namespace: d.Namespace,
-		Clusters: []string{orDefault(d.Server, argocd.InClusterServer), orDefault(d.Name, "in-cluster")}}
+func windowTarget(app *v1alpha1.Application, dest argocd.Cluster) argocd.WindowTarget {
+	return argocd.WindowTarget{Name: app.Name, Namespace: app.Spec.Destination.Namespace, Clusters: []string{dest.Server, dest.Name}}
 }
 
 // pruneStillHeld reports whether the Application's only difference from
@@ -454,11 +463,11 @@ func (r *ApplicationReconciler) project(ctx context.Context, app *v1alpha1.Appli
 	return proj, err
 }
 
-func (r *ApplicationReconciler) ensureNamespace(ctx context.Context, name string) error {
+func createNamespace(ctx context.Context, c client.Client, name string) error {
 	// The unit may take over the Namespace it asked for, if its Git
 	// holds one too: it did not make it by hand.
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: map[string]string{plan.AdoptAnnotation: "true"}}}
-	if err := r.Client.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
+	if err := c.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("create namespace %s: %w", name, err)
 	}
 	return nil

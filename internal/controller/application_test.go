@@ -192,8 +192,9 @@ func waitApp(t *testing.T, c client.Client, what string, cond func(*v1alpha1.App
 func TestSeedApplication(t *testing.T) {
 	c, repo := setup(t)
 	ctx := context.Background()
+	// Other tests may have made argocd already, whatever their order.
 	for _, ns := range []string{"argocd", "orders-prod"} {
-		create(t, c, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
+		ensureNamespace(t, c, ns)
 	}
 	create(t, c, &v1alpha1.AppProject{
 		ObjectMeta: metav1.ObjectMeta{Name: "regulated-platform", Namespace: "argocd"},

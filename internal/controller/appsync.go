@@ -72,7 +72,7 @@ func (r *ApplicationReconciler) wantSync(app *v1alpha1.Application, opts argocd.
 // the server says Running and what it waits for, as Argo CD shows it;
 // orig is kept equal to what the server holds, so the final status
 // write replaces the running state.
-func (r *ApplicationReconciler) sync(ctx context.Context, orig, app *v1alpha1.Application, unit engine.Unit, opts argocd.Options, op v1alpha1.Operation, now time.Time) (engine.UnitStatus, error) {
+func (r *ApplicationReconciler) sync(ctx context.Context, dest appCluster, orig, app *v1alpha1.Application, unit engine.Unit, opts argocd.Options, op v1alpha1.Operation, now time.Time) (engine.UnitStatus, error) {
 	so := opts.Sync
 	if op.Sync != nil {
 		so.Prune = so.Prune || op.Sync.Prune
@@ -80,7 +80,7 @@ func (r *ApplicationReconciler) sync(ctx context.Context, orig, app *v1alpha1.Ap
 	}
 	so.PruneApproved = deletionApproved(app)
 	if opts.CreateNamespace && unit.DestNamespace != "" {
-		if err := r.ensureNamespace(ctx, unit.DestNamespace); err != nil {
+		if err := createNamespace(ctx, dest.client, unit.DestNamespace); err != nil {
 			argocd.SetCondition(app, "SyncError", err.Error(), now)
 			return engine.UnitStatus{}, err
 		}
@@ -110,7 +110,7 @@ func (r *ApplicationReconciler) sync(ctx context.Context, orig, app *v1alpha1.Ap
 		}
 		so.Waiting = func(what string) { running.write(ctx, "waiting for healthy state of "+what) }
 	}
-	rep, err := r.Engine.Sync(sctx, unit, so)
+	rep, err := dest.engine.Sync(sctx, unit, so)
 	if running != nil {
 		running.stop()
 	}
@@ -156,7 +156,7 @@ func (r *ApplicationReconciler) sync(ctx context.Context, orig, app *v1alpha1.Ap
 			return engine.UnitStatus{}, fmt.Errorf("clear operation: %w", err)
 		}
 	}
-	st, err := r.Engine.Status(ctx, unit)
+	st, err := dest.engine.Status(ctx, unit)
 	if err != nil {
 		argocd.SetCondition(app, "ComparisonError", err.Error(), now)
 	}

@@ -60,6 +60,18 @@ func (r *ApplicationReconciler) finalize(ctx context.Context, orig, app *v1alpha
 	if !found {
 		return ctrl.Result{}, nil
 	}
+	dest, err := r.clusterFor(ctx, app)
+	if err != nil {
+		// Its objects are in a cluster converge cannot reach: nothing is
+		// deleted, and the finalizer stays until the cluster is
+		// registered again, or a person removes it.
+		argocd.SetCondition(app, "DeletionError", fmt.Sprintf("%v (to let the Application go without deleting its objects, remove the finalizer %s)", err, ResourcesFinalizer), now)
+		if werr := r.writeStatus(ctx, orig, app); werr != nil {
+			return ctrl.Result{}, werr
+		}
+		return ctrl.Result{RequeueAfter: r.retryAfter(app)}, nil
+	}
+	eng := dest.engine
 	dctx, cancel := context.WithTimeout(ctx, syncTimeout)
 	defer cancel()
 	// PreDelete hooks run before anything is deleted, PostDelete hooks
@@ -79,13 +91,13 @@ func (r *ApplicationReconciler) finalize(ctx context.Context, orig, app *v1alpha
 		return ctrl.Result{RequeueAfter: r.retryAfter(app)}, nil
 	}
 	if uerr == nil {
-		if _, err := r.Engine.RunDeletionHooks(dctx, unit, plan.PreDelete); err != nil {
+		if _, err := eng.RunDeletionHooks(dctx, unit, plan.PreDelete); err != nil {
 			return hookErr(plan.PreDelete, err)
 		}
 	}
-	rep, err := r.Engine.Delete(dctx, argocd.UnitName(app), engine.DeleteOptions{Approved: deletionApproved(app)})
+	rep, err := eng.Delete(dctx, argocd.UnitName(app), engine.DeleteOptions{Approved: deletionApproved(app)})
 	if err == nil && uerr == nil {
-		if _, herr := r.Engine.RunDeletionHooks(dctx, unit, plan.PostDelete); herr != nil {
+		if _, herr := eng.RunDeletionHooks(dctx, unit, plan.PostDelete); herr != nil {
 			return hookErr(plan.PostDelete, herr)
 		}
 	}

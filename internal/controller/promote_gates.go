@@ -492,6 +492,9 @@ func (run *pipelineRun) unitAt(ctx context.Context, t convergev1.StageTarget, re
 		if err := run.r.Client.Get(ctx, key, app); err != nil {
 			return u, fmt.Errorf("%s: %w", name, err)
 		}
+		if !argocd.InClusterDestination(app.Spec.Destination) {
+			return u, fmt.Errorf("%s: it deploys to cluster %s; gates against another cluster are not built yet", name, orDefault(app.Spec.Destination.Name, app.Spec.Destination.Server))
+		}
 		var err error
 		if u, _, err = argocd.ToUnit(app); err != nil {
 			return u, fmt.Errorf("%s: %w", name, err)

@@ -25,6 +25,7 @@ import (
 	convergev1 "converge.dev/converge/internal/api/converge/v1alpha1"
 	helmv2 "converge.dev/converge/internal/api/fluxcd/helm/v2"
 	kustomizev1 "converge.dev/converge/internal/api/fluxcd/kustomize/v1"
+	"converge.dev/converge/internal/dialect/argocd"
 	"converge.dev/converge/internal/promotion"
 )
 
@@ -97,6 +98,10 @@ func Read(ctx context.Context, c client.Reader, t Target) (Unit, error) {
 		app := &v1alpha1.Application{}
 		if err := c.Get(ctx, key, app); err != nil {
 			return u, fmt.Errorf("%s: %w", t, err)
+		}
+		if d := app.Spec.Destination; !argocd.InClusterDestination(d) {
+			// Its workloads are not in the cluster read here.
+			return u, fmt.Errorf("%s: it deploys to cluster %s; stages on another cluster are not read yet", t, d.Name+d.Server)
 		}
 		st := app.Status
 		u.Revision = st.Sync.Revision

@@ -20,7 +20,7 @@ import (
 )
 
 // InClusterServer is the destination server of the cluster converge runs
-// in; it is the only destination supported so far.
+// in; other clusters are registered by cluster Secrets (ResolveDestination).
 const InClusterServer = "https://kubernetes.default.svc"
 
 // UnitName is the owner id an Application's objects carry.
@@ -41,9 +41,6 @@ func ToUnit(app *v1alpha1.Application) (engine.Unit, Options, error) {
 	src := app.Spec.Source
 	if src == nil {
 		return engine.Unit{}, Options{}, fmt.Errorf("spec.source is required (spec.sources is not supported yet)")
-	}
-	if d := app.Spec.Destination; (d.Server != "" && d.Server != InClusterServer) || (d.Name != "" && d.Name != "in-cluster") {
-		return engine.Unit{}, Options{}, fmt.Errorf("spec.destination: only the in-cluster destination (%s) is supported yet", InClusterServer)
 	}
 	u := engine.Unit{
 		Name:          UnitName(app),
@@ -208,8 +205,10 @@ func Refused(app *unstructured.Unstructured) error {
 }
 
 // Permits checks an Application against its project's source repositories
-// and destinations. Patterns are globs, as Argo CD documents them.
-func Permits(proj *v1alpha1.AppProject, app *v1alpha1.Application) error {
+// and destinations, with its destination resolved to dest (a project may
+// name the cluster by URL or by name). Patterns are globs, as Argo CD
+// documents them.
+func Permits(proj *v1alpha1.AppProject, app *v1alpha1.Application, dest Cluster) error {
 	repo := ""
 	if app.Spec.Source != nil {
 		repo = app.Spec.Source.RepoURL
@@ -219,12 +218,12 @@ func Permits(proj *v1alpha1.AppProject, app *v1alpha1.Application) error {
 	}
 	d := app.Spec.Destination
 	for _, pd := range proj.Spec.Destinations {
-		serverOK := (pd.Server != "" && glob(pd.Server, orDefault(d.Server, InClusterServer))) || (pd.Name != "" && glob(pd.Name, orDefault(d.Name, "in-cluster")))
+		serverOK := (pd.Server != "" && glob(pd.Server, dest.Server)) || (pd.Name != "" && glob(pd.Name, dest.Name))
 		if serverOK && glob(orDefault(pd.Namespace, "*"), d.Namespace) {
 			return nil
 		}
 	}
-	return fmt.Errorf("application destination server '%s' and namespace '%s' do not match any of the allowed destinations in project '%s'", orDefault(d.Server, d.Name), d.Namespace, proj.Name)
+	return fmt.Errorf("application destination server '%s' and namespace '%s' do not match any of the allowed destinations in project '%s'", dest.Server, d.Namespace, proj.Name)
 }
 
 func anyGlob(patterns []string, s string) bool {

@@ -70,17 +70,17 @@ func TestProjectRules(t *testing.T) {
 		NamespaceResourceBlacklist: []metav1.GroupKind{{Group: "", Kind: "ResourceQuota"}},
 		ClusterResourceWhitelist:   []metav1.GroupKind{{Group: "", Kind: "Namespace"}},
 	}}
-	if err := Permits(proj, app); err != nil {
+	if err := Permits(proj, app, inCluster); err != nil {
 		t.Errorf("seed app in its project: %v", err)
 	}
 	other := app.DeepCopy()
 	other.Spec.Source.RepoURL = "https://evil.example.com/apps.git"
-	if err := Permits(proj, other); err == nil || !strings.Contains(err.Error(), "not permitted in project 'regulated-platform'") {
+	if err := Permits(proj, other, inCluster); err == nil || !strings.Contains(err.Error(), "not permitted in project 'regulated-platform'") {
 		t.Errorf("foreign repo: %v", err)
 	}
 	other = app.DeepCopy()
 	other.Spec.Destination.Namespace = "kube-system"
-	if err := Permits(proj, other); err == nil || !strings.Contains(err.Error(), "do not match any of the allowed destinations") {
+	if err := Permits(proj, other, inCluster); err == nil || !strings.Contains(err.Error(), "do not match any of the allowed destinations") {
 		t.Errorf("foreign namespace: %v", err)
 	}
 	ok := []object.Ref{{Kind: "Namespace", Name: "orders-prod"}, {Group: "apps", Kind: "Deployment", Namespace: "orders-prod", Name: "api"}}
@@ -123,3 +123,5 @@ func TestRefusedSources(t *testing.T) {
 		t.Errorf("plugin source: got %v", err)
 	}
 }
+
+var inCluster = Cluster{Name: InClusterName, Server: InClusterServer}
