@@ -1,0 +1,366 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"converge.dev/converge/internal/api/argocd/v1alpha1"
+	"converge.dev/converge/internal/dialect/appset"
+	"converge.dev/converge/internal/dialect/argocd"
+)
+
+// appSetFinalizer holds an ApplicationSet with preserveResourcesOnDeletion
+// until its Applications have let go of their objects.
+const appSetFinalizer = "converge.dev/applicationset-preserve"
+
+// appSetResync is how often a set generates again with nothing else
+// happening; cluster Secrets and its Applications wake it sooner.
+const appSetResync = 3 * time.Minute
+
+// ApplicationSetReconciler runs Argo CD ApplicationSets: it generates,
+// renders, and creates, updates and deletes the set's Applications, as
+// its policy allows. A generator that fails, or a round that would delete
+// more than the set's deletion limit, deletes nothing until it recovers
+// or a person approves (Argo CD #18480; the seed's §17.4).
+type ApplicationSetReconciler struct {
+	Client client.Client
+	gate   *gate
+}
+
+// SetupWithManager registers the reconciler.
+func (r *ApplicationSetReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	b := ctrl.NewControllerManagedBy(mgr).
+		For(&v1alpha1.ApplicationSet{}, builder.WithPredicates(predicate.Or[client.Object](predicate.GenerationChangedPredicate{}, annotationsChanged{}))).
+		Owns(&v1alpha1.Application{}).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.setsInNamespace), builder.WithPredicates(predicate.NewPredicateFuncs(func(o client.Object) bool {
+			return o.GetLabels()[argocd.SecretTypeLabel] == "cluster"
+		})))
+	_, err := r.gate.build(b, &v1alpha1.ApplicationSet{}, &v1alpha1.ApplicationSetList{}, r)
+	return err
+}
+
+// setsInNamespace wakes every set beside a cluster Secret that changed.
+func (r *ApplicationSetReconciler) setsInNamespace(ctx context.Context, o client.Object) []reconcile.Request {
+	var list v1alpha1.ApplicationSetList
+	if err := r.Client.List(ctx, &list, client.InNamespace(o.GetNamespace())); err != nil {
+		return nil
+	}
+	var out []reconcile.Request
+	for _, s := range list.Items {
+		out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: s.Namespace, Name: s.Name}})
+	}
+	return out
+}
+
+// Reconcile runs one round of a set.
+func (r *ApplicationSetReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	set := &v1alpha1.ApplicationSet{}
+	if err := r.Client.Get(ctx, req.NamespacedName, set); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	preserve := set.Spec.SyncPolicy != nil && set.Spec.SyncPolicy.PreserveResourcesOnDeletion
+	if set.DeletionTimestamp != nil {
+		return ctrl.Result{}, r.finalize(ctx, set)
+	}
+	if preserve != controllerutil.ContainsFinalizer(set, appSetFinalizer) {
+		patch := client.MergeFrom(set.DeepCopy())
+		if preserve {
+			controllerutil.AddFinalizer(set, appSetFinalizer)
+		} else {
+			controllerutil.RemoveFinalizer(set, appSetFinalizer)
+		}
+		if err := r.Client.Patch(ctx, set, patch); err != nil {
+			return ctrl.Result{}, fmt.Errorf("applicationset %s: finalizer: %w", req, err)
+		}
+	}
+	orig := set.DeepCopy()
+	now := metav1.Now()
+	err := r.round(ctx, set, now)
+	if err != nil {
+		setAppSetCondition(set, "ErrorOccurred", "True", "ApplicationGenerationFromParamsError", err.Error(), now)
+		setAppSetCondition(set, "ParametersGenerated", "False", "ErrorOccurred", err.Error(), now)
+		setAppSetCondition(set, "ResourcesUpToDate", "False", "ErrorOccurred", "nothing was created, updated or deleted: "+err.Error(), now)
+	}
+	if !equality.Semantic.DeepEqual(orig.Status, set.Status) {
+		if uerr := r.Client.Status().Update(ctx, set); uerr != nil && !apierrors.IsConflict(uerr) {
+			return ctrl.Result{}, fmt.Errorf("applicationset %s: status: %w", req, uerr)
+		}
+	}
+	return ctrl.Result{RequeueAfter: appSetResync}, nil
+}
+
+// round generates, renders, plans and acts. An error means nothing was
+// created, updated or deleted.
+func (r *ApplicationSetReconciler) round(ctx context.Context, set *v1alpha1.ApplicationSet, now metav1.Time) error {
+	clusters, err := r.clusters(ctx, set)
+	if err != nil {
+		return err
+	}
+	gens, err := appset.Generate(set, clusters)
+	if err != nil {
+		return err
+	}
+	desired := map[string]*unstructured.Unstructured{}
+	var names []string
+	for _, g := range gens {
+		names = append(names, g.Generator)
+		for _, p := range g.Params {
+			app, err := appset.Render(set, g.Template, p)
+			if err != nil {
+				return fmt.Errorf("%s: %w", g.Generator, err)
+			}
+			if _, dup := desired[app.GetName()]; dup {
+				return fmt.Errorf("%s: generated Application %s twice: its name must differ by parameter", g.Generator, app.GetName())
+			}
+			desired[app.GetName()] = app
+		}
+	}
+	var list unstructured.UnstructuredList
+	list.SetGroupVersionKind(v1alpha1.GroupVersion.WithKind("ApplicationList"))
+	if err := r.Client.List(ctx, &list, client.InNamespace(set.Namespace)); err != nil {
+		return fmt.Errorf("list Applications: %w", err)
+	}
+	existing := map[string]*unstructured.Unstructured{}
+	differs, want := map[string]bool{}, map[string]bool{}
+	for i := range list.Items {
+		a := &list.Items[i]
+		if !metav1.IsControlledBy(a, set) {
+			continue
+		}
+		existing[a.GetName()] = a
+		differs[a.GetName()] = desired[a.GetName()] != nil && !sameApp(a, desired[a.GetName()])
+	}
+	for name := range desired {
+		want[name] = true
+	}
+	policy := appset.Policy{DeletionLimit: set.Annotations[appset.DeletionLimitAnnotation]}
+	if sp := set.Spec.SyncPolicy; sp != nil {
+		policy.Sync = sp.ApplicationsSync
+	}
+	plan, err := appset.Decide(differs, want, policy, strings.Join(names, ", "), deletionsApproved(set))
+	if err != nil {
+		return err
+	}
+	for _, name := range plan.Create {
+		app := desired[name]
+		if err := controllerutil.SetControllerReference(set, app, r.Client.Scheme()); err != nil {
+			return err
+		}
+		if err := r.Client.Create(ctx, app); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("create Application %s: %w", name, err)
+		}
+	}
+	for _, name := range plan.Update {
+		if err := r.update(ctx, existing[name], desired[name]); err != nil {
+			return fmt.Errorf("update Application %s: %w", name, err)
+		}
+	}
+	if plan.Held == "" {
+		for _, name := range plan.Delete {
+			if err := r.Client.Delete(ctx, existing[name]); client.IgnoreNotFound(err) != nil {
+				return fmt.Errorf("delete Application %s: %w", name, err)
+			}
+		}
+	}
+	setAppSetCondition(set, "ErrorOccurred", "False", "ApplicationSetUpToDate", "", now)
+	setAppSetCondition(set, "ParametersGenerated", "True", "ParametersGenerated", "Successfully generated parameters for all Applications", now)
+	if plan.Held != "" {
+		setAppSetCondition(set, "DeletionHeld", "True", "DeletionHeld", plan.Held, now)
+		setAppSetCondition(set, "ResourcesUpToDate", "False", "DeletionHeld", "deletions held: "+plan.Held, now)
+	} else {
+		setAppSetCondition(set, "DeletionHeld", "False", "NoDeletionHeld", "", now)
+		setAppSetCondition(set, "ResourcesUpToDate", "True", "ApplicationSetUpToDate", "All applications have been generated successfully", now)
+	}
+	set.Status.Resources = nil
+	for _, name := range sortedNames(desired) {
+		res := v1alpha1.ApplicationSetResource{Group: v1alpha1.GroupVersion.Group, Version: v1alpha1.GroupVersion.Version, Kind: "Application",
+			Namespace: set.Namespace, Name: name}
+		if a := existing[name]; a != nil {
+			res.Status, _, _ = unstructured.NestedString(a.Object, "status", "sync", "status")
+			if h, _, _ := unstructured.NestedString(a.Object, "status", "health", "status"); h != "" {
+				res.Health = &v1alpha1.HealthStatus{Status: h}
+			}
+		}
+		set.Status.Resources = append(set.Status.Resources, res)
+	}
+	return nil
+}
+
+// clusters are the registered clusters the clusters generator sees: one
+// per cluster Secret, and the cluster converge runs in unless a Secret
+// registers it. A Secret that cannot be read fails the round: the cluster
+// it registers may be one the set deploys to, and leaving it out would
+// delete its Applications (Argo CD #18480).
+func (r *ApplicationSetReconciler) clusters(ctx context.Context, set *v1alpha1.ApplicationSet) ([]appset.Cluster, error) {
+	uses := false
+	for _, g := range set.Spec.Generators {
+		uses = uses || g.Clusters != nil
+	}
+	if !uses {
+		return nil, nil
+	}
+	var secrets corev1.SecretList
+	if err := r.Client.List(ctx, &secrets, client.InNamespace(set.Namespace), client.MatchingLabels{argocd.SecretTypeLabel: "cluster"}); err != nil {
+		return nil, fmt.Errorf("clusters generator: list cluster secrets: %w", err)
+	}
+	var out []appset.Cluster
+	local := true
+	for i := range secrets.Items {
+		s := &secrets.Items[i]
+		c, err := argocd.ClusterOf(s)
+		if err != nil {
+			return nil, fmt.Errorf("clusters generator: %w", err)
+		}
+		local = local && c.Server != argocd.InClusterServer
+		out = append(out, appset.Cluster{Name: c.Name, Server: c.Server, Project: string(s.Data["project"]), Labels: s.Labels, Annotations: s.Annotations})
+	}
+	if local {
+		out = append(out, appset.Cluster{Name: argocd.InClusterName, Server: argocd.InClusterServer, Local: true})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// sameApp reports whether a live Application already says what the
+// template says: its spec, and the labels, annotations and finalizers the
+// template sets (others, like a refresh request, are not the set's).
+func sameApp(live, want *unstructured.Unstructured) bool {
+	if !equality.Semantic.DeepEqual(live.Object["spec"], want.Object["spec"]) {
+		return false
+	}
+	for k, v := range want.GetLabels() {
+		if live.GetLabels()[k] != v {
+			return false
+		}
+	}
+	for k, v := range want.GetAnnotations() {
+		if live.GetAnnotations()[k] != v {
+			return false
+		}
+	}
+	for _, f := range want.GetFinalizers() {
+		if !controllerutil.ContainsFinalizer(live, f) {
+			return false
+		}
+	}
+	return true
+}
+
+func (r *ApplicationSetReconciler) update(ctx context.Context, live, want *unstructured.Unstructured) error {
+	next := live.DeepCopy()
+	next.Object["spec"] = want.Object["spec"]
+	labels, annotations := next.GetLabels(), next.GetAnnotations()
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	if annotations == nil {
+		annotations = map[string]string{}
+	}
+	for k, v := range want.GetLabels() {
+		labels[k] = v
+	}
+	for k, v := range want.GetAnnotations() {
+		annotations[k] = v
+	}
+	next.SetLabels(labels)
+	next.SetAnnotations(annotations)
+	for _, f := range want.GetFinalizers() {
+		controllerutil.AddFinalizer(next, f)
+	}
+	return r.Client.Update(ctx, next)
+}
+
+// finalize lets a deleted set's Applications keep their objects when the
+// set says preserveResourcesOnDeletion: their resources finalizer goes
+// before garbage collection deletes them.
+func (r *ApplicationSetReconciler) finalize(ctx context.Context, set *v1alpha1.ApplicationSet) error {
+	if !controllerutil.ContainsFinalizer(set, appSetFinalizer) {
+		return nil
+	}
+	var list v1alpha1.ApplicationList
+	if err := r.Client.List(ctx, &list, client.InNamespace(set.Namespace)); err != nil {
+		return err
+	}
+	for i := range list.Items {
+		a := &list.Items[i]
+		if !metav1.IsControlledBy(a, set) {
+			continue
+		}
+		var keep []string
+		for _, f := range a.Finalizers {
+			if !isResourcesFinalizer(f) {
+				keep = append(keep, f)
+			}
+		}
+		if len(keep) == len(a.Finalizers) {
+			continue
+		}
+		patch := client.MergeFrom(a.DeepCopy())
+		a.Finalizers = keep
+		if err := r.Client.Patch(ctx, a, patch); err != nil {
+			return fmt.Errorf("applicationset %s/%s: release Application %s: %w", set.Namespace, set.Name, a.Name, err)
+		}
+	}
+	patch := client.MergeFrom(set.DeepCopy())
+	controllerutil.RemoveFinalizer(set, appSetFinalizer)
+	return client.IgnoreNotFound(r.Client.Patch(ctx, set, patch))
+}
+
+// deletionsApproved reports whether a person approved the held deletions
+// after they were held.
+func deletionsApproved(set *v1alpha1.ApplicationSet) bool {
+	var held *v1alpha1.ApplicationSetCondition
+	for i, c := range set.Status.Conditions {
+		if c.Type == "DeletionHeld" && c.Status == "True" {
+			held = &set.Status.Conditions[i]
+		}
+	}
+	if held == nil || held.LastTransitionTime == nil {
+		return false
+	}
+	t, err := time.Parse(time.RFC3339, set.Annotations[appset.DeletionApprovedAnnotation])
+	return err == nil && t.After(held.LastTransitionTime.Time)
+}
+
+// setAppSetCondition sets a condition in Argo CD's shape; its time moves
+// only when its status does.
+func setAppSetCondition(set *v1alpha1.ApplicationSet, typ, status, reason, msg string, now metav1.Time) {
+	for i := range set.Status.Conditions {
+		c := &set.Status.Conditions[i]
+		if c.Type != typ {
+			continue
+		}
+		if c.Status != status {
+			c.LastTransitionTime = &now
+		}
+		c.Status, c.Reason, c.Message = status, reason, msg
+		return
+	}
+	set.Status.Conditions = append(set.Status.Conditions, v1alpha1.ApplicationSetCondition{Type: typ, Status: status, Reason: reason, Message: msg, LastTransitionTime: &now})
+}
+
+func sortedNames(m map[string]*unstructured.Unstructured) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,166 @@
+package appset
+
+import (
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/yaml"
+
+	"converge.dev/converge/internal/api/argocd/v1alpha1"
+)
+
+var testClusters = []Cluster{
+	{Name: "in-cluster", Server: "https://kubernetes.default.svc", Local: true},
+	{Name: "Staging_East", Server: "https://east:6443", Labels: map[string]string{"staging": "true", "env": "staging"}},
+	{Name: "prod-west", Server: "https://west:6443", Labels: map[string]string{"env": "prod"}},
+}
+
+// apps runs a fixture: each generated Application as
+// "name project path destination labels".
+func apps(t *testing.T, fixture string) ([]string, error) {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("testdata", fixture))
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := &v1alpha1.ApplicationSet{}
+	if err := yaml.UnmarshalStrict(data, set); err != nil {
+		t.Fatal(err)
+	}
+	gens, err := Generate(set, testClusters)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, g := range gens {
+		for _, p := range g.Params {
+			u, err := Render(set, g.Template, p)
+			if err != nil {
+				return nil, err
+			}
+			app := &v1alpha1.Application{}
+			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, app); err != nil {
+				t.Fatal(err)
+			}
+			path := ""
+			if app.Spec.Source != nil {
+				path = app.Spec.Source.Path + "@" + app.Spec.Source.TargetRevision
+			}
+			d := app.Spec.Destination
+			line := strings.Join([]string{app.Namespace + "/" + app.Name, app.Spec.Project, path, d.Name + d.Server + "/" + d.Namespace}, " ")
+			if len(app.Labels) > 0 {
+				line += " env=" + app.Labels["env"]
+			}
+			out = append(out, line)
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+func TestGenerateAndRender(t *testing.T) {
+	tests := []struct {
+		fixture string
+		want    []string
+		err     string
+	}{
+		{fixture: "list.yaml", want: []string{
+			"argocd/engineering-dev-guestbook my-project applicationset/examples/list-generator/guestbook/engineering-dev@HEAD https://1.2.3.4/guestbook",
+			"argocd/engineering-prod-guestbook my-project applicationset/examples/list-generator/guestbook/engineering-prod@HEAD https://2.4.6.8/guestbook"}},
+		{fixture: "clusters.yaml", want: []string{
+			"argocd/Staging_East-guestbook default guestbook@stable https://east:6443/guestbook env=staging"}},
+		{fixture: "gotemplate.yaml", want: []string{
+			"argocd/in-cluster-guestbook default guestbook/in-cluster@HEAD in-cluster/guestbook env=NONE",
+			"argocd/prod-west-guestbook default guestbook/prod-west@HEAD prod-west/guestbook env=PROD",
+			"argocd/staging-east-guestbook default guestbook/staging_east@HEAD Staging_East/guestbook env=STAGING"}},
+		{fixture: "override.yaml", want: []string{"argocd/dev-guestbook dev-project overridden/dev@HEAD dev/guestbook"}},
+		{fixture: "missingkey.yaml", err: `map has no entry for key "region"`},
+		{fixture: "git.yaml", err: "spec.generators[1].git: the git generator is not supported by converge yet; nothing was generated, created or deleted"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.fixture, func(t *testing.T) {
+			got, err := apps(t, tc.fixture)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("err %v, want ~%q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Join(got, "\n") != strings.Join(tc.want, "\n") {
+				t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(tc.want, "\n"))
+			}
+		})
+	}
+}
+
+func TestDecide(t *testing.T) {
+	names := func(n int) map[string]bool {
+		m := map[string]bool{}
+		for i := range n {
+			m[string(rune('a'+i))] = false
+		}
+		return m
+	}
+	tests := []struct {
+		name                   string
+		existing, desired      map[string]bool
+		policy                 Policy
+		approved               bool
+		create, update, delete int
+		held                   bool
+		err                    string
+	}{
+		{name: "one of three goes: under the default limit", existing: names(3), desired: map[string]bool{"a": true, "b": true}, delete: 1},
+		{name: "twenty of twenty go: held", existing: names(20), desired: map[string]bool{}, delete: 20, held: true},
+		{name: "five of twenty go: a quarter, allowed", existing: names(20), desired: without(names(20), "a", "b", "c", "d", "e"), delete: 5},
+		{name: "six of twenty go: held", existing: names(20), desired: without(names(20), "a", "b", "c", "d", "e", "f"), delete: 6, held: true},
+		{name: "held, then approved", existing: names(20), desired: map[string]bool{}, approved: true, delete: 20},
+		{name: "limit as a count", existing: names(20), desired: without(names(20), "a", "b"), policy: Policy{DeletionLimit: "1"}, delete: 2, held: true},
+		{name: "limit as a percentage", existing: names(10), desired: without(names(10), "a", "b"), policy: Policy{DeletionLimit: "20%"}, delete: 2},
+		{name: "bad limit", existing: names(2), desired: names(2), policy: Policy{DeletionLimit: "many"}, err: "is not N or N%"},
+		{name: "create-only neither updates nor deletes", existing: map[string]bool{"a": true, "b": false}, desired: map[string]bool{"a": true, "c": true},
+			policy: Policy{Sync: "create-only"}, create: 1},
+		{name: "create-update does not delete", existing: map[string]bool{"a": true, "b": false}, desired: map[string]bool{"a": true},
+			policy: Policy{Sync: "create-update"}, update: 1},
+		{name: "create-delete does not update", existing: map[string]bool{"a": true, "b": false}, desired: map[string]bool{"a": true},
+			policy: Policy{Sync: "create-delete"}, delete: 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := Decide(tc.existing, tc.desired, tc.policy, "spec.generators[0].clusters", tc.approved)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("err %v, want ~%q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(p.Create) != tc.create || len(p.Update) != tc.update || len(p.Delete) != tc.delete || (p.Held != "") != tc.held {
+				t.Errorf("plan %+v; want create %d update %d delete %d held %v", p, tc.create, tc.update, tc.delete, tc.held)
+			}
+			if tc.held && !strings.Contains(p.Held, "spec.generators[0].clusters would delete") {
+				t.Errorf("held: %s", p.Held)
+			}
+		})
+	}
+}
+
+func without(m map[string]bool, drop ...string) map[string]bool {
+	out := map[string]bool{}
+	for k := range m {
+		out[k] = true
+	}
+	for _, d := range drop {
+		delete(out, d)
+	}
+	return out
+}

@@ -1,0 +1,186 @@
+package appset
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/template"
+
+	"github.com/Masterminds/sprig/v3"
+	"github.com/valyala/fasttemplate"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"converge.dev/converge/internal/api/argocd/v1alpha1"
+)
+
+// Render fills tmpl (the set's template with gen's override merged in)
+// with p, into an Application in the set's namespace. Without goTemplate
+// a {{param}} no set has is left as written, as Argo CD leaves it; with
+// goTemplate the options (missingkey=error) decide.
+func Render(set *v1alpha1.ApplicationSet, override *v1alpha1.ApplicationSetTemplate, p Params) (*unstructured.Unstructured, error) {
+	tmpl, err := merged(set.Spec.Template, override)
+	if err != nil {
+		return nil, err
+	}
+	var doc any
+	raw, err := json.Marshal(tmpl)
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		return nil, err
+	}
+	var fill func(string) (string, error)
+	if set.Spec.GoTemplate {
+		fill, err = goFiller(set.Spec.GoTemplateOptions, p)
+		if err != nil {
+			return nil, err
+		}
+	} else {
+		flat := flatten(p)
+		fill = func(s string) (string, error) {
+			return fasttemplate.ExecuteFuncStringWithErr(s, "{{", "}}", func(w io.Writer, tag string) (int, error) {
+				if v, ok := flat[strings.TrimSpace(tag)]; ok {
+					return w.Write([]byte(v))
+				}
+				return w.Write([]byte("{{" + tag + "}}"))
+			})
+		}
+	}
+	if doc, err = walk(doc, fill); err != nil {
+		return nil, err
+	}
+	if raw, err = json.Marshal(doc); err != nil {
+		return nil, err
+	}
+	var out struct {
+		Metadata v1alpha1.ApplicationSetTemplateMeta `json:"metadata"`
+		Spec     map[string]any                      `json:"spec"`
+	}
+	if err := json.Unmarshal(raw, &out); err != nil {
+		return nil, err
+	}
+	if out.Metadata.Name == "" {
+		return nil, fmt.Errorf("template.metadata.name is empty for parameters %v", p)
+	}
+	// Unstructured, so that spec fields converge does not model (sources,
+	// kustomize...) reach the Application as written.
+	app := &unstructured.Unstructured{Object: map[string]any{"apiVersion": v1alpha1.GroupVersion.String(), "kind": "Application", "spec": out.Spec}}
+	app.SetName(out.Metadata.Name)
+	app.SetNamespace(set.Namespace)
+	app.SetLabels(out.Metadata.Labels)
+	app.SetAnnotations(out.Metadata.Annotations)
+	app.SetFinalizers(out.Metadata.Finalizers)
+	return app, nil
+}
+
+// goFiller renders with text/template and Sprig, as Argo CD does, less
+// the functions that read the controller's environment or network.
+func goFiller(options []string, p Params) (func(string) (string, error), error) {
+	for _, o := range options {
+		switch o {
+		case "missingkey=default", "missingkey=invalid", "missingkey=zero", "missingkey=error":
+		default:
+			// text/template panics on an option it does not know.
+			return nil, fmt.Errorf("spec.goTemplateOptions: %q is not a text/template option (missingkey=...)", o)
+		}
+	}
+	funcs := sprig.TxtFuncMap()
+	for _, f := range []string{"env", "expandenv", "getHostByName"} {
+		delete(funcs, f)
+	}
+	return func(s string) (string, error) {
+		if !strings.Contains(s, "{{") {
+			return s, nil
+		}
+		t, err := template.New("").Funcs(funcs).Option(options...).Parse(s)
+		if err != nil {
+			return "", fmt.Errorf("template %q: %w", s, err)
+		}
+		var b bytes.Buffer
+		if err := t.Execute(&b, map[string]any(p)); err != nil {
+			return "", fmt.Errorf("template %q: %w", s, err)
+		}
+		return b.String(), nil
+	}, nil
+}
+
+// walk fills every string of doc, keys included.
+func walk(doc any, fill func(string) (string, error)) (any, error) {
+	switch t := doc.(type) {
+	case string:
+		return fill(t)
+	case []any:
+		for i := range t {
+			v, err := walk(t[i], fill)
+			if err != nil {
+				return nil, err
+			}
+			t[i] = v
+		}
+		return t, nil
+	case map[string]any:
+		out := make(map[string]any, len(t))
+		for k, v := range t {
+			nk, err := fill(k)
+			if err != nil {
+				return nil, err
+			}
+			if out[nk], err = walk(v, fill); err != nil {
+				return nil, err
+			}
+		}
+		return out, nil
+	}
+	return doc, nil
+}
+
+// merged is the set's template with a generator's override laid over it:
+// the override's fields win, maps merged key by key, as Argo CD merges.
+func merged(base v1alpha1.ApplicationSetTemplate, over *v1alpha1.ApplicationSetTemplate) (v1alpha1.ApplicationSetTemplate, error) {
+	if over == nil {
+		return base, nil
+	}
+	var a, b map[string]any
+	for _, x := range []struct {
+		t   v1alpha1.ApplicationSetTemplate
+		out *map[string]any
+	}{{base, &a}, {*over, &b}} {
+		raw, err := json.Marshal(x.t)
+		if err != nil {
+			return base, err
+		}
+		if err := json.Unmarshal(raw, x.out); err != nil {
+			return base, err
+		}
+	}
+	raw, err := json.Marshal(deepMerge(a, b))
+	if err != nil {
+		return base, err
+	}
+	var out v1alpha1.ApplicationSetTemplate
+	err = json.Unmarshal(raw, &out)
+	return out, err
+}
+
+func deepMerge(a, b map[string]any) map[string]any {
+	out := map[string]any{}
+	for k, v := range a {
+		out[k] = v
+	}
+	for k, v := range b {
+		if v == nil || v == "" {
+			continue // an empty field of the override keeps the base's
+		}
+		am, aok := out[k].(map[string]any)
+		bm, bok := v.(map[string]any)
+		if aok && bok {
+			out[k] = deepMerge(am, bm)
+			continue
+		}
+		out[k] = v
+	}
+	return out
+}
