@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -96,7 +97,18 @@ func TestApplicationOnRegisteredCluster(t *testing.T) {
 	repo.Commit("drop other", map[string]string{"remote/other.yaml": ""})
 	repo.Publish()
 	refresh := func(name string) {
+		t.Helper()
+		// A refresh still pending would absorb this one: the controller
+		// clears the annotation after it acted on the last.
 		app := &v1alpha1.Application{}
+		err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+			err := c.Get(ctx, types.NamespacedName{Namespace: "argocd", Name: name}, app)
+			return err == nil && app.Annotations[RefreshAnnotation] == "", nil
+		})
+		if err != nil {
+			t.Fatalf("%s: the last refresh was never taken", name)
+		}
+		app = &v1alpha1.Application{}
 		app.Namespace, app.Name = "argocd", name
 		if err := c.Patch(ctx, app, client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"annotations":{"`+RefreshAnnotation+`":"hard"}}}`))); err != nil {
 			t.Fatal(err)
@@ -108,6 +120,40 @@ func TestApplicationOnRegisteredCluster(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal("a ConfigMap removed from Git was not pruned in the destination cluster")
+	}
+
+	// Break-glass on the cluster: automated syncs to it wait, and the
+	// Application says why; lifting it lets the change through.
+	glass := func(reason string) {
+		t.Helper()
+		patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, argocd.BreakGlassAnnotation, reason)
+		if reason == "" {
+			patch = fmt.Sprintf(`{"metadata":{"annotations":{%q:null}}}`, argocd.BreakGlassAnnotation)
+		}
+		if err := c.Patch(ctx, sec, client.RawPatch(types.MergePatchType, []byte(patch))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	glass("INC-42: hands on east")
+	repo.Commit("change greeting", map[string]string{"remote/greeting.yaml": configMapYAML("greeting", "changed")})
+	repo.Publish()
+	refresh(name)
+	held := getApp(t, c, name, "BreakGlass", func(a *v1alpha1.Application) bool {
+		return conditionMessage(a, BreakGlassCondition) != "" && a.Status.Sync.Status == "OutOfSync"
+	})
+	if msg := conditionMessage(held, BreakGlassCondition); !strings.Contains(msg, "automated sync to cluster "+clusterName+" is paused: INC-42: hands on east") {
+		t.Errorf("BreakGlass: %s", msg)
+	}
+	time.Sleep(2 * time.Second)
+	if configMapValue(rc, ns, "greeting") != "hello" {
+		t.Fatal("an automated sync went through break-glass")
+	}
+	glass("")
+	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		return configMapValue(rc, ns, "greeting") == "changed", nil
+	})
+	if err != nil {
+		t.Fatal("the change did not go through once break-glass was lifted")
 	}
 
 	// Not registered; not allowed by the project.

@@ -245,6 +245,15 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, orig, app *v1alph
 	}
 
 	op, sync := r.wantSync(app, opts, st)
+	glass := ""
+	if sync && automatedOp(op) && dest.BreakGlass != "" {
+		// A person holds this cluster: automation waits, a manual sync
+		// still runs.
+		glass = fmt.Sprintf("automated sync to cluster %s is paused: %s (annotation %s on cluster secret %s/%s)",
+			dest.Name, dest.BreakGlass, argocd.BreakGlassAnnotation, app.Namespace, dest.Secret)
+		sync = false
+	}
+	argocd.SetCondition(app, BreakGlassCondition, glass, now)
 	if sync {
 		d, err := argocd.CheckWindows(proj.Spec.SyncWindows, windowTarget(app, dest.Cluster), !automatedOp(op), now)
 		if err != nil {
@@ -315,6 +324,11 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, orig, app *v1alph
 	if pruneStillHeld(app, st) {
 		return resync(interval), nil // a person must act; nothing to retry
 	}
+	if glass != "" {
+		// Held by a person: look for the lift now and then, not at the
+		// pace of a sync in progress.
+		return resync(min(interval, 10*time.Second)), nil
+	}
 	if !st.Synced || (st.Health != health.Healthy && st.Health != health.Suspended) {
 		// Still converging: look again soon rather than at the interval.
 		return ctrl.Result{RequeueAfter: 2 * time.Second}, nil
@@ -332,6 +346,10 @@ func (r *ApplicationReconciler) watchLive(ctx context.Context, st engine.UnitSta
 		r.live.ensure(ctx, o.Ref.GVK())
 	}
 }
+
+// BreakGlassCondition says an automated sync waits because its
+// destination cluster's Secret carries the break-glass annotation.
+const BreakGlassCondition = "BreakGlass"
 
 // SyncWindowCondition says which of the project's sync windows holds a
 // sync back, and until when.

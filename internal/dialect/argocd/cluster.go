@@ -21,11 +21,18 @@ const SecretTypeLabel = "argocd.argoproj.io/secret-type"
 // InClusterName is the name Argo CD gives the cluster it runs in.
 const InClusterName = "in-cluster"
 
+// BreakGlassAnnotation on a cluster Secret pauses every automated sync
+// to that cluster (its value says why); manual syncs still run. It is
+// converge's, for the seed's §10 per-cluster break-glass path.
+const BreakGlassAnnotation = "converge.dev/break-glass"
+
 // Cluster is a destination an Application can deploy to.
 type Cluster struct {
 	Name, Server string
 	// Secret names the cluster Secret ("" for the implicit in-cluster).
 	Secret string
+	// BreakGlass, when set, says why automated syncs to it are paused.
+	BreakGlass string
 	// Config reaches the cluster; nil for the cluster converge runs in.
 	Config *rest.Config
 }
@@ -98,6 +105,12 @@ func ClusterOf(sec *corev1.Secret) (Cluster, error) {
 	}
 	if cc.ProxyURL != "" {
 		return c, fmt.Errorf("%s: config.proxyUrl is not supported by converge", id)
+	}
+	c.BreakGlass = sec.Annotations[BreakGlassAnnotation]
+	if c.Server == InClusterServer {
+		// A Secret may name or label the cluster converge runs in; it is
+		// still reached as this one.
+		return c, nil
 	}
 	c.Config = cfg
 	return c, nil

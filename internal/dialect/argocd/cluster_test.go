@@ -50,6 +50,12 @@ func TestClusterOf(t *testing.T) {
 					t.Errorf("%+v", e)
 				}
 			}},
+		{name: "a Secret for the cluster converge runs in stays local", data: map[string]string{"name": "home", "server": InClusterServer},
+			check: func(t *testing.T, c Cluster) {
+				if !c.InCluster() || c.Name != "home" {
+					t.Errorf("%+v", c)
+				}
+			}},
 		{name: "no server", data: map[string]string{"name": "x"}, err: "cluster secret argocd/c: no server"},
 		{name: "aws auth", data: map[string]string{"server": "https://eks", "config": `{"awsAuthConfig":{"clusterName":"prod"}}`},
 			err: "config.awsAuthConfig is not supported"},
@@ -134,5 +140,14 @@ func TestClusterSecretRoundTrip(t *testing.T) {
 	}
 	if _, err := ClusterSecret("argocd", "gke", &rest.Config{Host: "https://x", BearerTokenFile: "/var/run/token"}); err == nil {
 		t.Error("a token file was registered: the Secret would not reach the cluster")
+	}
+}
+
+func TestClusterOfBreakGlass(t *testing.T) {
+	sec := clusterSecret("c", map[string]string{"server": "https://east"})
+	sec.Annotations = map[string]string{BreakGlassAnnotation: "INC-7"}
+	c, err := ClusterOf(sec)
+	if err != nil || c.BreakGlass != "INC-7" {
+		t.Fatalf("%+v %v", c, err)
 	}
 }
