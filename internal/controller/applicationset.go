@@ -24,6 +24,8 @@ import (
 	"converge.dev/converge/internal/api/argocd/v1alpha1"
 	"converge.dev/converge/internal/dialect/appset"
 	"converge.dev/converge/internal/dialect/argocd"
+	"converge.dev/converge/internal/engine"
+	"converge.dev/converge/internal/source/git"
 )
 
 // appSetFinalizer holds an ApplicationSet with preserveResourcesOnDeletion
@@ -41,6 +43,8 @@ const appSetResync = 3 * time.Minute
 // or a person approves (Argo CD #18480; the seed's §17.4).
 type ApplicationSetReconciler struct {
 	Client client.Client
+	// Engine fetches the repositories of git generators.
+	Engine *engine.Engine
 	gate   *gate
 }
 
@@ -90,6 +94,12 @@ func (r *ApplicationSetReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 			return ctrl.Result{}, fmt.Errorf("applicationset %s: finalizer: %w", req, err)
 		}
 	}
+	refresh := set.Annotations[AppSetRefreshAnnotation] != ""
+	if refresh {
+		// As Argo CD's webhook does: generate from the repositories as
+		// they are now, not as last fetched.
+		ctx = git.FreshSince(ctx, time.Now())
+	}
 	orig := set.DeepCopy()
 	now := metav1.Now()
 	err := r.round(ctx, set, now)
@@ -103,8 +113,18 @@ func (r *ApplicationSetReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 			return ctrl.Result{}, fmt.Errorf("applicationset %s: status: %w", req, uerr)
 		}
 	}
+	if refresh {
+		patch := client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"annotations":{"`+AppSetRefreshAnnotation+`":null}}}`))
+		if err := r.Client.Patch(ctx, set, patch); client.IgnoreNotFound(err) != nil {
+			return ctrl.Result{}, fmt.Errorf("applicationset %s: clear refresh: %w", req, err)
+		}
+	}
 	return ctrl.Result{RequeueAfter: appSetResync}, nil
 }
+
+// AppSetRefreshAnnotation asks an ApplicationSet to generate again now,
+// from fresh repositories, as Argo CD's does.
+const AppSetRefreshAnnotation = "argocd.argoproj.io/application-set-refresh"
 
 // round generates, renders, plans and acts. An error means nothing was
 // created, updated or deleted.
@@ -113,7 +133,14 @@ func (r *ApplicationSetReconciler) round(ctx context.Context, set *v1alpha1.Appl
 	if err != nil {
 		return err
 	}
-	gens, err := appset.Generate(set, clusters)
+	checkout := func(ctx context.Context, repoURL, revision string) (string, error) {
+		snap, err := r.Engine.Snapshot(ctx, engine.Unit{RepoURL: repoURL, Revision: revision})
+		if err != nil {
+			return "", err
+		}
+		return snap.Dir, nil
+	}
+	gens, err := appset.Generate(ctx, set, appset.Inputs{Clusters: clusters, Checkout: checkout})
 	if err != nil {
 		return err
 	}
@@ -211,7 +238,7 @@ func (r *ApplicationSetReconciler) round(ctx context.Context, set *v1alpha1.Appl
 func (r *ApplicationSetReconciler) clusters(ctx context.Context, set *v1alpha1.ApplicationSet) ([]appset.Cluster, error) {
 	uses := false
 	for _, g := range set.Spec.Generators {
-		uses = uses || g.Clusters != nil
+		uses = uses || g.Clusters != nil || (g.Matrix != nil && strings.Contains(string(g.Matrix.Raw), `"clusters"`))
 	}
 	if !uses {
 		return nil, nil

@@ -320,15 +320,72 @@ spec:
 	})
 
 	// A generator converge does not run: named, nothing done.
-	update(strings.Replace(doc(2), "  - list:", `  - git:
-      repoURL: file://`+repo.Bare+`
-      revision: HEAD
-      directories: [{path: 'apps/*'}]
+	update(strings.Replace(doc(2), "  - list:", `  - pullRequest:
+      gitea: {owner: myorg, repo: myrepository, api: 'http://127.0.0.1:3000/'}
   - list:`, 1))
 	set, apps = waitSet(t, c, ns, "teams", "ErrorOccurred", func(s *v1alpha1.ApplicationSet, _ []v1alpha1.Application) bool {
 		return setCondition(s, "ErrorOccurred").Status == "True"
 	})
-	if msg := setCondition(set, "ErrorOccurred").Message; !strings.Contains(msg, "spec.generators[0].git: the git generator is not supported by converge yet") || len(apps) != 2 {
+	if msg := setCondition(set, "ErrorOccurred").Message; !strings.Contains(msg, "spec.generators[0].pullRequest: the pullRequest generator is not supported by converge yet") || len(apps) != 2 {
 		t.Errorf("an unsupported generator: %s (%d apps)", msg, len(apps))
 	}
+}
+
+// TestApplicationSetGitDirectories: Argo CD's git directory generator
+// over a real repository: one Application per folder, excluded ones
+// left out; a folder pushed later is generated when the set is
+// refreshed (Argo CD's application-set-refresh annotation).
+func TestApplicationSetGitDirectories(t *testing.T) {
+	c, repo := setup(t)
+	ctx := context.Background()
+	ns := clustertest.Namespace(t)
+	repo.Commit("addons", map[string]string{
+		"addons/metrics/cm.yaml":  configMapYAML("metrics", "on"),
+		"addons/logging/cm.yaml":  configMapYAML("logging", "on"),
+		"addons/disabled/cm.yaml": configMapYAML("disabled", "on"),
+	})
+	repo.Publish()
+	appSet(t, c, fmt.Sprintf(`apiVersion: argoproj.io/v1alpha1
+kind: ApplicationSet
+metadata:
+  name: addons
+  namespace: %[1]s
+spec:
+  generators:
+  - git:
+      repoURL: file://%[2]s
+      revision: HEAD
+      directories:
+      - path: addons/*
+      - path: addons/disabled
+        exclude: true
+  template:
+    metadata:
+      name: 'addon-{{path.basename}}'
+    spec:
+      project: default
+      source: {repoURL: 'file://%[2]s', targetRevision: HEAD, path: '{{path}}'}
+      destination: {server: https://kubernetes.default.svc, namespace: %[1]s}
+      syncPolicy: {automated: {prune: true}}
+`, ns, repo.Bare))
+	waitSet(t, c, ns, "addons", "two addons synced", func(_ *v1alpha1.ApplicationSet, apps []v1alpha1.Application) bool {
+		ok := len(apps) == 2
+		for _, a := range apps {
+			ok = ok && a.Status.Sync.Status == "Synced"
+		}
+		return ok
+	})
+	if configMapValue(c, ns, "metrics") != "on" || configMapValue(c, ns, "logging") != "on" || configMapValue(c, ns, "disabled") != "" {
+		t.Error("the addons deployed are not the folders generated")
+	}
+	repo.Commit("tracing", map[string]string{"addons/tracing/cm.yaml": configMapYAML("tracing", "on")})
+	repo.Publish()
+	set := &v1alpha1.ApplicationSet{}
+	set.Namespace, set.Name = ns, "addons"
+	if err := c.Patch(ctx, set, client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"annotations":{"`+AppSetRefreshAnnotation+`":"true"}}}`))); err != nil {
+		t.Fatal(err)
+	}
+	waitSet(t, c, ns, "addons", "three addons", func(s *v1alpha1.ApplicationSet, apps []v1alpha1.Application) bool {
+		return len(apps) == 3 && s.Annotations[AppSetRefreshAnnotation] == ""
+	})
 }

@@ -193,7 +193,7 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 	if err := r.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("application controller: %w", err)
 	}
-	if err := (&ApplicationSetReconciler{Client: mgr.GetClient(), gate: g}).SetupWithManager(mgr); err != nil {
+	if err := (&ApplicationSetReconciler{Client: mgr.GetClient(), Engine: o.Engine, gate: g}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("applicationset controller: %w", err)
 	}
 	if err := (&GitRepositoryReconciler{Client: mgr.GetClient(), Engine: o.Engine, gate: g}).SetupWithManager(mgr); err != nil {

@@ -1,6 +1,8 @@
 package appset
 
 import (
+	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
@@ -31,7 +33,12 @@ func apps(t *testing.T, fixture string) ([]string, error) {
 	if err := yaml.UnmarshalStrict(data, set); err != nil {
 		t.Fatal(err)
 	}
-	gens, err := Generate(set, testClusters)
+	gens, err := Generate(context.Background(), set, Inputs{Clusters: testClusters, Checkout: func(_ context.Context, repoURL, revision string) (string, error) {
+		if repoURL != "http://127.0.0.1:3000/argoproj/argo-cd.git" || revision != "HEAD" {
+			return "", fmt.Errorf("repository %s@%s: not found", repoURL, revision)
+		}
+		return filepath.Join("testdata", "repo"), nil
+	}})
 	if err != nil {
 		return nil, err
 	}
@@ -79,7 +86,19 @@ func TestGenerateAndRender(t *testing.T) {
 			"argocd/staging-east-guestbook default guestbook/staging_east@HEAD Staging_East/guestbook env=STAGING"}},
 		{fixture: "override.yaml", want: []string{"argocd/dev-guestbook dev-project overridden/dev@HEAD dev/guestbook"}},
 		{fixture: "missingkey.yaml", err: `map has no entry for key "region"`},
-		{fixture: "git.yaml", err: "spec.generators[1].git: the git generator is not supported by converge yet; nothing was generated, created or deleted"},
+		{fixture: "git.yaml", want: []string{
+			"argocd/argo-workflows my-project applicationset/examples/git-generator-directory/cluster-addons/argo-workflows@HEAD https://kubernetes.default.svc/argo-workflows",
+			"argocd/prometheus-operator my-project applicationset/examples/git-generator-directory/cluster-addons/prometheus-operator@HEAD https://kubernetes.default.svc/prometheus-operator"}},
+		{fixture: "git-files.yaml", want: []string{
+			"argocd/orders-east-guestbook default apps/orders/config@HEAD https://east:6443/orders",
+			"argocd/payments-west-guestbook default apps/payments/config@HEAD https://west:6443/payments"}},
+		{fixture: "matrix.yaml", want: []string{
+			"argocd/argo-workflows-prod-west prod applicationset/examples/git-generator-directory/cluster-addons/argo-workflows@HEAD https://west:6443/argo-workflows",
+			"argocd/prometheus-operator-prod-west prod applicationset/examples/git-generator-directory/cluster-addons/prometheus-operator@HEAD https://west:6443/prometheus-operator"}},
+		{fixture: "unsupported.yaml", err: "spec.generators[1].pullRequest: the pullRequest generator is not supported by converge yet; nothing was generated, created or deleted"},
+		{fixture: "elementsyaml.yaml", want: []string{"argocd/dev-guestbook default  dev/guestbook", "argocd/qa-guestbook default  qa/guestbook", "argocd/uat-guestbook default  uat/guestbook"}},
+		{fixture: "rollingsync.yaml", err: "spec.strategy is not supported by converge yet; nothing was generated, created or deleted"},
+		{fixture: "unreadable-repo.yaml", err: "spec.generators[0].git: repository http://127.0.0.1:3000/argoproj/gone.git@HEAD: not found"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.fixture, func(t *testing.T) {

@@ -5,6 +5,7 @@
 package appset
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"regexp"
@@ -13,12 +14,20 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"sigs.k8s.io/yaml"
 
 	"converge.dev/converge/internal/api/argocd/v1alpha1"
 )
 
-// Params is one parameter set, nested as goTemplate sees it.
-type Params map[string]any
+// Params is one parameter set: Go as goTemplate sees it (nested: .path.basename),
+// Flat as fasttemplate sees it ({{path.basename}}, {{path[0]}},
+// {{metadata.labels.env}}).
+type Params struct {
+	Go   map[string]any
+	Flat map[string]string
+}
+
+func paramsOf(m map[string]any) Params { return Params{Go: m, Flat: flatten(m)} }
 
 // Cluster is a registered cluster as the clusters generator sees it:
 // its Secret's name, server, project, labels and annotations.
@@ -27,6 +36,14 @@ type Cluster struct {
 	Labels, Annotations   map[string]string
 	// Local is the cluster converge runs in, when no Secret registers it.
 	Local bool
+}
+
+// Inputs is what generators read outside the set.
+type Inputs struct {
+	Clusters []Cluster
+	// Checkout returns a read-only folder of repoURL at revision, for the
+	// git generator; nil refuses it.
+	Checkout func(ctx context.Context, repoURL, revision string) (string, error)
 }
 
 // Generated is what one generator produced, with its template override.
@@ -40,55 +57,88 @@ type Generated struct {
 // Generate runs every generator. A generator converge does not run is an
 // error naming it, never an empty result: an empty result would delete
 // every Application it made.
-func Generate(set *v1alpha1.ApplicationSet, clusters []Cluster) ([]Generated, error) {
+func Generate(ctx context.Context, set *v1alpha1.ApplicationSet, in Inputs) ([]Generated, error) {
+	sp := set.Spec
+	for _, f := range []struct {
+		name string
+		set  bool
+	}{{"strategy", sp.Strategy != nil}, {"templatePatch", sp.TemplatePatch != nil}, {"ignoreApplicationDifferences", sp.IgnoreApplicationDifferences != nil},
+		{"preservedFields", sp.PreservedFields != nil}, {"applyNestedSelectors", sp.ApplyNestedSelectors}} {
+		if f.set {
+			return nil, fmt.Errorf("spec.%s is not supported by converge yet; nothing was generated, created or deleted", f.name)
+		}
+	}
 	var out []Generated
 	for i, g := range set.Spec.Generators {
-		at := fmt.Sprintf("spec.generators[%d]", i)
-		if other := unsupported(g); other != "" {
-			return nil, fmt.Errorf("%s.%s: the %s generator is not supported by converge yet; nothing was generated, created or deleted", at, other, other)
+		gen, err := generate(ctx, fmt.Sprintf("spec.generators[%d]", i), g, in, true)
+		if err != nil {
+			return nil, err
 		}
-		if g.Selector != nil {
-			return nil, fmt.Errorf("%s.selector: post-selectors are not supported by converge yet; nothing was generated, created or deleted", at)
-		}
-		switch {
-		case g.List != nil:
-			gen := Generated{Generator: at + ".list", Template: g.List.Template}
-			for j, e := range g.List.Elements {
-				var p Params
-				if err := json.Unmarshal(e.Raw, &p); err != nil || p == nil {
-					return nil, fmt.Errorf("%s.list.elements[%d]: not a JSON object", at, j)
-				}
-				gen.Params = append(gen.Params, p)
-			}
-			out = append(out, gen)
-		case g.Clusters != nil:
-			gen := Generated{Generator: at + ".clusters", Template: g.Clusters.Template}
-			sel, err := metav1.LabelSelectorAsSelector(&g.Clusters.Selector)
-			if err != nil {
-				return nil, fmt.Errorf("%s.clusters.selector: %w", at, err)
-			}
-			for _, c := range clusters {
-				// A selector picks registered clusters only: the implicit
-				// in-cluster has no labels to match (as in Argo CD).
-				if !sel.Empty() && (c.Local || !sel.Matches(labels.Set(c.Labels))) {
-					continue
-				}
-				gen.Params = append(gen.Params, clusterParams(c, g.Clusters.Values))
-			}
-			out = append(out, gen)
-		default:
-			return nil, fmt.Errorf("%s: no generator", at)
-		}
+		out = append(out, gen)
 	}
 	return out, nil
 }
 
+// generate runs one generator at path at; a matrix's children may not
+// be matrices themselves (top false).
+func generate(ctx context.Context, at string, g v1alpha1.ApplicationSetGenerator, in Inputs, top bool) (Generated, error) {
+	if other := unsupported(g); other != "" {
+		return Generated{}, fmt.Errorf("%s.%s: the %s generator is not supported by converge yet; nothing was generated, created or deleted", at, other, other)
+	}
+	if g.Selector != nil {
+		return Generated{}, fmt.Errorf("%s.selector: post-selectors are not supported by converge yet; nothing was generated, created or deleted", at)
+	}
+	switch {
+	case g.List != nil:
+		gen := Generated{Generator: at + ".list", Template: g.List.Template}
+		for j, e := range g.List.Elements {
+			var p map[string]any
+			if err := json.Unmarshal(e.Raw, &p); err != nil || p == nil {
+				return gen, fmt.Errorf("%s.list.elements[%d]: not a JSON object", at, j)
+			}
+			gen.Params = append(gen.Params, paramsOf(p))
+		}
+		if y := g.List.ElementsYaml; y != "" {
+			var more []map[string]any
+			if err := yaml.Unmarshal([]byte(y), &more); err != nil {
+				return gen, fmt.Errorf("%s.list.elementsYaml: not a YAML list of objects: %w", at, err)
+			}
+			for _, p := range more {
+				gen.Params = append(gen.Params, paramsOf(p))
+			}
+		}
+		return gen, nil
+	case g.Clusters != nil:
+		gen := Generated{Generator: at + ".clusters", Template: g.Clusters.Template}
+		if g.Clusters.FlatList {
+			return gen, fmt.Errorf("%s.clusters.flatList is not supported by converge yet; nothing was generated, created or deleted", at)
+		}
+		sel, err := metav1.LabelSelectorAsSelector(&g.Clusters.Selector)
+		if err != nil {
+			return gen, fmt.Errorf("%s.clusters.selector: %w", at, err)
+		}
+		for _, c := range in.Clusters {
+			// A selector picks registered clusters only: the implicit
+			// in-cluster has no labels to match (as in Argo CD).
+			if !sel.Empty() && (c.Local || !sel.Matches(labels.Set(c.Labels))) {
+				continue
+			}
+			gen.Params = append(gen.Params, clusterParams(c, g.Clusters.Values))
+		}
+		return gen, nil
+	case g.Git != nil:
+		return gitGenerate(ctx, at+".git", g.Git, in)
+	case g.Matrix != nil:
+		if !top {
+			return Generated{}, fmt.Errorf("%s.matrix: a matrix inside a matrix is not supported by converge yet", at)
+		}
+		return matrix(ctx, at+".matrix", g.Matrix, in)
+	}
+	return Generated{}, fmt.Errorf("%s: no generator", at)
+}
+
 func unsupported(g v1alpha1.ApplicationSetGenerator) string {
 	switch {
-	case g.Git != nil:
-		return "git"
-	case g.Matrix != nil:
-		return "matrix"
 	case g.Merge != nil:
 		return "merge"
 	case g.PullRequest != nil:
@@ -104,14 +154,14 @@ func unsupported(g v1alpha1.ApplicationSetGenerator) string {
 }
 
 func clusterParams(c Cluster, values map[string]string) Params {
-	p := Params{"name": c.Name, "nameNormalized": normalize(c.Name), "server": c.Server, "project": c.Project,
+	p := map[string]any{"name": c.Name, "nameNormalized": normalize(c.Name), "server": c.Server, "project": c.Project,
 		"metadata": map[string]any{"labels": stringMap(c.Labels), "annotations": stringMap(c.Annotations)}}
 	vals := map[string]any{}
 	for k, v := range values {
 		vals[k] = v
 	}
 	p["values"] = vals
-	return p
+	return paramsOf(p)
 }
 
 func stringMap(m map[string]string) map[string]any {
@@ -132,7 +182,7 @@ func normalize(s string) string {
 
 // flatten is a parameter set as fasttemplate sees it: nested keys joined
 // with dots (metadata.labels.env, values.revision).
-func flatten(p Params) map[string]string {
+func flatten(p map[string]any) map[string]string {
 	out := map[string]string{}
 	var walk func(prefix string, v any)
 	walk = func(prefix string, v any) {
@@ -159,6 +209,6 @@ func flatten(p Params) map[string]string {
 			out[prefix] = string(data)
 		}
 	}
-	walk("", map[string]any(p))
+	walk("", p)
 	return out
 }

@@ -39,7 +39,7 @@ func Render(set *v1alpha1.ApplicationSet, override *v1alpha1.ApplicationSetTempl
 			return nil, err
 		}
 	} else {
-		flat := flatten(p)
+		flat := p.Flat
 		fill = func(s string) (string, error) {
 			return fasttemplate.ExecuteFuncStringWithErr(s, "{{", "}}", func(w io.Writer, tag string) (int, error) {
 				if v, ok := flat[strings.TrimSpace(tag)]; ok {
@@ -63,7 +63,7 @@ func Render(set *v1alpha1.ApplicationSet, override *v1alpha1.ApplicationSetTempl
 		return nil, err
 	}
 	if out.Metadata.Name == "" {
-		return nil, fmt.Errorf("template.metadata.name is empty for parameters %v", p)
+		return nil, fmt.Errorf("template.metadata.name is empty for parameters %v", p.Flat)
 	}
 	// Unstructured, so that spec fields converge does not model (sources,
 	// kustomize...) reach the Application as written.
@@ -100,7 +100,7 @@ func goFiller(options []string, p Params) (func(string) (string, error), error) 
 			return "", fmt.Errorf("template %q: %w", s, err)
 		}
 		var b bytes.Buffer
-		if err := t.Execute(&b, map[string]any(p)); err != nil {
+		if err := t.Execute(&b, p.Go); err != nil {
 			return "", fmt.Errorf("template %q: %w", s, err)
 		}
 		return b.String(), nil

@@ -29,6 +29,14 @@ type ApplicationSetSpec struct {
 	GoTemplate        bool                      `json:"goTemplate,omitempty"`
 	GoTemplateOptions []string                  `json:"goTemplateOptions,omitempty"`
 	SyncPolicy        *ApplicationSetSyncPolicy `json:"syncPolicy,omitempty"`
+	// Argo CD's fields converge does not run yet: a set that sets one is
+	// refused by name (RollingSync would otherwise sync every
+	// Application at once).
+	Strategy                     *apiextensionsv1.JSON `json:"strategy,omitempty"`
+	TemplatePatch                *string               `json:"templatePatch,omitempty"`
+	IgnoreApplicationDifferences *apiextensionsv1.JSON `json:"ignoreApplicationDifferences,omitempty"`
+	PreservedFields              *apiextensionsv1.JSON `json:"preservedFields,omitempty"`
+	ApplyNestedSelectors         bool                  `json:"applyNestedSelectors,omitempty"`
 }
 
 // ApplicationSetGenerator is one generator. Only list and clusters run
@@ -53,7 +61,9 @@ type ApplicationSetGenerator struct {
 // ListGenerator yields its elements as parameter sets.
 type ListGenerator struct {
 	// Elements are JSON objects.
-	Elements []apiextensionsv1.JSON `json:"elements"`
+	Elements []apiextensionsv1.JSON `json:"elements,omitempty"`
+	// ElementsYaml is a YAML list of more elements.
+	ElementsYaml string `json:"elementsYaml,omitempty"`
 	// Template overrides the ApplicationSet's template for these.
 	Template *ApplicationSetTemplate `json:"template,omitempty"`
 }
@@ -66,6 +76,8 @@ type ClusterGenerator struct {
 	// Values are added to each set as values.<key>.
 	Values   map[string]string       `json:"values,omitempty"`
 	Template *ApplicationSetTemplate `json:"template,omitempty"`
+	// FlatList (one parameter set of all clusters) is refused by name.
+	FlatList bool `json:"flatList,omitempty"`
 }
 
 // ApplicationSetTemplate is an Application with parameters in its
