@@ -2,7 +2,9 @@ package controller
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
+	"net/http"
 	"sort"
 	"strings"
 	"time"
@@ -25,6 +27,7 @@ import (
 	"converge.dev/converge/internal/dialect/appset"
 	"converge.dev/converge/internal/dialect/argocd"
 	"converge.dev/converge/internal/engine"
+	"converge.dev/converge/internal/forge"
 	"converge.dev/converge/internal/source/git"
 )
 
@@ -140,7 +143,10 @@ func (r *ApplicationSetReconciler) round(ctx context.Context, set *v1alpha1.Appl
 		}
 		return snap.Dir, nil
 	}
-	gens, err := appset.Generate(ctx, set, appset.Inputs{Clusters: clusters, Checkout: checkout})
+	pulls := func(ctx context.Context, src appset.PullRequestSource) ([]appset.PullRequest, error) {
+		return r.pullRequests(ctx, set.Namespace, src)
+	}
+	gens, err := appset.Generate(ctx, set, appset.Inputs{Clusters: clusters, Checkout: checkout, PullRequests: pulls})
 	if err != nil {
 		return err
 	}
@@ -262,6 +268,40 @@ func (r *ApplicationSetReconciler) clusters(ctx context.Context, set *v1alpha1.A
 		out = append(out, appset.Cluster{Name: argocd.InClusterName, Server: argocd.InClusterServer, Local: true})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// pullRequests lists a Gitea repository's open pull requests with the
+// token the generator names, read from the set's namespace.
+func (r *ApplicationSetReconciler) pullRequests(ctx context.Context, namespace string, src appset.PullRequestSource) ([]appset.PullRequest, error) {
+	token := ""
+	if src.TokenSecret != "" {
+		sec := &corev1.Secret{}
+		key := types.NamespacedName{Namespace: namespace, Name: src.TokenSecret}
+		if err := r.Client.Get(ctx, key, sec); err != nil {
+			return nil, fmt.Errorf("gitea.tokenRef %s: %w", key, err)
+		}
+		v, ok := sec.Data[src.TokenKey]
+		if !ok {
+			return nil, fmt.Errorf("gitea.tokenRef %s: no key %q", key, src.TokenKey)
+		}
+		token = string(v)
+	}
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	if src.Insecure {
+		transport.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // the generator's insecure: true asks for it
+	}
+	g := &forge.Gitea{API: strings.TrimRight(src.API, "/") + "/api/v1", Owner: src.Owner, Repo: src.Repo, Token: token,
+		Client: &http.Client{Transport: transport, Timeout: time.Minute}}
+	open, err := g.OpenPulls(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("gitea %s/%s: %w", src.Owner, src.Repo, err)
+	}
+	out := make([]appset.PullRequest, 0, len(open))
+	for _, p := range open {
+		out = append(out, appset.PullRequest{Number: p.Number, Title: p.Title, Branch: p.HeadBranch, TargetBranch: p.BaseBranch,
+			HeadSHA: p.Head, Author: p.Author, Labels: p.Labels})
+	}
 	return out, nil
 }
 

@@ -68,6 +68,10 @@ type State struct {
 	Body      string
 	// Author is who opened it.
 	Author string
+	// BaseBranch is the branch it merges into; Title and Labels are as
+	// the forge shows them.
+	BaseBranch, Title string
+	Labels            []string
 }
 
 // Status states, as GitHub and Gitea name them.

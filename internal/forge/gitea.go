@@ -57,14 +57,43 @@ type giteaPR struct {
 		Ref string `json:"ref"`
 		SHA string `json:"sha"`
 	} `json:"head"`
-	User struct {
+	BaseRef struct {
+		Ref string `json:"ref"`
+	} `json:"base"`
+	Title string `json:"title"`
+	User  struct {
 		Login string `json:"login"`
 	} `json:"user"`
+	Labels []struct {
+		Name string `json:"name"`
+	} `json:"labels"`
 }
 
 func (p giteaPR) state() State {
-	return State{Number: p.Number, URL: p.HTMLURL, Open: p.State == "open", Merged: p.Merged, Head: p.Head.SHA,
-		HeadBranch: p.Head.Ref, MergeCommit: p.Merge, MergeBase: p.Base, Body: p.Body, Author: p.User.Login}
+	s := State{Number: p.Number, URL: p.HTMLURL, Open: p.State == "open", Merged: p.Merged, Head: p.Head.SHA,
+		HeadBranch: p.Head.Ref, MergeCommit: p.Merge, MergeBase: p.Base, Body: p.Body, Author: p.User.Login,
+		BaseBranch: p.BaseRef.Ref, Title: p.Title}
+	for _, l := range p.Labels {
+		s.Labels = append(s.Labels, l.Name)
+	}
+	return s
+}
+
+// OpenPulls lists the repository's open pull requests, oldest first.
+func (g *Gitea) OpenPulls(ctx context.Context) ([]State, error) {
+	var out []State
+	for page := 1; ; page++ {
+		var open []giteaPR
+		if err := g.call(ctx, "GET", g.repoPath("/pulls?state=open&sort=oldest&limit=50&page=%d", page), nil, &open); err != nil {
+			return nil, err
+		}
+		for _, p := range open {
+			out = append(out, p.state())
+		}
+		if len(open) < 50 {
+			return out, nil
+		}
+	}
 }
 
 func (g *Gitea) repoPath(format string, a ...any) string {

@@ -38,6 +38,17 @@ func apps(t *testing.T, fixture string) ([]string, error) {
 			return "", fmt.Errorf("repository %s@%s: not found", repoURL, revision)
 		}
 		return filepath.Join("testdata", "repo"), nil
+	}, PullRequests: func(_ context.Context, src PullRequestSource) ([]PullRequest, error) {
+		if src.API != "http://127.0.0.1:3000/" || src.Owner != "myorg" || src.Repo != "myrepository" || src.TokenSecret != "gitea-token" ||
+			src.TokenKey != "token" || len(src.Labels) != 1 || src.Labels[0] != "preview" {
+			return nil, fmt.Errorf("source %+v", src)
+		}
+		return []PullRequest{
+			{Number: 7, Branch: "Feature/Login-argocd", TargetBranch: "main", HeadSHA: "0123456789abcdef", Labels: []string{"preview", "ui"}},
+			{Number: 8, Branch: "hotfix", TargetBranch: "release", HeadSHA: "fedcba9876543210", Labels: []string{"preview"}},
+			{Number: 9, Branch: "other-argocd", TargetBranch: "main", HeadSHA: "aaaaaaaaaaaaaaaa"},                           // no label
+			{Number: 10, Branch: "hotfix-2", TargetBranch: "main", HeadSHA: "bbbbbbbbbbbbbbbb", Labels: []string{"preview"}}, // no filter
+		}, nil
 	}})
 	if err != nil {
 		return nil, err
@@ -95,7 +106,10 @@ func TestGenerateAndRender(t *testing.T) {
 		{fixture: "matrix.yaml", want: []string{
 			"argocd/argo-workflows-prod-west prod applicationset/examples/git-generator-directory/cluster-addons/argo-workflows@HEAD https://west:6443/argo-workflows",
 			"argocd/prometheus-operator-prod-west prod applicationset/examples/git-generator-directory/cluster-addons/prometheus-operator@HEAD https://west:6443/prometheus-operator"}},
-		{fixture: "unsupported.yaml", err: "spec.generators[1].pullRequest: the pullRequest generator is not supported by converge yet; nothing was generated, created or deleted"},
+		{fixture: "pullrequest.yaml", want: []string{
+			"argocd/myapp-feature-login-argocd-7 default kubernetes/@0123456789abcdef https://kubernetes.default.svc/preview-0123456",
+			"argocd/myapp-hotfix-8 default kubernetes/@fedcba9876543210 https://kubernetes.default.svc/preview-fedcba9"}},
+		{fixture: "unsupported.yaml", err: "spec.generators[1].scmProvider: the scmProvider generator is not supported by converge yet; nothing was generated, created or deleted"},
 		{fixture: "elementsyaml.yaml", want: []string{"argocd/dev-guestbook default  dev/guestbook", "argocd/qa-guestbook default  qa/guestbook", "argocd/uat-guestbook default  uat/guestbook"}},
 		{fixture: "rollingsync.yaml", err: "spec.strategy is not supported by converge yet; nothing was generated, created or deleted"},
 		{fixture: "unreadable-repo.yaml", err: "spec.generators[0].git: repository http://127.0.0.1:3000/argoproj/gone.git@HEAD: not found"},

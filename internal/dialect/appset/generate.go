@@ -44,6 +44,9 @@ type Inputs struct {
 	// Checkout returns a read-only folder of repoURL at revision, for the
 	// git generator; nil refuses it.
 	Checkout func(ctx context.Context, repoURL, revision string) (string, error)
+	// PullRequests lists a forge repository's open pull requests, for
+	// the pullRequest generator; nil refuses it.
+	PullRequests func(ctx context.Context, src PullRequestSource) ([]PullRequest, error)
 }
 
 // Generated is what one generator produced, with its template override.
@@ -128,6 +131,8 @@ func generate(ctx context.Context, at string, g v1alpha1.ApplicationSetGenerator
 		return gen, nil
 	case g.Git != nil:
 		return gitGenerate(ctx, at+".git", g.Git, in)
+	case g.PullRequest != nil:
+		return pullRequests(ctx, at+".pullRequest", g.PullRequest, in)
 	case g.Matrix != nil:
 		if !top {
 			return Generated{}, fmt.Errorf("%s.matrix: a matrix inside a matrix is not supported by converge yet", at)
@@ -141,8 +146,6 @@ func unsupported(g v1alpha1.ApplicationSetGenerator) string {
 	switch {
 	case g.Merge != nil:
 		return "merge"
-	case g.PullRequest != nil:
-		return "pullRequest"
 	case g.SCMProvider != nil:
 		return "scmProvider"
 	case g.ClusterDecisionResource != nil:
