@@ -3,9 +3,11 @@ package controller
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -212,6 +214,13 @@ func (r *ApplicationSetReconciler) round(ctx context.Context, set *v1alpha1.Appl
 			}
 		}
 	}
+	if appset.RollingSync(set) {
+		if err := r.roll(ctx, set, now); err != nil {
+			return err
+		}
+	} else {
+		set.Status.ApplicationStatus = nil
+	}
 	setAppSetCondition(set, "ErrorOccurred", "False", "ApplicationSetUpToDate", "", now)
 	setAppSetCondition(set, "ParametersGenerated", "True", "ParametersGenerated", "Successfully generated parameters for all Applications", now)
 	if plan.Held != "" {
@@ -234,6 +243,86 @@ func (r *ApplicationSetReconciler) round(ctx context.Context, set *v1alpha1.Appl
 		set.Status.Resources = append(set.Status.Resources, res)
 	}
 	return nil
+}
+
+// roll runs one round of a RollingSync: it asks for the syncs of the
+// active step and records where each Application is.
+func (r *ApplicationSetReconciler) roll(ctx context.Context, set *v1alpha1.ApplicationSet, now metav1.Time) error {
+	var list v1alpha1.ApplicationList
+	if err := r.Client.List(ctx, &list, client.InNamespace(set.Namespace)); err != nil {
+		return fmt.Errorf("list Applications: %w", err)
+	}
+	var states []appset.AppState
+	for i := range list.Items {
+		a := &list.Items[i]
+		if !metav1.IsControlledBy(a, set) || a.DeletionTimestamp != nil {
+			continue
+		}
+		op := a.Status.OperationState
+		states = append(states, appset.AppState{Name: a.Name, Labels: a.Labels,
+			Synced: a.Status.Sync.Status == "Synced", Healthy: a.Status.Health.Status == "Healthy", Degraded: a.Status.Health.Status == "Degraded",
+			Failed:  op != nil && (op.Phase == "Failed" || op.Phase == "Error") && a.Status.Sync.Status != "Synced",
+			Syncing: a.Operation != nil || (op != nil && op.Phase == "Running")})
+	}
+	var steps []v1alpha1.ApplicationSetRolloutStep
+	if rs := set.Spec.Strategy.RollingSync; rs != nil {
+		steps = rs.Steps
+	}
+	ro, err := appset.Roll(steps, states, set.Annotations[appset.ErrorBudgetAnnotation])
+	if err != nil {
+		return err
+	}
+	op, _ := json.Marshal(map[string]any{"operation": v1alpha1.Operation{Sync: &v1alpha1.SyncOperation{Prune: templatePrune(set)},
+		InitiatedBy: &v1alpha1.InitiatedBy{Username: "applicationset-controller", Automated: true}}})
+	for _, name := range ro.Sync {
+		a := &v1alpha1.Application{ObjectMeta: metav1.ObjectMeta{Namespace: set.Namespace, Name: name}}
+		if err := r.Client.Patch(ctx, a, client.RawPatch(types.MergePatchType, op)); err != nil {
+			return fmt.Errorf("RollingSync: sync Application %s: %w", name, err)
+		}
+	}
+	prev := map[string]v1alpha1.ApplicationSetApplicationStatus{}
+	for _, s := range set.Status.ApplicationStatus {
+		prev[s.Application] = s
+	}
+	set.Status.ApplicationStatus = nil
+	names := make([]string, 0, len(ro.Status))
+	for n := range ro.Status {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		st := ro.Status[n]
+		e := v1alpha1.ApplicationSetApplicationStatus{Application: n, Status: st.Status, Message: st.Message, Step: strconv.Itoa(st.Step), LastTransitionTime: &now}
+		if p, ok := prev[n]; ok && p.Status == e.Status {
+			e.LastTransitionTime = p.LastTransitionTime
+		}
+		set.Status.ApplicationStatus = append(set.Status.ApplicationStatus, e)
+	}
+	if ro.Halted != "" {
+		setAppSetCondition(set, "RolloutHalted", "True", "ErrorBudgetExceeded", ro.Halted, now)
+	} else {
+		setAppSetCondition(set, "RolloutHalted", "False", "WithinErrorBudget", "", now)
+	}
+	if ro.Done {
+		setAppSetCondition(set, "RolloutProgressing", "False", "ApplicationSetRolloutComplete", "ApplicationSet Rollout has completed", now)
+	} else {
+		setAppSetCondition(set, "RolloutProgressing", "True", "ApplicationSetModified", "ApplicationSet is performing rollout of step(s)", now)
+	}
+	return nil
+}
+
+// templatePrune is the template's syncPolicy.automated.prune, which a
+// RollingSync sync carries (the Applications themselves lose automated).
+func templatePrune(set *v1alpha1.ApplicationSet) bool {
+	var spec struct {
+		SyncPolicy struct {
+			Automated struct {
+				Prune bool `json:"prune"`
+			} `json:"automated"`
+		} `json:"syncPolicy"`
+	}
+	_ = json.Unmarshal(set.Spec.Template.Spec.Raw, &spec)
+	return spec.SyncPolicy.Automated.Prune
 }
 
 // clusters are the registered clusters the clusters generator sees: one

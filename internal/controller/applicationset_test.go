@@ -468,3 +468,126 @@ spec:
 		return len(apps) == 0 && configMapValue(c, ns, "shop") == ""
 	})
 }
+
+// TestApplicationSetRollingSync: RollingSync over three cluster waves
+// (dev here, staging and prod registered), as Argo CD documents it: the
+// set syncs each wave only once the one before is Synced and Healthy, so
+// the waves land in order. Then a change that leaves dev Degraded halts
+// the rollout within its error budget (none): the condition names the
+// step and the Application, and staging and prod are not touched.
+func TestApplicationSetRollingSync(t *testing.T) {
+	c, repo := setup(t)
+	ctx := context.Background()
+	ns := clustertest.Namespace(t)
+	target := "wave-" + ns
+	clusters := map[string]client.Client{"dev": c,
+		"staging": startRemote(t, c, ns, "staging-"+ns, map[string]string{"env": "staging"}),
+		"prod":    startRemote(t, c, ns, "prod-"+ns, map[string]string{"env": "prod"})}
+	// This cluster, registered under a name and a label.
+	create(t, c, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "cluster-dev", Namespace: ns, Labels: map[string]string{argocd.SecretTypeLabel: "cluster", "env": "dev"}},
+		StringData: map[string]string{"name": "dev-" + ns, "server": argocd.InClusterServer}})
+	files := func(v string, crash bool) map[string]string {
+		out := map[string]string{}
+		for _, env := range []string{"dev", "staging", "prod"} {
+			out["waves/"+env+"/cm.yaml"] = configMapYAML("wave", v)
+		}
+		if crash {
+			out["waves/dev/pod.yaml"] = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: crash\n  annotations: {sim.converge.dev/state: CrashLoopBackOff}\n" +
+				"spec:\n  containers: [{name: app, image: example/app:2}]\n"
+		}
+		return out
+	}
+	repo.Commit("waves v1", files("v1", false))
+	repo.Publish()
+	appSet(t, c, fmt.Sprintf(`apiVersion: argoproj.io/v1alpha1
+kind: ApplicationSet
+metadata:
+  name: waves
+  namespace: %[1]s
+spec:
+  generators:
+  - clusters:
+      selector:
+        matchExpressions:
+        - {key: env, operator: In, values: [dev, staging, prod]}
+  strategy:
+    type: RollingSync
+    rollingSync:
+      steps:
+      - matchExpressions: [{key: env, operator: In, values: [dev]}]
+      - matchExpressions: [{key: env, operator: In, values: [staging]}]
+      - matchExpressions: [{key: env, operator: In, values: [prod]}]
+  template:
+    metadata:
+      name: '{{metadata.labels.env}}-wave'
+      labels: {env: '{{metadata.labels.env}}'}
+    spec:
+      project: default
+      source: {repoURL: 'file://%[2]s', targetRevision: HEAD, path: 'waves/{{metadata.labels.env}}'}
+      destination: {server: '{{server}}', namespace: %[3]s}
+      syncPolicy:
+        automated: {prune: true}
+        syncOptions: [CreateNamespace=true]
+`, ns, repo.Bare, target))
+
+	// Watch the waves land: record the order each cluster first shows v1.
+	var order []string
+	seen := map[string]bool{}
+	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 3*time.Minute, true, func(ctx context.Context) (bool, error) {
+		for _, env := range []string{"dev", "staging", "prod"} {
+			if !seen[env] && configMapValue(clusters[env], target, "wave") == "v1" {
+				seen[env] = true
+				order = append(order, env)
+			}
+		}
+		return len(order) == 3, nil
+	})
+	if err != nil || strings.Join(order, ",") != "dev,staging,prod" {
+		t.Fatalf("the waves landed in the order %v (%v), want dev, staging, prod", order, err)
+	}
+	set, apps := waitSet(t, c, ns, "waves", "rollout complete", func(s *v1alpha1.ApplicationSet, apps []v1alpha1.Application) bool {
+		return setCondition(s, "RolloutProgressing").Status == "False" && len(apps) == 3
+	})
+	for _, a := range apps {
+		if a.Spec.SyncPolicy != nil && a.Spec.SyncPolicy.Automated != nil {
+			t.Errorf("%s keeps its automated sync under RollingSync", a.Name)
+		}
+	}
+	for _, st := range set.Status.ApplicationStatus {
+		if st.Status != "Healthy" {
+			t.Errorf("applicationStatus %+v", st)
+		}
+	}
+
+	// v2 leaves dev Degraded (a crash-looping pod).
+	repo.Commit("waves v2", files("v2", true))
+	repo.Publish()
+	for _, env := range []string{"dev", "staging", "prod"} {
+		a := &v1alpha1.Application{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: env + "-wave"}}
+		if err := c.Patch(ctx, a, client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"annotations":{"`+RefreshAnnotation+`":"hard"}}}`))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set, _ = waitSet(t, c, ns, "waves", "RolloutHalted", func(s *v1alpha1.ApplicationSet, _ []v1alpha1.Application) bool {
+		return setCondition(s, "RolloutHalted").Status == "True"
+	})
+	if msg := setCondition(set, "RolloutHalted").Message; !strings.Contains(msg, "step 1: 1 of its 1 Applications failed (dev-wave (Degraded))") {
+		t.Errorf("RolloutHalted: %s", msg)
+	}
+	time.Sleep(4 * time.Second)
+	for _, env := range []string{"staging", "prod"} {
+		if v := configMapValue(clusters[env], target, "wave"); v != "v1" {
+			t.Errorf("%s was touched past a halted wave: wave=%s", env, v)
+		}
+	}
+	set, _ = waitSet(t, c, ns, "waves", "status", func(*v1alpha1.ApplicationSet, []v1alpha1.Application) bool { return true })
+	for _, st := range set.Status.ApplicationStatus {
+		want := "Waiting"
+		if st.Application == "dev-wave" {
+			want = "Degraded"
+		}
+		if st.Status != want {
+			t.Errorf("applicationStatus %s: %s (%s), want %s", st.Application, st.Status, st.Message, want)
+		}
+	}
+}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"k8s.io/apimachinery/pkg/util/intstr"
+
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/yaml"
 
@@ -73,6 +75,9 @@ func apps(t *testing.T, fixture string) ([]string, error) {
 			if len(app.Labels) > 0 {
 				line += " env=" + app.Labels["env"]
 			}
+			if sp := app.Spec.SyncPolicy; sp != nil {
+				line += fmt.Sprintf(" sync=%s automated=%v", strings.Join(sp.SyncOptions, ","), sp.Automated != nil)
+			}
 			out = append(out, line)
 		}
 	}
@@ -111,7 +116,7 @@ func TestGenerateAndRender(t *testing.T) {
 			"argocd/myapp-hotfix-8 default kubernetes/@fedcba9876543210 https://kubernetes.default.svc/preview-fedcba9"}},
 		{fixture: "unsupported.yaml", err: "spec.generators[1].scmProvider: the scmProvider generator is not supported by converge yet; nothing was generated, created or deleted"},
 		{fixture: "elementsyaml.yaml", want: []string{"argocd/dev-guestbook default  dev/guestbook", "argocd/qa-guestbook default  qa/guestbook", "argocd/uat-guestbook default  uat/guestbook"}},
-		{fixture: "rollingsync.yaml", err: "spec.strategy is not supported by converge yet; nothing was generated, created or deleted"},
+		{fixture: "rollingsync.yaml", want: []string{"argocd/engineering-dev-guestbook default  https://1.2.3.4/guestbook env= sync=CreateNamespace=true automated=false"}},
 		{fixture: "unreadable-repo.yaml", err: "spec.generators[0].git: repository http://127.0.0.1:3000/argoproj/gone.git@HEAD: not found"},
 	}
 	for _, tc := range tests {
@@ -196,4 +201,83 @@ func without(m map[string]bool, drop ...string) map[string]bool {
 		delete(out, d)
 	}
 	return out
+}
+
+func TestRoll(t *testing.T) {
+	steps := []v1alpha1.ApplicationSetRolloutStep{
+		{MatchExpressions: []v1alpha1.ApplicationMatchExpression{{Key: "env", Operator: "In", Values: []string{"dev"}}}},
+		{MatchExpressions: []v1alpha1.ApplicationMatchExpression{{Key: "env", Operator: "In", Values: []string{"staging"}}}},
+		{MatchExpressions: []v1alpha1.ApplicationMatchExpression{{Key: "env", Operator: "In", Values: []string{"prod"}}}},
+	}
+	app := func(name, env string, mod func(*AppState)) AppState {
+		a := AppState{Name: name, Labels: map[string]string{"env": env}}
+		if mod != nil {
+			mod(&a)
+		}
+		return a
+	}
+	ok := func(a *AppState) { a.Synced, a.Healthy = true, true }
+	degraded := func(a *AppState) { a.Synced, a.Degraded = true, true }
+	tests := []struct {
+		name   string
+		apps   []AppState
+		budget string
+		sync   string // the Applications synced now
+		status string // name=status, sorted
+		halted string
+	}{
+		{name: "the first step starts", apps: []AppState{app("d", "dev", nil), app("s", "staging", nil), app("p", "prod", nil)},
+			sync: "d", status: "d=Pending p=Waiting s=Waiting"},
+		{name: "the next step waits for the first to be healthy",
+			apps:   []AppState{app("d", "dev", func(a *AppState) { a.Synced = true }), app("s", "staging", nil), app("p", "prod", nil)},
+			status: "d=Progressing p=Waiting s=Waiting"},
+		{name: "then it goes", apps: []AppState{app("d", "dev", ok), app("s", "staging", nil), app("p", "prod", nil)},
+			sync: "s", status: "d=Healthy p=Waiting s=Pending"},
+		{name: "a Degraded step halts: nothing after it is touched",
+			apps:   []AppState{app("d", "dev", degraded), app("s", "staging", nil), app("p", "prod", nil)},
+			status: "d=Degraded p=Waiting s=Waiting", halted: "step 1: 1 of its 1 Applications failed (d (Degraded)), more than the error budget of 0"},
+		{name: "within the budget it goes on", budget: "1",
+			apps: []AppState{app("d1", "dev", degraded), app("d2", "dev", ok), app("s", "staging", nil)}, sync: "s",
+			status: "d1=Degraded d2=Healthy s=Pending"},
+		{name: "a failed sync counts", budget: "50%",
+			apps:   []AppState{app("d1", "dev", func(a *AppState) { a.Failed = true }), app("d2", "dev", degraded), app("s", "staging", nil)},
+			status: "d1=Degraded d2=Degraded s=Waiting", halted: "step 1: 2 of its 2 Applications failed"},
+		{name: "an Application no step selects is never synced", apps: []AppState{app("x", "qa", nil), app("d", "dev", ok)},
+			status: "d=Healthy x=Waiting"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := Roll(steps, tc.apps, tc.budget)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var st []string
+			for n, s := range r.Status {
+				st = append(st, n+"="+s.Status)
+			}
+			sort.Strings(st)
+			if got := strings.Join(r.Sync, ","); got != tc.sync {
+				t.Errorf("sync %q, want %q", got, tc.sync)
+			}
+			if got := strings.Join(st, " "); got != tc.status {
+				t.Errorf("status %q, want %q", got, tc.status)
+			}
+			if !strings.Contains(r.Halted, tc.halted) || (tc.halted == "") != (r.Halted == "") {
+				t.Errorf("halted %q, want ~%q", r.Halted, tc.halted)
+			}
+		})
+	}
+	maxOne := []v1alpha1.ApplicationSetRolloutStep{{MatchExpressions: steps[0].MatchExpressions, MaxUpdate: ptrIntOrString("50%")}}
+	r, err := Roll(maxOne, []AppState{app("a", "dev", nil), app("b", "dev", nil), app("c", "dev", nil), app("d", "dev", nil)}, "")
+	if err != nil || strings.Join(r.Sync, ",") != "a,b" {
+		t.Errorf("maxUpdate 50%% of 4: synced %v, %v", r.Sync, err)
+	}
+	if _, err := Roll([]v1alpha1.ApplicationSetRolloutStep{{MatchExpressions: []v1alpha1.ApplicationMatchExpression{{Key: "env", Operator: "Exists"}}}}, nil, ""); err == nil {
+		t.Error("an operator Argo CD does not have was accepted")
+	}
+}
+
+func ptrIntOrString(s string) *intstr.IntOrString {
+	v := intstr.FromString(s)
+	return &v
 }

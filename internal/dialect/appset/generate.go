@@ -65,7 +65,9 @@ func Generate(ctx context.Context, set *v1alpha1.ApplicationSet, in Inputs) ([]G
 	for _, f := range []struct {
 		name string
 		set  bool
-	}{{"strategy", sp.Strategy != nil}, {"templatePatch", sp.TemplatePatch != nil}, {"ignoreApplicationDifferences", sp.IgnoreApplicationDifferences != nil},
+	}{{"strategy.type " + strategyType(sp.Strategy), !knownStrategy(sp.Strategy)},
+		{"strategy.deletionOrder", sp.Strategy != nil && sp.Strategy.DeletionOrder != "" && sp.Strategy.DeletionOrder != "AllAtOnce"},
+		{"templatePatch", sp.TemplatePatch != nil}, {"ignoreApplicationDifferences", sp.IgnoreApplicationDifferences != nil},
 		{"preservedFields", sp.PreservedFields != nil}, {"applyNestedSelectors", sp.ApplyNestedSelectors}} {
 		if f.set {
 			return nil, fmt.Errorf("spec.%s is not supported by converge yet; nothing was generated, created or deleted", f.name)
@@ -140,6 +142,17 @@ func generate(ctx context.Context, at string, g v1alpha1.ApplicationSetGenerator
 		return matrix(ctx, at+".matrix", g.Matrix, in)
 	}
 	return Generated{}, fmt.Errorf("%s: no generator", at)
+}
+
+func strategyType(s *v1alpha1.ApplicationSetStrategy) string {
+	if s == nil {
+		return ""
+	}
+	return s.Type
+}
+
+func knownStrategy(s *v1alpha1.ApplicationSetStrategy) bool {
+	return s == nil || s.Type == "" || s.Type == "AllAtOnce" || s.Type == "RollingSync"
 }
 
 func unsupported(g v1alpha1.ApplicationSetGenerator) string {

@@ -2,9 +2,7 @@ package appset
 
 import (
 	"fmt"
-	"math"
 	"sort"
-	"strconv"
 	"strings"
 )
 
@@ -71,19 +69,5 @@ const DeletionApprovedAnnotation = "converge.dev/deletion-approved"
 const DeletionLimitAnnotation = "converge.dev/deletion-limit"
 
 func deletionLimit(s string, n int) (int, error) {
-	if s == "" {
-		return max(1, n/4), nil
-	}
-	if pct, ok := strings.CutSuffix(s, "%"); ok {
-		v, err := strconv.ParseFloat(pct, 64)
-		if err != nil || v < 0 || v > 100 {
-			return 0, fmt.Errorf("annotation %s: %q is not N or N%%", DeletionLimitAnnotation, s)
-		}
-		return int(math.Floor(float64(n) * v / 100)), nil
-	}
-	v, err := strconv.Atoi(s)
-	if err != nil || v < 0 {
-		return 0, fmt.Errorf("annotation %s: %q is not N or N%%", DeletionLimitAnnotation, s)
-	}
-	return v, nil
+	return limitOf(s, n, max(1, n/4), "annotation "+DeletionLimitAnnotation)
 }

@@ -65,6 +65,13 @@ func Render(set *v1alpha1.ApplicationSet, override *v1alpha1.ApplicationSetTempl
 	if out.Metadata.Name == "" {
 		return nil, fmt.Errorf("template.metadata.name is empty for parameters %v", p.Flat)
 	}
+	if RollingSync(set) {
+		// The set syncs each Application when its step comes, as Argo CD
+		// does: their own automated sync would bypass the steps.
+		if sp, ok := out.Spec["syncPolicy"].(map[string]any); ok {
+			delete(sp, "automated")
+		}
+	}
 	// Unstructured, so that spec fields converge does not model (sources,
 	// kustomize...) reach the Application as written.
 	app := &unstructured.Unstructured{Object: map[string]any{"apiVersion": v1alpha1.GroupVersion.String(), "kind": "Application", "spec": out.Spec}}
@@ -183,4 +190,10 @@ func deepMerge(a, b map[string]any) map[string]any {
 		out[k] = v
 	}
 	return out
+}
+
+// RollingSync reports whether the set rolls its Applications out step by
+// step.
+func RollingSync(set *v1alpha1.ApplicationSet) bool {
+	return set.Spec.Strategy != nil && set.Spec.Strategy.Type == "RollingSync"
 }

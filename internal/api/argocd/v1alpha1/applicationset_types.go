@@ -3,6 +3,7 @@ package v1alpha1
 import (
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
 // ApplicationSet is a factory for Applications (the seed's §3.5): its
@@ -32,11 +33,11 @@ type ApplicationSetSpec struct {
 	// Argo CD's fields converge does not run yet: a set that sets one is
 	// refused by name (RollingSync would otherwise sync every
 	// Application at once).
-	Strategy                     *apiextensionsv1.JSON `json:"strategy,omitempty"`
-	TemplatePatch                *string               `json:"templatePatch,omitempty"`
-	IgnoreApplicationDifferences *apiextensionsv1.JSON `json:"ignoreApplicationDifferences,omitempty"`
-	PreservedFields              *apiextensionsv1.JSON `json:"preservedFields,omitempty"`
-	ApplyNestedSelectors         bool                  `json:"applyNestedSelectors,omitempty"`
+	Strategy                     *ApplicationSetStrategy `json:"strategy,omitempty"`
+	TemplatePatch                *string                 `json:"templatePatch,omitempty"`
+	IgnoreApplicationDifferences *apiextensionsv1.JSON   `json:"ignoreApplicationDifferences,omitempty"`
+	PreservedFields              *apiextensionsv1.JSON   `json:"preservedFields,omitempty"`
+	ApplyNestedSelectors         bool                    `json:"applyNestedSelectors,omitempty"`
 }
 
 // ApplicationSetGenerator is one generator. Only list and clusters run
@@ -99,6 +100,35 @@ type ApplicationSetTemplateMeta struct {
 	Finalizers  []string          `json:"finalizers,omitempty"`
 }
 
+// ApplicationSetStrategy is how the set's Applications are synced:
+// AllAtOnce (by their own policy) or RollingSync (step by step, the set
+// triggering each sync).
+type ApplicationSetStrategy struct {
+	Type        string                         `json:"type,omitempty"`
+	RollingSync *ApplicationSetRolloutStrategy `json:"rollingSync,omitempty"`
+	// DeletionOrder other than AllAtOnce is refused by name.
+	DeletionOrder string `json:"deletionOrder,omitempty"`
+}
+
+// ApplicationSetRolloutStrategy is RollingSync's steps, in order.
+type ApplicationSetRolloutStrategy struct {
+	Steps []ApplicationSetRolloutStep `json:"steps,omitempty"`
+}
+
+// ApplicationSetRolloutStep selects Applications by label; MaxUpdate
+// bounds how many of them sync at once (a number or a percentage).
+type ApplicationSetRolloutStep struct {
+	MatchExpressions []ApplicationMatchExpression `json:"matchExpressions,omitempty"`
+	MaxUpdate        *intstr.IntOrString          `json:"maxUpdate,omitempty"`
+}
+
+// ApplicationMatchExpression is In or NotIn over an Application label.
+type ApplicationMatchExpression struct {
+	Key      string   `json:"key"`
+	Operator string   `json:"operator"`
+	Values   []string `json:"values,omitempty"`
+}
+
 // ApplicationSetSyncPolicy says what the set may do to its Applications.
 type ApplicationSetSyncPolicy struct {
 	// PreserveResourcesOnDeletion keeps the Applications' objects when
@@ -115,6 +145,19 @@ type ApplicationSetStatus struct {
 	Conditions []ApplicationSetCondition `json:"conditions,omitempty"`
 	// Resources are the Applications the set generated.
 	Resources []ApplicationSetResource `json:"resources,omitempty"`
+	// ApplicationStatus is each Application's place in a RollingSync.
+	ApplicationStatus []ApplicationSetApplicationStatus `json:"applicationStatus,omitempty"`
+}
+
+// ApplicationSetApplicationStatus is one Application in a RollingSync:
+// Waiting, Pending (its sync was asked for), Progressing, Healthy, or
+// (converge) Degraded.
+type ApplicationSetApplicationStatus struct {
+	Application        string       `json:"application"`
+	LastTransitionTime *metav1.Time `json:"lastTransitionTime,omitempty"`
+	Message            string       `json:"message"`
+	Status             string       `json:"status"`
+	Step               string       `json:"step"`
 }
 
 // ApplicationSetCondition is one condition, Argo CD's shape.

@@ -1,0 +1,201 @@
+package appset
+
+import (
+	"fmt"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"converge.dev/converge/internal/api/argocd/v1alpha1"
+)
+
+// RollingSync statuses, as Argo CD names them, and converge's Degraded.
+const (
+	Waiting     = "Waiting"
+	Pending     = "Pending"
+	Progressing = "Progressing"
+	Healthy     = "Healthy"
+	Degraded    = "Degraded"
+)
+
+// AppState is a generated Application as RollingSync reads it.
+type AppState struct {
+	Name   string
+	Labels map[string]string
+	// Synced and Healthy as Argo CD's status says; Degraded its health;
+	// Failed its last sync; Syncing a sync asked for or running.
+	Synced, Healthy, Degraded, Failed, Syncing bool
+}
+
+// AppStatus is one Application's place in the rollout.
+type AppStatus struct {
+	Status, Message string
+	// Step is 1-based; 0 for an Application no step selects.
+	Step int
+}
+
+// Rollout is one round of a RollingSync.
+type Rollout struct {
+	// Sync are the Applications whose sync to ask for now.
+	Sync   []string
+	Status map[string]AppStatus
+	// Halted says which step failed beyond its budget, and which
+	// Applications; nothing after it is touched.
+	Halted string
+	// Done: every step's Applications are Synced and Healthy (or failed
+	// within budget).
+	Done bool
+}
+
+// ErrorBudgetAnnotation is how many Applications of one step (N or N%)
+// may be Degraded or fail their sync before the rollout halts; the
+// default is none.
+const ErrorBudgetAnnotation = "converge.dev/rollout-error-budget"
+
+// Roll plans one round: steps in order, each waiting for the one before
+// to be Synced and Healthy. Within the active step, OutOfSync
+// Applications are synced, at most maxUpdate at a time. More failures in
+// a step than budget halt the rollout there.
+func Roll(steps []v1alpha1.ApplicationSetRolloutStep, apps []AppState, budget string) (Rollout, error) {
+	out := Rollout{Status: map[string]AppStatus{}}
+	for i, st := range steps {
+		for j, e := range st.MatchExpressions {
+			if e.Operator != "In" && e.Operator != "NotIn" {
+				return Rollout{}, fmt.Errorf("strategy.rollingSync.steps[%d].matchExpressions[%d].operator: %q is not In or NotIn", i, j, e.Operator)
+			}
+		}
+	}
+	members := make([][]AppState, len(steps))
+	for _, a := range apps {
+		step := -1
+		for i, s := range steps {
+			if matches(s.MatchExpressions, a.Labels) {
+				step = i
+				break
+			}
+		}
+		if step < 0 {
+			out.Status[a.Name] = AppStatus{Status: Waiting, Message: "no RollingSync step selects it: the set never syncs it"}
+			continue
+		}
+		members[step] = append(members[step], a)
+	}
+	active, blocked := -1, -1 // the step being rolled out; the one later steps wait for
+	for i, ms := range members {
+		sort.Slice(ms, func(a, b int) bool { return ms[a].Name < ms[b].Name })
+		if blocked >= 0 {
+			for _, a := range ms {
+				out.Status[a.Name] = AppStatus{Status: Waiting, Step: i + 1, Message: fmt.Sprintf("waits for step %d", blocked+1)}
+			}
+			continue
+		}
+		var failed, pending []string
+		progressing := 0
+		for _, a := range ms {
+			switch {
+			case a.Degraded || a.Failed:
+				why := "Degraded"
+				if a.Failed {
+					why = "its sync failed"
+				}
+				failed = append(failed, a.Name+" ("+why+")")
+				out.Status[a.Name] = AppStatus{Status: Degraded, Step: i + 1, Message: why}
+			case a.Syncing || (a.Synced && !a.Healthy):
+				progressing++
+				out.Status[a.Name] = AppStatus{Status: Progressing, Step: i + 1, Message: "syncing, or waiting to be Healthy"}
+			case a.Synced && a.Healthy:
+				out.Status[a.Name] = AppStatus{Status: Healthy, Step: i + 1, Message: "Synced and Healthy"}
+			default:
+				pending = append(pending, a.Name)
+			}
+		}
+		allowed, err := limitOf(budget, len(ms), 0, ErrorBudgetAnnotation)
+		if err != nil {
+			return Rollout{}, err
+		}
+		if len(failed) > allowed {
+			out.Halted = fmt.Sprintf("step %d: %d of its %d Applications failed (%s), more than the error budget of %d; the steps after it are not touched until they recover",
+				i+1, len(failed), len(ms), strings.Join(failed, ", "), allowed)
+			for _, name := range pending {
+				out.Status[name] = AppStatus{Status: Waiting, Step: i + 1, Message: "the rollout is halted at this step"}
+			}
+			blocked = i
+			continue
+		}
+		maxUpdate, err := limitOf(maxUpdateOf(steps[i]), len(ms), len(ms), fmt.Sprintf("strategy.rollingSync.steps[%d].maxUpdate", i))
+		if err != nil {
+			return Rollout{}, err
+		}
+		room := max(maxUpdate-progressing, 0)
+		for j, name := range pending {
+			if j < room {
+				out.Sync = append(out.Sync, name)
+				out.Status[name] = AppStatus{Status: Pending, Step: i + 1, Message: "its sync was asked for by the RollingSync"}
+			} else {
+				out.Status[name] = AppStatus{Status: Waiting, Step: i + 1, Message: fmt.Sprintf("waits: at most %d of step %d sync at once", maxUpdate, i+1)}
+			}
+		}
+		if len(pending) > 0 || progressing > 0 {
+			active, blocked = i, i
+		}
+	}
+	out.Done = active < 0 && out.Halted == ""
+	return out, nil
+}
+
+func maxUpdateOf(s v1alpha1.ApplicationSetRolloutStep) string {
+	if s.MaxUpdate == nil {
+		return ""
+	}
+	if s.MaxUpdate.Type == intstr.String {
+		return s.MaxUpdate.StrVal
+	}
+	return strconv.Itoa(int(s.MaxUpdate.IntVal))
+}
+
+// limitOf reads "N" or "N%" of n; "" is def.
+func limitOf(s string, n, def int, field string) (int, error) {
+	if s == "" {
+		return def, nil
+	}
+	if pct, ok := strings.CutSuffix(s, "%"); ok {
+		v, err := strconv.ParseFloat(pct, 64)
+		if err != nil || v < 0 || v > 100 {
+			return 0, fmt.Errorf("%s: %q is not N or N%%", field, s)
+		}
+		return int(math.Floor(float64(n) * v / 100)), nil
+	}
+	v, err := strconv.Atoi(s)
+	if err != nil || v < 0 {
+		return 0, fmt.Errorf("%s: %q is not N or N%%", field, s)
+	}
+	return v, nil
+}
+
+// matches is Argo CD's step selection: every expression holds (In or
+// NotIn over the Application's labels).
+func matches(exprs []v1alpha1.ApplicationMatchExpression, labels map[string]string) bool {
+	for _, e := range exprs {
+		v, has := labels[e.Key]
+		in := false
+		for _, x := range e.Values {
+			in = in || (has && v == x)
+		}
+		switch e.Operator {
+		case "In":
+			if !in {
+				return false
+			}
+		case "NotIn":
+			if in {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return true
+}
