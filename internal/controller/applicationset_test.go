@@ -26,7 +26,7 @@ import (
 
 // startRemote starts another real cluster (API only) and registers it in
 // ns under name with labels, as `converge cluster register` would.
-func startRemote(t *testing.T, c client.Client, ns, name string, labels map[string]string) client.Client {
+func startRemote(t testing.TB, c client.Client, ns, name string, labels map[string]string) client.Client {
 	t.Helper()
 	remote, err := localcluster.Start(context.Background(), localcluster.Options{Name: name, Dir: t.TempDir(), Build: controlplane.Options{}})
 	if err != nil {
@@ -53,7 +53,7 @@ func startRemote(t *testing.T, c client.Client, ns, name string, labels map[stri
 	return rc
 }
 
-func appSet(t *testing.T, c client.Client, doc string) *v1alpha1.ApplicationSet {
+func appSet(t testing.TB, c client.Client, doc string) *v1alpha1.ApplicationSet {
 	t.Helper()
 	set := &v1alpha1.ApplicationSet{}
 	if err := yaml.UnmarshalStrict([]byte(doc), set); err != nil {

@@ -19,7 +19,7 @@ import (
 
 var testClusters = []Cluster{
 	{Name: "in-cluster", Server: "https://kubernetes.default.svc", Local: true},
-	{Name: "Staging_East", Server: "https://east:6443", Labels: map[string]string{"staging": "true", "env": "staging"}},
+	{Name: "Staging_East", Server: "https://east:6443", Labels: map[string]string{"staging": "true", "env": "staging", "use-kafka": "false"}},
 	{Name: "prod-west", Server: "https://west:6443", Labels: map[string]string{"env": "prod"}},
 }
 
@@ -75,6 +75,9 @@ func apps(t *testing.T, fixture string) ([]string, error) {
 			if len(app.Labels) > 0 {
 				line += " env=" + app.Labels["env"]
 			}
+			if app.Spec.Source != nil && app.Spec.Source.Helm != nil {
+				line += " values=" + strings.Join(app.Spec.Source.Helm.ValueFiles, ",")
+			}
 			if sp := app.Spec.SyncPolicy; sp != nil {
 				line += fmt.Sprintf(" sync=%s automated=%v", strings.Join(sp.SyncOptions, ","), sp.Automated != nil)
 			}
@@ -116,6 +119,13 @@ func TestGenerateAndRender(t *testing.T) {
 			"argocd/myapp-hotfix-8 default kubernetes/@fedcba9876543210 https://kubernetes.default.svc/preview-fedcba9"}},
 		{fixture: "unsupported.yaml", err: "spec.generators[1].scmProvider: the scmProvider generator is not supported by converge yet; nothing was generated, created or deleted"},
 		{fixture: "elementsyaml.yaml", want: []string{"argocd/dev-guestbook default  dev/guestbook", "argocd/qa-guestbook default  qa/guestbook", "argocd/uat-guestbook default  uat/guestbook"}},
+		{fixture: "templatepatch.yaml", want: []string{
+			"argocd/engineering-dev-deployment default guestbook/engineering-dev@HEAD https://kubernetes.default.svc/guestbook values=values.large.yaml,values.debug.yaml sync= automated=true",
+			"argocd/engineering-prod-deployment default guestbook/engineering-prod@HEAD https://kubernetes.default.svc/guestbook values=values.large.yaml"}},
+		{fixture: "merge.yaml", want: []string{
+			"argocd/Staging_East false-false app@HEAD https://east:6443/default",
+			"argocd/in-cluster true-false app@HEAD https://kubernetes.default.svc/default",
+			"argocd/prod-west true-true app@HEAD https://west:6443/default"}},
 		{fixture: "rollingsync.yaml", want: []string{"argocd/engineering-dev-guestbook default  https://1.2.3.4/guestbook env= sync=CreateNamespace=true automated=false"}},
 		{fixture: "unreadable-repo.yaml", err: "spec.generators[0].git: repository http://127.0.0.1:3000/argoproj/gone.git@HEAD: not found"},
 	}

@@ -67,7 +67,7 @@ func Generate(ctx context.Context, set *v1alpha1.ApplicationSet, in Inputs) ([]G
 		set  bool
 	}{{"strategy.type " + strategyType(sp.Strategy), !knownStrategy(sp.Strategy)},
 		{"strategy.deletionOrder", sp.Strategy != nil && sp.Strategy.DeletionOrder != "" && sp.Strategy.DeletionOrder != "AllAtOnce"},
-		{"templatePatch", sp.TemplatePatch != nil}, {"ignoreApplicationDifferences", sp.IgnoreApplicationDifferences != nil},
+		{"ignoreApplicationDifferences", sp.IgnoreApplicationDifferences != nil},
 		{"preservedFields", sp.PreservedFields != nil}, {"applyNestedSelectors", sp.ApplyNestedSelectors}} {
 		if f.set {
 			return nil, fmt.Errorf("spec.%s is not supported by converge yet; nothing was generated, created or deleted", f.name)
@@ -140,6 +140,11 @@ func generate(ctx context.Context, at string, g v1alpha1.ApplicationSetGenerator
 			return Generated{}, fmt.Errorf("%s.matrix: a matrix inside a matrix is not supported by converge yet", at)
 		}
 		return matrix(ctx, at+".matrix", g.Matrix, in)
+	case g.Merge != nil:
+		if !top {
+			return Generated{}, fmt.Errorf("%s.merge: a merge inside a matrix or merge is not supported by converge yet", at)
+		}
+		return merge(ctx, at+".merge", g.Merge, in)
 	}
 	return Generated{}, fmt.Errorf("%s: no generator", at)
 }
@@ -157,8 +162,6 @@ func knownStrategy(s *v1alpha1.ApplicationSetStrategy) bool {
 
 func unsupported(g v1alpha1.ApplicationSetGenerator) string {
 	switch {
-	case g.Merge != nil:
-		return "merge"
 	case g.SCMProvider != nil:
 		return "scmProvider"
 	case g.ClusterDecisionResource != nil:

@@ -11,6 +11,7 @@ import (
 	"github.com/Masterminds/sprig/v3"
 	"github.com/valyala/fasttemplate"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/yaml"
 
 	"converge.dev/converge/internal/api/argocd/v1alpha1"
 )
@@ -61,6 +62,11 @@ func Render(set *v1alpha1.ApplicationSet, override *v1alpha1.ApplicationSetTempl
 	}
 	if err := json.Unmarshal(raw, &out); err != nil {
 		return nil, err
+	}
+	if sp := set.Spec.TemplatePatch; sp != nil {
+		if err := patchTemplate(set, *sp, p, &out.Metadata, &out.Spec); err != nil {
+			return nil, err
+		}
 	}
 	if out.Metadata.Name == "" {
 		return nil, fmt.Errorf("template.metadata.name is empty for parameters %v", p.Flat)
@@ -196,4 +202,66 @@ func deepMerge(a, b map[string]any) map[string]any {
 // step.
 func RollingSync(set *v1alpha1.ApplicationSet) bool {
 	return set.Spec.Strategy != nil && set.Spec.Strategy.Type == "RollingSync"
+}
+
+// patchTemplate renders templatePatch (goTemplate only, as in Argo CD)
+// and lays the YAML it yields over the rendered Application: maps merged
+// key by key, anything else replaced.
+func patchTemplate(set *v1alpha1.ApplicationSet, patch string, p Params, meta *v1alpha1.ApplicationSetTemplateMeta, spec *map[string]any) error {
+	if !set.Spec.GoTemplate {
+		return fmt.Errorf("spec.templatePatch needs spec.goTemplate: true, as in Argo CD")
+	}
+	fill, err := goFiller(set.Spec.GoTemplateOptions, p)
+	if err != nil {
+		return err
+	}
+	text, err := fill(patch)
+	if err != nil {
+		return fmt.Errorf("spec.templatePatch: %w", err)
+	}
+	var over map[string]any
+	if err := yaml.Unmarshal([]byte(text), &over); err != nil {
+		return fmt.Errorf("spec.templatePatch: the rendered patch is not a YAML object: %w", err)
+	}
+	raw, err := json.Marshal(meta)
+	if err != nil {
+		return err
+	}
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return err
+	}
+	merged := mergeReplace(map[string]any{"metadata": m, "spec": *spec}, over)
+	raw, err = json.Marshal(merged["metadata"])
+	if err != nil {
+		return err
+	}
+	var nm v1alpha1.ApplicationSetTemplateMeta
+	if err := json.Unmarshal(raw, &nm); err != nil {
+		return fmt.Errorf("spec.templatePatch: metadata: %w", err)
+	}
+	*meta = nm
+	if s, ok := merged["spec"].(map[string]any); ok {
+		*spec = s
+	}
+	return nil
+}
+
+// mergeReplace lays b over a: maps merged, anything else (lists, and
+// empty values too) replaced.
+func mergeReplace(a, b map[string]any) map[string]any {
+	out := map[string]any{}
+	for k, v := range a {
+		out[k] = v
+	}
+	for k, v := range b {
+		am, aok := out[k].(map[string]any)
+		bm, bok := v.(map[string]any)
+		if aok && bok {
+			out[k] = mergeReplace(am, bm)
+			continue
+		}
+		out[k] = v
+	}
+	return out
 }
