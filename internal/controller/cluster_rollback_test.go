@@ -377,9 +377,7 @@ func TestStageReadsCanary(t *testing.T) {
 	serveKind(t, "flagger.app", "v1beta1", "Canary", "canaries")
 	d1, d2 := digestOf("orders 1.0.0"), digestOf("orders 1.1.0")
 	helm := map[string]string{"meta.helm.sh/release-name": "orders", "meta.helm.sh/release-namespace": ns}
-	create(t, c, &helmv2.HelmRelease{ObjectMeta: metav1.ObjectMeta{Name: "orders", Namespace: ns},
-		Spec: helmv2.HelmReleaseSpec{Suspend: true, Interval: metav1.Duration{Duration: time.Hour},
-			Chart: &helmv2.HelmChartTemplate{Spec: helmv2.HelmChartTemplateSpec{Chart: "orders", SourceRef: helmv2.CrossNamespaceObjectReference{Kind: "HelmRepository", Name: "none"}}}}})
+	suspendedRelease(t, c, ns)
 	deployment := func(name, ref string, replicas int32) *appsv1.Deployment {
 		labels := map[string]string{"app": name}
 		return &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Annotations: helm},
@@ -464,9 +462,7 @@ func TestStageReadsRolloutWorkloadRef(t *testing.T) {
 	serveKind(t, "argoproj.io", "v1alpha1", "Rollout", "rollouts")
 	d1, d2 := digestOf("orders 1.0.0"), digestOf("orders 1.1.0")
 	helm := map[string]string{"meta.helm.sh/release-name": "orders", "meta.helm.sh/release-namespace": ns}
-	create(t, c, &helmv2.HelmRelease{ObjectMeta: metav1.ObjectMeta{Name: "orders", Namespace: ns},
-		Spec: helmv2.HelmReleaseSpec{Suspend: true, Interval: metav1.Duration{Duration: time.Hour},
-			Chart: &helmv2.HelmChartTemplate{Spec: helmv2.HelmChartTemplateSpec{Chart: "orders", SourceRef: helmv2.CrossNamespaceObjectReference{Kind: "HelmRepository", Name: "none"}}}}})
+	suspendedRelease(t, c, ns)
 	labels := map[string]string{"app": "orders"}
 	tmpl := func(ref string) corev1.PodTemplateSpec {
 		return corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
@@ -500,4 +496,14 @@ func TestStageReadsRolloutWorkloadRef(t *testing.T) {
 		!strings.Contains(r.Rollback.Why, "Rollout "+ns+"/orders: RolloutAborted") {
 		t.Errorf("the aborted Rollout: %+v", r.Rollback)
 	}
+}
+
+// suspendedRelease is a HelmRelease "orders" that no controller acts on:
+// a stage reads its workloads by the release annotations the test puts
+// on objects itself.
+func suspendedRelease(t *testing.T, c client.Client, ns string) {
+	t.Helper()
+	create(t, c, &helmv2.HelmRelease{ObjectMeta: metav1.ObjectMeta{Name: "orders", Namespace: ns},
+		Spec: helmv2.HelmReleaseSpec{Suspend: true, Interval: metav1.Duration{Duration: time.Hour},
+			Chart: &helmv2.HelmChartTemplate{Spec: helmv2.HelmChartTemplateSpec{Chart: "orders", SourceRef: helmv2.CrossNamespaceObjectReference{Kind: "HelmRepository", Name: "none"}}}}})
 }

@@ -261,14 +261,7 @@ func matrix(ctx context.Context, at string, raw *apiextensionsv1.JSON, in Inputs
 	}
 	for _, a := range sides[0].Params {
 		for _, b := range sides[1].Params {
-			p := Params{Go: deepMerge(a.Go, b.Go), Flat: map[string]string{}}
-			for k, v := range a.Flat {
-				p.Flat[k] = v
-			}
-			for k, v := range b.Flat {
-				p.Flat[k] = v
-			}
-			gen.Params = append(gen.Params, p)
+			gen.Params = append(gen.Params, combine(a, b))
 		}
 	}
 	return gen, nil
@@ -346,17 +339,22 @@ func merge(ctx context.Context, at string, raw *apiextensionsv1.JSON, in Inputs)
 				continue
 			}
 			if i, found := index[k]; found {
-				merged := Params{Go: deepMerge(out[i].Go, p.Go), Flat: map[string]string{}}
-				for fk, fv := range out[i].Flat {
-					merged.Flat[fk] = fv
-				}
-				for fk, fv := range p.Flat {
-					merged.Flat[fk] = fv
-				}
-				out[i] = merged
+				out[i] = combine(out[i], p)
 			}
 		}
 	}
 	gen.Params = out
 	return gen, nil
+}
+
+// combine is a with b laid over it: b's value wins a key both have.
+func combine(a, b Params) Params {
+	p := Params{Go: deepMerge(a.Go, b.Go), Flat: map[string]string{}}
+	for k, v := range a.Flat {
+		p.Flat[k] = v
+	}
+	for k, v := range b.Flat {
+		p.Flat[k] = v
+	}
+	return p
 }
