@@ -2,7 +2,9 @@ package controller
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -16,6 +18,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -111,7 +114,7 @@ func (r *ApplicationSetReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	if err != nil {
 		setAppSetCondition(set, "ErrorOccurred", "True", "ApplicationGenerationFromParamsError", err.Error(), now)
 		setAppSetCondition(set, "ParametersGenerated", "False", "ErrorOccurred", err.Error(), now)
-		setAppSetCondition(set, "ResourcesUpToDate", "False", "ErrorOccurred", "nothing was created, updated or deleted: "+err.Error(), now)
+		setAppSetCondition(set, "ResourcesUpToDate", "False", "ErrorOccurred", err.Error(), now)
 	}
 	if !equality.Semantic.DeepEqual(orig.Status, set.Status) {
 		if uerr := r.Client.Status().Update(ctx, set); uerr != nil && !apierrors.IsConflict(uerr) {
@@ -131,8 +134,9 @@ func (r *ApplicationSetReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 // from fresh repositories, as Argo CD's does.
 const AppSetRefreshAnnotation = "argocd.argoproj.io/application-set-refresh"
 
-// round generates, renders, plans and acts. An error means nothing was
-// created, updated or deleted.
+// round generates, renders, plans and acts. An error while generating or
+// rendering comes before any write: nothing is created, updated or
+// deleted then.
 func (r *ApplicationSetReconciler) round(ctx context.Context, set *v1alpha1.ApplicationSet, now metav1.Time) error {
 	clusters, err := r.clusters(ctx, set)
 	if err != nil {
@@ -164,15 +168,17 @@ func (r *ApplicationSetReconciler) round(ctx context.Context, set *v1alpha1.Appl
 			if _, dup := desired[app.GetName()]; dup {
 				return fmt.Errorf("%s: generated Application %s twice: its name must differ by parameter", g.Generator, app.GetName())
 			}
+			app.SetAnnotations(withSpecHash(app))
 			desired[app.GetName()] = app
 		}
 	}
-	var list unstructured.UnstructuredList
-	list.SetGroupVersionKind(v1alpha1.GroupVersion.WithKind("ApplicationList"))
+	// Typed, from the manager's cache: an unstructured list would be read
+	// from the API server every round (or cached twice).
+	var list v1alpha1.ApplicationList
 	if err := r.Client.List(ctx, &list, client.InNamespace(set.Namespace)); err != nil {
 		return fmt.Errorf("list Applications: %w", err)
 	}
-	existing := map[string]*unstructured.Unstructured{}
+	existing := map[string]*v1alpha1.Application{}
 	differs, want := map[string]bool{}, map[string]bool{}
 	for i := range list.Items {
 		a := &list.Items[i]
@@ -235,8 +241,8 @@ func (r *ApplicationSetReconciler) round(ctx context.Context, set *v1alpha1.Appl
 		res := v1alpha1.ApplicationSetResource{Group: v1alpha1.GroupVersion.Group, Version: v1alpha1.GroupVersion.Version, Kind: "Application",
 			Namespace: set.Namespace, Name: name}
 		if a := existing[name]; a != nil {
-			res.Status, _, _ = unstructured.NestedString(a.Object, "status", "sync", "status")
-			if h, _, _ := unstructured.NestedString(a.Object, "status", "health", "status"); h != "" {
+			res.Status = a.Status.Sync.Status
+			if h := a.Status.Health.Status; h != "" {
 				res.Health = &v1alpha1.HealthStatus{Status: h}
 			}
 		}
@@ -259,7 +265,11 @@ func (r *ApplicationSetReconciler) roll(ctx context.Context, set *v1alpha1.Appli
 			continue
 		}
 		op := a.Status.OperationState
-		states = append(states, appset.AppState{Name: a.Name, Labels: a.Labels,
+		source := ""
+		if src := a.Spec.Source; src != nil {
+			source = src.RepoURL + "@" + src.TargetRevision
+		}
+		states = append(states, appset.AppState{Name: a.Name, Labels: a.Labels, Source: source, Revision: a.Status.Sync.Revision,
 			Synced: a.Status.Sync.Status == "Synced", Healthy: a.Status.Health.Status == "Healthy", Degraded: a.Status.Health.Status == "Degraded",
 			Failed:  op != nil && (op.Phase == "Failed" || op.Phase == "Error") && a.Status.Sync.Status != "Synced",
 			Syncing: a.Operation != nil || (op != nil && op.Phase == "Running")})
@@ -394,20 +404,40 @@ func (r *ApplicationSetReconciler) pullRequests(ctx context.Context, namespace s
 	return out, nil
 }
 
+// specHashAnnotation on a generated Application is the hash of the spec
+// the set rendered for it: a template change to a field converge does
+// not model (the typed cache drops it) is still seen as a change.
+const specHashAnnotation = "converge.dev/applicationset-spec"
+
+func withSpecHash(app *unstructured.Unstructured) map[string]string {
+	data, _ := json.Marshal(app.Object["spec"])
+	sum := sha256.Sum256(data)
+	out := map[string]string{}
+	for k, v := range app.GetAnnotations() {
+		out[k] = v
+	}
+	out[specHashAnnotation] = hex.EncodeToString(sum[:8])
+	return out
+}
+
 // sameApp reports whether a live Application already says what the
-// template says: its spec, and the labels, annotations and finalizers the
-// template sets (others, like a refresh request, are not the set's).
-func sameApp(live, want *unstructured.Unstructured) bool {
-	if !equality.Semantic.DeepEqual(live.Object["spec"], want.Object["spec"]) {
+// template says: its spec (the hash of what was rendered, and the fields
+// converge models, which a hand edit may have changed), and the labels,
+// annotations and finalizers the template sets (others, like a refresh
+// request, are not the set's).
+func sameApp(live *v1alpha1.Application, want *unstructured.Unstructured) bool {
+	var spec v1alpha1.ApplicationSpec
+	if m, ok := want.Object["spec"].(map[string]any); !ok || runtime.DefaultUnstructuredConverter.FromUnstructured(m, &spec) != nil ||
+		!equality.Semantic.DeepEqual(live.Spec, spec) {
 		return false
 	}
 	for k, v := range want.GetLabels() {
-		if live.GetLabels()[k] != v {
+		if live.Labels[k] != v {
 			return false
 		}
 	}
 	for k, v := range want.GetAnnotations() {
-		if live.GetAnnotations()[k] != v {
+		if live.Annotations[k] != v {
 			return false
 		}
 	}
@@ -419,8 +449,17 @@ func sameApp(live, want *unstructured.Unstructured) bool {
 	return true
 }
 
-func (r *ApplicationSetReconciler) update(ctx context.Context, live, want *unstructured.Unstructured) error {
-	next := live.DeepCopy()
+// update writes the rendered spec, labels, annotations and finalizers
+// over the live Application, keeping everything else (its operation, a
+// person's annotations).
+func (r *ApplicationSetReconciler) update(ctx context.Context, live *v1alpha1.Application, want *unstructured.Unstructured) error {
+	obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(live)
+	if err != nil {
+		return err
+	}
+	next := &unstructured.Unstructured{Object: obj}
+	next.SetGroupVersionKind(v1alpha1.GroupVersion.WithKind("Application"))
+	delete(next.Object, "status") // the status subresource is not written here
 	next.Object["spec"] = want.Object["spec"]
 	labels, annotations := next.GetLabels(), next.GetAnnotations()
 	if labels == nil {

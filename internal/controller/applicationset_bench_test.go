@@ -110,7 +110,7 @@ spec:
 		}
 	}
 	informers.WaitForCacheSync(ctx)
-	cached, err := client.New(cfg, client.Options{Scheme: s, Cache: &client.CacheOptions{Reader: informers, Unstructured: true}})
+	cached, err := client.New(cfg, client.Options{Scheme: s, Cache: &client.CacheOptions{Reader: informers}})
 	if err != nil {
 		b.Fatal(err)
 	}

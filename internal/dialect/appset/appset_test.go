@@ -254,6 +254,10 @@ func TestRoll(t *testing.T) {
 			status: "d1=Degraded d2=Degraded s=Waiting", halted: "step 1: 2 of its 2 Applications failed"},
 		{name: "an Application no step selects is never synced", apps: []AppState{app("x", "qa", nil), app("d", "dev", ok)},
 			status: "d=Healthy x=Waiting"},
+		{name: "a stale Synced does not let a later step go first",
+			apps: []AppState{app("d", "dev", func(a *AppState) { ok(a); a.Source, a.Revision = "repo@HEAD", "old" }),
+				app("s", "staging", func(a *AppState) { a.Source, a.Revision = "repo@HEAD", "new" })},
+			status: "d=Waiting s=Waiting"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

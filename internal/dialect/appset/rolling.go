@@ -28,6 +28,9 @@ type AppState struct {
 	// Synced and Healthy as Argo CD's status says; Degraded its health;
 	// Failed its last sync; Syncing a sync asked for or running.
 	Synced, Healthy, Degraded, Failed, Syncing bool
+	// Source is the repository and target revision; Revision the commit
+	// the Application last compared with ("" if none yet).
+	Source, Revision string
 }
 
 // AppStatus is one Application's place in the rollout.
@@ -66,6 +69,27 @@ func Roll(steps []v1alpha1.ApplicationSetRolloutStep, apps []AppState, budget st
 			if e.Operator != "In" && e.Operator != "NotIn" {
 				return Rollout{}, fmt.Errorf("strategy.rollingSync.steps[%d].matchExpressions[%d].operator: %q is not In or NotIn", i, j, e.Operator)
 			}
+		}
+	}
+	// Applications of one source that compared different commits: some
+	// have not seen the latest one yet, and an earlier step's stale
+	// "Synced" would let a later step go first. Wait until they agree.
+	revs := map[string]map[string]bool{}
+	for _, a := range apps {
+		if a.Revision == "" {
+			continue
+		}
+		if revs[a.Source] == nil {
+			revs[a.Source] = map[string]bool{}
+		}
+		revs[a.Source][a.Revision] = true
+	}
+	for src, rs := range revs {
+		if len(rs) > 1 {
+			for _, a := range apps {
+				out.Status[a.Name] = AppStatus{Status: Waiting, Message: fmt.Sprintf("the Applications of %s compared %d different commits: waiting for them to agree", src, len(rs))}
+			}
+			return out, nil
 		}
 	}
 	members := make([][]AppState, len(steps))
