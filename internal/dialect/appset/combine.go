@@ -119,7 +119,7 @@ func merge(ctx context.Context, at string, raw *apiextensionsv1.JSON, in Inputs)
 
 // combine is a with b laid over it: b's value wins a key both have.
 func combine(a, b Params) Params {
-	p := Params{Go: deepMerge(a.Go, b.Go), Flat: map[string]string{}}
+	p := Params{Go: overlay(a.Go, b.Go, false), Flat: map[string]string{}}
 	for k, v := range a.Flat {
 		p.Flat[k] = v
 	}

@@ -169,33 +169,13 @@ func merged(base v1alpha1.ApplicationSetTemplate, over *v1alpha1.ApplicationSetT
 			return base, err
 		}
 	}
-	raw, err := json.Marshal(deepMerge(a, b))
+	raw, err := json.Marshal(overlay(a, b, true))
 	if err != nil {
 		return base, err
 	}
 	var out v1alpha1.ApplicationSetTemplate
 	err = json.Unmarshal(raw, &out)
 	return out, err
-}
-
-func deepMerge(a, b map[string]any) map[string]any {
-	out := map[string]any{}
-	for k, v := range a {
-		out[k] = v
-	}
-	for k, v := range b {
-		if v == nil || v == "" {
-			continue // an empty field of the override keeps the base's
-		}
-		am, aok := out[k].(map[string]any)
-		bm, bok := v.(map[string]any)
-		if aok && bok {
-			out[k] = deepMerge(am, bm)
-			continue
-		}
-		out[k] = v
-	}
-	return out
 }
 
 // RollingSync reports whether the set rolls its Applications out step by
@@ -231,7 +211,7 @@ func patchTemplate(set *v1alpha1.ApplicationSet, patch string, p Params, meta *v
 	if err := json.Unmarshal(raw, &m); err != nil {
 		return err
 	}
-	merged := mergeReplace(map[string]any{"metadata": m, "spec": *spec}, over)
+	merged := overlay(map[string]any{"metadata": m, "spec": *spec}, over, false)
 	raw, err = json.Marshal(merged["metadata"])
 	if err != nil {
 		return err
@@ -247,18 +227,22 @@ func patchTemplate(set *v1alpha1.ApplicationSet, patch string, p Params, meta *v
 	return nil
 }
 
-// mergeReplace lays b over a: maps merged, anything else (lists, and
-// empty values too) replaced.
-func mergeReplace(a, b map[string]any) map[string]any {
+// overlay lays b over a: maps merged key by key, anything else
+// replaced; with skipEmpty an empty or null value of b keeps a's (a
+// generator's template override leaves the set's fields it does not set).
+func overlay(a, b map[string]any, skipEmpty bool) map[string]any {
 	out := map[string]any{}
 	for k, v := range a {
 		out[k] = v
 	}
 	for k, v := range b {
+		if skipEmpty && (v == nil || v == "") {
+			continue
+		}
 		am, aok := out[k].(map[string]any)
 		bm, bok := v.(map[string]any)
 		if aok && bok {
-			out[k] = mergeReplace(am, bm)
+			out[k] = overlay(am, bm, skipEmpty)
 			continue
 		}
 		out[k] = v
