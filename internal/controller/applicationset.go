@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -54,6 +55,18 @@ type ApplicationSetReconciler struct {
 	// Engine fetches the repositories of git generators.
 	Engine *engine.Engine
 	gate   *gate
+	// listings keeps each forge repository's open pull requests for the
+	// generator's requeueAfterSeconds: a set's round runs on every change
+	// of its Applications, and must not ask the forge each time.
+	listings struct {
+		sync.Mutex
+		byKey map[string]prListing
+	}
+}
+
+type prListing struct {
+	at  time.Time
+	prs []appset.PullRequest
 }
 
 // SetupWithManager registers the reconciler.
@@ -110,7 +123,7 @@ func (r *ApplicationSetReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	}
 	orig := set.DeepCopy()
 	now := metav1.Now()
-	err := r.round(ctx, set, now)
+	err := r.round(ctx, set, now, refresh)
 	if err != nil {
 		setAppSetCondition(set, "ErrorOccurred", "True", "ApplicationGenerationFromParamsError", err.Error(), now)
 		setAppSetCondition(set, "ParametersGenerated", "False", "ErrorOccurred", err.Error(), now)
@@ -137,7 +150,7 @@ const AppSetRefreshAnnotation = "argocd.argoproj.io/application-set-refresh"
 // round generates, renders, plans and acts. An error while generating or
 // rendering comes before any write: nothing is created, updated or
 // deleted then.
-func (r *ApplicationSetReconciler) round(ctx context.Context, set *v1alpha1.ApplicationSet, now metav1.Time) error {
+func (r *ApplicationSetReconciler) round(ctx context.Context, set *v1alpha1.ApplicationSet, now metav1.Time, refresh bool) error {
 	clusters, err := r.clusters(ctx, set)
 	if err != nil {
 		return err
@@ -150,7 +163,7 @@ func (r *ApplicationSetReconciler) round(ctx context.Context, set *v1alpha1.Appl
 		return snap.Dir, nil
 	}
 	pulls := func(ctx context.Context, src appset.PullRequestSource) ([]appset.PullRequest, error) {
-		return r.pullRequests(ctx, set.Namespace, src)
+		return r.pullRequests(ctx, set.Namespace, src, refresh)
 	}
 	gens, err := appset.Generate(ctx, set, appset.Inputs{Clusters: clusters, Checkout: checkout, PullRequests: pulls})
 	if err != nil {
@@ -372,7 +385,14 @@ func (r *ApplicationSetReconciler) clusters(ctx context.Context, set *v1alpha1.A
 
 // pullRequests lists a Gitea repository's open pull requests with the
 // token the generator names, read from the set's namespace.
-func (r *ApplicationSetReconciler) pullRequests(ctx context.Context, namespace string, src appset.PullRequestSource) ([]appset.PullRequest, error) {
+func (r *ApplicationSetReconciler) pullRequests(ctx context.Context, namespace string, src appset.PullRequestSource, refresh bool) ([]appset.PullRequest, error) {
+	key := strings.Join([]string{namespace, src.API, src.Owner, src.Repo, src.TokenSecret, src.TokenKey, strconv.FormatBool(src.Insecure)}, "\x00")
+	r.listings.Lock()
+	l, ok := r.listings.byKey[key]
+	r.listings.Unlock()
+	if ok && !refresh && time.Since(l.at) < src.Every {
+		return l.prs, nil
+	}
 	token := ""
 	if src.TokenSecret != "" {
 		sec := &corev1.Secret{}
@@ -401,6 +421,12 @@ func (r *ApplicationSetReconciler) pullRequests(ctx context.Context, namespace s
 		out = append(out, appset.PullRequest{Number: p.Number, Title: p.Title, Branch: p.HeadBranch, TargetBranch: p.BaseBranch,
 			HeadSHA: p.Head, Author: p.Author, Labels: p.Labels})
 	}
+	r.listings.Lock()
+	if r.listings.byKey == nil {
+		r.listings.byKey = map[string]prListing{}
+	}
+	r.listings.byKey[key] = prListing{at: time.Now(), prs: out}
+	r.listings.Unlock()
 	return out, nil
 }
 

@@ -452,6 +452,10 @@ spec:
 
 	refresh := func() {
 		t.Helper()
+		// A refresh still pending would absorb this one.
+		waitSet(t, c, ns, "previews", "the last refresh taken", func(s *v1alpha1.ApplicationSet, _ []v1alpha1.Application) bool {
+			return s.Annotations[AppSetRefreshAnnotation] == ""
+		})
 		set := &v1alpha1.ApplicationSet{}
 		set.Namespace, set.Name = ns, "previews"
 		if err := c.Patch(ctx, set, client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"annotations":{"`+AppSetRefreshAnnotation+`":"true"}}}`))); err != nil {
@@ -461,6 +465,31 @@ spec:
 	head = repo.PushBranch("feature-cart", "cart 2", map[string]string{"preview/cm.yaml": configMapYAML("shop", "cart-2")})
 	refresh()
 	waitPreview("the preview at the new head", "cart-2")
+
+	// A round without a refresh (here: an annotation changed) reuses the
+	// listing for requeueAfterSeconds: a pull request opened meanwhile
+	// waits for the next listing, as with Argo CD's polling.
+	f.API(t, "POST", "/repos/"+f.User+"/shop/branches", map[string]string{"new_branch_name": "feature-late", "old_branch_name": "main"}, nil)
+	var late struct {
+		Number int `json:"number"`
+	}
+	f.API(t, "POST", "/repos/"+f.User+"/shop/pulls", map[string]string{"base": "main", "head": "feature-late", "title": "Later"}, &late)
+	set := &v1alpha1.ApplicationSet{}
+	set.Namespace, set.Name = ns, "previews"
+	if err := c.Patch(ctx, set, client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"annotations":{"touched":"1"}}}`))); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * time.Second)
+	if _, apps := waitSet(t, c, ns, "previews", "status", func(*v1alpha1.ApplicationSet, []v1alpha1.Application) bool { return true }); len(apps) != 1 {
+		t.Errorf("a round without refresh listed the forge again: %d previews", len(apps))
+	}
+	refresh()
+	waitSet(t, c, ns, "previews", "the late preview", func(_ *v1alpha1.ApplicationSet, apps []v1alpha1.Application) bool { return len(apps) == 2 })
+	// Closed one at a time: two of two at once would be a mass deletion,
+	// held by the guard.
+	f.API(t, "PATCH", fmt.Sprintf("/repos/%s/shop/pulls/%d", f.User, late.Number), map[string]string{"state": "closed"}, nil)
+	refresh()
+	waitSet(t, c, ns, "previews", "the late preview gone", func(_ *v1alpha1.ApplicationSet, apps []v1alpha1.Application) bool { return len(apps) == 1 })
 
 	f.API(t, "PATCH", fmt.Sprintf("/repos/%s/shop/pulls/%d", f.User, pr.Number), map[string]string{"state": "closed"}, nil)
 	refresh()

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 
@@ -23,6 +24,9 @@ type PullRequestSource struct {
 	Insecure              bool
 	// Labels the pull requests must all carry.
 	Labels []string
+	// Every is how long a listing may be reused (requeueAfterSeconds,
+	// default 30 minutes as in Argo CD); a refresh lists anew.
+	Every time.Duration
 }
 
 // PullRequest is an open pull request.
@@ -72,7 +76,11 @@ func pullRequests(ctx context.Context, at string, raw *apiextensionsv1.JSON, in 
 	if in.PullRequests == nil {
 		return gen, fmt.Errorf("%s: no forge access", at)
 	}
-	src := PullRequestSource{API: g.Gitea.API, Owner: g.Gitea.Owner, Repo: g.Gitea.Repo, Insecure: g.Gitea.Insecure, Labels: g.Gitea.Labels}
+	src := PullRequestSource{API: g.Gitea.API, Owner: g.Gitea.Owner, Repo: g.Gitea.Repo, Insecure: g.Gitea.Insecure, Labels: g.Gitea.Labels,
+		Every: 30 * time.Minute}
+	if n := g.RequeueAfterSeconds; n != nil {
+		src.Every = time.Duration(*n) * time.Second
+	}
 	if t := g.Gitea.TokenRef; t != nil {
 		src.TokenSecret, src.TokenKey = t.SecretName, t.Key
 	}
