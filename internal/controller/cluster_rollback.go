@@ -7,7 +7,6 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
@@ -111,6 +110,5 @@ func (run *pipelineRun) proposeGitMatch(ctx context.Context, list *convergev1.Pr
 		list.Items = append(list.Items, *promo)
 		ss.RolledBack.Promotion = promo.Name
 	}
-	meta.SetStatusCondition(&p.Status.Conditions, rolledBackCondition(p))
 	return nil
 }

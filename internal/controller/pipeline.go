@@ -90,6 +90,9 @@ func (r *PipelineReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, "Failed", err.Error()
 	}
 	meta.SetStatusCondition(&st.Conditions, cond)
+	// Once per round, after proposing: it names the promotion that makes
+	// Git match, and it holds even when the round failed after observing.
+	meta.SetStatusCondition(&st.Conditions, rolledBackCondition(p))
 	// A stage whose only news is that it was observed again keeps the
 	// written observedAt until a heartbeat has passed: a steady state
 	// writes nothing most rounds. The clock in memory saw this round.
@@ -159,7 +162,6 @@ func (run *pipelineRun) do(ctx context.Context) error {
 		stages = append(stages, st)
 	}
 	p.Status.Stages = stages
-	meta.SetStatusCondition(&p.Status.Conditions, rolledBackCondition(p))
 
 	var list convergev1.PromotionList
 	if err := run.r.Client.List(ctx, &list, client.InNamespace(p.Namespace), client.MatchingLabels{PipelineLabel: p.Name}); err != nil {
