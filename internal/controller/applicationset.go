@@ -3,15 +3,12 @@ package controller
 import (
 	"context"
 	"crypto/sha256"
-	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -33,7 +30,6 @@ import (
 	"converge.dev/converge/internal/dialect/appset"
 	"converge.dev/converge/internal/dialect/argocd"
 	"converge.dev/converge/internal/engine"
-	"converge.dev/converge/internal/forge"
 	"converge.dev/converge/internal/source/git"
 )
 
@@ -55,18 +51,10 @@ type ApplicationSetReconciler struct {
 	// Engine fetches the repositories of git generators.
 	Engine *engine.Engine
 	gate   *gate
-	// listings keeps each forge repository's open pull requests for the
-	// generator's requeueAfterSeconds: a set's round runs on every change
-	// of its Applications, and must not ask the forge each time.
-	listings struct {
-		sync.Mutex
-		byKey map[string]prListing
-	}
-}
-
-type prListing struct {
-	at  time.Time
-	prs []appset.PullRequest
+	// listings keeps what forges answered for the generators'
+	// requeueAfterSeconds: a set's round runs on every change of its
+	// Applications, and must not ask the forge each time.
+	listings listings
 }
 
 // SetupWithManager registers the reconciler.
@@ -162,10 +150,9 @@ func (r *ApplicationSetReconciler) round(ctx context.Context, set *v1alpha1.Appl
 		}
 		return snap.Dir, nil
 	}
-	pulls := func(ctx context.Context, src appset.PullRequestSource) ([]appset.PullRequest, error) {
-		return r.pullRequests(ctx, set.Namespace, src, refresh)
-	}
-	gens, err := appset.Generate(ctx, set, appset.Inputs{Clusters: clusters, Checkout: checkout, PullRequests: pulls})
+	in := r.forgeInputs(set.Namespace, refresh)
+	in.Clusters, in.Checkout = clusters, checkout
+	gens, err := appset.Generate(ctx, set, in)
 	if err != nil {
 		return err
 	}
@@ -380,53 +367,6 @@ func (r *ApplicationSetReconciler) clusters(ctx context.Context, set *v1alpha1.A
 		out = append(out, appset.Cluster{Name: argocd.InClusterName, Server: argocd.InClusterServer, Local: true})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out, nil
-}
-
-// pullRequests lists a Gitea repository's open pull requests with the
-// token the generator names, read from the set's namespace.
-func (r *ApplicationSetReconciler) pullRequests(ctx context.Context, namespace string, src appset.PullRequestSource, refresh bool) ([]appset.PullRequest, error) {
-	key := strings.Join([]string{namespace, src.API, src.Owner, src.Repo, src.TokenSecret, src.TokenKey, strconv.FormatBool(src.Insecure)}, "\x00")
-	r.listings.Lock()
-	l, ok := r.listings.byKey[key]
-	r.listings.Unlock()
-	if ok && !refresh && time.Since(l.at) < src.Every {
-		return l.prs, nil
-	}
-	token := ""
-	if src.TokenSecret != "" {
-		sec := &corev1.Secret{}
-		key := types.NamespacedName{Namespace: namespace, Name: src.TokenSecret}
-		if err := r.Client.Get(ctx, key, sec); err != nil {
-			return nil, fmt.Errorf("gitea.tokenRef %s: %w", key, err)
-		}
-		v, ok := sec.Data[src.TokenKey]
-		if !ok {
-			return nil, fmt.Errorf("gitea.tokenRef %s: no key %q", key, src.TokenKey)
-		}
-		token = string(v)
-	}
-	transport := http.DefaultTransport.(*http.Transport).Clone()
-	if src.Insecure {
-		transport.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // the generator's insecure: true asks for it
-	}
-	g := &forge.Gitea{API: strings.TrimRight(src.API, "/") + "/api/v1", Owner: src.Owner, Repo: src.Repo, Token: token,
-		Client: &http.Client{Transport: transport, Timeout: time.Minute}}
-	open, err := g.OpenPulls(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("gitea %s/%s: %w", src.Owner, src.Repo, err)
-	}
-	out := make([]appset.PullRequest, 0, len(open))
-	for _, p := range open {
-		out = append(out, appset.PullRequest{Number: p.Number, Title: p.Title, Branch: p.HeadBranch, TargetBranch: p.BaseBranch,
-			HeadSHA: p.Head, Author: p.Author, Labels: p.Labels})
-	}
-	r.listings.Lock()
-	if r.listings.byKey == nil {
-		r.listings.byKey = map[string]prListing{}
-	}
-	r.listings.byKey[key] = prListing{at: time.Now(), prs: out}
-	r.listings.Unlock()
 	return out, nil
 }
 

@@ -70,9 +70,11 @@ type Repo struct {
 	t testing.TB
 	// CloneURL is the repository's public HTTP URL.
 	CloneURL string
-	Name     string
-	dir      string
-	pushed   bool
+	// Owner is the user or organization owning it.
+	Owner  string
+	Name   string
+	dir    string
+	pushed bool
 }
 
 // CreateRepo creates a public repository owned by the admin.
@@ -82,8 +84,35 @@ func (f *Forge) CreateRepo(t testing.TB, name string) *Repo {
 		CloneURL string `json:"clone_url"`
 	}
 	f.API(t, "POST", "/user/repos", map[string]any{"name": name, "private": false, "default_branch": "main"}, &created)
+	return f.clone(t, f.User, name, created.CloneURL)
+}
+
+// CreateOrgRepo creates a public repository owned by organization org,
+// creating the organization (the admin owns it) the first time.
+func (f *Forge) CreateOrgRepo(t testing.TB, org, name string) *Repo {
+	t.Helper()
+	var found []struct {
+		Name string `json:"name"`
+	}
+	f.API(t, "GET", "/user/orgs", nil, &found)
+	exists := false
+	for _, o := range found {
+		exists = exists || o.Name == org
+	}
+	if !exists {
+		f.API(t, "POST", "/orgs", map[string]any{"username": org, "visibility": "public"}, nil)
+	}
+	var created struct {
+		CloneURL string `json:"clone_url"`
+	}
+	f.API(t, "POST", "/orgs/"+org+"/repos", map[string]any{"name": name, "private": false, "default_branch": "main"}, &created)
+	return f.clone(t, org, name, created.CloneURL)
+}
+
+func (f *Forge) clone(t testing.TB, owner, name, cloneURL string) *Repo {
+	t.Helper()
 	dir := t.TempDir()
-	r := &Repo{f: f, t: t, CloneURL: created.CloneURL, Name: name, dir: dir}
+	r := &Repo{f: f, t: t, CloneURL: cloneURL, Owner: owner, Name: name, dir: dir}
 	r.git("init", "-q", "-b", "main")
 	r.git("config", "user.email", "test@converge.dev")
 	r.git("config", "user.name", "test")
@@ -94,7 +123,7 @@ func (f *Forge) CreateRepo(t testing.TB, name string) *Repo {
 // secret (X-Gitea-Signature).
 func (r *Repo) AddPushHook(url, secret string) {
 	r.t.Helper()
-	r.f.API(r.t, "POST", "/repos/"+r.f.User+"/"+r.Name+"/hooks", map[string]any{
+	r.f.API(r.t, "POST", "/repos/"+r.Owner+"/"+r.Name+"/hooks", map[string]any{
 		"type": "gitea", "active": true, "events": []string{"push"},
 		"config": map[string]string{"url": url, "content_type": "json", "secret": secret},
 	}, nil)
@@ -126,19 +155,23 @@ func (r *Repo) Push(msg string, files map[string]string) string {
 	r.git("push", "-q", remote, "main")
 	r.pushed = true
 	head := strings.TrimSpace(r.git("rev-parse", "HEAD"))
-	r.f.WaitBranch(r.t, r.Name, "main", head)
+	r.f.WaitBranch(r.t, r.Owner+"/"+r.Name, "main", head)
 	return head
 }
 
 // WaitBranch waits until the forge has recorded that branch of repo
+// (the admin's, or owner/repo)
 // points at commit: Gitea updates its records a moment after a push
 // returns, and until then its API answers as before the push (an empty
 // repository's pull requests are "not found").
 func (f *Forge) WaitBranch(t testing.TB, repo, branch, commit string) {
 	t.Helper()
+	if !strings.Contains(repo, "/") {
+		repo = f.User + "/" + repo
+	}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		req, _ := http.NewRequest("GET", f.URL+"api/v1/repos/"+f.User+"/"+repo+"/branches/"+branch, nil)
+		req, _ := http.NewRequest("GET", f.URL+"api/v1/repos/"+repo+"/branches/"+branch, nil)
 		req.Header.Set("Authorization", "token "+f.Token)
 		if resp, err := http.DefaultClient.Do(req); err == nil {
 			var b struct {
@@ -213,7 +246,7 @@ func (f *Forge) CreateUser(t testing.TB, name string) User {
 // approval counts toward branch protection.
 func (r *Repo) AddWriter(u User) {
 	r.t.Helper()
-	r.f.API(r.t, "PUT", "/repos/"+r.f.User+"/"+r.Name+"/collaborators/"+u.Name, map[string]any{"permission": "write"}, nil)
+	r.f.API(r.t, "PUT", "/repos/"+r.Owner+"/"+r.Name+"/collaborators/"+u.Name, map[string]any{"permission": "write"}, nil)
 }
 
 // Protect protects branch: merges need every status context to
@@ -221,7 +254,7 @@ func (r *Repo) AddWriter(u User) {
 // pushes to the first stage.
 func (r *Repo) Protect(branch string, contexts []string, approvals int) {
 	r.t.Helper()
-	r.f.API(r.t, "POST", "/repos/"+r.f.User+"/"+r.Name+"/branch_protections", map[string]any{
+	r.f.API(r.t, "POST", "/repos/"+r.Owner+"/"+r.Name+"/branch_protections", map[string]any{
 		"rule_name": branch, "enable_status_check": len(contexts) > 0, "status_check_contexts": contexts,
 		"required_approvals": approvals, "enable_push": true,
 	}, nil)
@@ -231,7 +264,7 @@ func (r *Repo) Protect(branch string, contexts []string, approvals int) {
 func (r *Repo) Approve(u User, number int) {
 	r.t.Helper()
 	as := &Forge{URL: r.f.URL, User: u.Name, Token: u.Token}
-	as.API(r.t, "POST", fmt.Sprintf("/repos/%s/%s/pulls/%d/reviews", r.f.User, r.Name, number), map[string]any{"event": "APPROVED", "body": "looks right"}, nil)
+	as.API(r.t, "POST", fmt.Sprintf("/repos/%s/%s/pulls/%d/reviews", r.Owner, r.Name, number), map[string]any{"event": "APPROVED", "body": "looks right"}, nil)
 }
 
 // PushBranch commits files on top of branch as the forge has it (a person
@@ -253,6 +286,6 @@ func (r *Repo) PushBranch(branch, msg string, files map[string]string) string {
 	r.git("commit", "-q", "-m", msg)
 	r.git("push", "-q", remote, branch)
 	head := strings.TrimSpace(r.git("rev-parse", "HEAD"))
-	r.f.WaitBranch(r.t, r.Name, branch, head)
+	r.f.WaitBranch(r.t, r.Owner+"/"+r.Name, branch, head)
 	return head
 }

@@ -23,6 +23,56 @@ var testClusters = []Cluster{
 	{Name: "prod-west", Server: "https://west:6443", Labels: map[string]string{"env": "prod"}},
 }
 
+// A forge for the scmProvider fixtures: owner myorg's repositories.
+func scmRepositories(_ context.Context, src SCMSource) ([]Repository, error) {
+	switch {
+	case src.Owner == "gone":
+		return nil, fmt.Errorf("GET /orgs/gone/repos: 404 Not Found")
+	case src.Owner == "flaky":
+		return []Repository{{Organization: "flaky", Name: "app", Branch: "main"}}, nil
+	case src.API != "http://127.0.0.1:3000/" || src.Owner != "myorg" || src.TokenSecret != "gitea-token" || src.TokenKey != "token" || !src.AllBranches:
+		return nil, fmt.Errorf("source %+v", src)
+	}
+	var out []Repository
+	for i, r := range []struct {
+		name   string
+		labels []string
+	}{{"myapp-api", []string{"deploy-ok"}}, {"myapp-web", nil}, {"otherapp", nil}, {"otherapp-off", nil}, {"unrelated", []string{"deploy-ok"}}} {
+		out = append(out, Repository{Organization: "myorg", Name: r.name, ID: int64(i + 1), Branch: "main", Labels: r.labels,
+			SSHURL: "git@127.0.0.1:myorg/" + r.name + ".git", HTTPSURL: "http://127.0.0.1:3000/myorg/" + r.name})
+	}
+	return out, nil
+}
+
+func scmBranches(_ context.Context, src SCMSource, r Repository) ([]Repository, error) {
+	main, feature := r, r
+	main.SHA = "1111111111" + r.Name
+	feature.Branch, feature.SHA = "Feature/X", "2222222222"+r.Name
+	if r.Name == "myapp-api" && src.AllBranches {
+		return []Repository{main, feature}, nil
+	}
+	return []Repository{main}, nil
+}
+
+func scmHasPath(_ context.Context, _ SCMSource, r Repository, p string) (bool, error) {
+	files := map[string][]string{
+		"myapp-api@main":    {"kubernetes/kustomization.yaml"},
+		"myapp-web@main":    {"kubernetes/kustomization.yaml"},
+		"otherapp@main":     {"helm"},
+		"otherapp-off@main": {"helm", "disabledrepo.txt"},
+		"unrelated@main":    {"kubernetes/kustomization.yaml"},
+	}
+	if r.Organization == "flaky" {
+		return false, fmt.Errorf("GET contents/%s: 502 Bad Gateway", p)
+	}
+	for _, f := range files[r.Name+"@"+r.Branch] {
+		if f == p {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
 // apps runs a fixture: each generated Application as
 // "name project path destination labels".
 func apps(t *testing.T, fixture string) ([]string, error) {
@@ -51,7 +101,7 @@ func apps(t *testing.T, fixture string) ([]string, error) {
 			{Number: 9, Branch: "other-argocd", TargetBranch: "main", HeadSHA: "aaaaaaaaaaaaaaaa"},                           // no label
 			{Number: 10, Branch: "hotfix-2", TargetBranch: "main", HeadSHA: "bbbbbbbbbbbbbbbb", Labels: []string{"preview"}}, // no filter
 		}, nil
-	}})
+	}, Repositories: scmRepositories, Branches: scmBranches, HasPath: scmHasPath})
 	if err != nil {
 		return nil, err
 	}
@@ -98,7 +148,7 @@ func TestGenerateAndRender(t *testing.T) {
 			"argocd/engineering-dev-guestbook my-project applicationset/examples/list-generator/guestbook/engineering-dev@HEAD https://1.2.3.4/guestbook",
 			"argocd/engineering-prod-guestbook my-project applicationset/examples/list-generator/guestbook/engineering-prod@HEAD https://2.4.6.8/guestbook"}},
 		{fixture: "clusters.yaml", want: []string{
-			"argocd/Staging_East-guestbook default guestbook@stable https://east:6443/guestbook env=staging"}},
+			"argocd/Staging_East-guestbook default guestbook@stable https://east:6443/guestbook-staging env=staging"}},
 		{fixture: "gotemplate.yaml", want: []string{
 			"argocd/in-cluster-guestbook default guestbook/in-cluster@HEAD in-cluster/guestbook env=NONE",
 			"argocd/prod-west-guestbook default guestbook/prod-west@HEAD prod-west/guestbook env=PROD",
@@ -117,7 +167,12 @@ func TestGenerateAndRender(t *testing.T) {
 		{fixture: "pullrequest.yaml", want: []string{
 			"argocd/myapp-feature-login-argocd-7 default kubernetes/@0123456789abcdef https://kubernetes.default.svc/preview-0123456",
 			"argocd/myapp-hotfix-8 default kubernetes/@fedcba9876543210 https://kubernetes.default.svc/preview-fedcba9"}},
-		{fixture: "unsupported.yaml", err: "spec.generators[1].scmProvider: the scmProvider generator is not supported by converge yet; nothing was generated, created or deleted"},
+		{fixture: "unsupported.yaml", err: "spec.generators[1].plugin: the plugin generator is not supported by converge yet; nothing was generated, created or deleted"},
+		{fixture: "scm.yaml", want: []string{
+			"argocd/myapp-api-main default kubernetes/@main https://kubernetes.default.svc/repo-1 env=preview-1111111",
+			"argocd/otherapp-main default kubernetes/@main https://kubernetes.default.svc/repo-3 env=preview-1111111"}},
+		{fixture: "scm-unreachable.yaml", err: "spec.generators[0].scmProvider: GET /orgs/gone/repos: 404 Not Found"},
+		{fixture: "scm-pathcheck.yaml", err: "spec.generators[0].scmProvider: flaky/app@main: path kubernetes: GET contents/kubernetes: 502 Bad Gateway"},
 		{fixture: "elementsyaml.yaml", want: []string{"argocd/dev-guestbook default  dev/guestbook", "argocd/qa-guestbook default  qa/guestbook", "argocd/uat-guestbook default  uat/guestbook"}},
 		{fixture: "templatepatch.yaml", want: []string{
 			"argocd/engineering-dev-deployment default guestbook/engineering-dev@HEAD https://kubernetes.default.svc/guestbook values=values.large.yaml,values.debug.yaml sync= automated=true",

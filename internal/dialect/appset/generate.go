@@ -47,6 +47,18 @@ type Inputs struct {
 	// PullRequests lists a forge repository's open pull requests, for
 	// the pullRequest generator; nil refuses it.
 	PullRequests func(ctx context.Context, src PullRequestSource) ([]PullRequest, error)
+	// Repositories lists a forge owner's repositories, for the
+	// scmProvider generator; nil refuses it.
+	Repositories func(ctx context.Context, src SCMSource) ([]Repository, error)
+	// Branches are repo's branches with their heads (its default branch
+	// only unless src.AllBranches); HasPath says whether branch holds
+	// path. Both for the scmProvider generator.
+	Branches func(ctx context.Context, src SCMSource, repo Repository) ([]Repository, error)
+	HasPath  func(ctx context.Context, src SCMSource, repo Repository, path string) (bool, error)
+
+	// How the set templates: generators' values are templates too.
+	goTemplate bool
+	goOptions  []string
 }
 
 // Generated is what one generator produced, with its template override.
@@ -73,6 +85,7 @@ func Generate(ctx context.Context, set *v1alpha1.ApplicationSet, in Inputs) ([]G
 			return nil, fmt.Errorf("spec.%s is not supported by converge yet; nothing was generated, created or deleted", f.name)
 		}
 	}
+	in.goTemplate, in.goOptions = sp.GoTemplate, sp.GoTemplateOptions
 	var out []Generated
 	for i, g := range set.Spec.Generators {
 		gen, err := generate(ctx, fmt.Sprintf("spec.generators[%d]", i), g, in, true)
@@ -128,13 +141,19 @@ func generate(ctx context.Context, at string, g v1alpha1.ApplicationSetGenerator
 			if !sel.Empty() && (c.Local || !sel.Matches(labels.Set(c.Labels))) {
 				continue
 			}
-			gen.Params = append(gen.Params, clusterParams(c, g.Clusters.Values))
+			p, err := withValues(clusterParams(c), g.Clusters.Values, in)
+			if err != nil {
+				return gen, fmt.Errorf("%s.clusters.values: cluster %s: %w", at, c.Name, err)
+			}
+			gen.Params = append(gen.Params, p)
 		}
 		return gen, nil
 	case g.Git != nil:
 		return gitGenerate(ctx, at+".git", g.Git, in)
 	case g.PullRequest != nil:
 		return pullRequests(ctx, at+".pullRequest", g.PullRequest, in)
+	case g.SCMProvider != nil:
+		return scmProvider(ctx, at+".scmProvider", g.SCMProvider, in)
 	case g.Matrix != nil:
 		if !top {
 			return Generated{}, fmt.Errorf("%s.matrix: a matrix inside a matrix is not supported by converge yet", at)
@@ -162,8 +181,6 @@ func knownStrategy(s *v1alpha1.ApplicationSetStrategy) bool {
 
 func unsupported(g v1alpha1.ApplicationSetGenerator) string {
 	switch {
-	case g.SCMProvider != nil:
-		return "scmProvider"
 	case g.ClusterDecisionResource != nil:
 		return "clusterDecisionResource"
 	case g.Plugin != nil:
@@ -172,15 +189,46 @@ func unsupported(g v1alpha1.ApplicationSetGenerator) string {
 	return ""
 }
 
-func clusterParams(c Cluster, values map[string]string) Params {
+func clusterParams(c Cluster) Params {
 	p := map[string]any{"name": c.Name, "nameNormalized": normalize(c.Name), "server": c.Server, "project": c.Project,
 		"metadata": map[string]any{"labels": stringMap(c.Labels), "annotations": stringMap(c.Annotations)}}
-	vals := map[string]any{}
-	for k, v := range values {
-		vals[k] = v
-	}
-	p["values"] = vals
 	return paramsOf(p)
+}
+
+// withValues adds a generator's values to p, each a template filled
+// with p's other parameters (values: {revision: '{{metadata.labels.env}}'}),
+// as Argo CD does. A value does not see the other values.
+func withValues(p Params, values map[string]string, in Inputs) (Params, error) {
+	if len(values) == 0 {
+		return p, nil
+	}
+	fill, err := filler(in.goTemplate, in.goOptions, p)
+	if err != nil {
+		return p, err
+	}
+	vals := map[string]any{}
+	flat := map[string]string{}
+	for _, k := range sortedKeys(values) {
+		v, err := fill(values[k])
+		if err != nil {
+			return p, fmt.Errorf("%s: %w", k, err)
+		}
+		vals[k], flat["values."+k] = v, v
+	}
+	p.Go["values"] = vals
+	for k, v := range flat {
+		p.Flat[k] = v
+	}
+	return p, nil
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 func stringMap(m map[string]string) map[string]any {

@@ -77,7 +77,11 @@ func gitGenerate(ctx context.Context, at string, raw *apiextensionsv1.JSON, in I
 			return gen, fmt.Errorf("%s.directories: %w", at, err)
 		}
 		for _, d := range dirs {
-			gen.Params = append(gen.Params, pathParams(d, false, g.PathParamPrefix, nil, g.Values))
+			p, err := withValues(pathParams(d, false, g.PathParamPrefix, nil), g.Values, in)
+			if err != nil {
+				return gen, fmt.Errorf("%s.values: %s: %w", at, d, err)
+			}
+			gen.Params = append(gen.Params, p)
 		}
 		return gen, nil
 	}
@@ -111,7 +115,11 @@ func gitGenerate(ctx context.Context, at string, raw *apiextensionsv1.JSON, in I
 			return gen, fmt.Errorf("%s: %s is not a JSON or YAML object or list of objects", at, f)
 		}
 		for _, d := range docs {
-			gen.Params = append(gen.Params, pathParams(f, true, g.PathParamPrefix, d, g.Values))
+			p, err := withValues(pathParams(f, true, g.PathParamPrefix, d), g.Values, in)
+			if err != nil {
+				return gen, fmt.Errorf("%s.values: %s: %w", at, f, err)
+			}
+			gen.Params = append(gen.Params, p)
 		}
 	}
 	return gen, nil
@@ -180,9 +188,8 @@ func walkFiles(root string, include, exclude []glob.Glob) ([]string, error) {
 }
 
 // pathParams are Argo CD's path parameters for p (a directory, or a
-// file's folder for files), under prefix, with a file's content and the
-// generator's values.
-func pathParams(p string, file bool, prefix string, content map[string]any, values map[string]string) Params {
+// file's folder for files), under prefix, with a file's content.
+func pathParams(p string, file bool, prefix string, content map[string]any) Params {
 	dir := p
 	if file {
 		dir = path.Dir(p)
@@ -219,14 +226,6 @@ func pathParams(p string, file bool, prefix string, content map[string]any, valu
 	}
 	for i, s := range segments {
 		flat[key+"["+strconv.Itoa(i)+"]"] = s
-	}
-	if len(values) > 0 {
-		vals := map[string]any{}
-		for k, v := range values {
-			vals[k] = v
-			flat["values."+k] = v
-		}
-		goParams["values"] = vals
 	}
 	return Params{Go: goParams, Flat: flat}
 }

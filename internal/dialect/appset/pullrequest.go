@@ -41,15 +41,12 @@ type PullRequest struct {
 // gitea source is run.
 type pullRequestGenerator struct {
 	Gitea *struct {
-		Owner    string `json:"owner"`
-		Repo     string `json:"repo"`
-		API      string `json:"api"`
-		TokenRef *struct {
-			SecretName string `json:"secretName"`
-			Key        string `json:"key"`
-		} `json:"tokenRef,omitempty"`
-		Insecure bool     `json:"insecure,omitempty"`
-		Labels   []string `json:"labels,omitempty"`
+		Owner    string     `json:"owner"`
+		Repo     string     `json:"repo"`
+		API      string     `json:"api"`
+		TokenRef *secretRef `json:"tokenRef,omitempty"`
+		Insecure bool       `json:"insecure,omitempty"`
+		Labels   []string   `json:"labels,omitempty"`
 	} `json:"gitea,omitempty"`
 	Filters []struct {
 		BranchMatch       *string `json:"branchMatch,omitempty"`

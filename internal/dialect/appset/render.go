@@ -33,22 +33,9 @@ func Render(set *v1alpha1.ApplicationSet, override *v1alpha1.ApplicationSetTempl
 	if err := json.Unmarshal(raw, &doc); err != nil {
 		return nil, err
 	}
-	var fill func(string) (string, error)
-	if set.Spec.GoTemplate {
-		fill, err = goFiller(set.Spec.GoTemplateOptions, p)
-		if err != nil {
-			return nil, err
-		}
-	} else {
-		flat := p.Flat
-		fill = func(s string) (string, error) {
-			return fasttemplate.ExecuteFuncStringWithErr(s, "{{", "}}", func(w io.Writer, tag string) (int, error) {
-				if v, ok := flat[strings.TrimSpace(tag)]; ok {
-					return w.Write([]byte(v))
-				}
-				return w.Write([]byte("{{" + tag + "}}"))
-			})
-		}
+	fill, err := filler(set.Spec.GoTemplate, set.Spec.GoTemplateOptions, p)
+	if err != nil {
+		return nil, err
 	}
 	if doc, err = walk(doc, fill); err != nil {
 		return nil, err
@@ -87,6 +74,23 @@ func Render(set *v1alpha1.ApplicationSet, override *v1alpha1.ApplicationSetTempl
 	app.SetAnnotations(out.Metadata.Annotations)
 	app.SetFinalizers(out.Metadata.Finalizers)
 	return app, nil
+}
+
+// filler fills one template string with p: with text/template when
+// goTemplate is set, else with fasttemplate, leaving a {{param}} no set
+// has as written (as Argo CD does).
+func filler(goTemplate bool, options []string, p Params) (func(string) (string, error), error) {
+	if goTemplate {
+		return goFiller(options, p)
+	}
+	return func(s string) (string, error) {
+		return fasttemplate.ExecuteFuncStringWithErr(s, "{{", "}}", func(w io.Writer, tag string) (int, error) {
+			if v, ok := p.Flat[strings.TrimSpace(tag)]; ok {
+				return w.Write([]byte(v))
+			}
+			return w.Write([]byte("{{" + tag + "}}"))
+		})
+	}, nil
 }
 
 // goFiller renders with text/template and Sprig, as Argo CD does, less
