@@ -111,7 +111,7 @@ func (r *ApplicationSetReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	}
 	orig := set.DeepCopy()
 	now := metav1.Now()
-	err := r.round(ctx, set, now, refresh)
+	recheck, err := r.round(ctx, set, now, refresh)
 	if err != nil {
 		setAppSetCondition(set, "ErrorOccurred", "True", "ApplicationGenerationFromParamsError", err.Error(), now)
 		setAppSetCondition(set, "ParametersGenerated", "False", "ErrorOccurred", err.Error(), now)
@@ -128,7 +128,10 @@ func (r *ApplicationSetReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 			return ctrl.Result{}, fmt.Errorf("applicationset %s: clear refresh: %w", req, err)
 		}
 	}
-	return ctrl.Result{RequeueAfter: appSetResync}, nil
+	if recheck <= 0 || recheck > appSetResync {
+		recheck = appSetResync
+	}
+	return ctrl.Result{RequeueAfter: recheck}, nil
 }
 
 // AppSetRefreshAnnotation asks an ApplicationSet to generate again now,
@@ -138,10 +141,10 @@ const AppSetRefreshAnnotation = "argocd.argoproj.io/application-set-refresh"
 // round generates, renders, plans and acts. An error while generating or
 // rendering comes before any write: nothing is created, updated or
 // deleted then.
-func (r *ApplicationSetReconciler) round(ctx context.Context, set *v1alpha1.ApplicationSet, now metav1.Time, refresh bool) error {
+func (r *ApplicationSetReconciler) round(ctx context.Context, set *v1alpha1.ApplicationSet, now metav1.Time, refresh bool) (time.Duration, error) {
 	clusters, err := r.clusters(ctx, set)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	checkout := func(ctx context.Context, repoURL, revision string) (string, error) {
 		snap, err := r.Engine.Snapshot(ctx, engine.Unit{RepoURL: repoURL, Revision: revision})
@@ -154,7 +157,7 @@ func (r *ApplicationSetReconciler) round(ctx context.Context, set *v1alpha1.Appl
 	in.Clusters, in.Checkout = clusters, checkout
 	gens, err := appset.Generate(ctx, set, in)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	desired := map[string]*unstructured.Unstructured{}
 	var names []string
@@ -163,10 +166,10 @@ func (r *ApplicationSetReconciler) round(ctx context.Context, set *v1alpha1.Appl
 		for _, p := range g.Params {
 			app, err := appset.Render(set, g.Template, p)
 			if err != nil {
-				return fmt.Errorf("%s: %w", g.Generator, err)
+				return 0, fmt.Errorf("%s: %w", g.Generator, err)
 			}
 			if _, dup := desired[app.GetName()]; dup {
-				return fmt.Errorf("%s: generated Application %s twice: its name must differ by parameter", g.Generator, app.GetName())
+				return 0, fmt.Errorf("%s: generated Application %s twice: its name must differ by parameter", g.Generator, app.GetName())
 			}
 			app.SetAnnotations(withSpecHash(app))
 			desired[app.GetName()] = app
@@ -176,7 +179,7 @@ func (r *ApplicationSetReconciler) round(ctx context.Context, set *v1alpha1.Appl
 	// from the API server every round (or cached twice).
 	var list v1alpha1.ApplicationList
 	if err := r.Client.List(ctx, &list, client.InNamespace(set.Namespace)); err != nil {
-		return fmt.Errorf("list Applications: %w", err)
+		return 0, fmt.Errorf("list Applications: %w", err)
 	}
 	existing := map[string]*v1alpha1.Application{}
 	differs, want := map[string]bool{}, map[string]bool{}
@@ -197,32 +200,33 @@ func (r *ApplicationSetReconciler) round(ctx context.Context, set *v1alpha1.Appl
 	}
 	plan, err := appset.Decide(differs, want, policy, strings.Join(names, ", "), deletionsApproved(set))
 	if err != nil {
-		return err
+		return 0, err
 	}
 	for _, name := range plan.Create {
 		app := desired[name]
 		if err := controllerutil.SetControllerReference(set, app, r.Client.Scheme()); err != nil {
-			return err
+			return 0, err
 		}
 		if err := r.Client.Create(ctx, app); err != nil && !apierrors.IsAlreadyExists(err) {
-			return fmt.Errorf("create Application %s: %w", name, err)
+			return 0, fmt.Errorf("create Application %s: %w", name, err)
 		}
 	}
 	for _, name := range plan.Update {
 		if err := r.update(ctx, existing[name], desired[name]); err != nil {
-			return fmt.Errorf("update Application %s: %w", name, err)
+			return 0, fmt.Errorf("update Application %s: %w", name, err)
 		}
 	}
 	if plan.Held == "" {
 		for _, name := range plan.Delete {
 			if err := r.Client.Delete(ctx, existing[name]); client.IgnoreNotFound(err) != nil {
-				return fmt.Errorf("delete Application %s: %w", name, err)
+				return 0, fmt.Errorf("delete Application %s: %w", name, err)
 			}
 		}
 	}
+	var recheck time.Duration
 	if appset.RollingSync(set) {
-		if err := r.roll(ctx, set, now); err != nil {
-			return err
+		if recheck, err = r.roll(ctx, set, now); err != nil {
+			return 0, err
 		}
 	} else {
 		set.Status.ApplicationStatus = nil
@@ -248,15 +252,15 @@ func (r *ApplicationSetReconciler) round(ctx context.Context, set *v1alpha1.Appl
 		}
 		set.Status.Resources = append(set.Status.Resources, res)
 	}
-	return nil
+	return recheck, nil
 }
 
 // roll runs one round of a RollingSync: it asks for the syncs of the
 // active step and records where each Application is.
-func (r *ApplicationSetReconciler) roll(ctx context.Context, set *v1alpha1.ApplicationSet, now metav1.Time) error {
+func (r *ApplicationSetReconciler) roll(ctx context.Context, set *v1alpha1.ApplicationSet, now metav1.Time) (time.Duration, error) {
 	var list v1alpha1.ApplicationList
 	if err := r.Client.List(ctx, &list, client.InNamespace(set.Namespace)); err != nil {
-		return fmt.Errorf("list Applications: %w", err)
+		return 0, fmt.Errorf("list Applications: %w", err)
 	}
 	var states []appset.AppState
 	for i := range list.Items {
@@ -269,25 +273,37 @@ func (r *ApplicationSetReconciler) roll(ctx context.Context, set *v1alpha1.Appli
 		if src := a.Spec.Source; src != nil {
 			source = src.RepoURL + "@" + src.TargetRevision
 		}
-		states = append(states, appset.AppState{Name: a.Name, Labels: a.Labels, Source: source, Revision: a.Status.Sync.Revision,
+		st := appset.AppState{Name: a.Name, Labels: a.Labels, Source: source, Revision: a.Status.Sync.Revision,
 			Synced: a.Status.Sync.Status == "Synced", Healthy: a.Status.Health.Status == "Healthy", Degraded: a.Status.Health.Status == "Degraded",
 			Failed:  op != nil && (op.Phase == "Failed" || op.Phase == "Error") && a.Status.Sync.Status != "Synced",
-			Syncing: a.Operation != nil || (op != nil && op.Phase == "Running")})
+			Syncing: a.Operation != nil || (op != nil && op.Phase == "Running")}
+		if op != nil && a.Operation == nil {
+			// With an operation asked for, operationState is the last one's.
+			st.SyncStarted = op.StartedAt.Time
+		}
+		states = append(states, st)
+	}
+	budget := appset.Budget{Failures: set.Annotations[appset.ErrorBudgetAnnotation], Now: now.Time}
+	if d := set.Annotations[appset.ProgressDeadlineAnnotation]; d != "" {
+		var err error
+		if budget.Deadline, err = time.ParseDuration(d); err != nil || budget.Deadline <= 0 {
+			return 0, fmt.Errorf("annotation %s: %q is not a positive duration (10m)", appset.ProgressDeadlineAnnotation, d)
+		}
 	}
 	var steps []v1alpha1.ApplicationSetRolloutStep
 	if rs := set.Spec.Strategy.RollingSync; rs != nil {
 		steps = rs.Steps
 	}
-	ro, err := appset.Roll(steps, states, set.Annotations[appset.ErrorBudgetAnnotation])
+	ro, err := appset.Roll(steps, states, budget)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	op, _ := json.Marshal(map[string]any{"operation": v1alpha1.Operation{Sync: &v1alpha1.SyncOperation{Prune: templatePrune(set)},
 		InitiatedBy: &v1alpha1.InitiatedBy{Username: "applicationset-controller", Automated: true}}})
 	for _, name := range ro.Sync {
 		a := &v1alpha1.Application{ObjectMeta: metav1.ObjectMeta{Namespace: set.Namespace, Name: name}}
 		if err := r.Client.Patch(ctx, a, client.RawPatch(types.MergePatchType, op)); err != nil {
-			return fmt.Errorf("RollingSync: sync Application %s: %w", name, err)
+			return 0, fmt.Errorf("RollingSync: sync Application %s: %w", name, err)
 		}
 	}
 	prev := map[string]v1alpha1.ApplicationSetApplicationStatus{}
@@ -318,7 +334,7 @@ func (r *ApplicationSetReconciler) roll(ctx context.Context, set *v1alpha1.Appli
 	} else {
 		setAppSetCondition(set, "RolloutProgressing", "True", "ApplicationSetModified", "ApplicationSet is performing rollout of step(s)", now)
 	}
-	return nil
+	return ro.Recheck, nil
 }
 
 // templatePrune is the template's syncPolicy.automated.prune, which a

@@ -319,15 +319,21 @@ spec:
 		return len(apps) == 2 && setCondition(s, "DeletionHeld").Status == "False"
 	})
 
-	// A generator converge does not run: named, nothing done.
-	update(strings.Replace(doc(2), "  - list:", `  - scmProvider:
-      gitea: {owner: myorg, api: 'http://127.0.0.1:3000/'}
-  - list:`, 1))
-	set, apps = waitSet(t, c, ns, "teams", "ErrorOccurred", func(s *v1alpha1.ApplicationSet, _ []v1alpha1.Application) bool {
-		return setCondition(s, "ErrorOccurred").Status == "True"
-	})
-	if msg := setCondition(set, "ErrorOccurred").Message; !strings.Contains(msg, "spec.generators[0].scmProvider: the scmProvider generator is not supported by converge yet") || len(apps) != 2 {
-		t.Errorf("an unsupported generator: %s (%d apps)", msg, len(apps))
+	// A generator whose forge cannot be reached, then one converge does
+	// not run: each named, nothing deleted.
+	for _, tc := range []struct{ gen, want string }{
+		{"  - scmProvider:\n      gitea: {owner: myorg, api: 'http://127.0.0.1:1/'}\n",
+			"spec.generators[0].scmProvider: gitea owner myorg: gitea GET /orgs/myorg/repos"},
+		{"  - plugin:\n      configMapRef: {name: my-plugin}\n",
+			"spec.generators[0].plugin: the plugin generator is not supported by converge yet"},
+	} {
+		update(strings.Replace(doc(2), "  - list:", tc.gen+"  - list:", 1))
+		set, apps = waitSet(t, c, ns, "teams", "ErrorOccurred", func(s *v1alpha1.ApplicationSet, _ []v1alpha1.Application) bool {
+			return setCondition(s, "ErrorOccurred").Status == "True" && strings.Contains(setCondition(s, "ErrorOccurred").Message, tc.want)
+		})
+		if len(apps) != 2 {
+			t.Errorf("%s: %d apps left, want 2", tc.want, len(apps))
+		}
 	}
 }
 
@@ -510,5 +516,62 @@ spec:
 		if st.Status != want {
 			t.Errorf("applicationStatus %s: %s (%s), want %s", st.Application, st.Status, st.Message, want)
 		}
+	}
+}
+
+// TestApplicationSetProgressDeadline: a step whose Application stays
+// Progressing (a pod never Ready) past the set's progress deadline counts
+// against the error budget: the rollout halts there, and the next step is
+// never synced. Without the deadline it would wait forever, as Argo CD's
+// does.
+func TestApplicationSetProgressDeadline(t *testing.T) {
+	c, repo := setup(t)
+	ns := clustertest.Namespace(t)
+	repo.Commit("deadline", map[string]string{
+		"deadline/dev/pod.yaml": "apiVersion: v1\nkind: Pod\nmetadata:\n  name: slow\n  annotations: {sim.converge.dev/state: NotReady}\n" +
+			"spec:\n  containers: [{name: app, image: example/app:1}]\n",
+		"deadline/prod/cm.yaml": configMapYAML("prod-config", "v1"),
+	})
+	repo.Publish()
+	appSet(t, c, fmt.Sprintf(`apiVersion: argoproj.io/v1alpha1
+kind: ApplicationSet
+metadata:
+  name: deadline
+  namespace: %[1]s
+  annotations:
+    converge.dev/rollout-progress-deadline: 5s
+spec:
+  generators:
+  - list:
+      elements: [{env: dev}, {env: prod}]
+  strategy:
+    type: RollingSync
+    rollingSync:
+      steps:
+      - matchExpressions: [{key: env, operator: In, values: [dev]}]
+      - matchExpressions: [{key: env, operator: In, values: [prod]}]
+  template:
+    metadata:
+      name: '{{env}}-deadline'
+      labels: {env: '{{env}}'}
+    spec:
+      project: default
+      source: {repoURL: 'file://%[2]s', targetRevision: HEAD, path: 'deadline/{{env}}'}
+      destination: {server: https://kubernetes.default.svc, namespace: %[1]s}
+      syncPolicy: {automated: {}}
+`, ns, repo.Bare))
+	set, _ := waitSet(t, c, ns, "deadline", "RolloutHalted", func(s *v1alpha1.ApplicationSet, _ []v1alpha1.Application) bool {
+		return setCondition(s, "RolloutHalted").Status == "True"
+	})
+	if msg := setCondition(set, "RolloutHalted").Message; !strings.Contains(msg, "step 1: 1 of its 1 Applications failed (dev-deadline (not Synced and Healthy 5s after its sync started))") {
+		t.Errorf("RolloutHalted: %s", msg)
+	}
+	for _, st := range set.Status.ApplicationStatus {
+		if st.Application == "prod-deadline" && st.Status != "Waiting" {
+			t.Errorf("prod: %+v, want Waiting", st)
+		}
+	}
+	if got := configMapValue(c, ns, "prod-config"); got != "" {
+		t.Errorf("the prod step was synced (%q) after the dev step missed its deadline", got)
 	}
 }

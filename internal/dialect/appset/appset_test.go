@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"k8s.io/apimachinery/pkg/util/intstr"
 
@@ -282,14 +283,17 @@ func TestRoll(t *testing.T) {
 		return a
 	}
 	ok := func(a *AppState) { a.Synced, a.Healthy = true, true }
+	now := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
 	degraded := func(a *AppState) { a.Synced, a.Degraded = true, true }
 	tests := []struct {
-		name   string
-		apps   []AppState
-		budget string
-		sync   string // the Applications synced now
-		status string // name=status, sorted
-		halted string
+		name     string
+		apps     []AppState
+		budget   string
+		deadline time.Duration
+		recheck  time.Duration
+		sync     string // the Applications synced now
+		status   string // name=status, sorted
+		halted   string
 	}{
 		{name: "the first step starts", apps: []AppState{app("d", "dev", nil), app("s", "staging", nil), app("p", "prod", nil)},
 			sync: "d", status: "d=Pending p=Waiting s=Waiting"},
@@ -307,6 +311,14 @@ func TestRoll(t *testing.T) {
 		{name: "a failed sync counts", budget: "50%",
 			apps:   []AppState{app("d1", "dev", func(a *AppState) { a.Failed = true }), app("d2", "dev", degraded), app("s", "staging", nil)},
 			status: "d1=Degraded d2=Degraded s=Waiting", halted: "step 1: 2 of its 2 Applications failed"},
+		{name: "one still progressing past the deadline counts as failed", budget: "0", deadline: 10 * time.Minute,
+			apps: []AppState{app("d1", "dev", func(a *AppState) { a.Synced, a.SyncStarted = true, now.Add(-11*time.Minute) }),
+				app("d2", "dev", func(a *AppState) { a.Synced, a.SyncStarted = true, now.Add(-9*time.Minute) }), app("s", "staging", nil)},
+			recheck: time.Minute + time.Second,
+			status:  "d1=Degraded d2=Progressing s=Waiting", halted: "step 1: 1 of its 2 Applications failed (d1 (not Synced and Healthy 10m0s after its sync started))"},
+		{name: "a sync asked for but not started is not late", deadline: time.Minute,
+			apps:   []AppState{app("d", "dev", func(a *AppState) { a.Syncing = true })},
+			status: "d=Progressing"},
 		{name: "an Application no step selects is never synced", apps: []AppState{app("x", "qa", nil), app("d", "dev", ok)},
 			status: "d=Healthy x=Waiting"},
 		{name: "a stale Synced does not let a later step go first",
@@ -316,7 +328,7 @@ func TestRoll(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			r, err := Roll(steps, tc.apps, tc.budget)
+			r, err := Roll(steps, tc.apps, Budget{Failures: tc.budget, Deadline: tc.deadline, Now: now})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -328,6 +340,9 @@ func TestRoll(t *testing.T) {
 			if got := strings.Join(r.Sync, ","); got != tc.sync {
 				t.Errorf("sync %q, want %q", got, tc.sync)
 			}
+			if r.Recheck != tc.recheck {
+				t.Errorf("recheck in %s, want %s", r.Recheck, tc.recheck)
+			}
 			if got := strings.Join(st, " "); got != tc.status {
 				t.Errorf("status %q, want %q", got, tc.status)
 			}
@@ -337,11 +352,11 @@ func TestRoll(t *testing.T) {
 		})
 	}
 	maxOne := []v1alpha1.ApplicationSetRolloutStep{{MatchExpressions: steps[0].MatchExpressions, MaxUpdate: ptrIntOrString("50%")}}
-	r, err := Roll(maxOne, []AppState{app("a", "dev", nil), app("b", "dev", nil), app("c", "dev", nil), app("d", "dev", nil)}, "")
+	r, err := Roll(maxOne, []AppState{app("a", "dev", nil), app("b", "dev", nil), app("c", "dev", nil), app("d", "dev", nil)}, Budget{})
 	if err != nil || strings.Join(r.Sync, ",") != "a,b" {
 		t.Errorf("maxUpdate 50%% of 4: synced %v, %v", r.Sync, err)
 	}
-	if _, err := Roll([]v1alpha1.ApplicationSetRolloutStep{{MatchExpressions: []v1alpha1.ApplicationMatchExpression{{Key: "env", Operator: "Exists"}}}}, nil, ""); err == nil {
+	if _, err := Roll([]v1alpha1.ApplicationSetRolloutStep{{MatchExpressions: []v1alpha1.ApplicationMatchExpression{{Key: "env", Operator: "Exists"}}}}, nil, Budget{}); err == nil {
 		t.Error("an operator Argo CD does not have was accepted")
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"k8s.io/apimachinery/pkg/util/intstr"
 
@@ -31,6 +32,9 @@ type AppState struct {
 	// Source is the repository and target revision; Revision the commit
 	// the Application last compared with ("" if none yet).
 	Source, Revision string
+	// SyncStarted is when its last sync started; zero while a sync is
+	// asked for but not started, or if it never synced.
+	SyncStarted time.Time
 }
 
 // AppStatus is one Application's place in the rollout.
@@ -51,6 +55,9 @@ type Rollout struct {
 	// Done: every step's Applications are Synced and Healthy (or failed
 	// within budget).
 	Done bool
+	// Recheck is when the next progress deadline falls due (0: none):
+	// nothing else may happen by then to start a round.
+	Recheck time.Duration
 }
 
 // ErrorBudgetAnnotation is how many Applications of one step (N or N%)
@@ -58,11 +65,28 @@ type Rollout struct {
 // default is none.
 const ErrorBudgetAnnotation = "converge.dev/rollout-error-budget"
 
+// ProgressDeadlineAnnotation is the window (a Go duration, "10m") within
+// which an Application must be Synced and Healthy once its sync
+// started; one still progressing after it counts against the error
+// budget. The default waits forever, as Argo CD does.
+const ProgressDeadlineAnnotation = "converge.dev/rollout-progress-deadline"
+
+// Budget is how much failure one step may have before the rollout halts.
+type Budget struct {
+	// Failures is N or N% of the step's Applications; "" allows none.
+	Failures string
+	// Deadline counts an Application still not Synced and Healthy this
+	// long after its sync started as failed; 0 never does.
+	Deadline time.Duration
+	// Now is the time of the round, for Deadline.
+	Now time.Time
+}
+
 // Roll plans one round: steps in order, each waiting for the one before
 // to be Synced and Healthy. Within the active step, OutOfSync
 // Applications are synced, at most maxUpdate at a time. More failures in
-// a step than budget halt the rollout there.
-func Roll(steps []v1alpha1.ApplicationSetRolloutStep, apps []AppState, budget string) (Rollout, error) {
+// a step than the budget allows halt the rollout there.
+func Roll(steps []v1alpha1.ApplicationSetRolloutStep, apps []AppState, budget Budget) (Rollout, error) {
 	out := Rollout{Status: map[string]AppStatus{}}
 	for i, st := range steps {
 		for j, e := range st.MatchExpressions {
@@ -119,15 +143,26 @@ func Roll(steps []v1alpha1.ApplicationSetRolloutStep, apps []AppState, budget st
 		var failed, pending []string
 		progressing := 0
 		for _, a := range ms {
+			progressingNow := a.Syncing || (a.Synced && !a.Healthy)
+			late := progressingNow && budget.Deadline > 0 && !a.SyncStarted.IsZero() && budget.Now.Sub(a.SyncStarted) > budget.Deadline
 			switch {
-			case a.Degraded || a.Failed:
+			case a.Degraded || a.Failed || late:
 				why := "Degraded"
-				if a.Failed {
+				switch {
+				case a.Failed:
 					why = "its sync failed"
+				case late && !a.Degraded:
+					why = fmt.Sprintf("not Synced and Healthy %s after its sync started", budget.Deadline)
 				}
 				failed = append(failed, a.Name+" ("+why+")")
 				out.Status[a.Name] = AppStatus{Status: Degraded, Step: i + 1, Message: why}
-			case a.Syncing || (a.Synced && !a.Healthy):
+			case progressingNow:
+				if budget.Deadline > 0 && !a.SyncStarted.IsZero() {
+					due := a.SyncStarted.Add(budget.Deadline).Sub(budget.Now) + time.Second
+					if out.Recheck == 0 || due < out.Recheck {
+						out.Recheck = due
+					}
+				}
 				progressing++
 				out.Status[a.Name] = AppStatus{Status: Progressing, Step: i + 1, Message: "syncing, or waiting to be Healthy"}
 			case a.Synced && a.Healthy:
@@ -136,7 +171,7 @@ func Roll(steps []v1alpha1.ApplicationSetRolloutStep, apps []AppState, budget st
 				pending = append(pending, a.Name)
 			}
 		}
-		allowed, err := limitOf(budget, len(ms), 0, ErrorBudgetAnnotation)
+		allowed, err := limitOf(budget.Failures, len(ms), 0, ErrorBudgetAnnotation)
 		if err != nil {
 			return Rollout{}, err
 		}
