@@ -281,9 +281,31 @@ func (r *ApplicationSetReconciler) roll(ctx context.Context, set *v1alpha1.Appli
 			// With an operation asked for, operationState is the last one's.
 			st.SyncStarted = op.StartedAt.Time
 		}
+		st.LastHealthy, st.RevertedFrom = a.Annotations[appset.LastHealthyAnnotation], a.Annotations[appset.RevertedAnnotation]
+		if st.Synced && st.Healthy && st.Revision != "" && st.Revision != st.LastHealthy && a.Operation == nil {
+			// What a halt would revert it to: written once per commit.
+			// Healthy at a commit other than the one it was reverted
+			// from (and its revert target), it is reverted no more.
+			annotations := map[string]any{appset.LastHealthyAnnotation: st.Revision}
+			if st.RevertedFrom != "" && st.Revision != st.RevertedFrom {
+				annotations[appset.RevertedAnnotation], st.RevertedFrom = nil, ""
+			}
+			patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": annotations}})
+			if err := r.Client.Patch(ctx, a, client.RawPatch(types.MergePatchType, patch)); err != nil {
+				return 0, fmt.Errorf("RollingSync: record Application %s healthy at %s: %w", a.Name, st.Revision, err)
+			}
+			st.LastHealthy = st.Revision
+		}
 		states = append(states, st)
 	}
 	budget := appset.Budget{Failures: set.Annotations[appset.ErrorBudgetAnnotation], Now: now.Time}
+	switch h := set.Annotations[appset.OnHaltAnnotation]; h {
+	case "", "hold":
+	case "revert":
+		budget.Revert = true
+	default:
+		return 0, fmt.Errorf("annotation %s: %q is neither hold nor revert", appset.OnHaltAnnotation, h)
+	}
 	if d := set.Annotations[appset.ProgressDeadlineAnnotation]; d != "" {
 		var err error
 		if budget.Deadline, err = time.ParseDuration(d); err != nil || budget.Deadline <= 0 {
@@ -304,6 +326,22 @@ func (r *ApplicationSetReconciler) roll(ctx context.Context, set *v1alpha1.Appli
 		a := &v1alpha1.Application{ObjectMeta: metav1.ObjectMeta{Namespace: set.Namespace, Name: name}}
 		if err := r.Client.Patch(ctx, a, client.RawPatch(types.MergePatchType, op)); err != nil {
 			return 0, fmt.Errorf("RollingSync: sync Application %s: %w", name, err)
+		}
+	}
+	for _, st := range states {
+		to, ok := ro.Revert[st.Name]
+		if !ok {
+			continue
+		}
+		// The commit it leaves is recorded with the sync back, so the
+		// set never syncs it to that commit again.
+		revert, _ := json.Marshal(map[string]any{
+			"metadata": map[string]any{"annotations": map[string]string{appset.RevertedAnnotation: st.Revision}},
+			"operation": v1alpha1.Operation{Sync: &v1alpha1.SyncOperation{Revision: to, Prune: templatePrune(set)},
+				InitiatedBy: &v1alpha1.InitiatedBy{Username: "applicationset-controller", Automated: true}}})
+		a := &v1alpha1.Application{ObjectMeta: metav1.ObjectMeta{Namespace: set.Namespace, Name: st.Name}}
+		if err := r.Client.Patch(ctx, a, client.RawPatch(types.MergePatchType, revert)); err != nil {
+			return 0, fmt.Errorf("RollingSync: revert Application %s to %s: %w", st.Name, to, err)
 		}
 	}
 	prev := map[string]v1alpha1.ApplicationSetApplicationStatus{}

@@ -517,6 +517,57 @@ spec:
 			t.Errorf("applicationStatus %s: %s (%s), want %s", st.Application, st.Status, st.Message, want)
 		}
 	}
+
+	// Asked to revert on halt, the set syncs dev back to v1, the last
+	// commit it was Healthy at; the rollout stays halted on v2, and the
+	// later waves stay untouched.
+	annotate := func(key, value string) {
+		t.Helper()
+		s := &v1alpha1.ApplicationSet{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "waves"}}
+		if err := c.Patch(ctx, s, client.RawPatch(types.MergePatchType, []byte(fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, key, value)))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	annotate(appset.OnHaltAnnotation, "revert")
+	set, _ = waitSet(t, c, ns, "waves", "dev reverted to v1", func(s *v1alpha1.ApplicationSet, _ []v1alpha1.Application) bool {
+		return configMapValue(c, target, "wave") == "v1" && strings.Contains(setCondition(s, "RolloutHalted").Message, "(dev-wave (reverted to ")
+	})
+	crash := &corev1.Pod{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: target, Name: "crash"}, crash); err == nil && crash.DeletionTimestamp == nil {
+		t.Errorf("the revert left v2's crashing pod in place")
+	}
+	for _, env := range []string{"staging", "prod"} {
+		if v := configMapValue(clusters[env], target, "wave"); v != "v1" {
+			t.Errorf("%s was touched past a reverted wave: wave=%s", env, v)
+		}
+	}
+
+	// A fixed commit lifts the revert: the waves go on to v3.
+	fixed := files("v3", false)
+	fixed["waves/dev/pod.yaml"] = "" // deleted
+	repo.Commit("waves v3", fixed)
+	repo.Publish()
+	for _, env := range []string{"dev", "staging", "prod"} {
+		a := &v1alpha1.Application{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: env + "-wave"}}
+		if err := c.Patch(ctx, a, client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"annotations":{"`+RefreshAnnotation+`":"hard"}}}`))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+		for _, env := range []string{"dev", "staging", "prod"} {
+			if configMapValue(clusters[env], target, "wave") != "v3" {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+	if err != nil {
+		set, apps := waitSet(t, c, ns, "waves", "status", func(*v1alpha1.ApplicationSet, []v1alpha1.Application) bool { return true })
+		for _, a := range apps {
+			t.Logf("%s: %s %s at %s, op %+v, annotations %v", a.Name, a.Status.Sync.Status, a.Status.Health.Status, a.Status.Sync.Revision, a.Status.OperationState, a.Annotations)
+		}
+		t.Fatalf("v3 did not roll out after the revert: %v; status %+v", err, set.Status)
+	}
 }
 
 // TestApplicationSetProgressDeadline: a step whose Application stays

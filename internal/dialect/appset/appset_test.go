@@ -291,6 +291,8 @@ func TestRoll(t *testing.T) {
 		budget   string
 		deadline time.Duration
 		recheck  time.Duration
+		revert   bool
+		reverts  string // name=commit, sorted
 		sync     string // the Applications synced now
 		status   string // name=status, sorted
 		halted   string
@@ -319,6 +321,21 @@ func TestRoll(t *testing.T) {
 		{name: "a sync asked for but not started is not late", deadline: time.Minute,
 			apps:   []AppState{app("d", "dev", func(a *AppState) { a.Syncing = true })},
 			status: "d=Progressing"},
+		{name: "a halt reverts the step's failed Applications to their last healthy commit", revert: true,
+			apps: []AppState{app("d1", "dev", func(a *AppState) { degraded(a); a.Revision, a.LastHealthy = "bad0000000", "good000000" }),
+				app("d2", "dev", func(a *AppState) { degraded(a); a.Revision = "bad0000000" }), app("s", "staging", nil)},
+			reverts: "d1=good000000", status: "d1=Degraded d2=Degraded s=Waiting",
+			halted: "reverting d1 to good000; no earlier healthy commit to revert d2 to"},
+		{name: "once reverted it stays failed and is not synced again while Git stays", revert: true,
+			apps: []AppState{app("d", "dev", func(a *AppState) {
+				a.Healthy, a.Revision, a.LastHealthy, a.RevertedFrom = true, "bad0000000", "good000000", "bad0000000"
+			}), app("s", "staging", func(a *AppState) { a.Revision = "bad0000000" })},
+			status: "d=Degraded s=Waiting", halted: "step 1: 1 of its 1 Applications failed (d (reverted to good000 after bad0000 failed))"},
+		{name: "a new commit lifts the revert", revert: true,
+			apps: []AppState{app("d", "dev", func(a *AppState) {
+				a.Healthy, a.Revision, a.LastHealthy, a.RevertedFrom = true, "fix0000000", "good000000", "bad0000000"
+			}), app("s", "staging", nil)},
+			sync: "d", status: "d=Pending s=Waiting"},
 		{name: "an Application no step selects is never synced", apps: []AppState{app("x", "qa", nil), app("d", "dev", ok)},
 			status: "d=Healthy x=Waiting"},
 		{name: "a stale Synced does not let a later step go first",
@@ -328,9 +345,17 @@ func TestRoll(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			r, err := Roll(steps, tc.apps, Budget{Failures: tc.budget, Deadline: tc.deadline, Now: now})
+			r, err := Roll(steps, tc.apps, Budget{Failures: tc.budget, Deadline: tc.deadline, Now: now, Revert: tc.revert})
 			if err != nil {
 				t.Fatal(err)
+			}
+			var reverts []string
+			for n, c := range r.Revert {
+				reverts = append(reverts, n+"="+c)
+			}
+			sort.Strings(reverts)
+			if got := strings.Join(reverts, " "); got != tc.reverts {
+				t.Errorf("reverts %q, want %q", got, tc.reverts)
 			}
 			var st []string
 			for n, s := range r.Status {

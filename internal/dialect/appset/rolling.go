@@ -35,6 +35,10 @@ type AppState struct {
 	// SyncStarted is when its last sync started; zero while a sync is
 	// asked for but not started, or if it never synced.
 	SyncStarted time.Time
+	// LastHealthy is the last commit it was Synced and Healthy at;
+	// RevertedFrom the commit it was reverted from, if the set reverted
+	// it to LastHealthy.
+	LastHealthy, RevertedFrom string
 }
 
 // AppStatus is one Application's place in the rollout.
@@ -52,6 +56,9 @@ type Rollout struct {
 	// Halted says which step failed beyond its budget, and which
 	// Applications; nothing after it is touched.
 	Halted string
+	// Revert are the halted step's Applications to sync back, with the
+	// commit for each (Budget.Revert).
+	Revert map[string]string
 	// Done: every step's Applications are Synced and Healthy (or failed
 	// within budget).
 	Done bool
@@ -80,7 +87,21 @@ type Budget struct {
 	Deadline time.Duration
 	// Now is the time of the round, for Deadline.
 	Now time.Time
+	// Revert, when the rollout halts at a step, syncs that step's failed
+	// Applications back to their LastHealthy commit.
+	Revert bool
 }
+
+// LastHealthyAnnotation on a generated Application is the last commit
+// the set saw it Synced and Healthy at; RevertedAnnotation the commit
+// the set reverted it from. The set writes both.
+const (
+	LastHealthyAnnotation = "converge.dev/last-healthy-revision"
+	RevertedAnnotation    = "converge.dev/reverted-from"
+	// OnHaltAnnotation is what a halt does: "hold" (the default) or
+	// "revert".
+	OnHaltAnnotation = "converge.dev/rollout-on-halt"
+)
 
 // Roll plans one round: steps in order, each waiting for the one before
 // to be Synced and Healthy. Within the active step, OutOfSync
@@ -142,11 +163,19 @@ func Roll(steps []v1alpha1.ApplicationSetRolloutStep, apps []AppState, budget Bu
 		}
 		var failed, pending []string
 		progressing := 0
+		var toRevert []AppState
 		for _, a := range ms {
 			progressingNow := a.Syncing || (a.Synced && !a.Healthy)
 			late := progressingNow && budget.Deadline > 0 && !a.SyncStarted.IsZero() && budget.Now.Sub(a.SyncStarted) > budget.Deadline
 			switch {
+			case a.RevertedFrom != "" && (a.Revision == a.RevertedFrom || a.Revision == a.LastHealthy):
+				// Reverted, and Git has not moved since: still a failure
+				// of this commit, and never synced to it again.
+				why := fmt.Sprintf("reverted to %s after %s failed", short(a.LastHealthy), short(a.RevertedFrom))
+				failed = append(failed, a.Name+" ("+why+")")
+				out.Status[a.Name] = AppStatus{Status: Degraded, Step: i + 1, Message: why}
 			case a.Degraded || a.Failed || late:
+				toRevert = append(toRevert, a)
 				why := "Degraded"
 				switch {
 				case a.Failed:
@@ -178,6 +207,26 @@ func Roll(steps []v1alpha1.ApplicationSetRolloutStep, apps []AppState, budget Bu
 		if len(failed) > allowed {
 			out.Halted = fmt.Sprintf("step %d: %d of its %d Applications failed (%s), more than the error budget of %d; the steps after it are not touched until they recover",
 				i+1, len(failed), len(ms), strings.Join(failed, ", "), allowed)
+			if budget.Revert {
+				var reverted, cannot []string
+				for _, a := range toRevert {
+					if a.LastHealthy == "" || a.LastHealthy == a.Revision {
+						cannot = append(cannot, a.Name)
+						continue
+					}
+					if out.Revert == nil {
+						out.Revert = map[string]string{}
+					}
+					out.Revert[a.Name] = a.LastHealthy
+					reverted = append(reverted, a.Name+" to "+short(a.LastHealthy))
+				}
+				if len(reverted) > 0 {
+					out.Halted += "; reverting " + strings.Join(reverted, ", ")
+				}
+				if len(cannot) > 0 {
+					out.Halted += "; no earlier healthy commit to revert " + strings.Join(cannot, ", ") + " to"
+				}
+			}
 			for _, name := range pending {
 				out.Status[name] = AppStatus{Status: Waiting, Step: i + 1, Message: "the rollout is halted at this step"}
 			}
@@ -204,6 +253,8 @@ func Roll(steps []v1alpha1.ApplicationSetRolloutStep, apps []AppState, budget Bu
 	out.Done = active < 0 && out.Halted == ""
 	return out, nil
 }
+
+func short(commit string) string { return commit[:min(len(commit), 7)] }
 
 func maxUpdateOf(s v1alpha1.ApplicationSetRolloutStep) string {
 	if s.MaxUpdate == nil {
