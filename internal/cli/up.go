@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -21,6 +22,7 @@ import (
 	"converge.dev/converge/internal/controller"
 	"converge.dev/converge/internal/controlplane"
 	"converge.dev/converge/internal/demo"
+	"converge.dev/converge/internal/dialect/argocd"
 	"converge.dev/converge/internal/engine"
 	"converge.dev/converge/internal/gitea"
 	"converge.dev/converge/internal/install"
@@ -33,6 +35,7 @@ import (
 func newUpCmd() *cobra.Command {
 	var name string
 	var keep, withForge bool
+	var clusters int
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Local cluster, demo Git repository and controller, in one command",
@@ -45,19 +48,28 @@ until Ctrl-C. On exit it deletes the cluster it created, unless --keep.
 5 minutes, then cached), serves the demo repository from it, and adds a
 Pipeline that promotes orders-api's digest from dev to staging (low risk,
 2m bake, auto-merge) to prod (high risk, 10m bake, approved by a person)
-through pull requests on it.`,
+through pull requests on it.
+
+--clusters N (N > 1) also creates N-1 more local clusters (NAME-2...),
+registers them as Argo CD cluster Secrets (label converge.dev/fleet: demo,
+wave 1 for NAME-2 and 2 for the others), and adds an ApplicationSet that
+deploys orders-api to each of them, wave by wave (RollingSync).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return up(cmd, name, keep, withForge)
+			if clusters < 1 {
+				return fmt.Errorf("--clusters %d: at least 1", clusters)
+			}
+			return up(cmd, name, keep, withForge, clusters)
 		},
 	}
 	cmd.Flags().StringVar(&name, "name", "converge", "local cluster to create or reuse")
 	cmd.Flags().BoolVar(&keep, "keep", false, "keep a cluster that up created when it exits")
 	cmd.Flags().BoolVar(&withForge, "forge", false, "serve the demo from a local Gitea and add a promotion Pipeline")
+	cmd.Flags().IntVar(&clusters, "clusters", 1, "local clusters in all: the others get the demo through an ApplicationSet")
 	return cmd
 }
 
-func up(cmd *cobra.Command, name string, keep, withForge bool) error {
+func up(cmd *cobra.Command, name string, keep, withForge bool, clusters int) error {
 	ctx, out := cmd.Context(), cmd.ErrOrStderr()
 	store, err := localcluster.DefaultStore()
 	if err != nil {
@@ -113,6 +125,30 @@ func up(cmd *cobra.Command, name string, keep, withForge bool) error {
 		}
 		apps = append(apps, objs...)
 	}
+	var fleet []string
+	for i := 1; i < clusters; i++ {
+		fc, made, err := upCluster(ctx, store, fmt.Sprintf("%s-%d", name, i+1), out)
+		if err != nil {
+			return err
+		}
+		if made && !keep {
+			defer func() {
+				fmt.Fprintf(out, "deleting cluster %s (use --keep to keep it)\n", fc.Name)
+				store.Delete(context.Background(), fc.Name)
+			}()
+		}
+		if err := registerFleetCluster(ctx, cfg, fc, i); err != nil {
+			return err
+		}
+		fleet = append(fleet, fc.Name)
+	}
+	if clusters > 1 {
+		objs, err := demo.Fleet(url)
+		if err != nil {
+			return err
+		}
+		apps = append(apps, objs...)
+	}
 	// The project first: an Application whose project is missing waits a
 	// whole polling interval.
 	sort.SliceStable(apps, func(i, j int) bool {
@@ -146,6 +182,12 @@ Ctrl-C stops the controller%s.
   converge evidence add --digest D --type build --result passed and --type scan --critical 0,
   commit and push): a staging pull request opens, bakes 2m and merges; then prod's waits for a reviewer.
 `, fg.URL, fg.User, c.Kubeconfig(), url)
+	}
+	if len(fleet) > 0 {
+		fmt.Fprintf(out, `Fleet (%s, registered in argocd as cluster Secrets):
+  kubectl --kubeconfig %s get applicationset orders-api-fleet -n argocd -o yaml
+  converge cluster kubeconfig %s
+`, strings.Join(fleet, ", "), c.Kubeconfig(), fleet[0])
 	}
 	err = controller.Run(ctx, cfg, controller.Options{Engine: eng, Interval: 30 * time.Second})
 	if err != nil && ctx.Err() == nil {
@@ -199,6 +241,36 @@ func upCluster(ctx context.Context, store localcluster.Store, name string, out i
 	}
 	fmt.Fprintf(out, "created cluster %s at %s\n", name, c.APIURL)
 	return c, true, nil
+}
+
+// registerFleetCluster registers fleet cluster c (the i-th, from 1) in
+// the argocd namespace of the cluster at cfg, labelled for the demo fleet.
+func registerFleetCluster(ctx context.Context, cfg *rest.Config, c *localcluster.Cluster, i int) error {
+	fcfg, err := c.RESTConfig()
+	if err != nil {
+		return err
+	}
+	sec, err := argocd.ClusterSecret("argocd", c.Name, fcfg)
+	if err != nil {
+		return err
+	}
+	for k, v := range demo.FleetLabels(i) {
+		sec.Labels[k] = v
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	secrets := cs.CoreV1().Secrets("argocd")
+	_, err = secrets.Create(ctx, sec, metav1.CreateOptions{})
+	if apierrors.IsAlreadyExists(err) {
+		// A reused cluster: its address or certificates may be new.
+		_, err = secrets.Update(ctx, sec, metav1.UpdateOptions{})
+	}
+	if err != nil {
+		return fmt.Errorf("register cluster %s: %w", c.Name, err)
+	}
+	return nil
 }
 
 func ensureNamespace(ctx context.Context, cfg *rest.Config, name string) error {

@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"converge.dev/converge/internal/api/argocd/v1alpha1"
@@ -20,21 +21,21 @@ import (
 	"converge.dev/converge/internal/localcluster"
 )
 
-// TestUp runs `converge up` until the three demo Applications are Synced
-// and Healthy, then stops it as Ctrl-C would and checks that the cluster
-// it created is gone.
-func TestUp(t *testing.T) {
+// runUp runs `converge up args...` in a fresh home until wait says the
+// demo is there, then stops it as Ctrl-C would. It returns up's stderr.
+func runUp(t *testing.T, args []string, wantApps int, ready func(home string) bool) string {
+	t.Helper()
 	home := t.TempDir()
 	t.Setenv(localcluster.HomeEnv, home)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var stderr bytes.Buffer
 	done := make(chan int, 1)
-	go func() { done <- cli.Run(ctx, []string{"up"}, &bytes.Buffer{}, &stderr) }()
+	go func() { done <- cli.Run(ctx, append([]string{"up"}, args...), &bytes.Buffer{}, &stderr) }()
 
 	kubeconfig := filepath.Join(home, "clusters", "converge", "kubeconfig")
 	var apps dynamic.ResourceInterface
-	err := wait.PollUntilContextTimeout(context.Background(), 500*time.Millisecond, 3*time.Minute, true, func(context.Context) (bool, error) {
+	err := wait.PollUntilContextTimeout(context.Background(), 500*time.Millisecond, 4*time.Minute, true, func(context.Context) (bool, error) {
 		select {
 		case code := <-done:
 			t.Fatalf("up exited early with %d:\n%s", code, stderr.String())
@@ -48,7 +49,7 @@ func TestUp(t *testing.T) {
 			apps = dynamic.NewForConfigOrDie(cfg).Resource(v1alpha1.GroupVersion.WithResource("applications")).Namespace("argocd")
 		}
 		list, err := apps.List(context.Background(), metav1.ListOptions{})
-		if err != nil || len(list.Items) != 3 {
+		if err != nil || len(list.Items) != wantApps {
 			return false, nil
 		}
 		for _, a := range list.Items {
@@ -58,7 +59,7 @@ func TestUp(t *testing.T) {
 				return false, nil
 			}
 		}
-		return true, nil
+		return ready == nil || ready(home), nil
 	})
 	if err != nil {
 		t.Fatalf("demo Applications not Synced and Healthy: %v\n%s", err, stderr.String())
@@ -76,7 +77,39 @@ func TestUp(t *testing.T) {
 	case <-time.After(time.Minute):
 		t.Fatal("up did not stop within a minute of Ctrl-C")
 	}
-	if _, err := os.Stat(filepath.Join(home, "clusters", "converge")); !os.IsNotExist(err) {
-		t.Errorf("the cluster up created is still there after Ctrl-C: %v", err)
+	entries, _ := os.ReadDir(filepath.Join(home, "clusters"))
+	for _, e := range entries {
+		t.Errorf("cluster %s that up created is still there after Ctrl-C", e.Name())
+	}
+	return stderr.String()
+}
+
+// TestUp runs `converge up` until the three demo Applications are Synced
+// and Healthy, then stops it as Ctrl-C would and checks that the cluster
+// it created is gone.
+func TestUp(t *testing.T) {
+	runUp(t, nil, 3, nil)
+}
+
+// TestUpClusters runs `converge up --clusters 3`: two more local clusters,
+// registered as Argo CD cluster Secrets, get orders-api through the demo
+// ApplicationSet (one Application each, besides the three demo ones), and
+// its Deployment runs in each. All three clusters go on Ctrl-C.
+func TestUpClusters(t *testing.T) {
+	stderr := runUp(t, []string{"--clusters", "3"}, 5, func(home string) bool {
+		for _, name := range []string{"converge-2", "converge-3"} {
+			cfg, err := clientcmd.BuildConfigFromFlags("", filepath.Join(home, "clusters", name, "kubeconfig"))
+			if err != nil {
+				return false
+			}
+			d, err := kubernetes.NewForConfigOrDie(cfg).AppsV1().Deployments("orders-fleet").Get(context.Background(), "orders-api", metav1.GetOptions{})
+			if err != nil || d.Status.AvailableReplicas < 1 {
+				return false
+			}
+		}
+		return true
+	})
+	if !strings.Contains(stderr, "Fleet (converge-2, converge-3") {
+		t.Errorf("up did not name the fleet:\n%s", stderr)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"testing"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -76,9 +77,6 @@ type Options struct {
 	// with shards every replica works. Sharding.Acquired is the
 	// controller's own.
 	Sharding shard.Options
-
-	// skipNameValidation lets tests run several replicas in one process.
-	skipNameValidation bool
 }
 
 // DefaultConcurrency is the number of units of each kind reconciled at
@@ -150,12 +148,16 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 	if o.LeaderElection && o.Sharding.Shards > 0 {
 		return errors.New("leader election and shards exclude each other: with shards, every replica reconciles its part")
 	}
+	// A test binary runs several managers (replicas, cli's up tests one
+	// after another): their controllers' names would clash. A real
+	// process runs one.
+	skipNames := testing.Testing()
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  s,
 		LeaderElection:          o.LeaderElection,
 		LeaderElectionID:        electionID(o.WatchLabelSelector),
 		LeaderElectionNamespace: o.LeaderElectionNamespace,
-		Controller:              config.Controller{SkipNameValidation: &o.skipNameValidation},
+		Controller:              config.Controller{SkipNameValidation: &skipNames},
 		// Go's profiles beside the metrics, as Flux's controllers serve
 		// them: where a large fleet's memory and CPU go is read there.
 		Metrics: metricsserver.Options{BindAddress: metrics, ExtraHandlers: map[string]http.Handler{

@@ -37,7 +37,7 @@ func startPromoter(t *testing.T) (stop func()) {
 	eng := engine.New(engine.Options{Fetcher: git.New(git.Options{CacheDir: filepath.Join(dir, "git")}), Cluster: cc})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	o := Options{Engine: eng, Interval: 10 * time.Minute, WatchLabelSelector: shardKey + "=promoter", skipNameValidation: true}
+	o := Options{Engine: eng, Interval: 10 * time.Minute, WatchLabelSelector: shardKey + "=promoter"}
 	go func() {
 		defer close(done)
 		if err := Run(ctx, cfg, o); err != nil && ctx.Err() == nil {

@@ -92,8 +92,7 @@ func startReplica(t *testing.T, ns, id string, x *reconciles) (cut func()) {
 			// write times out at the retry period, and on a loaded machine
 			// that can make the survivors drop and retake shards. These
 			// leave more room; the takeover now takes about 10 s.
-			LeaseDuration: 8 * time.Second, RenewDeadline: 5 * time.Second, RetryPeriod: time.Second},
-		skipNameValidation: true}
+			LeaseDuration: 8 * time.Second, RenewDeadline: 5 * time.Second, RetryPeriod: time.Second}}
 	go func() {
 		defer close(done)
 		if err := Run(ctx, cfg, o); err != nil && ctx.Err() == nil {

@@ -29,6 +29,9 @@ var files embed.FS
 //go:embed promotion/pipeline.yaml
 var pipeline string
 
+//go:embed fleet/fleet.yaml
+var fleet string
+
 // Publish writes the demo repository under dir (a working tree and a bare
 // repository beside it) and returns the bare repository's file:// URL. A
 // repository already there is updated, not replaced, so its history grows
@@ -122,6 +125,23 @@ func Pipeline(url, user, token string) ([]objects.Decoded, error) {
 	}
 	p, err := objects.Decode([]byte(strings.ReplaceAll(pipeline, "REPO_URL", url)), "promotion/pipeline.yaml")
 	return append(objs, p...), err
+}
+
+// Fleet returns the demo fleet's AppProject and ApplicationSet, which
+// deploy orders-api from url to every cluster registered with the label
+// converge.dev/fleet: demo, wave by wave (FleetLabels).
+func Fleet(url string) ([]objects.Decoded, error) {
+	return objects.Decode([]byte(strings.ReplaceAll(fleet, "REPO_URL", url)), "fleet/fleet.yaml")
+}
+
+// FleetLabels are the labels of the i-th extra cluster's Secret (from 1):
+// the first is wave 1, the others wave 2.
+func FleetLabels(i int) map[string]string {
+	wave := "2"
+	if i == 1 {
+		wave = "1"
+	}
+	return map[string]string{"converge.dev/fleet": "demo", "wave": wave}
 }
 
 // PushTo pushes the published demo repository (Publish's dir) to a
