@@ -344,6 +344,10 @@ func (r *ApplicationSetReconciler) roll(ctx context.Context, set *v1alpha1.Appli
 			return 0, fmt.Errorf("RollingSync: revert Application %s to %s: %w", st.Name, to, err)
 		}
 	}
+	revisions := map[string]string{}
+	for _, st := range states {
+		revisions[st.Name] = st.Revision
+	}
 	prev := map[string]v1alpha1.ApplicationSetApplicationStatus{}
 	for _, s := range set.Status.ApplicationStatus {
 		prev[s.Application] = s
@@ -357,6 +361,9 @@ func (r *ApplicationSetReconciler) roll(ctx context.Context, set *v1alpha1.Appli
 	for _, n := range names {
 		st := ro.Status[n]
 		e := v1alpha1.ApplicationSetApplicationStatus{Application: n, Status: st.Status, Message: st.Message, Step: strconv.Itoa(st.Step), LastTransitionTime: &now}
+		if rev := revisions[n]; rev != "" {
+			e.TargetRevisions = []string{rev}
+		}
 		if p, ok := prev[n]; ok && p.Status == e.Status {
 			e.LastTransitionTime = p.LastTransitionTime
 		}

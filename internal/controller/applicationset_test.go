@@ -424,7 +424,7 @@ func TestApplicationSetRollingSync(t *testing.T) {
 		}
 		return out
 	}
-	repo.Commit("waves v1", files("v1", false))
+	v1 := repo.Commit("waves v1", files("v1", false))
 	repo.Publish()
 	appSet(t, c, fmt.Sprintf(`apiVersion: argoproj.io/v1alpha1
 kind: ApplicationSet
@@ -481,8 +481,8 @@ spec:
 		}
 	}
 	for _, st := range set.Status.ApplicationStatus {
-		if st.Status != "Healthy" {
-			t.Errorf("applicationStatus %+v", st)
+		if st.Status != "Healthy" || len(st.TargetRevisions) != 1 || st.TargetRevisions[0] != v1.String() {
+			t.Errorf("applicationStatus %+v, want Healthy at %s", st, v1)
 		}
 	}
 

@@ -158,6 +158,8 @@ type ApplicationSetApplicationStatus struct {
 	Message            string       `json:"message"`
 	Status             string       `json:"status"`
 	Step               string       `json:"step"`
+	// TargetRevisions are the commits the Application is rolled out to.
+	TargetRevisions []string `json:"targetRevisions,omitempty"`
 }
 
 // ApplicationSetCondition is one condition, Argo CD's shape.
