@@ -1,0 +1,193 @@
+// Package rbac decides who may do what, from policies in Argo CD's
+// policy.csv form (argocd-rbac-cm): "p, subject, resource, action,
+// object, allow|deny" lines, "g, user-or-group, role" lines, a default
+// role, and the built-in role:readonly and role:admin. Existing Argo CD
+// policies work unchanged; Flux's kinds are resources too.
+package rbac
+
+import (
+	"encoding/csv"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+
+	"github.com/casbin/casbin/v2"
+	"github.com/casbin/casbin/v2/model"
+	"github.com/casbin/casbin/v2/persist"
+	"github.com/gobwas/glob"
+)
+
+// convergeGlob, not casbin's own globMatch, whose '*' stops at '/': Argo CD's
+// "*" matches "team-a/web" too.
+//
+// Subjects: a request is allowed when the default role, the user, or any
+// of their groups is; within one subject a deny beats an allow.
+const modelText = `
+[request_definition]
+r = sub, res, act, obj
+
+[policy_definition]
+p = sub, res, act, obj, eft
+
+[role_definition]
+g = _, _
+
+[policy_effect]
+e = some(where (p.eft == allow)) && !some(where (p.eft == deny))
+
+[matchers]
+m = g(r.sub, p.sub) && convergeGlob(r.res, p.res) && convergeGlob(r.act, p.act) && convergeGlob(r.obj, p.obj)
+`
+
+// Resources and actions converge checks. Argo CD's objects are
+// "<project>/<name>" (or "<project>/<namespace>/<name>" outside the
+// control-plane namespace); Flux's are "<namespace>/<name>".
+const (
+	Applications    = "applications"
+	ApplicationSets = "applicationsets"
+	Projects        = "projects"
+
+	Get      = "get"
+	Sync     = "sync"
+	Override = "override"
+	Rollback = "rollback"
+	Delete   = "delete"
+)
+
+// Flux's resources, one per kind.
+var FluxResources = []string{"kustomizations", "helmreleases", "gitrepositories", "ocirepositories", "helmrepositories"}
+
+// builtin are the roles every policy may use, as Argo CD's built-in
+// policy has them, with Flux's resources added.
+func builtin() string {
+	var b strings.Builder
+	for _, r := range append([]string{Applications, ApplicationSets, Projects, "clusters", "repositories", "logs"}, FluxResources...) {
+		obj := "*"
+		if r == Applications || r == ApplicationSets {
+			obj = "*/*"
+		}
+		fmt.Fprintf(&b, "p, role:readonly, %s, get, %s, allow\n", r, obj)
+		fmt.Fprintf(&b, "p, role:admin, %s, *, %s, allow\n", r, obj)
+	}
+	b.WriteString("g, role:admin, role:readonly\n")
+	return b.String()
+}
+
+// Policy is argocd-rbac-cm's data.
+type Policy struct {
+	// CSV is policy.csv: p and g lines.
+	CSV string
+	// Default is policy.default, the role everyone has ("" none, e.g.
+	// role:readonly).
+	Default string
+	// MatchMode is policy.matchMode: "" or glob. regex is refused.
+	MatchMode string
+}
+
+// Enforcer answers access questions for one Policy.
+type Enforcer struct {
+	e        *casbin.SyncedEnforcer
+	fallback string
+	mu       sync.Mutex
+	globs    map[string]glob.Glob
+}
+
+// New compiles p. A line that does not parse is an error naming it.
+func New(p Policy) (*Enforcer, error) {
+	if p.MatchMode != "" && p.MatchMode != "glob" {
+		return nil, fmt.Errorf("policy.matchMode %q is not supported by converge yet (glob only)", p.MatchMode)
+	}
+	m, err := model.NewModelFromString(modelText)
+	if err != nil {
+		return nil, err
+	}
+	x := &Enforcer{fallback: p.Default, globs: map[string]glob.Glob{}}
+	for _, src := range []struct{ name, text string }{{"built-in policy", builtin()}, {"policy.csv", p.CSV}} {
+		r := csv.NewReader(strings.NewReader(src.text))
+		r.TrimLeadingSpace, r.FieldsPerRecord, r.Comment, r.LazyQuotes = true, -1, '#', true
+		for {
+			rec, err := r.Read()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", src.name, err)
+			}
+			for i := range rec {
+				rec[i] = strings.TrimSpace(rec[i])
+			}
+			if len(rec) == 1 && rec[0] == "" {
+				continue
+			}
+			line, _ := r.FieldPos(0)
+			switch {
+			case rec[0] == "p" && len(rec) == 5:
+				rec = append(rec, "allow") // Argo CD's effect defaults to allow
+			case rec[0] == "p" && len(rec) == 6 && (rec[5] == "allow" || rec[5] == "deny"):
+			case rec[0] == "g" && len(rec) == 3:
+			default:
+				return nil, fmt.Errorf("%s line %d: %q is neither \"p, subject, resource, action, object[, allow|deny]\" nor \"g, subject, role\"", src.name, line, strings.Join(rec, ", "))
+			}
+			if err := persist.LoadPolicyArray(rec, m); err != nil {
+				return nil, fmt.Errorf("%s line %d: %w", src.name, line, err)
+			}
+		}
+	}
+	e, err := casbin.NewSyncedEnforcer(m)
+	if err != nil {
+		return nil, err
+	}
+	e.AddFunction("convergeGlob", func(args ...any) (any, error) {
+		val, _ := args[0].(string)
+		pattern, _ := args[1].(string)
+		return x.match(pattern, val), nil
+	})
+	if err := e.BuildRoleLinks(); err != nil {
+		return nil, err
+	}
+	x.e = e
+	return x, nil
+}
+
+// match is a glob over the whole value, '*' crossing '/', as Argo CD's.
+func (x *Enforcer) match(pattern, val string) bool {
+	if pattern == val || pattern == "*" {
+		return true
+	}
+	x.mu.Lock()
+	g, ok := x.globs[pattern]
+	if !ok {
+		var err error
+		if g, err = glob.Compile(pattern); err != nil {
+			g = nil
+		}
+		x.globs[pattern] = g
+	}
+	x.mu.Unlock()
+	return g != nil && g.Match(val)
+}
+
+// User is who asks: their name and the groups their login carried.
+type User struct {
+	Name   string   `json:"name"`
+	Groups []string `json:"groups,omitempty"`
+}
+
+// Can says whether u may act on resource's object.
+func (x *Enforcer) Can(u User, resource, action, object string) bool {
+	subjects := make([]string, 0, len(u.Groups)+2)
+	if x.fallback != "" {
+		subjects = append(subjects, x.fallback)
+	}
+	if u.Name != "" {
+		subjects = append(subjects, u.Name)
+	}
+	subjects = append(subjects, u.Groups...)
+	for _, s := range subjects {
+		if ok, err := x.e.Enforce(s, resource, action, object); err == nil && ok {
+			return true
+		}
+	}
+	return false
+}
