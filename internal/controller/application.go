@@ -51,7 +51,7 @@ const syncTimeout = 3 * time.Minute
 const stepPoll = 2 * time.Second
 
 // RefreshAnnotation asks for an immediate reconcile, as in Argo CD.
-const RefreshAnnotation = "argocd.argoproj.io/refresh"
+const RefreshAnnotation = argocd.RefreshAnnotation
 
 // ApplicationReconciler reconciles Argo CD Applications.
 type ApplicationReconciler struct {

@@ -136,7 +136,7 @@ func (r *ApplicationSetReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 
 // AppSetRefreshAnnotation asks an ApplicationSet to generate again now,
 // from fresh repositories, as Argo CD's does.
-const AppSetRefreshAnnotation = "argocd.argoproj.io/application-set-refresh"
+const AppSetRefreshAnnotation = argocd.AppSetRefreshAnnotation
 
 // round generates, renders, plans and acts. An error while generating or
 // rendering comes before any write: nothing is created, updated or

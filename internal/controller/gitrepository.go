@@ -31,7 +31,7 @@ import (
 
 // ReconcileRequestAnnotation asks Flux objects for an immediate
 // reconcile, as `flux reconcile` sets it.
-const ReconcileRequestAnnotation = "reconcile.fluxcd.io/requestedAt"
+const ReconcileRequestAnnotation = flux.ReconcileRequestAnnotation
 
 // GitRepositoryReconciler resolves GitRepositories and publishes the
 // revision as the artifact. A failed fetch keeps the last artifact: the

@@ -6,6 +6,7 @@
 package units
 
 import (
+	"encoding/json"
 	"strings"
 	"time"
 
@@ -117,6 +118,11 @@ func FromApplication(a *v1alpha1.Application) Summary {
 func FromApplicationSet(set *v1alpha1.ApplicationSet) Summary {
 	s := base("ApplicationSet", set.ObjectMeta)
 	s.Sync, s.Health = "Unknown", "Unknown"
+	// The template's project, as Argo CD's RBAC reads it ("{{...}}" when
+	// templated: only a policy for every project matches then).
+	var spec struct{ Project string }
+	_ = json.Unmarshal(set.Spec.Template.Spec.Raw, &spec)
+	s.Project = spec.Project
 	for _, c := range set.Status.Conditions {
 		switch {
 		case c.Type == "ResourcesUpToDate" && c.Status == "True":

@@ -62,7 +62,7 @@ func TestSummaries(t *testing.T) {
 	tests := []struct{ file, want string }{
 		{"application-degraded.yaml", "argocd Application argocd/orders-api-prod project=demo cluster=prod-west source=https://git.example.com/deploy.git apps/orders-api/overlays/prod rev=0123456789abcdef Synced/Degraded: Deployment orders-api: 0 of 3 replicas available"},
 		{"application-error.yaml", "argocd Application argocd/broken project=default cluster=in-cluster source=https://git.example.com/deploy.git rev= Unknown/Unknown: kustomize build: missing resource"},
-		{"applicationset-halted.yaml", "argocd ApplicationSet argocd/waves project= cluster= source= rev= Synced/Degraded: step 1: 1 of its 1 Applications failed"},
+		{"applicationset-halted.yaml", "argocd ApplicationSet argocd/waves project=fleet cluster= source= rev= Synced/Degraded: step 1: 1 of its 1 Applications failed"},
 		{"kustomization-failed.yaml", "flux Kustomization flux-system/infra project= cluster=kubeconfig:staging-kubeconfig source=GitRepository/flux-system/fleet infrastructure rev=main@sha1:aaaa OutOfSync/Degraded: kustomize build failed"},
 		{"kustomization-suspended.yaml", "flux Kustomization flux-system/apps project= cluster=in-cluster source=GitRepository/shared/fleet rev=main@sha1:aaaa Synced/Suspended: Applied revision: main@sha1:aaaa"},
 		{"helmrelease-progressing.yaml", "flux HelmRelease apps/podinfo project= cluster=in-cluster source=HelmRepository/apps/podinfo podinfo rev=podinfo@6.5.0 Synced/Progressing: Helm upgrade succeeded"},

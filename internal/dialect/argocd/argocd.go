@@ -23,6 +23,14 @@ import (
 // in; other clusters are registered by cluster Secrets (ResolveDestination).
 const InClusterServer = "https://kubernetes.default.svc"
 
+// RefreshAnnotation asks for an immediate comparison of an Application
+// ("normal", or "hard" for fresh sources), as in Argo CD;
+// AppSetRefreshAnnotation asks an ApplicationSet to generate again.
+const (
+	RefreshAnnotation       = "argocd.argoproj.io/refresh"
+	AppSetRefreshAnnotation = "argocd.argoproj.io/application-set-refresh"
+)
+
 // UnitName is the owner id an Application's objects carry.
 func UnitName(app *v1alpha1.Application) string {
 	return "argocd." + app.Namespace + "." + app.Name

@@ -27,6 +27,10 @@ import (
 	"converge.dev/converge/internal/render/kustomize"
 )
 
+// ReconcileRequestAnnotation asks a Flux object to reconcile now: its
+// value (a time) is recorded in status.lastHandledReconcileAt once done.
+const ReconcileRequestAnnotation = "reconcile.fluxcd.io/requestedAt"
+
 // Flux's condition types and reasons, as its controllers write them.
 const (
 	ReadyCondition       = "Ready"

@@ -1,0 +1,318 @@
+package server
+
+import (
+	"context"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"converge.dev/converge/internal/api/argocd/v1alpha1"
+	convergev1 "converge.dev/converge/internal/api/converge/v1alpha1"
+	helmv2 "converge.dev/converge/internal/api/fluxcd/helm/v2"
+	kustomizev1 "converge.dev/converge/internal/api/fluxcd/kustomize/v1"
+	"converge.dev/converge/internal/server/rbac"
+	"converge.dev/converge/internal/units"
+)
+
+// Detail is one unit's page.
+type Detail struct {
+	Unit       units.Summary `json:"unit"`
+	Conditions []Condition   `json:"conditions"`
+	// Tree is what the unit applied, each object with its children
+	// through ownerReferences (Deployment → ReplicaSet → Pod).
+	Tree []*Node `json:"tree"`
+	// TreeNote says why the tree is empty or partial, if it is.
+	TreeNote  string                  `json:"treeNote,omitempty"`
+	History   []History               `json:"history"`
+	Drift     *convergev1.DriftReport `json:"drift,omitempty"`
+	Operation *Operation              `json:"operation,omitempty"`
+	AutoSync  bool                    `json:"autoSync"`
+	Suspended bool                    `json:"suspended"`
+	// Allowed are the actions this user may take here: the page shows
+	// only those buttons (the server checks again on each action).
+	Allowed map[string]bool `json:"allowed"`
+}
+
+// Condition is a condition of either dialect.
+type Condition struct {
+	Type    string    `json:"type"`
+	Status  string    `json:"status,omitempty"`
+	Reason  string    `json:"reason,omitempty"`
+	Message string    `json:"message,omitempty"`
+	Since   time.Time `json:"since,omitzero"`
+}
+
+// Node is one object of a unit's tree.
+type Node struct {
+	Group     string  `json:"group,omitempty"`
+	Version   string  `json:"version,omitempty"`
+	Kind      string  `json:"kind"`
+	Namespace string  `json:"namespace,omitempty"`
+	Name      string  `json:"name"`
+	Sync      string  `json:"sync,omitempty"`
+	Health    string  `json:"health,omitempty"`
+	Message   string  `json:"message,omitempty"`
+	Children  []*Node `json:"children,omitempty"`
+}
+
+// History is one deployment of the unit.
+type History struct {
+	ID         int64     `json:"id"`
+	Revision   string    `json:"revision"`
+	DeployedAt time.Time `json:"deployedAt,omitzero"`
+	Source     string    `json:"source,omitempty"`
+	Status     string    `json:"status,omitempty"`
+}
+
+// Operation is an Application's last or running sync.
+type Operation struct {
+	Phase      string    `json:"phase"`
+	Message    string    `json:"message,omitempty"`
+	Revision   string    `json:"revision,omitempty"`
+	StartedAt  time.Time `json:"startedAt,omitzero"`
+	FinishedAt time.Time `json:"finishedAt,omitzero"`
+	By         string    `json:"by,omitempty"`
+}
+
+// forbidden is the one answer for a unit the user may not see and for
+// one that does not exist: which it is would tell its name exists.
+func forbidden(w http.ResponseWriter) {
+	writeError(w, http.StatusForbidden, "not allowed, or no such unit")
+}
+
+// unit finds the request's unit in the index, if the user may act on it.
+func (s *Server) unit(w http.ResponseWriter, r *http.Request, u rbac.User, action string) (units.Summary, bool) {
+	ref := units.Ref{Kind: r.PathValue("kind"), Namespace: r.PathValue("namespace"), Name: r.PathValue("name")}
+	sum, ok := s.o.Index.Get(ref)
+	if !ok || !s.can(u, sum, rbac.Get) {
+		forbidden(w)
+		return sum, false
+	}
+	if action != rbac.Get && !s.can(u, sum, action) {
+		writeError(w, http.StatusForbidden, "not allowed: "+action)
+		return sum, false
+	}
+	return sum, true
+}
+
+func (s *Server) detail(w http.ResponseWriter, r *http.Request, u rbac.User) {
+	sum, ok := s.unit(w, r, u, rbac.Get)
+	if !ok {
+		return
+	}
+	ctx := r.Context()
+	d := Detail{Unit: sum, Conditions: []Condition{}, Tree: []*Node{}, History: []History{}, Allowed: map[string]bool{}}
+	key := types.NamespacedName{Namespace: sum.Namespace, Name: sum.Name}
+	var err error
+	switch sum.Kind {
+	case "Application":
+		err = s.application(ctx, key, &d)
+	case "Kustomization":
+		err = s.kustomization(ctx, key, &d)
+	case "HelmRelease":
+		err = s.helmRelease(ctx, key, &d)
+	default:
+		d.TreeNote = sum.Kind + " applies nothing itself"
+	}
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	for _, a := range actionsFor(sum.Kind) {
+		d.Allowed[a.name] = s.can(u, sum, a.rbac)
+	}
+	writeJSON(w, http.StatusOK, d)
+}
+
+func (s *Server) application(ctx context.Context, key types.NamespacedName, d *Detail) error {
+	a := &v1alpha1.Application{}
+	if err := s.o.Cache.Get(ctx, key, a); err != nil {
+		return err
+	}
+	for _, c := range a.Status.Conditions {
+		d.Conditions = append(d.Conditions, Condition{Type: c.Type, Status: "True", Message: c.Message, Since: timeOf(c.LastTransitionTime)})
+	}
+	for _, r := range a.Status.Resources {
+		n := &Node{Group: r.Group, Version: r.Version, Kind: r.Kind, Namespace: r.Namespace, Name: r.Name, Sync: r.Status}
+		if r.Health != nil {
+			n.Health, n.Message = r.Health.Status, r.Health.Message
+		}
+		d.Tree = append(d.Tree, n)
+	}
+	for i := len(a.Status.History) - 1; i >= 0; i-- { // newest first
+		h := a.Status.History[i]
+		d.History = append(d.History, History{ID: h.ID, Revision: h.Revision, DeployedAt: h.DeployedAt.Time, Source: h.Source.RepoURL + " " + h.Source.Path})
+	}
+	d.Drift = a.Status.Drift
+	if op := a.Status.OperationState; op != nil {
+		o := &Operation{Phase: op.Phase, Message: op.Message, StartedAt: op.StartedAt.Time}
+		if op.FinishedAt != nil {
+			o.FinishedAt = op.FinishedAt.Time
+		}
+		if op.SyncResult != nil {
+			o.Revision = op.SyncResult.Revision
+		}
+		if by := op.Operation.InitiatedBy; by != nil {
+			o.By = by.Username
+		}
+		d.Operation = o
+	}
+	d.AutoSync = a.Spec.SyncPolicy != nil && a.Spec.SyncPolicy.Automated != nil
+	s.children(ctx, d)
+	return nil
+}
+
+func (s *Server) kustomization(ctx context.Context, key types.NamespacedName, d *Detail) error {
+	k := &kustomizev1.Kustomization{}
+	if err := s.o.Cache.Get(ctx, key, k); err != nil {
+		return err
+	}
+	d.Conditions = fluxConditions(k.Status.Conditions)
+	if inv := k.Status.Inventory; inv != nil {
+		for _, e := range inv.Entries {
+			// <namespace>_<name>_<group>_<kind>: names have no '_'.
+			p := strings.Split(e.ID, "_")
+			if len(p) != 4 {
+				continue
+			}
+			d.Tree = append(d.Tree, &Node{Namespace: p[0], Name: p[1], Group: p[2], Kind: p[3], Version: e.Version})
+		}
+	}
+	if rev := k.Status.LastAppliedRevision; rev != "" {
+		d.History = append(d.History, History{Revision: rev, Status: "applied"})
+	}
+	d.Drift, d.Suspended = k.Status.Drift, k.Spec.Suspend
+	d.AutoSync = !k.Spec.Suspend
+	s.children(ctx, d)
+	return nil
+}
+
+func (s *Server) helmRelease(ctx context.Context, key types.NamespacedName, d *Detail) error {
+	h := &helmv2.HelmRelease{}
+	if err := s.o.Cache.Get(ctx, key, h); err != nil {
+		return err
+	}
+	d.Conditions = fluxConditions(h.Status.Conditions)
+	for _, snap := range h.Status.History {
+		d.History = append(d.History, History{ID: int64(snap.Version), Revision: snap.ChartName + "@" + snap.ChartVersion, Status: snap.Status})
+	}
+	d.Suspended, d.AutoSync = h.Spec.Suspend, !h.Spec.Suspend
+	d.TreeNote = "a HelmRelease's objects are not listed here yet"
+	return nil
+}
+
+func fluxConditions(conds []metav1.Condition) []Condition {
+	out := []Condition{}
+	for _, c := range conds {
+		out = append(out, Condition{Type: c.Type, Status: string(c.Status), Reason: c.Reason, Message: c.Message, Since: c.LastTransitionTime.Time})
+	}
+	return out
+}
+
+func timeOf(t *metav1.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return t.Time
+}
+
+// childKinds are the kinds whose objects own others, and what they own.
+var childKinds = map[string][]schema.GroupVersionKind{
+	"Deployment":  {{Group: "apps", Version: "v1", Kind: "ReplicaSet"}},
+	"ReplicaSet":  {{Version: "v1", Kind: "Pod"}},
+	"StatefulSet": {{Version: "v1", Kind: "Pod"}},
+	"DaemonSet":   {{Version: "v1", Kind: "Pod"}},
+	"Job":         {{Version: "v1", Kind: "Pod"}},
+	"CronJob":     {{Group: "batch", Version: "v1", Kind: "Job"}},
+}
+
+// children adds what the tree's objects own, read as metadata from the
+// cache (informers start on the first tree that needs them). Their
+// health is not known from metadata: it is left empty.
+func (s *Server) children(ctx context.Context, d *Detail) {
+	var walk func(n *Node, depth int)
+	walk = func(n *Node, depth int) {
+		kinds, ok := childKinds[n.Kind]
+		if !ok || depth > 3 || n.Namespace == "" {
+			return
+		}
+		parent := &metav1.PartialObjectMetadata{}
+		parent.SetGroupVersionKind(schema.GroupVersionKind{Group: n.Group, Version: orV1(n.Version), Kind: n.Kind})
+		if err := s.o.Cache.Get(ctx, types.NamespacedName{Namespace: n.Namespace, Name: n.Name}, parent); err != nil {
+			return
+		}
+		for _, gvk := range kinds {
+			list := &metav1.PartialObjectMetadataList{}
+			list.SetGroupVersionKind(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
+			if err := s.o.Cache.List(ctx, list, client.InNamespace(n.Namespace)); err != nil {
+				continue
+			}
+			for _, o := range list.Items {
+				if !ownedBy(o.OwnerReferences, parent.UID) {
+					continue
+				}
+				c := &Node{Group: gvk.Group, Version: gvk.Version, Kind: gvk.Kind, Namespace: o.Namespace, Name: o.Name}
+				n.Children = append(n.Children, c)
+				walk(c, depth+1)
+			}
+		}
+		sort.Slice(n.Children, func(i, j int) bool { return n.Children[i].Name < n.Children[j].Name })
+	}
+	for _, n := range d.Tree {
+		walk(n, 0)
+	}
+}
+
+func ownedBy(refs []metav1.OwnerReference, uid types.UID) bool {
+	for _, r := range refs {
+		if r.UID == uid {
+			return true
+		}
+	}
+	return false
+}
+
+func orV1(v string) string {
+	if v == "" {
+		return "v1"
+	}
+	return v
+}
+
+// events answers GET .../events: the unit's Events, newest first. It is
+// the one read of the API server a unit's page makes.
+func (s *Server) events(w http.ResponseWriter, r *http.Request, u rbac.User) {
+	sum, ok := s.unit(w, r, u, rbac.Get)
+	if !ok {
+		return
+	}
+	list := &corev1.EventList{}
+	err := s.o.APIReader.List(r.Context(), list, client.InNamespace(sum.Namespace),
+		client.MatchingFields{"involvedObject.name": sum.Name, "involvedObject.kind": sum.Kind})
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	type event struct {
+		Type, Reason, Message string
+		Count                 int32
+		Last                  time.Time
+	}
+	out := []event{}
+	for _, e := range list.Items {
+		last := e.LastTimestamp.Time
+		if last.IsZero() {
+			last = e.EventTime.Time
+		}
+		out = append(out, event{Type: e.Type, Reason: e.Reason, Message: e.Message, Count: e.Count, Last: last})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Last.After(out[j].Last) })
+	writeJSON(w, http.StatusOK, out)
+}

@@ -1,0 +1,340 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"converge.dev/converge/internal/api/argocd/v1alpha1"
+	kustomizev1 "converge.dev/converge/internal/api/fluxcd/kustomize/v1"
+	"converge.dev/converge/internal/cluster"
+	"converge.dev/converge/internal/clustertest"
+	"converge.dev/converge/internal/controller"
+	"converge.dev/converge/internal/install"
+	"converge.dev/converge/internal/server"
+	"converge.dev/converge/internal/server/rbac"
+	"converge.dev/converge/internal/server/session"
+	"converge.dev/converge/internal/units"
+)
+
+func TestMain(m *testing.M) { clustertest.Main(m, clustertest.Options{}) }
+
+// world is a server over the real local cluster: the index fed by real
+// informers, actions written to the real API server.
+type world struct {
+	c   client.Client
+	url string
+	idx *units.Index
+}
+
+var passwords = map[string]string{"viewer": "viewer-pass", "dev": "dev-pass", "boss": "boss-pass"}
+
+func start(t *testing.T) *world {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	cfg := clustertest.RESTConfig(t)
+	cc, err := cluster.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crds, err := install.CRDs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := install.Apply(ctx, cc, crds); err != nil {
+		t.Fatal(err)
+	}
+	scheme, _ := controller.Scheme()
+	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	informers, err := cache.New(cfg, cache.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx := units.NewIndex()
+	if err := server.Feed(ctx, informers, idx); err != nil {
+		t.Fatal(err)
+	}
+	go informers.Start(ctx)
+	informers.WaitForCacheSync(ctx)
+	policy, err := os.ReadFile("testdata/policy.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	enforcer, err := rbac.New(rbac.Policy{CSV: string(policy)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	accounts := map[string]session.Account{}
+	for name, pw := range passwords {
+		var groups []string
+		if name == "dev" {
+			groups = []string{"team-a-devs"}
+		}
+		if accounts[name], err = session.NewAccount(pw, groups...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sessions, err := session.New(session.Options{Accounts: accounts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := server.New(server.Options{Index: idx, Cache: informers, Client: c, APIReader: c, Sessions: sessions,
+		Policy: func() *rbac.Enforcer { return enforcer }})
+	hs := httptest.NewServer(srv)
+	t.Cleanup(hs.Close)
+	return &world{c: c, url: hs.URL, idx: idx}
+}
+
+// user is one browser: its cookies, and its CSRF token sent back.
+type user struct {
+	t    *testing.T
+	name string
+	hc   *http.Client
+	base string
+}
+
+func (w *world) login(t *testing.T, name string) *user {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	u := &user{t: t, name: name, hc: &http.Client{Jar: jar, Timeout: 30 * time.Second}, base: w.url}
+	if name == "anonymous" {
+		return u
+	}
+	code, body := u.do("POST", "/api/v1/session", map[string]string{"username": name, "password": passwords[name]})
+	if code != http.StatusOK {
+		t.Fatalf("login %s: %d %s", name, code, body)
+	}
+	return u
+}
+
+func (u *user) do(method, path string, body any) (int, []byte) {
+	u.t.Helper()
+	var rd *bytes.Reader
+	if body != nil {
+		data, _ := json.Marshal(body)
+		rd = bytes.NewReader(data)
+	} else {
+		rd = bytes.NewReader(nil)
+	}
+	req, _ := http.NewRequest(method, u.base+path, rd)
+	base, _ := url.Parse(u.base)
+	for _, c := range u.hc.Jar.Cookies(base) {
+		if c.Name == session.CSRFCookie {
+			req.Header.Set(session.CSRFHeader, c.Value)
+		}
+	}
+	resp, err := u.hc.Do(req)
+	if err != nil {
+		u.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var buf bytes.Buffer
+	buf.ReadFrom(resp.Body)
+	return resp.StatusCode, buf.Bytes()
+}
+
+func (w *world) waitIndexed(t *testing.T, ref units.Ref) {
+	t.Helper()
+	err := wait.PollUntilContextTimeout(context.Background(), 50*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+		_, ok := w.idx.Get(ref)
+		return ok, nil
+	})
+	if err != nil {
+		t.Fatalf("%v never indexed", ref)
+	}
+}
+
+func app(ns, name, project string) *v1alpha1.Application {
+	return &v1alpha1.Application{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: v1alpha1.ApplicationSpec{Project: project, Source: &v1alpha1.ApplicationSource{RepoURL: "https://git.example.com/x.git", Path: name},
+			Destination: v1alpha1.ApplicationDestination{Server: "https://kubernetes.default.svc", Namespace: ns}}}
+}
+
+// TestAccessMatrix: anonymous, read-only, project-scoped and admin users
+// against every action on units of both dialects. Every disallowed cell
+// is refused (401 without a login, 403 with one) and changes nothing;
+// every allowed one is carried out.
+func TestAccessMatrix(t *testing.T) {
+	w := start(t)
+	ctx := context.Background()
+	ns := clustertest.Namespace(t)
+	objs := map[string]client.Object{
+		"team-a app": app(ns, "web", "team-a"),
+		"team-b app": app(ns, "api", "team-b"),
+		"flux kustomization": &kustomizev1.Kustomization{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "infra"},
+			Spec: kustomizev1.KustomizationSpec{Interval: metav1.Duration{Duration: time.Minute}, SourceRef: kustomizev1.CrossNamespaceSourceReference{Kind: "GitRepository", Name: "fleet"}}},
+	}
+	for _, o := range objs {
+		if err := w.c.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A history entry to roll back to.
+	for _, name := range []string{"web", "api"} {
+		a := &v1alpha1.Application{}
+		if err := w.c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, a); err != nil {
+			t.Fatal(err)
+		}
+		a.Status.History = []v1alpha1.RevisionHistory{{ID: 1, Revision: "0123456789abcdef0123456789abcdef01234567", DeployedAt: metav1.Now()}}
+		if err := w.c.Status().Update(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	refs := map[string]units.Ref{"team-a app": {Kind: "Application", Namespace: ns, Name: "web"}, "team-b app": {Kind: "Application", Namespace: ns, Name: "api"},
+		"flux kustomization": {Kind: "Kustomization", Namespace: ns, Name: "infra"}}
+	for _, r := range refs {
+		w.waitIndexed(t, r)
+	}
+
+	ops := map[string][]string{
+		"team-a app":         {"list", "get", "events", "refresh", "sync", "rollback", "delete"},
+		"team-b app":         {"list", "get", "events", "refresh", "sync", "rollback", "delete"},
+		"flux kustomization": {"list", "get", "events", "refresh", "sync", "suspend", "resume", "delete"},
+	}
+	// Who may do what, read off the policy by hand.
+	allowed := func(who, unit, op string) bool {
+		reads := op == "list" || op == "get" || op == "events" || op == "refresh"
+		switch who {
+		case "boss":
+			return true
+		case "viewer":
+			return reads
+		case "dev":
+			return unit == "team-a app" && (reads || op == "sync" || op == "rollback")
+		}
+		return false
+	}
+	cells, refused := 0, 0
+	for _, who := range []string{"anonymous", "viewer", "dev", "boss"} {
+		u := w.login(t, who)
+		for _, unit := range []string{"team-a app", "team-b app", "flux kustomization"} {
+			ref := refs[unit]
+			path := fmt.Sprintf("/api/v1/units/%s/%s/%s", ref.Kind, ref.Namespace, ref.Name)
+			for _, op := range ops[unit] {
+				version := ""
+				obj := objs[unit].DeepCopyObject().(client.Object)
+				if err := w.c.Get(ctx, client.ObjectKeyFromObject(obj), obj); err == nil {
+					version = obj.GetResourceVersion()
+				}
+				var code int
+				var body []byte
+				switch op {
+				case "list":
+					code, body = u.do("GET", "/api/v1/units?namespace="+ns, nil)
+					if code == http.StatusOK {
+						var page units.Page
+						json.Unmarshal(body, &page)
+						code = http.StatusForbidden // unless listed
+						for _, s := range page.Items {
+							if s.Ref == ref {
+								code = http.StatusOK
+							}
+						}
+					}
+				case "get":
+					code, body = u.do("GET", path, nil)
+				case "events":
+					code, body = u.do("GET", path+"/events", nil)
+				default:
+					var in server.ActionRequest
+					switch op {
+					case "rollback":
+						in.ID = 1
+					case "delete":
+						in.Confirm = ref.Name
+					}
+					code, body = u.do("POST", path+"/"+op, in)
+				}
+				cells++
+				want := allowed(who, unit, op)
+				switch {
+				case want && code >= 300:
+					t.Errorf("%s %s %s: %d %s, want it carried out", who, op, unit, code, body)
+				case !want && who == "anonymous" && code != http.StatusUnauthorized:
+					t.Errorf("%s %s %s: %d %s, want 401", who, op, unit, code, body)
+				case !want && who != "anonymous" && code != http.StatusForbidden:
+					t.Errorf("%s %s %s: %d %s, want 403", who, op, unit, code, body)
+				case !want:
+					refused++
+					if bytes.Contains(body, []byte(ref.Name)) && op != "list" {
+						t.Errorf("%s %s %s: the refusal names the unit: %s", who, op, unit, body)
+					}
+					if op != "list" && op != "get" && op != "events" && version != "" {
+						after := objs[unit].DeepCopyObject().(client.Object)
+						if err := w.c.Get(ctx, client.ObjectKeyFromObject(after), after); err != nil || after.GetResourceVersion() != version {
+							t.Errorf("%s %s %s was refused but changed the object (%v)", who, op, unit, err)
+						}
+					}
+				}
+			}
+		}
+	}
+	t.Logf("%d cells, %d of them refused", cells, refused)
+}
+
+// TestSessionGuards: a state-changing request without the login's CSRF
+// token is refused; a forged session cookie is no login; logging out
+// ends the session.
+func TestSessionGuards(t *testing.T) {
+	w := start(t)
+	ctx := context.Background()
+	ns := clustertest.Namespace(t)
+	if err := w.c.Create(ctx, app(ns, "web", "team-a")); err != nil {
+		t.Fatal(err)
+	}
+	ref := units.Ref{Kind: "Application", Namespace: ns, Name: "web"}
+	w.waitIndexed(t, ref)
+	boss := w.login(t, "boss")
+	path := fmt.Sprintf("/api/v1/units/Application/%s/web/refresh", ns)
+
+	req, _ := http.NewRequest("POST", w.url+path, nil) // no CSRF header
+	resp, err := boss.hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("a POST without the CSRF token: %d, want 403", resp.StatusCode)
+	}
+
+	forged, _ := cookiejar.New(nil)
+	base, _ := url.Parse(w.url)
+	forged.SetCookies(base, []*http.Cookie{{Name: session.SessionCookie, Value: "eyJ1c2VyIjoiYm9zcyJ9"}})
+	mallory := &user{t: t, name: "mallory", hc: &http.Client{Jar: forged}, base: w.url}
+	if code, _ := mallory.do("GET", "/api/v1/units", nil); code != http.StatusUnauthorized {
+		t.Errorf("a forged session cookie: %d, want 401", code)
+	}
+	if code, _ := boss.do("POST", "/api/v1/session", map[string]string{"username": "boss", "password": "wrong"}); code != http.StatusUnauthorized {
+		t.Errorf("a wrong password: %d, want 401", code)
+	}
+	if code, body := boss.do("POST", path, nil); code != http.StatusAccepted {
+		t.Errorf("refresh with the token: %d %s", code, body)
+	}
+	got := &v1alpha1.Application{}
+	if err := w.c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "web"}, got); err != nil || got.Annotations["argocd.argoproj.io/refresh"] != "normal" {
+		t.Errorf("the refresh did not reach the Application: %v %v", got.Annotations, err)
+	}
+	if code, _ := boss.do("DELETE", "/api/v1/session", nil); code != http.StatusNoContent {
+		t.Errorf("logout: %d", code)
+	}
+	if code, _ := boss.do("GET", "/api/v1/units", nil); code != http.StatusUnauthorized {
+		t.Errorf("after logout: %d, want 401", code)
+	}
+}
