@@ -19,6 +19,7 @@ import (
 	"converge.dev/converge/internal/engine"
 	"converge.dev/converge/internal/health"
 	"converge.dev/converge/internal/render/helm"
+	"converge.dev/converge/internal/server/session"
 	"converge.dev/converge/internal/source/git"
 	"converge.dev/converge/internal/source/oci"
 	"converge.dev/converge/internal/webhook"
@@ -26,6 +27,7 @@ import (
 
 func newControllerCmd() *cobra.Command {
 	var kubeconfig, kcontext, metrics, healthCM string
+	var uiAdmin bool
 	var o controller.Options
 	cmd := &cobra.Command{
 		Use:   "controller",
@@ -70,6 +72,13 @@ CRDs first with converge install.`,
 				Gitea:  os.Getenv("CONVERGE_WEBHOOK_GITEA_SECRET"),
 			}
 			o.Logger = klog.NewKlogr()
+			if uiAdmin {
+				var password string
+				if password, o.UI.Accounts, err = adminAccount(); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "UI login: admin / %s (shown once)\n", password)
+			}
 			return controller.Run(cmd.Context(), cfg, o)
 		},
 	}
@@ -88,6 +97,11 @@ CRDs first with converge install.`,
 	fs.StringVar(&metrics, "metrics-addr", "", "address for Prometheus metrics, e.g. :8080 (default: off)")
 	fs.StringVar(&healthCM, "health-configmap", "", "NAMESPACE/NAME of a ConfigMap with custom health rules: keys\n"+
 		"resource.customizations.health.<group>_<kind> (Lua) and healthCheckExprs (CEL); read at start")
+	fs.StringVar(&o.UI.Addr, "ui-addr", "", "address of the web UI and its API (/api/v1), e.g. :8080 (default: off);\n"+
+		"logins are local accounts, access is Argo CD's RBAC from ConfigMap argocd-rbac-cm in --ui-rbac-namespace")
+	fs.StringVar(&o.UI.RBACNamespace, "ui-rbac-namespace", "argocd", "namespace of argocd-rbac-cm, and Argo CD's own namespace for RBAC objects")
+	fs.BoolVar(&uiAdmin, "ui-admin", false, "make a local admin account for the UI and print its password once")
+	fs.BoolVar(&o.UI.Secure, "ui-secure-cookies", false, "mark the UI's cookies HTTPS-only (behind a TLS proxy)")
 	fs.StringVar(&o.WebhookAddr, "webhook-addr", "", "address of the Git push receiver (POST /api/webhook), e.g. :8081 (default: off);\n"+
 		"secrets from $CONVERGE_WEBHOOK_GITHUB_SECRET, $CONVERGE_WEBHOOK_GITLAB_SECRET, $CONVERGE_WEBHOOK_GITEA_SECRET")
 	return cmd
@@ -121,4 +135,12 @@ func healthRules(ctx context.Context, cfg *rest.Config, ref string) (*health.Rul
 		return nil, fmt.Errorf("health rules in ConfigMap %s: %w", ref, err)
 	}
 	return rules, nil
+}
+
+// adminAccount makes the UI's local admin account with a fresh password,
+// for the caller to say once.
+func adminAccount() (string, map[string]session.Account, error) {
+	password := session.RandomPassword()
+	acc, err := session.NewAccount(password)
+	return password, map[string]session.Account{"admin": acc}, err
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"sort"
@@ -36,6 +37,7 @@ func newUpCmd() *cobra.Command {
 	var name string
 	var keep, withForge bool
 	var clusters int
+	var uiAddr string
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Local cluster, demo Git repository and controller, in one command",
@@ -59,17 +61,18 @@ deploys orders-api to each of them, wave by wave (RollingSync).`,
 			if clusters < 1 {
 				return fmt.Errorf("--clusters %d: at least 1", clusters)
 			}
-			return up(cmd, name, keep, withForge, clusters)
+			return up(cmd, name, keep, withForge, clusters, uiAddr)
 		},
 	}
 	cmd.Flags().StringVar(&name, "name", "converge", "local cluster to create or reuse")
 	cmd.Flags().BoolVar(&keep, "keep", false, "keep a cluster that up created when it exits")
 	cmd.Flags().BoolVar(&withForge, "forge", false, "serve the demo from a local Gitea and add a promotion Pipeline")
+	cmd.Flags().StringVar(&uiAddr, "ui-addr", "127.0.0.1:8080", "address of the web UI (a local admin is made; its password is printed once); \"\" for none")
 	cmd.Flags().IntVar(&clusters, "clusters", 1, "local clusters in all: the others get the demo through an ApplicationSet")
 	return cmd
 }
 
-func up(cmd *cobra.Command, name string, keep, withForge bool, clusters int) error {
+func up(cmd *cobra.Command, name string, keep, withForge bool, clusters int, uiAddr string) error {
 	ctx, out := cmd.Context(), cmd.ErrOrStderr()
 	store, err := localcluster.DefaultStore()
 	if err != nil {
@@ -189,7 +192,17 @@ Ctrl-C stops the controller%s.
   converge cluster kubeconfig %s
 `, strings.Join(fleet, ", "), c.Kubeconfig(), fleet[0])
 	}
-	err = controller.Run(ctx, cfg, controller.Options{Engine: eng, Interval: 30 * time.Second})
+	o := controller.Options{Engine: eng, Interval: 30 * time.Second}
+	if uiAddr != "" {
+		password, accounts, err := adminAccount()
+		if err != nil {
+			return err
+		}
+		o.UI = controller.UIOptions{Addr: uiAddr, Accounts: accounts, Ready: func(a net.Addr) {
+			fmt.Fprintf(out, "UI: http://%s  (login admin / %s, shown once)\n", a, password)
+		}}
+	}
+	err = controller.Run(ctx, cfg, o)
 	if err != nil && ctx.Err() == nil {
 		return err
 	}

@@ -3,9 +3,14 @@ package cli_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/cookiejar"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -30,8 +35,11 @@ func runUp(t *testing.T, args []string, wantApps int, ready func(home string) bo
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var stderr bytes.Buffer
+	var mu sync.Mutex
 	done := make(chan int, 1)
-	go func() { done <- cli.Run(ctx, append([]string{"up"}, args...), &bytes.Buffer{}, &stderr) }()
+	go func() {
+		done <- cli.Run(ctx, append([]string{"up", "--ui-addr", "127.0.0.1:0"}, args...), &bytes.Buffer{}, &lockedStderr{b: &stderr, mu: &mu})
+	}()
 
 	kubeconfig := filepath.Join(home, "clusters", "converge", "kubeconfig")
 	var apps dynamic.ResourceInterface
@@ -59,14 +67,21 @@ func runUp(t *testing.T, args []string, wantApps int, ready func(home string) bo
 				return false, nil
 			}
 		}
-		return ready == nil || ready(home), nil
+		mu.Lock()
+		out := stderr.String()
+		mu.Unlock()
+		return (ready == nil || ready(home)) && strings.Contains(out, "UI: http://"), nil
 	})
 	if err != nil {
 		t.Fatalf("demo Applications not Synced and Healthy: %v\n%s", err, stderr.String())
 	}
-	if !strings.Contains(stderr.String(), "converge is up.") {
-		t.Errorf("up did not say what to look at next:\n%s", stderr.String())
+	mu.Lock()
+	out := stderr.String()
+	mu.Unlock()
+	if !strings.Contains(out, "converge is up.") {
+		t.Errorf("up did not say what to look at next:\n%s", out)
 	}
+	uiUnits(t, out, wantApps)
 
 	cancel() // Ctrl-C
 	select {
@@ -77,11 +92,61 @@ func runUp(t *testing.T, args []string, wantApps int, ready func(home string) bo
 	case <-time.After(time.Minute):
 		t.Fatal("up did not stop within a minute of Ctrl-C")
 	}
+	mu.Lock()
+	defer mu.Unlock()
 	entries, _ := os.ReadDir(filepath.Join(home, "clusters"))
 	for _, e := range entries {
 		t.Errorf("cluster %s that up created is still there after Ctrl-C", e.Name())
 	}
 	return stderr.String()
+}
+
+type lockedStderr struct {
+	b  *bytes.Buffer
+	mu *sync.Mutex
+}
+
+func (l *lockedStderr) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+var uiLine = regexp.MustCompile(`UI: (http://\S+)  \(login admin / (\S+), shown once\)`)
+
+// uiUnits logs in to the UI up printed, as its admin, and expects the
+// demo's Applications in its list.
+func uiUnits(t *testing.T, out string, wantApps int) {
+	t.Helper()
+	m := uiLine.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("up printed no UI address and login:\n%s", out)
+	}
+	jar, _ := cookiejar.New(nil)
+	hc := &http.Client{Jar: jar, Timeout: 30 * time.Second}
+	resp, err := hc.Post(m[1]+"/api/v1/session", "application/json", strings.NewReader(`{"username":"admin","password":"`+m[2]+`"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("UI login as admin: %s", resp.Status)
+	}
+	resp, err = hc.Get(m[1] + "/api/v1/units?kind=Application")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var page struct {
+		Total  int
+		Counts struct{ Health map[string]int }
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&page); err != nil {
+		t.Fatal(err)
+	}
+	if page.Total != wantApps || page.Counts.Health["Healthy"] != wantApps {
+		t.Errorf("the UI lists %d Applications (%v healthy), want %d healthy", page.Total, page.Counts.Health, wantApps)
+	}
 }
 
 // TestUp runs `converge up` until the three demo Applications are Synced

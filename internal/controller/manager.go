@@ -61,6 +61,8 @@ type Options struct {
 	WebhookSecrets webhook.Secrets
 	// WebhookReady, if set, is told the receiver's bound address.
 	WebhookReady func(net.Addr)
+	// UI serves the web UI and its API; its zero value serves none.
+	UI UIOptions
 	// WatchLabelSelector limits the units and sources this replica
 	// reconciles to those whose labels match, as Flux's
 	// --watch-label-selector does. Its sharding.fluxcd.io/key convention
@@ -224,9 +226,15 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 		return fmt.Errorf("pipeline controller: %w", err)
 	}
 	if o.WebhookAddr != "" {
-		h := &webhookHandler{reader: mgr.GetClient(), writer: mgr.GetClient(), secrets: o.WebhookSecrets}
-		if err := mgr.Add(&webhookServer{addr: o.WebhookAddr, handler: h, ready: o.WebhookReady}); err != nil {
+		mux := http.NewServeMux()
+		mux.Handle(WebhookPath, &webhookHandler{reader: mgr.GetClient(), writer: mgr.GetClient(), secrets: o.WebhookSecrets})
+		if err := mgr.Add(&httpServer{name: "webhook receiver", addr: o.WebhookAddr, handler: mux, ready: o.WebhookReady, readTimeout: time.Minute}); err != nil {
 			return fmt.Errorf("webhook receiver: %w", err)
+		}
+	}
+	if o.UI.Addr != "" {
+		if err := addUI(ctx, mgr, o.UI); err != nil {
+			return fmt.Errorf("ui: %w", err)
 		}
 	}
 	return mgr.Start(ctx)

@@ -102,26 +102,28 @@ func (h *webhookHandler) refresh(ctx context.Context, push webhook.Push) ([]stri
 	return refreshed, errors.Join(errs...)
 }
 
-// webhookServer serves the receiver until ctx ends. It runs on every
-// replica: any of them may receive a push.
-type webhookServer struct {
+// httpServer serves handler until ctx ends (the push receiver, the UI).
+// It runs on every replica: any of them may be asked.
+type httpServer struct {
+	name    string
 	addr    string
 	handler http.Handler
 	// ready receives the bound address (useful with port 0).
 	ready func(net.Addr)
+	// readTimeout bounds reading a request, body included; 0 does not
+	// (the UI's event stream is one long request).
+	readTimeout time.Duration
 }
 
-func (s *webhookServer) Start(ctx context.Context) error {
+func (s *httpServer) Start(ctx context.Context) error {
 	ln, err := net.Listen("tcp", s.addr)
 	if err != nil {
-		return fmt.Errorf("webhook receiver: listen %s: %w", s.addr, err)
+		return fmt.Errorf("%s: listen %s: %w", s.name, s.addr, err)
 	}
 	if s.ready != nil {
 		s.ready(ln.Addr())
 	}
-	mux := http.NewServeMux()
-	mux.Handle(WebhookPath, s.handler)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute}
+	srv := &http.Server{Handler: s.handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: s.readTimeout}
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -129,11 +131,11 @@ func (s *webhookServer) Start(ctx context.Context) error {
 		_ = srv.Shutdown(sctx)
 	}()
 	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("webhook receiver: %w", err)
+		return fmt.Errorf("%s: %w", s.name, err)
 	}
 	return nil
 }
 
-// NeedLeaderElection is false: the receiver only annotates, and must
-// answer on every replica.
-func (s *webhookServer) NeedLeaderElection() bool { return false }
+// NeedLeaderElection is false: a receiver only annotates, the UI reads
+// caches and patches, and both must answer on every replica.
+func (s *httpServer) NeedLeaderElection() bool { return false }

@@ -71,6 +71,8 @@ func builtin() string {
 		fmt.Fprintf(&b, "p, role:admin, %s, *, %s, allow\n", r, obj)
 	}
 	b.WriteString("g, role:admin, role:readonly\n")
+	// The local admin account is an admin, as in Argo CD.
+	b.WriteString("g, admin, role:admin\n")
 	return b.String()
 }
 

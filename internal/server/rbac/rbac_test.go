@@ -33,6 +33,7 @@ func TestCan(t *testing.T) {
 		{"built-in admin by user", "", User{Name: "alice"}, "helmreleases", Delete, "apps/podinfo", true},
 		{"admin inherits readonly", "", User{Name: "alice"}, Projects, Get, "default", true},
 		{"anonymous, no default", "", User{}, Applications, Get, "team-a/web", false},
+		{"the local admin account", "", User{Name: "admin"}, Applications, Delete, "team-a/web", true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

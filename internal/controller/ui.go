@@ -1,0 +1,97 @@
+package controller
+
+import (
+	"context"
+	"net"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"converge.dev/converge/internal/server"
+	"converge.dev/converge/internal/server/rbac"
+	"converge.dev/converge/internal/server/session"
+	"converge.dev/converge/internal/units"
+)
+
+// UIOptions configure the web UI and its API.
+type UIOptions struct {
+	// Addr serves them, e.g. ":8080". If empty, there is none.
+	Addr string
+	// Ready, if set, is told the bound address (useful with port 0).
+	Ready func(net.Addr)
+	// Accounts are local users, such as the admin `converge up` makes.
+	Accounts map[string]session.Account
+	// RBACNamespace holds Argo CD's argocd-rbac-cm and is Argo CD's own
+	// namespace for RBAC objects. If empty, "argocd".
+	RBACNamespace string
+	// Secure marks the cookies HTTPS-only (behind a TLS proxy).
+	Secure bool
+}
+
+// addUI serves the UI from the manager's caches, on every replica.
+func addUI(ctx context.Context, mgr ctrl.Manager, o UIOptions) error {
+	if o.RBACNamespace == "" {
+		o.RBACNamespace = "argocd"
+	}
+	idx := units.NewIndex()
+	if err := server.Feed(ctx, mgr.GetCache(), idx); err != nil {
+		return err
+	}
+	sessions, err := session.New(session.Options{Accounts: o.Accounts, Secure: o.Secure})
+	if err != nil {
+		return err
+	}
+	p := &policyLoader{reader: mgr.GetAPIReader(), key: types.NamespacedName{Namespace: o.RBACNamespace, Name: "argocd-rbac-cm"}}
+	h := server.New(server.Options{Index: idx, Cache: mgr.GetCache(), Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(),
+		Sessions: sessions, Policy: p.get, ControlNamespace: o.RBACNamespace, Recorder: mgr.GetEventRecorderFor("converge-ui")})
+	return mgr.Add(&httpServer{name: "ui", addr: o.Addr, handler: h, ready: o.Ready})
+}
+
+// policyLoader reads argocd-rbac-cm at most every policyEvery: one
+// ConfigMap, not a cache of every ConfigMap in the cluster.
+type policyLoader struct {
+	reader client.Reader
+	key    types.NamespacedName
+	mu     sync.Mutex
+	at     time.Time
+	cur    *rbac.Enforcer
+}
+
+const policyEvery = 15 * time.Second
+
+// denyAll is the policy when argocd-rbac-cm does not parse: nobody may
+// do anything until it is fixed (not the built-in roles alone, which
+// would grant what the broken policy may have meant to deny).
+var denyAll, _ = rbac.New(rbac.Policy{CSV: "p, *, *, *, *, deny"})
+
+func (p *policyLoader) get() *rbac.Enforcer {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cur != nil && time.Since(p.at) < policyEvery {
+		return p.cur
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cm := &corev1.ConfigMap{}
+	err := p.reader.Get(ctx, p.key, cm)
+	switch {
+	case apierrors.IsNotFound(err):
+		cm.Data = nil // Argo CD's default: the built-in roles only
+	case err != nil:
+		if p.cur != nil {
+			return p.cur // the API server is away: keep the last one read
+		}
+		return denyAll
+	}
+	e, err := rbac.New(rbac.Policy{CSV: cm.Data["policy.csv"], Default: cm.Data["policy.default"], MatchMode: cm.Data["policy.matchMode"]})
+	if err != nil {
+		e = denyAll
+	}
+	p.cur, p.at = e, time.Now()
+	return e
+}
