@@ -15,6 +15,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -30,7 +31,7 @@ import (
 	"converge.dev/converge/internal/units"
 )
 
-func TestMain(m *testing.M) { clustertest.Main(m, clustertest.Options{}) }
+func TestMain(m *testing.M) { clustertest.Main(m, clustertest.Options{Nodes: 1}) }
 
 // world is a server over the real local cluster: the index fed by real
 // informers, actions written to the real API server.
@@ -42,10 +43,10 @@ type world struct {
 
 var passwords = map[string]string{"viewer": "viewer-pass", "dev": "dev-pass", "boss": "boss-pass"}
 
-func start(t *testing.T) *world {
+// installCRDs installs converge's CRDs (both dialects') and returns the
+// cluster's config.
+func installCRDs(t *testing.T) *rest.Config {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
 	cfg := clustertest.RESTConfig(t)
 	cc, err := cluster.New(cfg)
 	if err != nil {
@@ -55,9 +56,17 @@ func start(t *testing.T) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := install.Apply(ctx, cc, crds); err != nil {
+	if _, err := install.Apply(context.Background(), cc, crds); err != nil {
 		t.Fatal(err)
 	}
+	return cfg
+}
+
+func start(t *testing.T) *world {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	cfg := installCRDs(t)
 	scheme, _ := controller.Scheme()
 	c, err := client.New(cfg, client.Options{Scheme: scheme})
 	if err != nil {

@@ -1,0 +1,253 @@
+package server_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"converge.dev/converge/internal/api/argocd/v1alpha1"
+	"converge.dev/converge/internal/cluster"
+	"converge.dev/converge/internal/clustertest"
+	"converge.dev/converge/internal/controller"
+	"converge.dev/converge/internal/engine"
+	"converge.dev/converge/internal/gittest"
+	"converge.dev/converge/internal/server/session"
+	"converge.dev/converge/internal/source/git"
+)
+
+// chromium finds Debian's Chromium. In CI it must be there (.ci/run
+// installs it); elsewhere the test skips, saying so loudly.
+func chromium(t *testing.T) string {
+	for _, p := range []string{os.Getenv("CONVERGE_CHROMIUM"), "/usr/bin/chromium", "/usr/bin/chromium-browser"} {
+		if p == "" {
+			continue
+		}
+		if path, err := exec.LookPath(p); err == nil {
+			return path
+		}
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatal("no Chromium, and CI must run the browser tests: install Debian's chromium (.ci/run does)")
+	}
+	t.Skip("SKIPPED: no Chromium at /usr/bin/chromium; the browser tests need Debian's chromium package (apt-get install chromium)")
+	return ""
+}
+
+// browser is a headless Chromium with the flags this closed network
+// needs (no background connections, no first-run, a fresh profile).
+func browser(t *testing.T) context.Context {
+	path := chromium(t)
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(path), chromedp.NoSandbox,
+		chromedp.Flag("disable-gpu", true), chromedp.Flag("disable-quic", true), chromedp.NoFirstRun,
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true), chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 900))
+	alloc, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancel)
+	ctx, cancel2 := chromedp.NewContext(alloc)
+	t.Cleanup(cancel2)
+	ctx, cancel3 := context.WithTimeout(ctx, 4*time.Minute)
+	t.Cleanup(cancel3)
+	return ctx
+}
+
+// runController runs converge's controller with its UI on a free port,
+// with local accounts admin and viewer and the RBAC ConfigMap in
+// rbacNS; it returns the UI's URL.
+func runController(t *testing.T, rbacNS string) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	cfg := clustertest.RESTConfig(t)
+	cc, err := cluster.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng := engine.New(engine.Options{Cluster: cc, Fetcher: git.New(git.Options{CacheDir: t.TempDir()})})
+	accounts := map[string]session.Account{}
+	for name, pw := range map[string]string{"admin": "admin-pass", "viewer": "viewer-pass"} {
+		if accounts[name], err = session.NewAccount(pw); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ready := make(chan string, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		o := controller.Options{Engine: eng, Interval: 10 * time.Minute, UI: controller.UIOptions{Addr: "127.0.0.1:0", Accounts: accounts,
+			RBACNamespace: rbacNS, Ready: func(a net.Addr) { ready <- "http://" + a.String() }}}
+		if err := controller.Run(ctx, cfg, o); err != nil && ctx.Err() == nil {
+			t.Errorf("controller: %v", err)
+		}
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	select {
+	case u := <-ready:
+		return u
+	case <-time.After(2 * time.Minute):
+		t.Fatal("the UI did not start")
+	}
+	return ""
+}
+
+// shot saves a screenshot: into the test's folder, and into docs/ (for
+// the README) when CONVERGE_UPDATE_SCREENSHOTS is set.
+func shot(t *testing.T, name string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, tgt *chromedp.Target) error {
+		png, err := chromedp.FullScreenshot(100)(ctx, tgt) // 100: PNG; less is JPEG
+		if err != nil {
+			return err
+		}
+		dir := t.TempDir()
+		if os.Getenv("CONVERGE_UPDATE_SCREENSHOTS") != "" {
+			dir = filepath.Join("..", "..", "docs", "screenshots")
+		}
+		return os.WriteFile(filepath.Join(dir, name), png, 0o644)
+	})
+}
+
+// TestBrowser drives the UI in headless Chromium: log in, see the
+// units, open one, sync it and see its tree (Deployment → ReplicaSet →
+// Pod); edit the Deployment by hand and see the diff; sync and see it
+// heal; then, as a read-only user, find no sync button, and a sync asked
+// for anyway refused.
+func TestBrowser(t *testing.T) {
+	ctx := browser(t)
+	ns := clustertest.Namespace(t)
+	cfg := installCRDs(t)
+	scheme, _ := controller.Scheme()
+	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bg := context.Background()
+	if err := c.Create(bg, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "argocd-rbac-cm"},
+		Data: map[string]string{"policy.csv": "g, viewer, role:readonly\n"}}); err != nil {
+		t.Fatal(err)
+	}
+	repo := gittest.NewRepo(t, t.TempDir()+"/web.git")
+	repo.Commit("web", map[string]string{"web/deploy.yaml": fmt.Sprintf(`apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: %s}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec: {containers: [{name: web, image: example/web:1}]}
+`, ns)})
+	repo.Publish()
+	if err := c.Create(bg, &v1alpha1.Application{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web"},
+		Spec: v1alpha1.ApplicationSpec{Project: "default", Source: &v1alpha1.ApplicationSource{RepoURL: gittest.FileURL(repo.Bare), Path: "web"},
+			Destination: v1alpha1.ApplicationDestination{Server: "https://kubernetes.default.svc", Namespace: ns}}}); err != nil {
+		t.Fatal(err)
+	}
+	base := runController(t, ns)
+	unitPath := fmt.Sprintf("/units/Application/%s/web", ns)
+	row := fmt.Sprintf(`[data-unit="Application/%s/web"]`, ns)
+	login := func(user, password string) chromedp.Action[chromedp.Void] {
+		return chromedp.Steps(
+			chromedp.Navigate(base+"/"),
+			chromedp.WaitVisible(chromedp.CSS(`#login`)),
+			chromedp.SendKeys(chromedp.CSS(`#login input[name=username]`), user),
+			chromedp.SendKeys(chromedp.CSS(`#login input[name=password]`), password),
+			chromedp.Click(chromedp.CSS(`#login button[type=submit]`)),
+			chromedp.WaitVisible(chromedp.CSS(row)),
+		)
+	}
+	// Text of a selector, once it holds want.
+	waitText := func(sel, want string) chromedp.Action[chromedp.Void] {
+		return chromedp.Func(func(ctx context.Context, tgt *chromedp.Target) error {
+			deadline := time.Now().Add(90 * time.Second)
+			var got string
+			for time.Now().Before(deadline) {
+				short, cancel := context.WithTimeout(ctx, 2*time.Second)
+				text, err := chromedp.Text(chromedp.CSS(sel), chromedp.NodeVisible)(short, tgt)
+				cancel()
+				if got = text; err == nil && strings.Contains(got, want) {
+					return nil
+				}
+				time.Sleep(300 * time.Millisecond)
+			}
+			return fmt.Errorf("%s never showed %q (last: %q)", sel, want, got)
+		})
+	}
+
+	err = chromedp.Do(ctx,
+		login("admin", "admin-pass"),
+		chromedp.Click(chromedp.CSS(row+` a`)),
+		chromedp.WaitVisible(chromedp.CSS(`#unit-title`)),
+		chromedp.Click(chromedp.CSS(`#sync`)),
+		// The page reloads itself as the unit changes.
+		chromedp.WaitVisible(chromedp.CSS(`[data-node="Deployment/web"] [data-node^="ReplicaSet/web-"] [data-node^="Pod/web-"]`)),
+		shot(t, "ui-unit-tree.png"),
+	)
+	if err != nil {
+		t.Fatalf("log in, open and sync: %v", err)
+	}
+
+	// A person scales the Deployment by hand: the diff shows the field.
+	d := &appsv1.Deployment{}
+	if err := c.Get(bg, types.NamespacedName{Namespace: ns, Name: "web"}, d); err != nil {
+		t.Fatal(err)
+	}
+	patch := client.RawPatch(types.MergePatchType, []byte(`{"spec":{"replicas":3}}`))
+	if err := c.Patch(bg, d, patch, client.FieldOwner("kubectl-edit")); err != nil {
+		t.Fatal(err)
+	}
+	err = chromedp.Do(ctx,
+		waitText(`#diff`, "replicas"),
+		waitText(`#diff`, "kubectl-edit"),
+		shot(t, "ui-unit-diff.png"),
+		chromedp.Click(chromedp.CSS(`#sync`)),
+		waitText(`#diff`, "No drift"),
+		chromedp.Navigate(base+"/"),
+		waitText(row, "Synced"),
+		shot(t, "ui-list.png"),
+	)
+	if err != nil {
+		t.Fatalf("edit, diff and heal: %v", err)
+	}
+	if err := c.Get(bg, types.NamespacedName{Namespace: ns, Name: "web"}, d); err != nil || *d.Spec.Replicas != 1 {
+		t.Errorf("after the sync the Deployment has %v replicas (%v), want Git's 1", d.Spec.Replicas, err)
+	}
+
+	// A read-only user sees no sync button, and a sync asked for anyway
+	// (from the page's own script) is refused.
+	err = chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS(`#logout`)),
+		chromedp.WaitVisible(chromedp.CSS(`#login`)),
+		login("viewer", "viewer-pass"),
+		chromedp.Navigate(base+unitPath),
+		chromedp.WaitVisible(chromedp.CSS(`#unit-title`)),
+	)
+	if err != nil {
+		t.Fatalf("as the read-only user: %v", err)
+	}
+	buttons, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("#sync").length`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, err := chromedp.Run(ctx, chromedp.Evaluate[int](fmt.Sprintf(`fetch("/api/v1/units/Application/%s/web/sync", {method: "POST",
+		headers: {"X-CSRF-Token": (document.cookie.match(/converge_csrf=([^;]*)/) || [])[1] || ""}}).then(r => r.status)`, ns), chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if buttons != 0 {
+		t.Errorf("the read-only user has %d sync buttons", buttons)
+	}
+	if status != 403 {
+		t.Errorf("the read-only user's sync: %d, want 403", status)
+	}
+}
