@@ -30,7 +30,7 @@ import (
 
 // chromium finds Debian's Chromium. In CI it must be there (.ci/run
 // installs it); elsewhere the test skips, saying so loudly.
-func chromium(t *testing.T) string {
+func chromium(t testing.TB) string {
 	for _, p := range []string{os.Getenv("CONVERGE_CHROMIUM"), "/usr/bin/chromium", "/usr/bin/chromium-browser"} {
 		if p == "" {
 			continue

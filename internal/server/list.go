@@ -55,10 +55,10 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, u rbac.User) {
 		}
 		q.Limit = n
 	}
-	policy := s.o.Policy()
+	check := s.o.Policy().For(u)
 	q.Allow = func(unit units.Summary) bool {
 		res, obj := s.rbacObject(unit)
-		return policy.Can(u, res, rbac.Get, obj)
+		return check.Can(res, rbac.Get, obj)
 	}
 	page, err := s.o.Index.List(q)
 	if err != nil {
@@ -79,6 +79,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, u rbac.User) {
 	}
 	events, stop := s.o.Index.Watch()
 	defer stop()
+	check := s.o.Policy().For(u)
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
@@ -98,7 +99,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, u rbac.User) {
 				flusher.Flush()
 				return
 			}
-			if !s.can(u, e.Unit, rbac.Get) {
+			if res, obj := s.rbacObject(e.Unit); !check.Can(res, rbac.Get, obj) {
 				continue
 			}
 			data, _ := json.Marshal(e)
