@@ -28,6 +28,7 @@ import (
 func newControllerCmd() *cobra.Command {
 	var kubeconfig, kcontext, metrics, healthCM string
 	var uiAdmin bool
+	var oidcIssuer, oidcClient, uiURL string
 	var o controller.Options
 	cmd := &cobra.Command{
 		Use:   "controller",
@@ -72,6 +73,13 @@ CRDs first with converge install.`,
 				Gitea:  os.Getenv("CONVERGE_WEBHOOK_GITEA_SECRET"),
 			}
 			o.Logger = klog.NewKlogr()
+			if oidcIssuer != "" {
+				if uiURL == "" {
+					return fmt.Errorf("--ui-oidc-issuer needs --ui-url, the UI's address as browsers reach it (for the callback)")
+				}
+				o.UI.OIDC = &session.OIDCConfig{Issuer: oidcIssuer, ClientID: oidcClient, RedirectURL: strings.TrimRight(uiURL, "/") + "/auth/callback",
+					ClientSecret: os.Getenv("CONVERGE_UI_OIDC_CLIENT_SECRET")}
+			}
 			if uiAdmin {
 				var password string
 				if password, o.UI.Accounts, err = adminAccount(); err != nil {
@@ -100,6 +108,9 @@ CRDs first with converge install.`,
 	fs.StringVar(&o.UI.Addr, "ui-addr", "", "address of the web UI and its API (/api/v1), e.g. :8080 (default: off);\n"+
 		"logins are local accounts, access is Argo CD's RBAC from ConfigMap argocd-rbac-cm in --ui-rbac-namespace")
 	fs.StringVar(&o.UI.RBACNamespace, "ui-rbac-namespace", "argocd", "namespace of argocd-rbac-cm, and Argo CD's own namespace for RBAC objects")
+	fs.StringVar(&oidcIssuer, "ui-oidc-issuer", "", "OpenID Connect issuer to log in to the UI with (client secret from $CONVERGE_UI_OIDC_CLIENT_SECRET)")
+	fs.StringVar(&oidcClient, "ui-oidc-client-id", "", "the UI's client ID at --ui-oidc-issuer")
+	fs.StringVar(&uiURL, "ui-url", "", "the UI's address as browsers reach it, e.g. https://converge.example.com (for the OIDC callback)")
 	fs.BoolVar(&uiAdmin, "ui-admin", false, "make a local admin account for the UI and print its password once")
 	fs.BoolVar(&o.UI.Secure, "ui-secure-cookies", false, "mark the UI's cookies HTTPS-only (behind a TLS proxy)")
 	fs.StringVar(&o.WebhookAddr, "webhook-addr", "", "address of the Git push receiver (POST /api/webhook), e.g. :8081 (default: off);\n"+

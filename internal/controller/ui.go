@@ -31,6 +31,9 @@ type UIOptions struct {
 	RBACNamespace string
 	// Secure marks the cookies HTTPS-only (behind a TLS proxy).
 	Secure bool
+	// OIDC, if set, logs users in through an OpenID Connect provider; it
+	// must answer when the controller starts.
+	OIDC *session.OIDCConfig
 }
 
 // addUI serves the UI from the manager's caches, on every replica.
@@ -46,9 +49,15 @@ func addUI(ctx context.Context, mgr ctrl.Manager, o UIOptions) error {
 	if err != nil {
 		return err
 	}
+	var sso *session.OIDC
+	if o.OIDC != nil {
+		if sso, err = sessions.NewOIDC(ctx, *o.OIDC); err != nil {
+			return err
+		}
+	}
 	p := &policyLoader{reader: mgr.GetAPIReader(), key: types.NamespacedName{Namespace: o.RBACNamespace, Name: "argocd-rbac-cm"}}
 	h := server.New(server.Options{Index: idx, Cache: mgr.GetCache(), Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(),
-		Sessions: sessions, Policy: p.get, ControlNamespace: o.RBACNamespace, Recorder: mgr.GetEventRecorderFor("converge-ui")})
+		Sessions: sessions, OIDC: sso, Policy: p.get, ControlNamespace: o.RBACNamespace, Recorder: mgr.GetEventRecorderFor("converge-ui")})
 	return mgr.Add(&httpServer{name: "ui", addr: o.Addr, handler: h, ready: o.Ready})
 }
 

@@ -216,6 +216,8 @@ func randomHex(n int) string {
 // author.
 type User struct {
 	Name, Token string
+	// Password logs in to the web UI (single sign-on tests).
+	Password string
 }
 
 // CreateUser creates a user and an access token for them.
@@ -239,7 +241,7 @@ func (f *Forge) CreateUser(t testing.TB, name string) User {
 	if err := json.NewDecoder(resp.Body).Decode(&tok); err != nil || tok.SHA1 == "" {
 		t.Fatalf("token for %s: %s %v", name, resp.Status, err)
 	}
-	return User{Name: name, Token: tok.SHA1}
+	return User{Name: name, Token: tok.SHA1, Password: password}
 }
 
 // AddWriter gives user write access to the repository, so that their

@@ -31,6 +31,8 @@ type Options struct {
 	APIReader client.Reader
 	// Sessions logs users in. Required.
 	Sessions *session.Manager
+	// OIDC, if set, logs users in through an OpenID Connect provider too.
+	OIDC *session.OIDC
 	// Policy returns the RBAC policy in force (argocd-rbac-cm may change
 	// while the server runs). Required.
 	Policy func() *rbac.Enforcer
@@ -68,6 +70,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) routes() {
+	s.mux.HandleFunc("GET /api/v1/settings", s.settings)
+	if s.o.OIDC != nil {
+		s.mux.HandleFunc("GET /auth/login", s.o.OIDC.Login)
+		s.mux.HandleFunc("GET /auth/callback", s.o.OIDC.Callback)
+	}
 	s.mux.HandleFunc("GET /api/v1/session", s.whoami)
 	s.mux.HandleFunc("POST /api/v1/session", s.login)
 	s.mux.HandleFunc("DELETE /api/v1/session", s.authed(s.logout))
@@ -96,6 +103,12 @@ func (s *Server) authed(h handler) http.HandlerFunc {
 		}
 		h(w, r, u)
 	}
+}
+
+// settings tells the login page how one may log in; it needs no login
+// and says nothing else.
+func (s *Server) settings(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]bool{"sso": s.o.OIDC != nil})
 }
 
 func (s *Server) whoami(w http.ResponseWriter, r *http.Request) {

@@ -82,6 +82,9 @@ function renderLogin() {
     h("input", { name: "password", type: "password", placeholder: "password", autocomplete: "current-password", required: true }),
     h("button", { type: "submit" }, "Log in"), err);
   main.replaceChildren(form);
+  api("GET", "/api/v1/settings").then((s) => {
+    if (s.sso) form.prepend(h("a", { href: "/auth/login", id: "sso", class: "sso" }, "Log in with single sign-on"));
+  }).catch(() => {});
 }
 
 // The list: every unit of both dialects, read a page at a time, shown
