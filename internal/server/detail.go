@@ -38,6 +38,32 @@ type Detail struct {
 	// Allowed are the actions this user may take here: the page shows
 	// only those buttons (the server checks again on each action).
 	Allowed map[string]bool `json:"allowed"`
+	// Stages are a Pipeline's, in order.
+	Stages []Stage `json:"stages,omitempty"`
+}
+
+// Stage is one stage of a Pipeline: what runs there, its bake, and the
+// promotion into it with its gates and pull request.
+type Stage struct {
+	Name         string            `json:"name"`
+	Digests      map[string]string `json:"digests,omitempty"`
+	Revision     string            `json:"revision,omitempty"`
+	Healthy      bool              `json:"healthy"`
+	HealthySince time.Time         `json:"healthySince,omitzero"`
+	Message      string            `json:"message,omitempty"`
+	Verified     string            `json:"verified,omitempty"`
+	Hold         string            `json:"hold,omitempty"`
+	RolledBack   string            `json:"rolledBack,omitempty"`
+	Promotion    *Promotion        `json:"promotion,omitempty"`
+}
+
+// Promotion is an open promotion into a stage.
+type Promotion struct {
+	Name    string                  `json:"name"`
+	Phase   string                  `json:"phase,omitempty"`
+	Message string                  `json:"message,omitempty"`
+	PR      string                  `json:"pr,omitempty"`
+	Gates   []convergev1.GateStatus `json:"gates,omitempty"`
 }
 
 // Condition is a condition of either dialect.
@@ -118,6 +144,8 @@ func (s *Server) detail(w http.ResponseWriter, r *http.Request, u rbac.User) {
 		err = s.kustomization(ctx, key, &d)
 	case "HelmRelease":
 		err = s.helmRelease(ctx, key, &d)
+	case "Pipeline":
+		err = s.pipeline(ctx, key, &d)
 	default:
 		d.TreeNote = sum.Kind + " applies nothing itself"
 	}
@@ -205,6 +233,37 @@ func (s *Server) helmRelease(ctx context.Context, key types.NamespacedName, d *D
 	}
 	d.Suspended, d.AutoSync = h.Spec.Suspend, !h.Spec.Suspend
 	d.TreeNote = "a HelmRelease's objects are not listed here yet"
+	return nil
+}
+
+func (s *Server) pipeline(ctx context.Context, key types.NamespacedName, d *Detail) error {
+	p := &convergev1.Pipeline{}
+	if err := s.o.Cache.Get(ctx, key, p); err != nil {
+		return err
+	}
+	d.Conditions = fluxConditions(p.Status.Conditions)
+	d.TreeNote = "a Pipeline applies nothing itself: its stages' units do"
+	for _, st := range p.Status.Stages {
+		out := Stage{Name: st.Name, Digests: st.Digests, Revision: st.Revision, Healthy: st.Healthy, HealthySince: timeOf(st.HealthySince),
+			Message: st.Message, Verified: st.Verified}
+		if st.Hold != nil {
+			out.Hold = st.Hold.Reason
+		}
+		if st.RolledBack != nil {
+			out.RolledBack = st.RolledBack.Message
+		}
+		if st.Promotion != "" {
+			pr := &convergev1.Promotion{}
+			out.Promotion = &Promotion{Name: st.Promotion}
+			if err := s.o.Cache.Get(ctx, types.NamespacedName{Namespace: p.Namespace, Name: st.Promotion}, pr); err == nil {
+				out.Promotion.Phase, out.Promotion.Message, out.Promotion.Gates = pr.Status.Phase, pr.Status.Message, pr.Status.Gates
+				if pr.Status.PR != nil {
+					out.Promotion.PR = pr.Status.PR.URL
+				}
+			}
+		}
+		d.Stages = append(d.Stages, out)
+	}
 	return nil
 }
 

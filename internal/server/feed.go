@@ -9,6 +9,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"converge.dev/converge/internal/api/argocd/v1alpha1"
+	convergev1 "converge.dev/converge/internal/api/converge/v1alpha1"
 	helmv2 "converge.dev/converge/internal/api/fluxcd/helm/v2"
 	kustomizev1 "converge.dev/converge/internal/api/fluxcd/kustomize/v1"
 	sourcev1 "converge.dev/converge/internal/api/fluxcd/source/v1"
@@ -29,6 +30,7 @@ func Feed(ctx context.Context, c cache.Cache, x *units.Index) error {
 		{&sourcev1.GitRepository{}, func(o client.Object) units.Summary { return units.FromGitRepository(o.(*sourcev1.GitRepository)) }},
 		{&sourcev1.OCIRepository{}, func(o client.Object) units.Summary { return units.FromOCIRepository(o.(*sourcev1.OCIRepository)) }},
 		{&sourcev1.HelmRepository{}, func(o client.Object) units.Summary { return units.FromHelmRepository(o.(*sourcev1.HelmRepository)) }},
+		{&convergev1.Pipeline{}, func(o client.Object) units.Summary { return units.FromPipeline(o.(*convergev1.Pipeline)) }},
 	} {
 		inf, err := c.GetInformer(ctx, f.obj)
 		if err != nil {

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -18,8 +19,10 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
 
 	"converge.dev/converge/internal/api/argocd/v1alpha1"
+	convergev1 "converge.dev/converge/internal/api/converge/v1alpha1"
 	kustomizev1 "converge.dev/converge/internal/api/fluxcd/kustomize/v1"
 	"converge.dev/converge/internal/cluster"
 	"converge.dev/converge/internal/clustertest"
@@ -345,5 +348,78 @@ func TestSessionGuards(t *testing.T) {
 	}
 	if code, _ := boss.do("GET", "/api/v1/units", nil); code != http.StatusUnauthorized {
 		t.Errorf("after logout: %d, want 401", code)
+	}
+}
+
+// TestPipelinePage: a promotion Pipeline is listed with the units, and
+// its page shows each stage's digest, bake and the promotion into it
+// with its gates and pull request link.
+func TestPipelinePage(t *testing.T) {
+	w := start(t)
+	ctx := context.Background()
+	ns := clustertest.Namespace(t)
+	p := &convergev1.Pipeline{}
+	doc := strings.ReplaceAll(`apiVersion: converge.dev/v1alpha1
+kind: Pipeline
+metadata: {name: orders-api, namespace: NS}
+spec:
+  repo: {url: 'https://git.example.com/deploy.git', baseBranch: main, forge: gitea, secretRef: {name: forge-token}}
+  artifacts: [{name: app, image: registry.example.com/orders-api}]
+  stages:
+  - {name: dev, targets: [{kind: Application, namespace: NS, name: dev}], locator: {path: dev/kustomization.yaml, kind: kustomize-images}}
+  - {name: staging, from: dev, targets: [{kind: Application, namespace: NS, name: staging}], locator: {path: staging/kustomization.yaml, kind: kustomize-images}}
+`, "NS", ns)
+	if err := yaml.UnmarshalStrict([]byte(doc), p); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.c.Create(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	pr := &convergev1.Promotion{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "orders-api-staging-1"},
+		Spec: convergev1.PromotionSpec{Pipeline: "orders-api", Stage: "staging", Reason: "auto",
+			Freight: convergev1.Freight{ID: "f1", Artifacts: []convergev1.FreightArtifact{{Name: "app", Image: "registry.example.com/orders-api", Digest: "sha256:" + strings.Repeat("a", 64)}}}}}
+	if err := w.c.Create(ctx, pr); err != nil {
+		t.Fatal(err)
+	}
+	pr.Status = convergev1.PromotionStatus{Phase: "Gating", PR: &convergev1.PromotionPR{Number: 7, URL: "http://forge.example/deploy/pulls/7", Branch: "b", Head: "h"},
+		Gates: []convergev1.GateStatus{{Name: "bake", Requirement: "2m in dev", Phase: "Passed"}, {Name: "approval", Requirement: "1 review", Phase: "Pending", Message: "waiting for a reviewer"}}}
+	if err := w.c.Status().Update(ctx, pr); err != nil {
+		t.Fatal(err)
+	}
+	since := metav1.Now()
+	p.Status.Stages = []convergev1.StageStatus{{Name: "dev", Digests: map[string]string{"app": "sha256:" + strings.Repeat("a", 64)}, Healthy: true, HealthySince: &since},
+		{Name: "staging", Healthy: true, HealthySince: &since, Promotion: pr.Name}}
+	if err := w.c.Status().Update(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	ref := units.Ref{Kind: "Pipeline", Namespace: ns, Name: "orders-api"}
+	w.waitIndexed(t, ref)
+	boss := w.login(t, "boss")
+	var d server.Detail
+	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 20*time.Second, true, func(context.Context) (bool, error) {
+		code, body := boss.do("GET", "/api/v1/units/Pipeline/"+ns+"/orders-api", nil)
+		if code != http.StatusOK {
+			return false, nil
+		}
+		d = server.Detail{}
+		json.Unmarshal(body, &d)
+		return len(d.Stages) == 2 && d.Stages[1].Promotion != nil && d.Stages[1].Promotion.PR != "", nil
+	})
+	if err != nil {
+		t.Fatalf("the Pipeline's page: %+v", d)
+	}
+	if d.Unit.Sync != "OutOfSync" || !strings.Contains(d.Unit.Message, "promotion orders-api-staging-1 into staging") {
+		t.Errorf("the Pipeline's row: %+v", d.Unit)
+	}
+	st := d.Stages[1].Promotion
+	if st.Phase != "Gating" || len(st.Gates) != 2 || st.Gates[1].Message != "waiting for a reviewer" || st.PR != "http://forge.example/deploy/pulls/7" {
+		t.Errorf("the promotion into staging: %+v", st)
+	}
+	if d.Stages[0].Digests["app"] == "" || !d.Stages[0].Healthy {
+		t.Errorf("dev: %+v", d.Stages[0])
+	}
+	// The dev team sees no Pipeline: pipelines are not theirs.
+	if code, _ := w.login(t, "dev").do("GET", "/api/v1/units/Pipeline/"+ns+"/orders-api", nil); code != http.StatusForbidden {
+		t.Errorf("the dev team read the Pipeline: %d", code)
 	}
 }

@@ -14,15 +14,17 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"converge.dev/converge/internal/api/argocd/v1alpha1"
+	convergev1 "converge.dev/converge/internal/api/converge/v1alpha1"
 	helmv2 "converge.dev/converge/internal/api/fluxcd/helm/v2"
 	kustomizev1 "converge.dev/converge/internal/api/fluxcd/kustomize/v1"
 	sourcev1 "converge.dev/converge/internal/api/fluxcd/source/v1"
 )
 
-// Dialects.
+// Dialects: Argo CD's, Flux's, and converge's own (promotion Pipelines).
 const (
-	ArgoCD = "argocd"
-	Flux   = "flux"
+	ArgoCD   = "argocd"
+	Flux     = "flux"
+	Converge = "converge"
 )
 
 // Ref names a unit: its kind, namespace and name, never joined into one
@@ -43,6 +45,7 @@ var Kinds = map[string]struct{ Dialect, Resource string }{
 	"GitRepository":  {Flux, "gitrepositories"},
 	"OCIRepository":  {Flux, "ocirepositories"},
 	"HelmRepository": {Flux, "helmrepositories"},
+	"Pipeline":       {Converge, "pipelines"},
 }
 
 // Summary is one unit as a list shows it. Sync and Health use Argo CD's
@@ -250,5 +253,33 @@ func orUnknown(s string) string {
 	if s == "" {
 		return "Unknown"
 	}
+	return s
+}
+
+// FromPipeline summarises a promotion Pipeline: Synced when no stage
+// waits on a promotion, Healthy when every stage is, Degraded when one
+// was rolled back in its cluster.
+func FromPipeline(p *convergev1.Pipeline) Summary {
+	s := base("Pipeline", p.ObjectMeta)
+	s.Sync, s.Health = "Synced", "Healthy"
+	var stages []string
+	for _, st := range p.Status.Stages {
+		stages = append(stages, st.Name)
+		if st.Promotion != "" {
+			s.Sync, s.Message = "OutOfSync", "promotion "+st.Promotion+" into "+st.Name
+		}
+		if !st.Healthy && s.Health == "Healthy" {
+			s.Health, s.Message = "Progressing", st.Name+": "+st.Message
+		}
+	}
+	for _, st := range p.Status.Stages {
+		if st.RolledBack != nil {
+			s.Health, s.Message = "Degraded", st.Name+": rolled back in cluster: "+st.RolledBack.Message
+		}
+	}
+	if len(p.Status.Stages) == 0 {
+		s.Sync, s.Health = "Unknown", "Unknown"
+	}
+	s.Source = strings.Join(stages, " → ")
 	return s
 }

@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"converge.dev/converge/internal/api/argocd/v1alpha1"
+	convergev1 "converge.dev/converge/internal/api/converge/v1alpha1"
 	helmv2 "converge.dev/converge/internal/api/fluxcd/helm/v2"
 	kustomizev1 "converge.dev/converge/internal/api/fluxcd/kustomize/v1"
 	sourcev1 "converge.dev/converge/internal/api/fluxcd/source/v1"
@@ -49,6 +50,10 @@ func summarise(t *testing.T, file string) Summary {
 		o := &helmv2.HelmRelease{}
 		decode(o)
 		return FromHelmRelease(o)
+	case "Pipeline":
+		o := &convergev1.Pipeline{}
+		decode(o)
+		return FromPipeline(o)
 	case "GitRepository":
 		o := &sourcev1.GitRepository{}
 		decode(o)
@@ -66,6 +71,7 @@ func TestSummaries(t *testing.T) {
 		{"kustomization-failed.yaml", "flux Kustomization flux-system/infra project= cluster=kubeconfig:staging-kubeconfig source=GitRepository/flux-system/fleet infrastructure rev=main@sha1:aaaa OutOfSync/Degraded: kustomize build failed"},
 		{"kustomization-suspended.yaml", "flux Kustomization flux-system/apps project= cluster=in-cluster source=GitRepository/shared/fleet rev=main@sha1:aaaa Synced/Suspended: Applied revision: main@sha1:aaaa"},
 		{"helmrelease-progressing.yaml", "flux HelmRelease apps/podinfo project= cluster=in-cluster source=HelmRepository/apps/podinfo podinfo rev=podinfo@6.5.0 Synced/Progressing: Helm upgrade succeeded"},
+		{"pipeline-rolledback.yaml", "converge Pipeline argocd/orders-api project= cluster= source=dev → staging rev= OutOfSync/Degraded: staging: rolled back in cluster: Rollout argocd/orders-api: RolloutAborted"},
 		{"gitrepository-ready.yaml", "flux GitRepository flux-system/fleet project= cluster= source=https://git.example.com/fleet.git rev=main@sha1:cccc Synced/Healthy: stored artifact for revision main@sha1:cccc"},
 	}
 	for _, tc := range tests {

@@ -62,7 +62,7 @@ var FluxResources = []string{"kustomizations", "helmreleases", "gitrepositories"
 // policy has them, with Flux's resources added.
 func builtin() string {
 	var b strings.Builder
-	for _, r := range append([]string{Applications, ApplicationSets, Projects, "clusters", "repositories", "logs"}, FluxResources...) {
+	for _, r := range append([]string{Applications, ApplicationSets, Projects, "clusters", "repositories", "logs", "pipelines"}, FluxResources...) {
 		obj := "*"
 		if r == Applications || r == ApplicationSets {
 			obj = "*/*"

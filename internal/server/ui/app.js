@@ -105,8 +105,8 @@ async function renderList() {
     h("option", { value: "" }, `${name}: any`), values.map((v) => h("option", { value: v, selected: params.get(name) === v }, v)));
   const search = h("input", { name: "search", placeholder: "search names", value: params.get("search") || "", oninput: debounce(apply, 300) });
   const bar = h("div", { class: "filters" },
-    select("dialect", ["argocd", "flux"]),
-    select("kind", ["Application", "ApplicationSet", "Kustomization", "HelmRelease", "GitRepository", "OCIRepository", "HelmRepository"]),
+    select("dialect", ["argocd", "flux", "converge"]),
+    select("kind", ["Application", "ApplicationSet", "Kustomization", "HelmRelease", "GitRepository", "OCIRepository", "HelmRepository", "Pipeline"]),
     select("sync", ["Synced", "OutOfSync", "Unknown"]),
     select("health", ["Healthy", "Progressing", "Degraded", "Suspended", "Missing", "Unknown"]),
     search, status);
@@ -227,6 +227,18 @@ async function renderUnit(kind, ns, name) {
       h("p", { class: "muted" }, `${u.source || ""} @ ${u.revision || "?"}${u.cluster ? " → " + u.cluster : ""}`),
       d.operation && h("p", { class: "muted" }, `Last operation: ${d.operation.phase} ${d.operation.message || ""} ${d.operation.by ? "by " + d.operation.by : ""}`),
       actions),
+    d.stages && h("section", {}, h("h2", {}, "Stages"), h("table", { class: "plain", id: "stages" },
+      h("tr", {}, ["Stage", "Runs", "Revision", "Bake", "Promotion into it", "Gates"].map((c) => h("th", {}, c))),
+      d.stages.map((st) => h("tr", { "data-stage": st.name },
+        h("td", {}, st.name, st.hold ? h("div", { class: "muted" }, `held: ${st.hold}`) : null),
+        h("td", {}, Object.entries(st.digests || {}).map(([a, dg]) => h("div", {}, h("code", {}, `${a}@${dg.slice(0, 19)}`)))),
+        h("td", {}, h("code", {}, (st.revision || "").slice(0, 12))),
+        h("td", {}, st.rolledBack ? h("span", { class: "Degraded" }, `rolled back in cluster: ${st.rolledBack}`)
+          : st.healthy ? h("span", { class: "Healthy" }, `healthy since ${st.healthySince || "?"}`) : h("span", { class: "Progressing" }, st.message || "not healthy")),
+        h("td", {}, st.promotion ? [h("div", {}, `${st.promotion.name}: ${st.promotion.phase || ""}`),
+          st.promotion.pr ? h("a", { href: st.promotion.pr, rel: "noopener" }, "pull request") : null] : h("span", { class: "muted" }, st.verified ? `verified ${st.verified}` : "")),
+        h("td", {}, st.promotion && st.promotion.gates ? st.promotion.gates.map((g) => h("div", { class: g.phase === "Passed" ? "Healthy" : g.phase === "Failed" ? "Degraded" : "Progressing" },
+          `${g.name}: ${g.phase}${g.message ? " · " + g.message : ""}`)) : null))))),
     h("section", {}, h("h2", {}, "Resources"), d.tree.length ? tree(d.tree, true) : h("p", { class: "muted" }, d.treeNote || "Nothing applied yet.")),
     h("section", {}, h("h2", {}, "Diff (live against Git)"), drift),
     h("section", {}, h("h2", {}, "History"), d.history.length ? h("table", { class: "plain", id: "history" },
