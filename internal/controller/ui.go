@@ -12,6 +12,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"converge.dev/converge/internal/engine"
 	"converge.dev/converge/internal/server"
 	"converge.dev/converge/internal/server/rbac"
 	"converge.dev/converge/internal/server/session"
@@ -37,7 +38,7 @@ type UIOptions struct {
 }
 
 // addUI serves the UI from the manager's caches, on every replica.
-func addUI(ctx context.Context, mgr ctrl.Manager, o UIOptions) error {
+func addUI(ctx context.Context, mgr ctrl.Manager, o UIOptions, eng *engine.Engine) error {
 	if o.RBACNamespace == "" {
 		o.RBACNamespace = "argocd"
 	}
@@ -56,7 +57,7 @@ func addUI(ctx context.Context, mgr ctrl.Manager, o UIOptions) error {
 		}
 	}
 	p := &policyLoader{reader: mgr.GetAPIReader(), key: types.NamespacedName{Namespace: o.RBACNamespace, Name: "argocd-rbac-cm"}}
-	h := server.New(server.Options{Index: idx, Cache: mgr.GetCache(), Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(),
+	h := server.New(server.Options{Commits: eng.Commit, Index: idx, Cache: mgr.GetCache(), Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(),
 		Sessions: sessions, OIDC: sso, Policy: p.get, ControlNamespace: o.RBACNamespace, Recorder: mgr.GetEventRecorderFor("converge-ui")})
 	return mgr.Add(&httpServer{name: "ui", addr: o.Addr, handler: h, ready: o.Ready})
 }

@@ -368,6 +368,14 @@ func (e *Engine) Resolve(ctx context.Context, repoURL, revision string, auth git
 	return snap.Revision, nil
 }
 
+// Commit reads a commit's author and message from the Git cache only.
+func (e *Engine) Commit(repoURL, sha string) (git.Commit, error) {
+	if e.o.Fetcher == nil {
+		return git.Commit{}, errors.New("no Git fetcher")
+	}
+	return e.o.Fetcher.Commit(repoURL, sha)
+}
+
 // Snapshot fetches a unit's source at its revision, from Git or a
 // registry, for callers that read the folder themselves (Helm charts).
 // Snapshots are cached by revision and must not be written to.

@@ -158,7 +158,7 @@ func TestBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	repo := gittest.NewRepo(t, t.TempDir()+"/web.git")
-	repo.Commit("web", map[string]string{"web/deploy.yaml": fmt.Sprintf(`apiVersion: apps/v1
+	repo.Commit("Deploy web at one replica", map[string]string{"web/deploy.yaml": fmt.Sprintf(`apiVersion: apps/v1
 kind: Deployment
 metadata: {name: web, namespace: %s}
 spec:
@@ -212,7 +212,18 @@ spec:
 		chromedp.Click(chromedp.CSS(`#sync`)),
 		// The page reloads itself as the unit changes.
 		chromedp.WaitVisible(chromedp.CSS(`[data-node="Deployment/web"] [data-node^="ReplicaSet/web-"] [data-node^="Pod/web-"]`)),
+		// History names the commit's message and author, from Git.
+		waitText(`#history`, "Deploy web at one replica"),
+		waitText(`#history`, "test"),
 		shot(t, "ui-unit-tree.png"),
+		// Nothing the page leaves out shows as "undefined".
+		chromedp.Func(func(ctx context.Context, tgt *chromedp.Target) error {
+			text, err := chromedp.Text(chromedp.CSS(`#main`))(ctx, tgt)
+			if err == nil && strings.Contains(text, "undefined") {
+				return fmt.Errorf("the page shows \"undefined\": %.500s", text)
+			}
+			return err
+		}),
 	)
 	if err != nil {
 		t.Fatalf("log in, open and sync: %v", err)

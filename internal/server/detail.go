@@ -17,7 +17,9 @@ import (
 	convergev1 "converge.dev/converge/internal/api/converge/v1alpha1"
 	helmv2 "converge.dev/converge/internal/api/fluxcd/helm/v2"
 	kustomizev1 "converge.dev/converge/internal/api/fluxcd/kustomize/v1"
+	sourcev1 "converge.dev/converge/internal/api/fluxcd/source/v1"
 	"converge.dev/converge/internal/server/rbac"
+	"converge.dev/converge/internal/source/git"
 	"converge.dev/converge/internal/units"
 )
 
@@ -95,6 +97,21 @@ type History struct {
 	DeployedAt time.Time `json:"deployedAt,omitzero"`
 	Source     string    `json:"source,omitempty"`
 	Status     string    `json:"status,omitempty"`
+	// Commit is the revision's author and message, when the controller's
+	// Git cache holds it.
+	Commit *git.Commit `json:"commit,omitempty"`
+}
+
+// commit looks sha up in the Git cache; nil when it cannot.
+func (s *Server) commit(repoURL, sha string) *git.Commit {
+	if s.o.Commits == nil || repoURL == "" {
+		return nil
+	}
+	c, err := s.o.Commits(repoURL, sha)
+	if err != nil {
+		return nil
+	}
+	return &c
 }
 
 // Operation is an Application's last or running sync.
@@ -176,7 +193,8 @@ func (s *Server) application(ctx context.Context, key types.NamespacedName, d *D
 	}
 	for i := len(a.Status.History) - 1; i >= 0; i-- { // newest first
 		h := a.Status.History[i]
-		d.History = append(d.History, History{ID: h.ID, Revision: h.Revision, DeployedAt: h.DeployedAt.Time, Source: h.Source.RepoURL + " " + h.Source.Path})
+		d.History = append(d.History, History{ID: h.ID, Revision: h.Revision, DeployedAt: h.DeployedAt.Time, Source: h.Source.RepoURL + " " + h.Source.Path,
+			Commit: s.commit(h.Source.RepoURL, h.Revision)})
 	}
 	d.Drift = a.Status.Drift
 	if op := a.Status.OperationState; op != nil {
@@ -214,7 +232,19 @@ func (s *Server) kustomization(ctx context.Context, key types.NamespacedName, d 
 		}
 	}
 	if rev := k.Status.LastAppliedRevision; rev != "" {
-		d.History = append(d.History, History{Revision: rev, Status: "applied"})
+		h := History{Revision: rev, Status: "applied"}
+		// main@sha1:<commit>, from the GitRepository's URL.
+		if _, sha, ok := strings.Cut(rev, "@sha1:"); ok && k.Spec.SourceRef.Kind == "GitRepository" {
+			src := &sourcev1.GitRepository{}
+			ns := k.Spec.SourceRef.Namespace
+			if ns == "" {
+				ns = k.Namespace
+			}
+			if err := s.o.Cache.Get(ctx, types.NamespacedName{Namespace: ns, Name: k.Spec.SourceRef.Name}, src); err == nil {
+				h.Commit = s.commit(src.Spec.URL, sha)
+			}
+		}
+		d.History = append(d.History, h)
 	}
 	d.Drift, d.Suspended = k.Status.Drift, k.Spec.Suspend
 	d.AutoSync = !k.Spec.Suspend

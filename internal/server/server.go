@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"converge.dev/converge/internal/server/rbac"
+	"converge.dev/converge/internal/source/git"
 	"converge.dev/converge/internal/server/session"
 	"converge.dev/converge/internal/units"
 )
@@ -43,6 +44,9 @@ type Options struct {
 	// Recorder records each action as an Event on its unit, naming the
 	// user. If nil, none are.
 	Recorder record.EventRecorder
+	// Commits reads a commit's author and message from the controller's
+	// Git cache, for history. If nil, history shows revisions only.
+	Commits func(repoURL, sha string) (git.Commit, error)
 }
 
 // Server serves the API and the UI.

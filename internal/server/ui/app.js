@@ -220,7 +220,7 @@ async function renderUnit(kind, ns, name) {
     : h("p", { class: "muted", id: "diff" }, "No drift: the live objects match Git.");
 
   const events = h("div", { id: "events" }, h("p", { class: "muted" }, "loading…"));
-  main.replaceChildren(
+  main.replaceChildren(...[
     h("p", {}, h("a", { href: "/", "data-link": true }, "← all units")),
     h("section", {}, h("h2", { id: "unit-title" }, `${u.kind} ${u.namespace}/${u.name} `, h("span", { class: `dialect ${u.dialect}` }, u.dialect)),
       h("p", {}, "Sync ", badge(u.sync), " · Health ", badge(u.health), u.message ? h("span", { class: "muted" }, ` · ${u.message}`) : null),
@@ -243,11 +243,13 @@ async function renderUnit(kind, ns, name) {
     h("section", {}, h("h2", {}, "Diff (live against Git)"), drift),
     h("section", {}, h("h2", {}, "History"), d.history.length ? h("table", { class: "plain", id: "history" },
       // Newest first: the first entry is what runs, the others can be rolled back to.
-      d.history.map((e, i) => h("tr", {}, h("td", {}, String(e.id)), h("td", {}, h("code", {}, e.revision)), h("td", {}, e.deployedAt || e.status || ""),
+      d.history.map((e, i) => h("tr", {}, h("td", {}, String(e.id)), h("td", {}, h("code", {}, e.revision.slice(0, 40))),
+        h("td", {}, e.commit ? [h("div", {}, e.commit.message.split("\n")[0]), h("div", { class: "muted" }, `${e.commit.author} · ${e.commit.when}`)] : null),
+        h("td", {}, e.deployedAt || e.status || ""),
         h("td", {}, can.rollback && i > 0 ? h("button", { class: "rollback", onclick: () => act("rollback", { id: e.id }) }, "Roll back") : null)))) : h("p", { class: "muted" }, "No history yet.")),
     h("section", {}, h("h2", {}, "Conditions"), d.conditions.length ? h("table", { class: "plain" },
       d.conditions.map((c) => h("tr", {}, h("td", {}, c.type), h("td", {}, c.status || ""), h("td", {}, c.reason || ""), h("td", {}, c.message || "")))) : h("p", { class: "muted" }, "None.")),
-    h("section", {}, h("h2", {}, "Events"), events));
+    h("section", {}, h("h2", {}, "Events"), events)].filter(Boolean));
   main.dataset.ready = "true";
   api("GET", `${base}/events`).then((list) => events.replaceChildren(list.length ? h("table", { class: "plain" },
     list.map((e) => h("tr", {}, h("td", {}, e.Type), h("td", {}, e.Reason), h("td", {}, e.Message), h("td", {}, e.Last)))) : h("p", { class: "muted" }, "No events.")))
