@@ -13,8 +13,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"converge.dev/converge/internal/server/rbac"
-	"converge.dev/converge/internal/source/git"
 	"converge.dev/converge/internal/server/session"
+	"converge.dev/converge/internal/source/git"
 	"converge.dev/converge/internal/units"
 )
 
