@@ -146,12 +146,7 @@ func shot(t *testing.T, name string) chromedp.Action[chromedp.Void] {
 func TestBrowser(t *testing.T) {
 	ctx := browser(t)
 	ns := clustertest.Namespace(t)
-	cfg := installCRDs(t)
-	scheme, _ := controller.Scheme()
-	c, err := client.New(cfg, client.Options{Scheme: scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := kubeClient(t)
 	bg := context.Background()
 	if err := c.Create(bg, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "argocd-rbac-cm"},
 		Data: map[string]string{"policy.csv": "g, viewer, role:readonly\n"}}); err != nil {
@@ -205,7 +200,7 @@ spec:
 		})
 	}
 
-	err = chromedp.Do(ctx,
+	err := chromedp.Do(ctx,
 		login("admin", "admin-pass"),
 		chromedp.Click(chromedp.CSS(row+` a`)),
 		chromedp.WaitVisible(chromedp.CSS(`#unit-title`)),

@@ -65,6 +65,18 @@ func installCRDs(t *testing.T) *rest.Config {
 	return cfg
 }
 
+// kubeClient installs the CRDs and returns a client of the cluster.
+func kubeClient(t *testing.T) client.Client {
+	t.Helper()
+	cfg := installCRDs(t)
+	scheme, _ := controller.Scheme()
+	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 func start(t *testing.T) *world {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())

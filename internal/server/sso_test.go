@@ -13,7 +13,6 @@ import (
 	"github.com/chromedp/chromedp"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"converge.dev/converge/internal/api/argocd/v1alpha1"
 	"converge.dev/converge/internal/clustertest"
@@ -29,12 +28,7 @@ import (
 func TestBrowserSSO(t *testing.T) {
 	ctx := browser(t)
 	ns := clustertest.Namespace(t)
-	cfg := installCRDs(t)
-	scheme, _ := controller.Scheme()
-	c, err := client.New(cfg, client.Options{Scheme: scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := kubeClient(t)
 	f := forgetest.Start(t)
 	alice := f.CreateUser(t, "alice")
 	// The UI's address first: Gitea wants the exact callback URL.
