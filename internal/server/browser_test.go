@@ -236,6 +236,10 @@ spec:
 	err = chromedp.Do(ctx,
 		waitText(`#diff`, "replicas"),
 		waitText(`#diff`, "kubectl-edit"),
+		// Its category and what policy does about it (DRIFT.md): a
+		// manager no rule names is unauthorized, and reported.
+		waitText(`#diff`, "unauthorized"),
+		waitText(`#diff`, "report"),
 		shot(t, "ui-unit-diff.png"),
 		chromedp.Click(chromedp.CSS(`#sync`)),
 		waitText(`#diff`, "No drift"),

@@ -94,7 +94,7 @@ async function renderList() {
   stopPage();
   stopPage = () => {};
   const params = new URLSearchParams(location.search);
-  const filters = ["dialect", "kind", "sync", "health", "namespace", "project", "search"];
+  const filters = ["dialect", "kind", "sync", "health", "namespace", "project", "cluster", "search"];
   const rows = new Map(); // kind/ns/name -> summary
   const key = (u) => `${u.kind}/${u.namespace}/${u.name}`;
   const counts = h("div", { class: "counts", id: "counts" });
@@ -104,12 +104,13 @@ async function renderList() {
   const select = (name, values) => h("select", { name, onchange: apply },
     h("option", { value: "" }, `${name}: any`), values.map((v) => h("option", { value: v, selected: params.get(name) === v }, v)));
   const search = h("input", { name: "search", placeholder: "search names", value: params.get("search") || "", oninput: debounce(apply, 300) });
+  const exact = (name) => h("input", { name, placeholder: name, size: 12, value: params.get(name) || "", onchange: apply });
   const bar = h("div", { class: "filters" },
     select("dialect", ["argocd", "flux", "converge"]),
     select("kind", ["Application", "ApplicationSet", "Kustomization", "HelmRelease", "GitRepository", "OCIRepository", "HelmRepository", "Pipeline"]),
     select("sync", ["Synced", "OutOfSync", "Unknown"]),
     select("health", ["Healthy", "Progressing", "Degraded", "Suspended", "Missing", "Unknown"]),
-    search, status);
+    exact("namespace"), exact("project"), exact("cluster"), search, status);
   main.replaceChildren(counts, bar, h("div", { class: "table" },
     h("div", { class: "thead" }, ["Dialect", "Kind", "Name", "Source", "Sync", "Health", "Message"].map((c) => h("span", {}, c))), viewport));
 
@@ -214,9 +215,10 @@ async function renderUnit(kind, ns, name) {
       n.children && n.children.length ? tree(n.children, false) : null)));
 
   const drift = d.drift && d.drift.items && d.drift.items.length ? h("table", { class: "plain", id: "diff" },
-    h("tr", {}, ["Object", "Field", "Git", "Live", "Manager"].map((c) => h("th", {}, c))),
+    h("tr", {}, ["Object", "Field", "Git", "Live", "Manager", "Category", "Action"].map((c) => h("th", {}, c))),
     d.drift.items.map((i) => h("tr", {}, h("td", {}, i.object), h("td", {}, h("code", {}, i.path || "(object)")),
-      h("td", {}, h("code", {}, i.desired || "")), h("td", {}, h("code", {}, i.live || "")), h("td", {}, i.manager || ""))))
+      h("td", {}, h("code", {}, i.desired || "")), h("td", {}, h("code", {}, i.live || "")), h("td", {}, i.manager || ""),
+      h("td", { title: i.evidence || "" }, i.category || ""), h("td", { title: i.rule || "" }, i.action || ""))))
     : h("p", { class: "muted", id: "diff" }, "No drift: the live objects match Git.");
 
   const events = h("div", { id: "events" }, h("p", { class: "muted" }, "loading…"));
