@@ -246,6 +246,12 @@ spec:
 		chromedp.Navigate(base+"/"),
 		waitText(row, "Synced"),
 		shot(t, "ui-list.png"),
+		// Filters: another namespace hides it, its own shows it.
+		chromedp.Navigate(base+"/?namespace=elsewhere&health=Healthy"),
+		chromedp.WaitVisible(chromedp.CSS(`main[data-ready="true"]`)), // loaded, not just drawn
+		waitText(`#counts`, "0 units"),
+		chromedp.Navigate(base+"/?namespace="+ns+"&health=Healthy"),
+		waitText(row, "Healthy"),
 	)
 	if err != nil {
 		t.Fatalf("edit, diff and heal: %v", err)
