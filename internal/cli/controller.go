@@ -80,6 +80,7 @@ CRDs first with converge install.`,
 				o.UI.OIDC = &session.OIDCConfig{Issuer: oidcIssuer, ClientID: oidcClient, RedirectURL: strings.TrimRight(uiURL, "/") + "/auth/callback",
 					ClientSecret: os.Getenv("CONVERGE_UI_OIDC_CLIENT_SECRET")}
 			}
+			o.UI.KeySecret.Namespace = o.UI.RBACNamespace
 			if uiAdmin {
 				var password string
 				if password, o.UI.Accounts, err = adminAccount(); err != nil {
@@ -112,6 +113,8 @@ CRDs first with converge install.`,
 	fs.StringVar(&oidcClient, "ui-oidc-client-id", "", "the UI's client ID at --ui-oidc-issuer")
 	fs.StringVar(&uiURL, "ui-url", "", "the UI's address as browsers reach it, e.g. https://converge.example.com (for the OIDC callback)")
 	fs.BoolVar(&uiAdmin, "ui-admin", false, "make a local admin account for the UI and print its password once")
+	fs.StringVar(&o.UI.KeySecret.Name, "ui-session-secret", "", "Secret (in --ui-rbac-namespace) with the UI's session keys, made if missing,\n"+
+		"so that logins survive restarts and work on every replica (default: keys per process)")
 	fs.BoolVar(&o.UI.Secure, "ui-secure-cookies", false, "mark the UI's cookies HTTPS-only (behind a TLS proxy)")
 	fs.StringVar(&o.WebhookAddr, "webhook-addr", "", "address of the Git push receiver (POST /api/webhook), e.g. :8081 (default: off);\n"+
 		"secrets from $CONVERGE_WEBHOOK_GITHUB_SECRET, $CONVERGE_WEBHOOK_GITLAB_SECRET, $CONVERGE_WEBHOOK_GITEA_SECRET")

@@ -2,12 +2,15 @@ package controller
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"sync"
 	"time"
 
+	"github.com/gorilla/securecookie"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -35,6 +38,10 @@ type UIOptions struct {
 	// OIDC, if set, logs users in through an OpenID Connect provider; it
 	// must answer when the controller starts.
 	OIDC *session.OIDCConfig
+	// KeySecret names the Secret holding the session keys (made with
+	// random keys if missing), so that logins survive restarts and work
+	// on every replica. If Name is empty, each process makes its own.
+	KeySecret types.NamespacedName
 }
 
 // addUI serves the UI from the manager's caches, on every replica.
@@ -43,10 +50,17 @@ func addUI(ctx context.Context, mgr ctrl.Manager, o UIOptions, eng *engine.Engin
 		o.RBACNamespace = "argocd"
 	}
 	idx := units.NewIndex()
-	if err := server.Feed(ctx, mgr.GetCache(), idx); err != nil {
+	err := server.Feed(ctx, mgr.GetCache(), idx)
+	if err != nil {
 		return err
 	}
-	sessions, err := session.New(session.Options{Accounts: o.Accounts, Secure: o.Secure})
+	so := session.Options{Accounts: o.Accounts, Secure: o.Secure}
+	if o.KeySecret.Name != "" {
+		if so.HashKey, so.BlockKey, err = sessionKeys(ctx, mgr.GetAPIReader(), mgr.GetClient(), o.KeySecret); err != nil {
+			return err
+		}
+	}
+	sessions, err := session.New(so)
 	if err != nil {
 		return err
 	}
@@ -104,4 +118,30 @@ func (p *policyLoader) get() *rbac.Enforcer {
 	}
 	p.cur, p.at = e, time.Now()
 	return e
+}
+
+// sessionKeys reads the session keys from Secret key, making it with
+// random keys if it does not exist; replicas racing to make it all end
+// with the one that was made first.
+func sessionKeys(ctx context.Context, reader client.Reader, writer client.Client, key types.NamespacedName) (hash, block []byte, err error) {
+	for range 2 {
+		sec := &corev1.Secret{}
+		err := reader.Get(ctx, key, sec)
+		if err == nil {
+			hash, block = sec.Data["hashKey"], sec.Data["blockKey"]
+			if len(hash) != 64 || len(block) != 32 {
+				return nil, nil, fmt.Errorf("session keys: Secret %s: hashKey must be 64 bytes and blockKey 32", key)
+			}
+			return hash, block, nil
+		}
+		if !apierrors.IsNotFound(err) {
+			return nil, nil, fmt.Errorf("session keys: Secret %s: %w", key, err)
+		}
+		sec = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name},
+			Data: map[string][]byte{"hashKey": securecookie.GenerateRandomKey(64), "blockKey": securecookie.GenerateRandomKey(32)}}
+		if err := writer.Create(ctx, sec); err != nil && !apierrors.IsAlreadyExists(err) {
+			return nil, nil, fmt.Errorf("session keys: create Secret %s: %w", key, err)
+		}
+	}
+	return nil, nil, fmt.Errorf("session keys: Secret %s: made but not readable", key)
 }

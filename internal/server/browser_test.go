@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -81,8 +82,17 @@ func browser(t *testing.T) context.Context {
 
 // runController runs converge's controller with its UI (on a free port
 // unless ui.Addr says), with local accounts admin and viewer and the
-// RBAC ConfigMap in rbacNS; it returns the UI's URL.
+// RBAC ConfigMap in rbacNS; it returns the UI's URL. The controller stops
+// when the test ends.
 func runController(t *testing.T, rbacNS string, ui controller.UIOptions) string {
+	t.Helper()
+	url, stop := startController(t, rbacNS, ui)
+	t.Cleanup(stop)
+	return url
+}
+
+// startController is runController with a stop of the caller's.
+func startController(t *testing.T, rbacNS string, ui controller.UIOptions) (string, func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	cfg := clustertest.RESTConfig(t)
@@ -110,16 +120,17 @@ func runController(t *testing.T, rbacNS string, ui controller.UIOptions) string 
 			t.Errorf("controller: %v", err)
 		}
 	}()
-	t.Cleanup(func() { cancel(); <-done })
+	var once sync.Once
+	stop := func() { once.Do(func() { cancel(); <-done }) }
 	select {
 	case u := <-ready:
-		return u
+		return u, stop
 	case <-done:
 		t.Fatal("the controller stopped before its UI started")
 	case <-time.After(2 * time.Minute):
 		t.Fatal("the UI did not start")
 	}
-	return ""
+	return "", stop
 }
 
 // shot saves a screenshot: into the test's folder, and into docs/ (for

@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +16,7 @@ import (
 	"github.com/chromedp/chromedp"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"converge.dev/converge/internal/api/argocd/v1alpha1"
 	"converge.dev/converge/internal/clustertest"
@@ -97,5 +101,39 @@ func TestBrowserSSO(t *testing.T) {
 	buttons, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("#sync").length`))
 	if err != nil || buttons != 0 {
 		t.Errorf("a read-only SSO user has %d sync buttons (%v)", buttons, err)
+	}
+}
+
+// TestSessionsSurviveRestart: with the session keys in a Secret, a login
+// made with one controller process is good with the next (a restart, or
+// another replica behind the same address).
+func TestSessionsSurviveRestart(t *testing.T) {
+	kubeClient(t)
+	ns := clustertest.Namespace(t)
+	keys := controller.UIOptions{KeySecret: types.NamespacedName{Namespace: ns, Name: "converge-ui-keys"}}
+	first, stop := startController(t, ns, keys)
+	jar, _ := cookiejar.New(nil)
+	hc := &http.Client{Jar: jar, Timeout: 30 * time.Second}
+	resp, err := hc.Post(first+"/api/v1/session", "application/json", strings.NewReader(`{"username":"admin","password":"admin-pass"}`))
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("login: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	firstURL, _ := url.Parse(first)
+	cookies := jar.Cookies(firstURL)
+	stop()
+
+	second := runController(t, ns, keys)
+	req, _ := http.NewRequest("GET", second+"/api/v1/session", nil)
+	for _, c := range cookies {
+		req.AddCookie(c)
+	}
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("the first process's login with the second: %s, want 200", resp.Status)
 	}
 }
