@@ -88,10 +88,11 @@ type policyLoader struct {
 
 const policyEvery = 15 * time.Second
 
-// denyAll is the policy when argocd-rbac-cm does not parse: nobody may
-// do anything until it is fixed (not the built-in roles alone, which
-// would grant what the broken policy may have meant to deny).
-var denyAll, _ = rbac.New(rbac.Policy{CSV: "p, *, *, *, *, deny"})
+// denyAll is the policy when argocd-rbac-cm does not parse: nobody, the
+// built-in admin included, may do anything until it is fixed (the
+// built-in roles alone would grant what the broken policy may have meant
+// to deny).
+var denyAll = rbac.DenyAll()
 
 func (p *policyLoader) get() *rbac.Enforcer {
 	p.mu.Lock()

@@ -67,3 +67,19 @@ func TestBadPolicies(t *testing.T) {
 		}
 	}
 }
+
+func TestDenyAll(t *testing.T) {
+	for _, u := range []User{{Name: "admin"}, {Name: "alice", Groups: []string{"role:admin"}}, {}} {
+		if DenyAll().Can(u, Applications, Get, "default/web") {
+			t.Errorf("DenyAll let %+v read", u)
+		}
+	}
+	// What a policy line cannot do: the built-in admin keeps its role.
+	e, err := New(Policy{CSV: "p, *, *, *, *, deny"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !e.Can(User{Name: "admin"}, Applications, Delete, "default/web") {
+		t.Error("the built-in admin lost its role to a line naming subject \"*\": DenyAll's reason to exist is gone")
+	}
+}
