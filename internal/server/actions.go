@@ -11,9 +11,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"converge.dev/converge/internal/api/argocd/v1alpha1"
-	helmv2 "converge.dev/converge/internal/api/fluxcd/helm/v2"
-	kustomizev1 "converge.dev/converge/internal/api/fluxcd/kustomize/v1"
-	sourcev1 "converge.dev/converge/internal/api/fluxcd/source/v1"
 	"converge.dev/converge/internal/dialect/argocd"
 	"converge.dev/converge/internal/dialect/flux"
 	"converge.dev/converge/internal/server/rbac"
@@ -97,7 +94,7 @@ func (s *Server) act(w http.ResponseWriter, r *http.Request, u rbac.User) {
 		return
 	}
 	if s.o.Recorder != nil && obj != nil {
-		s.o.Recorder.Eventf(obj, corev1.EventTypeNormal, "UserAction", "%s: %s by %s", sum.Kind, a.name, userName(u))
+		s.o.Recorder.Eventf(obj, corev1.EventTypeNormal, "UserAction", "%s: %s by %s", sum.Kind, a.name, u.Name)
 	}
 	writeJSON(w, http.StatusAccepted, map[string]string{"action": a.name, "unit": sum.Namespace + "/" + sum.Name})
 }
@@ -111,13 +108,6 @@ func (e userError) Error() string { return e.err.Error() }
 
 func refuse(code int, format string, a ...any) error {
 	return userError{code, fmt.Errorf(format, a...)}
-}
-
-func userName(u rbac.User) string {
-	if u.Name == "" {
-		return "an anonymous user"
-	}
-	return u.Name
 }
 
 // do carries out an action as patches Argo CD's and Flux's controllers
@@ -137,7 +127,7 @@ func (s *Server) do(r *http.Request, sum units.Summary, name string, in ActionRe
 		return merge(map[string]any{"metadata": map[string]any{"annotations": map[string]string{k: v}}})
 	}
 	now := time.Now().UTC().Format(time.RFC3339Nano)
-	by := &v1alpha1.InitiatedBy{Username: userName(u)}
+	by := &v1alpha1.InitiatedBy{Username: u.Name}
 	switch {
 	case name == "delete":
 		if in.Confirm != sum.Name {
@@ -175,24 +165,4 @@ func (s *Server) do(r *http.Request, sum units.Summary, name string, in ActionRe
 		return obj, merge(map[string]any{"spec": map[string]any{"suspend": name == "suspend"}})
 	}
 	return nil, refuse(http.StatusBadRequest, "%s has no action %q", sum.Kind, name)
-}
-
-func newObject(kind string) client.Object {
-	switch kind {
-	case "Application":
-		return &v1alpha1.Application{}
-	case "ApplicationSet":
-		return &v1alpha1.ApplicationSet{}
-	case "Kustomization":
-		return &kustomizev1.Kustomization{}
-	case "HelmRelease":
-		return &helmv2.HelmRelease{}
-	case "GitRepository":
-		return &sourcev1.GitRepository{}
-	case "OCIRepository":
-		return &sourcev1.OCIRepository{}
-	case "HelmRepository":
-		return &sourcev1.HelmRepository{}
-	}
-	return nil
 }

@@ -16,27 +16,51 @@ import (
 	"converge.dev/converge/internal/units"
 )
 
+// unitKinds are the kinds the UI shows: how to make each, and how to
+// summarise it.
+var unitKinds = []struct {
+	kind string
+	new  func() client.Object
+	sum  func(client.Object) units.Summary
+}{
+	{"Application", func() client.Object { return &v1alpha1.Application{} },
+		func(o client.Object) units.Summary { return units.FromApplication(o.(*v1alpha1.Application)) }},
+	{"ApplicationSet", func() client.Object { return &v1alpha1.ApplicationSet{} },
+		func(o client.Object) units.Summary { return units.FromApplicationSet(o.(*v1alpha1.ApplicationSet)) }},
+	{"Kustomization", func() client.Object { return &kustomizev1.Kustomization{} },
+		func(o client.Object) units.Summary { return units.FromKustomization(o.(*kustomizev1.Kustomization)) }},
+	{"HelmRelease", func() client.Object { return &helmv2.HelmRelease{} },
+		func(o client.Object) units.Summary { return units.FromHelmRelease(o.(*helmv2.HelmRelease)) }},
+	{"GitRepository", func() client.Object { return &sourcev1.GitRepository{} },
+		func(o client.Object) units.Summary { return units.FromGitRepository(o.(*sourcev1.GitRepository)) }},
+	{"OCIRepository", func() client.Object { return &sourcev1.OCIRepository{} },
+		func(o client.Object) units.Summary { return units.FromOCIRepository(o.(*sourcev1.OCIRepository)) }},
+	{"HelmRepository", func() client.Object { return &sourcev1.HelmRepository{} },
+		func(o client.Object) units.Summary { return units.FromHelmRepository(o.(*sourcev1.HelmRepository)) }},
+	{"Pipeline", func() client.Object { return &convergev1.Pipeline{} },
+		func(o client.Object) units.Summary { return units.FromPipeline(o.(*convergev1.Pipeline)) }},
+}
+
+// newObject is an empty object of kind, nil for a kind the UI does not show.
+func newObject(kind string) client.Object {
+	for _, k := range unitKinds {
+		if k.kind == kind {
+			return k.new()
+		}
+	}
+	return nil
+}
+
 // Feed keeps x current from c's informers for every unit kind: the
 // controller's own, so the UI costs no watch of its own.
 func Feed(ctx context.Context, c cache.Cache, x *units.Index) error {
-	for _, f := range []struct {
-		obj client.Object
-		sum func(client.Object) units.Summary
-	}{
-		{&v1alpha1.Application{}, func(o client.Object) units.Summary { return units.FromApplication(o.(*v1alpha1.Application)) }},
-		{&v1alpha1.ApplicationSet{}, func(o client.Object) units.Summary { return units.FromApplicationSet(o.(*v1alpha1.ApplicationSet)) }},
-		{&kustomizev1.Kustomization{}, func(o client.Object) units.Summary { return units.FromKustomization(o.(*kustomizev1.Kustomization)) }},
-		{&helmv2.HelmRelease{}, func(o client.Object) units.Summary { return units.FromHelmRelease(o.(*helmv2.HelmRelease)) }},
-		{&sourcev1.GitRepository{}, func(o client.Object) units.Summary { return units.FromGitRepository(o.(*sourcev1.GitRepository)) }},
-		{&sourcev1.OCIRepository{}, func(o client.Object) units.Summary { return units.FromOCIRepository(o.(*sourcev1.OCIRepository)) }},
-		{&sourcev1.HelmRepository{}, func(o client.Object) units.Summary { return units.FromHelmRepository(o.(*sourcev1.HelmRepository)) }},
-		{&convergev1.Pipeline{}, func(o client.Object) units.Summary { return units.FromPipeline(o.(*convergev1.Pipeline)) }},
-	} {
-		inf, err := c.GetInformer(ctx, f.obj)
+	for _, k := range unitKinds {
+		obj := k.new()
+		inf, err := c.GetInformer(ctx, obj)
 		if err != nil {
-			return fmt.Errorf("ui: watch %T: %w", f.obj, err)
+			return fmt.Errorf("ui: watch %s: %w", k.kind, err)
 		}
-		sum := f.sum
+		sum := k.sum
 		put := func(o any) {
 			if obj, ok := o.(client.Object); ok {
 				x.Put(sum(obj))
@@ -55,7 +79,7 @@ func Feed(ctx context.Context, c cache.Cache, x *units.Index) error {
 			},
 		})
 		if err != nil {
-			return fmt.Errorf("ui: watch %T: %w", f.obj, err)
+			return fmt.Errorf("ui: watch %s: %w", k.kind, err)
 		}
 	}
 	return nil

@@ -144,7 +144,12 @@ func (o *OIDC) callback(r *http.Request) (rbac.User, error) {
 	if err := id.Claims(&claims); err != nil {
 		return rbac.User{}, err
 	}
-	return userOf(claims, o.groups), nil
+	u := userOf(claims, o.groups)
+	if u.Name == "" {
+		// No name to hold RBAC and Events to.
+		return rbac.User{}, ErrOIDC
+	}
+	return u, nil
 }
 
 // userOf names the user by preferred_username, else email, else sub,

@@ -19,6 +19,7 @@ func TestUserOfClaims(t *testing.T) {
 			rbac.User{Name: "alice", Groups: []string{"platform", "platform:Owners"}}},
 		{map[string]any{"sub": "1", "email": "a@x"}, rbac.User{Name: "a@x"}},
 		{map[string]any{"sub": "1", "groups": "ops"}, rbac.User{Name: "1", Groups: []string{"ops"}}},
+		{map[string]any{"groups": []any{"ops"}}, rbac.User{Groups: []string{"ops"}}}, // no name: Callback refuses it
 	}
 	for _, tc := range tests {
 		if got := userOf(tc.claims, "groups"); !reflect.DeepEqual(got, tc.want) {
