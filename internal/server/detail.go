@@ -223,12 +223,9 @@ func (s *Server) kustomization(ctx context.Context, key types.NamespacedName, d 
 	d.Conditions = fluxConditions(k.Status.Conditions)
 	if inv := k.Status.Inventory; inv != nil {
 		for _, e := range inv.Entries {
-			// <namespace>_<name>_<group>_<kind>: names have no '_'.
-			p := strings.Split(e.ID, "_")
-			if len(p) != 4 {
-				continue
+			if ns, name, group, kind, ok := e.Parts(); ok {
+				d.Tree = append(d.Tree, &Node{Namespace: ns, Name: name, Group: group, Kind: kind, Version: e.Version})
 			}
-			d.Tree = append(d.Tree, &Node{Namespace: p[0], Name: p[1], Group: p[2], Kind: p[3], Version: e.Version})
 		}
 	}
 	if rev := k.Status.LastAppliedRevision; rev != "" {

@@ -9,7 +9,6 @@ import (
 	"context"
 	"fmt"
 	"sort"
-	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -126,10 +125,8 @@ func Read(ctx context.Context, c client.Reader, t Target) (Unit, error) {
 		u.Ready, u.Message = ready(ks.Status.Conditions, ks.Generation, ks.Status.ObservedGeneration)
 		if inv := ks.Status.Inventory; inv != nil {
 			for _, e := range inv.Entries {
-				// Flux's id is <namespace>_<name>_<group>_<kind>.
-				p := strings.Split(e.ID, "_")
-				if len(p) == 4 {
-					refs = append(refs, workloadRef{namespace: p[0], name: p[1], group: p[2], kind: p[3]})
+				if ns, name, group, kind, ok := e.Parts(); ok {
+					refs = append(refs, workloadRef{namespace: ns, name: name, group: group, kind: kind})
 				}
 			}
 		}

@@ -1,6 +1,8 @@
 package v1
 
 import (
+	"strings"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	convergev1 "converge.dev/converge/internal/api/converge/v1alpha1"
@@ -204,6 +206,16 @@ type ResourceInventory struct {
 type ResourceRef struct {
 	ID      string `json:"id"`
 	Version string `json:"v"`
+}
+
+// Parts reads the ID; ok is false for one not in Flux's form. Object
+// names hold no '_', so the split is unambiguous.
+func (r ResourceRef) Parts() (namespace, name, group, kind string, ok bool) {
+	p := strings.Split(r.ID, "_")
+	if len(p) != 4 {
+		return "", "", "", "", false
+	}
+	return p[0], p[1], p[2], p[3], true
 }
 
 // +kubebuilder:object:root=true
