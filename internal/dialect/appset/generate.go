@@ -8,7 +8,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -208,7 +210,7 @@ func withValues(p Params, values map[string]string, in Inputs) (Params, error) {
 	}
 	vals := map[string]any{}
 	flat := map[string]string{}
-	for _, k := range sortedKeys(values) {
+	for _, k := range slices.Sorted(maps.Keys(values)) {
 		v, err := fill(values[k])
 		if err != nil {
 			return p, fmt.Errorf("%s: %w", k, err)
@@ -220,15 +222,6 @@ func withValues(p Params, values map[string]string, in Inputs) (Params, error) {
 		p.Flat[k] = v
 	}
 	return p, nil
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 func stringMap(m map[string]string) map[string]any {
