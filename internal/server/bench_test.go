@@ -120,12 +120,7 @@ func BenchmarkUnits10k(b *testing.B) {
 // Run: go test ./internal/server -run '^$' -bench UIList10k -benchtime 3x
 func BenchmarkUIList10k(b *testing.B) {
 	hs, _ := uiServer(b, fleet(10000))
-	path := chromium(b)
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(path), chromedp.NoSandbox,
-		chromedp.Flag("disable-gpu", true), chromedp.Flag("disable-quic", true), chromedp.NoFirstRun,
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true), chromedp.UserDataDir(b.TempDir()), chromedp.WindowSize(1280, 900))
-	alloc, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	alloc, cancel := chromedp.NewExecAllocator(context.Background(), chromiumOptions(b)...)
 	defer cancel()
 	ctx, cancel2 := chromedp.NewContext(alloc)
 	defer cancel2()

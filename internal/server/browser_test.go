@@ -48,15 +48,20 @@ func chromium(t testing.TB) string {
 	return ""
 }
 
+// chromiumOptions start Debian's Chromium headless with the flags this
+// closed network needs (no background connections, no first run) and a
+// fresh profile.
+func chromiumOptions(tb testing.TB) []chromedp.ExecAllocatorOption {
+	return append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium(tb)), chromedp.NoSandbox,
+		chromedp.Flag("disable-gpu", true), chromedp.Flag("disable-quic", true), chromedp.NoFirstRun,
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true), chromedp.UserDataDir(tb.TempDir()), chromedp.WindowSize(1280, 900))
+}
+
 // browser is a headless Chromium with the flags this closed network
 // needs (no background connections, no first-run, a fresh profile).
 func browser(t *testing.T) context.Context {
-	path := chromium(t)
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(path), chromedp.NoSandbox,
-		chromedp.Flag("disable-gpu", true), chromedp.Flag("disable-quic", true), chromedp.NoFirstRun,
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true), chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 900))
-	alloc, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	alloc, cancel := chromedp.NewExecAllocator(context.Background(), chromiumOptions(t)...)
 	t.Cleanup(cancel)
 	ctx, cancel2 := chromedp.NewContext(alloc)
 	t.Cleanup(cancel2)
@@ -180,6 +185,12 @@ spec:
 			Destination: v1alpha1.ApplicationDestination{Server: "https://kubernetes.default.svc", Namespace: ns}}}); err != nil {
 		t.Fatal(err)
 	}
+	// A unit whose strings carry markup: the page must show them as text.
+	if err := c.Create(bg, &v1alpha1.Application{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "odd"},
+		Spec: v1alpha1.ApplicationSpec{Project: "default", Source: &v1alpha1.ApplicationSource{RepoURL: gittest.FileURL(repo.Bare), Path: `<img id="injected" src="x">`},
+			Destination: v1alpha1.ApplicationDestination{Server: "https://kubernetes.default.svc", Namespace: ns}}}); err != nil {
+		t.Fatal(err)
+	}
 	base := runController(t, ns, controller.UIOptions{})
 	unitPath := fmt.Sprintf("/units/Application/%s/web", ns)
 	row := fmt.Sprintf(`[data-unit="Application/%s/web"]`, ns)
@@ -218,6 +229,8 @@ spec:
 		chromedp.Click(chromedp.CSS(`#sync`)),
 		// The page reloads itself as the unit changes.
 		chromedp.WaitVisible(chromedp.CSS(`[data-node="Deployment/web"] [data-node^="ReplicaSet/web-"] [data-node^="Pod/web-"]`)),
+		// The action is an Event naming the user.
+		waitText(`#events`, "sync by admin"),
 		// History names the commit's message and author, from Git.
 		waitText(`#history`, "Deploy web at one replica"),
 		waitText(`#history`, "test"),
@@ -256,6 +269,14 @@ spec:
 		waitText(`#diff`, "No drift"),
 		chromedp.Navigate(base+"/"),
 		waitText(row, "Synced"),
+		waitText(fmt.Sprintf(`[data-unit="Application/%s/odd"]`, ns), `<img id="injected"`),
+		chromedp.Func(func(ctx context.Context, tgt *chromedp.Target) error {
+			n, err := chromedp.Evaluate[int](`document.querySelectorAll("#injected").length`)(ctx, tgt)
+			if err == nil && n != 0 {
+				return fmt.Errorf("markup from the API became %d element(s)", n)
+			}
+			return err
+		}),
 		shot(t, "ui-list.png"),
 		// Filters: another namespace hides it, its own shows it.
 		chromedp.Navigate(base+"/?namespace=elsewhere&health=Healthy"),

@@ -355,6 +355,15 @@ func TestSessionGuards(t *testing.T) {
 	if err := w.c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "web"}, got); err != nil || got.Annotations["argocd.argoproj.io/refresh"] != "normal" {
 		t.Errorf("the refresh did not reach the Application: %v %v", got.Annotations, err)
 	}
+	// The page may run only its own scripts.
+	resp, err = http.Get(w.url + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self'") || !strings.Contains(csp, "default-src 'self'") {
+		t.Errorf("the page's Content-Security-Policy: %q", csp)
+	}
 	if code, _ := boss.do("DELETE", "/api/v1/session", nil); code != http.StatusNoContent {
 		t.Errorf("logout: %d", code)
 	}
