@@ -50,6 +50,8 @@ spec:
 		"Chart.yaml":        "apiVersion: v2\nname: with-crd\nversion: 0.1.0\n",
 		"crds/gadget.yaml":  crd,
 		"templates/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}\ndata:\n  note: " + note + "\n",
+		"templates/hook.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-hook\n  annotations:\n" +
+			"    helm.sh/hook: post-install,post-upgrade\ndata:\n  note: " + note + "\n",
 	}
 	for name, body := range files {
 		p := filepath.Join(dir, name)
@@ -98,6 +100,21 @@ func TestHelmReleaseCreateNamespaceAndCRDs(t *testing.T) {
 	crd.SetGroupVersionKind(apiextensionsv1.SchemeGroupVersion.WithKind("CustomResourceDefinition"))
 	if err := c.Get(ctx, types.NamespacedName{Name: "gadgets." + group}, crd); err != nil {
 		t.Fatalf("the chart's CRD was not created on install: %v", err)
+	}
+	// The inventory is Flux's: the release's objects placed in its
+	// namespace, and the chart's CRDs; not the hook.
+	var inv []string
+	if got.Status.Inventory != nil {
+		for _, e := range got.Status.Inventory.Entries {
+			inv = append(inv, e.ID+" "+e.Version)
+		}
+	}
+	want := []string{"_gadgets." + group + "_apiextensions.k8s.io_CustomResourceDefinition v1", target + "_gadgets__ConfigMap v1"}
+	if strings.Join(inv, ",") != strings.Join(want, ",") {
+		t.Errorf("inventory %q, want %q", inv, want)
+	}
+	if err := c.Get(ctx, types.NamespacedName{Namespace: target, Name: "gadgets-hook"}, &corev1.ConfigMap{}); err != nil {
+		t.Errorf("the post-install hook did not run: %v", err)
 	}
 	for _, cond := range got.Status.Conditions {
 		if cond.Type == "UnsupportedFields" {

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"helm.sh/helm/v3/pkg/chart"
+	"helm.sh/helm/v3/pkg/release"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -25,6 +27,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	helmv2 "converge.dev/converge/internal/api/fluxcd/helm/v2"
+	kustomizev1 "converge.dev/converge/internal/api/fluxcd/kustomize/v1"
 	sourcev1 "converge.dev/converge/internal/api/fluxcd/source/v1"
 	"converge.dev/converge/internal/cluster"
 	"converge.dev/converge/internal/dialect/flux"
@@ -286,7 +289,7 @@ func (r *HelmReleaseReconciler) reconcile(ctx context.Context, hr *helmv2.HelmRe
 				fmt.Sprintf("release target changed to %s/%s: uninstall of the previous release: %v", ns, name, err), false)
 			return ctrl.Result{RequeueAfter: 30 * time.Second}
 		}
-		st.History = nil
+		st.History, st.Inventory = nil, nil
 	}
 	st.LastAttemptedRevision = chart.Metadata.Version
 	retries, rollback := 0, false
@@ -344,6 +347,7 @@ func (r *HelmReleaseReconciler) reconcile(ctx context.Context, hr *helmv2.HelmRe
 				// tries again later; no remediation.
 				retry = opts.installRetryInterval
 			} else if uerr := act.helm.Uninstall(name, ns, 5*time.Minute); uerr == nil {
+				st.Inventory = nil
 				// Flux remediates a failed install by uninstalling it, so
 				// the next attempt starts clean.
 				flux.SetCondition(&st.Conditions, gen, "Remediated", metav1.ConditionTrue, "UninstallSucceeded",
@@ -408,6 +412,12 @@ func (r *HelmReleaseReconciler) reconcile(ctx context.Context, hr *helmv2.HelmRe
 			return ctrl.Result{RequeueAfter: 30 * time.Second}
 		}
 	}
+	inv, err := releaseInventory(act.engine, out.Release, chart)
+	if err != nil {
+		flux.MarkFailed(&st.Conditions, gen, "InventoryBuildFailed", err.Error(), false)
+		return ctrl.Result{RequeueAfter: 30 * time.Second}
+	}
+	st.Inventory = inv
 	flux.MarkReady(&st.Conditions, gen, reason, msg)
 	flux.SetCondition(&st.Conditions, gen, "Released", metav1.ConditionTrue, reason, msg)
 	meta.RemoveStatusCondition(&st.Conditions, "Remediated")
@@ -516,6 +526,36 @@ func helmDrift(ctx context.Context, eng *engine.Engine, hr *helmv2.HelmRelease, 
 	flux.SetCondition(&hr.Status.Conditions, hr.Generation, "Drifted", metav1.ConditionTrue, "DriftDetected",
 		fmt.Sprintf("Cluster state drift %s: %s", verb, strings.Join(names, ", ")))
 	return nil
+}
+
+// releaseInventory lists the release's objects, namespaced ones placed
+// in the release's namespace, and the chart's CRDs, as Flux's
+// helm-controller records them; hooks are not in it (Helm keeps them
+// out of the manifest, and one annotated as a hook there is skipped).
+func releaseInventory(eng *engine.Engine, rel *release.Release, c *chart.Chart) (*kustomizev1.ResourceInventory, error) {
+	where := "release " + rel.Namespace + "/" + rel.Name
+	objs, err := object.Decode([]byte(rel.Manifest), where)
+	if err != nil {
+		return nil, fmt.Errorf("inventory of %s: %w", where, err)
+	}
+	objs = slices.DeleteFunc(objs, func(d object.Decoded) bool {
+		_, hook := d.Object.GetAnnotations()[release.HookAnnotation]
+		return hook
+	})
+	refs, err := eng.Placed(objs, rel.Namespace)
+	if err != nil {
+		return nil, fmt.Errorf("inventory of %s: %w", where, err)
+	}
+	for _, f := range c.CRDObjects() {
+		crds, err := object.Decode(f.File.Data, "chart "+c.Name()+" "+f.Filename)
+		if err != nil {
+			return nil, fmt.Errorf("inventory of %s: %w", where, err)
+		}
+		for _, d := range crds {
+			refs = append(refs, object.RefOf(d.Object))
+		}
+	}
+	return flux.RefInventory(refs), nil
 }
 
 // everDeployed reports whether a release in the history was deployed.

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
 	"converge.dev/converge/internal/cluster"
 	"converge.dev/converge/internal/diff"
 	"converge.dev/converge/internal/object"
@@ -20,15 +22,12 @@ func (e *Engine) Drift(ctx context.Context, objs []object.Decoded, namespace str
 	var drifted []object.Ref
 	for _, d := range objs {
 		obj := d.Object.DeepCopy()
-		namespaced, err := e.o.Cluster.IsNamespaced(obj.GroupVersionKind())
-		if errors.Is(err, cluster.ErrUnknownKind) {
-			continue
-		}
+		known, err := e.place(obj, namespace)
 		if err != nil {
 			return drifted, err
 		}
-		if namespaced && obj.GetNamespace() == "" {
-			obj.SetNamespace(namespace)
+		if !known {
+			continue
 		}
 		ref := object.RefOf(obj)
 		live, err := e.o.Cluster.Get(ctx, ref)
@@ -61,4 +60,37 @@ func (e *Engine) Drift(ctx context.Context, objs []object.Decoded, namespace str
 		}
 	}
 	return drifted, nil
+}
+
+// place gives obj namespace when its kind is namespaced and it names
+// none, as Helm does when it installs a release. known is false for a
+// kind the cluster does not serve.
+func (e *Engine) place(obj *unstructured.Unstructured, namespace string) (known bool, err error) {
+	namespaced, err := e.o.Cluster.IsNamespaced(obj.GroupVersionKind())
+	if errors.Is(err, cluster.ErrUnknownKind) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if namespaced && obj.GetNamespace() == "" {
+		obj.SetNamespace(namespace)
+	}
+	return true, nil
+}
+
+// Placed returns where objs live once installed into namespace: a
+// namespaced object without a namespace is in namespace. An object of a
+// kind the cluster does not serve keeps the namespace it names, as
+// Flux's HelmRelease inventory does.
+func (e *Engine) Placed(objs []object.Decoded, namespace string) ([]object.Ref, error) {
+	refs := make([]object.Ref, 0, len(objs))
+	for _, d := range objs {
+		obj := d.Object.DeepCopy()
+		if _, err := e.place(obj, namespace); err != nil {
+			return nil, fmt.Errorf("%s: %w", d.Source, err)
+		}
+		refs = append(refs, object.RefOf(obj))
+	}
+	return refs, nil
 }

@@ -228,12 +228,21 @@ func MarkFailed(conds *[]metav1.Condition, gen int64, reason, msg string, stalle
 
 // Inventory is Flux's inventory of a sync: every object the unit owns.
 func Inventory(rep engine.Report) *kustomizev1.ResourceInventory {
-	inv := &kustomizev1.ResourceInventory{Entries: []kustomizev1.ResourceRef{}}
+	var refs []object.Ref
 	for _, s := range rep.Plan.Steps {
 		switch s.Action {
 		case "create", "update", "unchanged", "orphan":
-			inv.Entries = append(inv.Entries, kustomizev1.ResourceRef{ID: inventoryID(s.Ref), Version: s.Ref.Version})
+			refs = append(refs, s.Ref)
 		}
+	}
+	return RefInventory(refs)
+}
+
+// RefInventory is Flux's inventory of refs, sorted by ID.
+func RefInventory(refs []object.Ref) *kustomizev1.ResourceInventory {
+	inv := &kustomizev1.ResourceInventory{Entries: []kustomizev1.ResourceRef{}}
+	for _, r := range refs {
+		inv.Entries = append(inv.Entries, kustomizev1.ResourceRef{ID: inventoryID(r), Version: r.Version})
 	}
 	sort.Slice(inv.Entries, func(i, j int) bool { return inv.Entries[i].ID < inv.Entries[j].ID })
 	return inv

@@ -156,6 +156,10 @@ type HelmReleaseStatus struct {
 	UpgradeFailures        int64      `json:"upgradeFailures,omitempty"`
 	Failures               int64      `json:"failures,omitempty"`
 	LastHandledReconcileAt string     `json:"lastHandledReconcileAt,omitempty"`
+	// Inventory lists the objects of the current release and the
+	// chart's CRDs, as Flux's helm-controller writes it (hooks are not
+	// in it). It has the Kustomization's shape.
+	Inventory *kustomizev1.ResourceInventory `json:"inventory,omitempty"`
 }
 
 // Snapshot is one release revision.
