@@ -9,7 +9,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -211,7 +210,7 @@ func (s *Server) application(ctx context.Context, key types.NamespacedName, d *D
 		d.Operation = o
 	}
 	d.AutoSync = a.Spec.SyncPolicy != nil && a.Spec.SyncPolicy.Automated != nil
-	s.children(ctx, d)
+	s.grow(ctx, d)
 	return nil
 }
 
@@ -221,13 +220,7 @@ func (s *Server) kustomization(ctx context.Context, key types.NamespacedName, d 
 		return err
 	}
 	d.Conditions = fluxConditions(k.Status.Conditions)
-	if inv := k.Status.Inventory; inv != nil {
-		for _, e := range inv.Entries {
-			if ns, name, group, kind, ok := e.Parts(); ok {
-				d.Tree = append(d.Tree, &Node{Namespace: ns, Name: name, Group: group, Kind: kind, Version: e.Version})
-			}
-		}
-	}
+	d.Tree = inventoryTree(k.Status.Inventory)
 	if rev := k.Status.LastAppliedRevision; rev != "" {
 		h := History{Revision: rev, Status: "applied"}
 		// main@sha1:<commit>, from the GitRepository's URL.
@@ -245,7 +238,7 @@ func (s *Server) kustomization(ctx context.Context, key types.NamespacedName, d 
 	}
 	d.Drift, d.Suspended = k.Status.Drift, k.Spec.Suspend
 	d.AutoSync = !k.Spec.Suspend
-	s.children(ctx, d)
+	s.grow(ctx, d)
 	return nil
 }
 
@@ -259,8 +252,26 @@ func (s *Server) helmRelease(ctx context.Context, key types.NamespacedName, d *D
 		d.History = append(d.History, History{ID: int64(snap.Version), Revision: snap.ChartName + "@" + snap.ChartVersion, Status: snap.Status})
 	}
 	d.Suspended, d.AutoSync = h.Spec.Suspend, !h.Spec.Suspend
-	d.TreeNote = "a HelmRelease's objects are not listed here yet"
+	d.Tree = inventoryTree(h.Status.Inventory)
+	if h.Status.Inventory == nil {
+		d.TreeNote = "no release recorded its objects yet"
+	}
+	s.grow(ctx, d)
 	return nil
+}
+
+// inventoryTree is the top of a Flux unit's tree: its inventory.
+func inventoryTree(inv *kustomizev1.ResourceInventory) []*Node {
+	tree := []*Node{}
+	if inv == nil {
+		return tree
+	}
+	for _, e := range inv.Entries {
+		if ns, name, group, kind, ok := e.Parts(); ok {
+			tree = append(tree, &Node{Namespace: ns, Name: name, Group: group, Kind: kind, Version: e.Version})
+		}
+	}
+	return tree
 }
 
 func (s *Server) pipeline(ctx context.Context, key types.NamespacedName, d *Detail) error {
@@ -309,53 +320,6 @@ func timeOf(t *metav1.Time) time.Time {
 	return t.Time
 }
 
-// childKinds are the kinds whose objects own others, and what they own.
-var childKinds = map[string][]schema.GroupVersionKind{
-	"Deployment":  {{Group: "apps", Version: "v1", Kind: "ReplicaSet"}},
-	"ReplicaSet":  {{Version: "v1", Kind: "Pod"}},
-	"StatefulSet": {{Version: "v1", Kind: "Pod"}},
-	"DaemonSet":   {{Version: "v1", Kind: "Pod"}},
-	"Job":         {{Version: "v1", Kind: "Pod"}},
-	"CronJob":     {{Group: "batch", Version: "v1", Kind: "Job"}},
-}
-
-// children adds what the tree's objects own, read as metadata from the
-// cache (informers start on the first tree that needs them). Their
-// health is not known from metadata: it is left empty.
-func (s *Server) children(ctx context.Context, d *Detail) {
-	var walk func(n *Node, depth int)
-	walk = func(n *Node, depth int) {
-		kinds, ok := childKinds[n.Kind]
-		if !ok || depth > 3 || n.Namespace == "" {
-			return
-		}
-		parent := &metav1.PartialObjectMetadata{}
-		parent.SetGroupVersionKind(schema.GroupVersionKind{Group: n.Group, Version: orV1(n.Version), Kind: n.Kind})
-		if err := s.o.Cache.Get(ctx, types.NamespacedName{Namespace: n.Namespace, Name: n.Name}, parent); err != nil {
-			return
-		}
-		for _, gvk := range kinds {
-			list := &metav1.PartialObjectMetadataList{}
-			list.SetGroupVersionKind(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
-			if err := s.o.Cache.List(ctx, list, client.InNamespace(n.Namespace)); err != nil {
-				continue
-			}
-			for _, o := range list.Items {
-				if !ownedBy(o.OwnerReferences, parent.UID) {
-					continue
-				}
-				c := &Node{Group: gvk.Group, Version: gvk.Version, Kind: gvk.Kind, Namespace: o.Namespace, Name: o.Name}
-				n.Children = append(n.Children, c)
-				walk(c, depth+1)
-			}
-		}
-		sort.Slice(n.Children, func(i, j int) bool { return n.Children[i].Name < n.Children[j].Name })
-	}
-	for _, n := range d.Tree {
-		walk(n, 0)
-	}
-}
-
 func ownedBy(refs []metav1.OwnerReference, uid types.UID) bool {
 	for _, r := range refs {
 		if r.UID == uid {
@@ -363,13 +327,6 @@ func ownedBy(refs []metav1.OwnerReference, uid types.UID) bool {
 		}
 	}
 	return false
-}
-
-func orV1(v string) string {
-	if v == "" {
-		return "v1"
-	}
-	return v
 }
 
 // events answers GET .../events: the unit's Events, newest first. It is

@@ -22,9 +22,13 @@ import (
 type Options struct {
 	// Index holds the units' summaries (Feed keeps it). Required.
 	Index *units.Index
-	// Cache reads one unit, and the objects of its tree, from the
-	// manager's informers. Required.
+	// Cache reads one unit from the manager's informers. Required.
 	Cache client.Reader
+	// Workloads reads workloads, Pods, Jobs and claims (the kinds of
+	// workloadKinds) for the tree's children and health; its informers
+	// should keep only what WorkloadTransform keeps. If nil, a tree is
+	// what the unit applied, with the health its status gives.
+	Workloads client.Reader
 	// Client writes what actions ask for. Required.
 	Client client.Client
 	// APIReader reads a unit's Events from the API server (the one read a

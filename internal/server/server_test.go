@@ -91,11 +91,16 @@ func start(t *testing.T) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
+	workloads, err := cache.New(cfg, cache.Options{Scheme: scheme, DefaultTransform: server.WorkloadTransform})
+	if err != nil {
+		t.Fatal(err)
+	}
 	idx := units.NewIndex()
 	if err := server.Feed(ctx, informers, idx); err != nil {
 		t.Fatal(err)
 	}
 	go informers.Start(ctx)
+	go workloads.Start(ctx)
 	informers.WaitForCacheSync(ctx)
 	policy, err := os.ReadFile("testdata/policy.csv")
 	if err != nil {
@@ -119,7 +124,7 @@ func start(t *testing.T) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := server.New(server.Options{Index: idx, Cache: informers, Client: c, APIReader: c, Sessions: sessions,
+	srv := server.New(server.Options{Index: idx, Cache: informers, Workloads: workloads, Client: c, APIReader: c, Sessions: sessions,
 		Policy: func() *rbac.Enforcer { return enforcer }})
 	hs := httptest.NewServer(srv)
 	t.Cleanup(hs.Close)
