@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -13,8 +15,11 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
 
+	"converge.dev/converge/internal/api/argocd/v1alpha1"
 	"converge.dev/converge/internal/engine"
 	"converge.dev/converge/internal/server"
 	"converge.dev/converge/internal/server/rbac"
@@ -70,8 +75,19 @@ func addUI(ctx context.Context, mgr ctrl.Manager, o UIOptions, eng *engine.Engin
 			return err
 		}
 	}
-	p := &policyLoader{reader: mgr.GetAPIReader(), key: types.NamespacedName{Namespace: o.RBACNamespace, Name: "argocd-rbac-cm"}}
-	h := server.New(server.Options{Commits: eng.Commit, Index: idx, Cache: mgr.GetCache(), Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(),
+	// Workloads and Pods for the trees come from a cache of their own that
+	// keeps only what health reads: the manager's informers are
+	// metadata-only, and full Pods would cost the most memory of all.
+	workloads, err := cache.New(mgr.GetConfig(), cache.Options{Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper(),
+		HTTPClient: mgr.GetHTTPClient(), DefaultTransform: server.WorkloadTransform})
+	if err != nil {
+		return fmt.Errorf("ui: workload cache: %w", err)
+	}
+	if err := mgr.Add(workloads); err != nil {
+		return err
+	}
+	p := &policyLoader{reader: mgr.GetAPIReader(), projects: mgr.GetCache(), key: types.NamespacedName{Namespace: o.RBACNamespace, Name: "argocd-rbac-cm"}}
+	h := server.New(server.Options{Commits: eng.Commit, Index: idx, Cache: mgr.GetCache(), Workloads: workloads, Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(),
 		Sessions: sessions, OIDC: sso, Policy: p.get, ControlNamespace: o.RBACNamespace, Recorder: mgr.GetEventRecorderFor("converge-ui")})
 	return mgr.Add(&httpServer{name: "ui", addr: o.Addr, handler: h, ready: o.Ready})
 }
@@ -80,10 +96,13 @@ func addUI(ctx context.Context, mgr ctrl.Manager, o UIOptions, eng *engine.Engin
 // ConfigMap, not a cache of every ConfigMap in the cluster.
 type policyLoader struct {
 	reader client.Reader
-	key    types.NamespacedName
-	mu     sync.Mutex
-	at     time.Time
-	cur    *rbac.Enforcer
+	// projects lists the AppProjects of key's namespace, whose roles are
+	// policy too (Argo CD's projects live there).
+	projects client.Reader
+	key      types.NamespacedName
+	mu       sync.Mutex
+	at       time.Time
+	cur      *rbac.Enforcer
 }
 
 const policyEvery = 15 * time.Second
@@ -113,12 +132,47 @@ func (p *policyLoader) get() *rbac.Enforcer {
 		}
 		return denyAll
 	}
-	e, err := rbac.New(rbac.Policy{CSV: cm.Data["policy.csv"], Default: cm.Data["policy.default"], MatchMode: cm.Data["policy.matchMode"]})
-	if err != nil {
-		e = denyAll
+	projects := &v1alpha1.AppProjectList{}
+	if err := p.projects.List(ctx, projects, client.InNamespace(p.key.Namespace)); err != nil && p.cur != nil {
+		return p.cur
+	}
+	pol, err := policyOf(cm.Data, projects.Items)
+	e := denyAll
+	if err == nil {
+		if e, err = rbac.New(pol); err != nil {
+			e = denyAll
+		}
 	}
 	p.cur, p.at = e, time.Now()
 	return e
+}
+
+// policyOf reads argocd-rbac-cm's data as Argo CD does: policy.csv, then
+// every policy.<name>.csv overlay (by name), policy.default,
+// policy.matchMode and scopes; and the roles of projects.
+func policyOf(data map[string]string, projects []v1alpha1.AppProject) (rbac.Policy, error) {
+	p := rbac.Policy{CSV: data["policy.csv"], Default: data["policy.default"], MatchMode: data["policy.matchMode"]}
+	var overlays []string
+	for k := range data {
+		if strings.HasPrefix(k, "policy.") && strings.HasSuffix(k, ".csv") && k != "policy.csv" {
+			overlays = append(overlays, k)
+		}
+	}
+	sort.Strings(overlays)
+	for _, k := range overlays {
+		p.CSV += "\n" + data[k]
+	}
+	if s := strings.TrimSpace(data["scopes"]); s != "" {
+		if err := yaml.Unmarshal([]byte(s), &p.Scopes); err != nil {
+			return p, fmt.Errorf("argocd-rbac-cm scopes %q: want a list such as [groups, email]: %w", s, err)
+		}
+	}
+	for _, proj := range projects {
+		for _, r := range proj.Spec.Roles {
+			p.ProjectRoles = append(p.ProjectRoles, rbac.ProjectRole{Project: proj.Name, Name: r.Name, Policies: r.Policies, Groups: r.Groups})
+		}
+	}
+	return p, nil
 }
 
 // sessionKeys reads the session keys from Secret key, making it with

@@ -181,6 +181,7 @@ var projectKnown = []string{
 	"spec.syncWindows[].kind", "spec.syncWindows[].schedule", "spec.syncWindows[].duration", "spec.syncWindows[].applications",
 	"spec.syncWindows[].namespaces", "spec.syncWindows[].clusters", "spec.syncWindows[].manualSync", "spec.syncWindows[].timeZone",
 	"spec.syncWindows[].andOperator", "spec.syncWindows[].description",
+	"spec.roles[].name", "spec.roles[].description", "spec.roles[].policies", "spec.roles[].groups",
 }
 
 // ProjectSupported lists the AppProject spec fields converge acts on.

@@ -9,6 +9,7 @@ import (
 	"encoding/csv"
 	"fmt"
 	"io"
+	"regexp"
 	"strings"
 	"sync"
 
@@ -63,12 +64,11 @@ var FluxResources = []string{"kustomizations", "helmreleases", "gitrepositories"
 func builtin() string {
 	var b strings.Builder
 	for _, r := range append([]string{Applications, ApplicationSets, Projects, "clusters", "repositories", "logs", "pipelines"}, FluxResources...) {
-		obj := "*"
-		if r == Applications || r == ApplicationSets {
-			obj = "*/*"
-		}
-		fmt.Fprintf(&b, "p, role:readonly, %s, get, %s, allow\n", r, obj)
-		fmt.Fprintf(&b, "p, role:admin, %s, *, %s, allow\n", r, obj)
+		// "*", not Argo CD's "*/*" for applications: the same in glob mode
+		// ('*' crosses '/'), and in regex mode, where "*/*" is no regular
+		// expression, still everything.
+		fmt.Fprintf(&b, "p, role:readonly, %s, get, *, allow\n", r)
+		fmt.Fprintf(&b, "p, role:admin, %s, *, *, allow\n", r)
 	}
 	b.WriteString("g, role:admin, role:readonly\n")
 	// The local admin account is an admin, as in Argo CD.
@@ -83,30 +83,66 @@ type Policy struct {
 	// Default is policy.default, the role everyone has ("" none, e.g.
 	// role:readonly).
 	Default string
-	// MatchMode is policy.matchMode: "" or glob. regex is refused.
+	// MatchMode is policy.matchMode: "" or glob, or regex. A regex is
+	// matched anywhere in the value, as casbin's RegexMatch does for
+	// Argo CD; "*" alone matches everything in either mode, so the
+	// built-in roles keep working.
 	MatchMode string
+	// Scopes are the login's claims whose values are subjects, as
+	// argocd-rbac-cm's scopes ("[groups, email]"); nil is groups. The
+	// claim "groups" is User.Groups; others come from User.Claims.
+	Scopes []string
+	// ProjectRoles are the AppProjects' roles. Their lines may only grant
+	// on their own project's applications and applicationsets, whatever
+	// their object pattern says.
+	ProjectRoles []ProjectRole
 }
+
+// ProjectRole is one role of an AppProject: Argo CD's subject
+// "proj:<project>:<role>", its policy lines, and the groups that hold it.
+type ProjectRole struct {
+	Project, Name string
+	Policies      []string
+	Groups        []string
+}
+
+// projectResources are what a project role may grant on: the project's
+// own Argo CD objects ("<project>/..."). A Flux object's name is
+// "<namespace>/<name>", which a project name could spell.
+var projectResources = map[string]bool{Applications: true, ApplicationSets: true, "logs": true, "exec": true}
 
 // Enforcer answers access questions for one Policy.
 type Enforcer struct {
 	e        *casbin.SyncedEnforcer
 	fallback string
+	scopes   []string
+	regex    bool
+	// projects maps a project role's subject to its project: its rules
+	// hold only for objects in it.
+	projects map[string]string
+	// ignored are project role lines not loaded, each with why.
+	ignored []string
 	// nobody refuses everyone (DenyAll).
 	nobody bool
 	mu     sync.Mutex
 	globs  map[string]glob.Glob
+	res    map[string]*regexp.Regexp
 }
 
 // New compiles p. A line that does not parse is an error naming it.
 func New(p Policy) (*Enforcer, error) {
-	if p.MatchMode != "" && p.MatchMode != "glob" {
-		return nil, fmt.Errorf("policy.matchMode %q is not supported by converge yet (glob only)", p.MatchMode)
+	if p.MatchMode != "" && p.MatchMode != "glob" && p.MatchMode != "regex" {
+		return nil, fmt.Errorf("policy.matchMode %q: want glob or regex", p.MatchMode)
 	}
 	m, err := model.NewModelFromString(modelText)
 	if err != nil {
 		return nil, err
 	}
-	x := &Enforcer{fallback: p.Default, globs: map[string]glob.Glob{}}
+	x := &Enforcer{fallback: p.Default, scopes: p.Scopes, regex: p.MatchMode == "regex", projects: map[string]string{},
+		globs: map[string]glob.Glob{}, res: map[string]*regexp.Regexp{}}
+	if x.scopes == nil {
+		x.scopes = []string{"groups"}
+	}
 	for _, src := range []struct{ name, text string }{{"built-in policy", builtin()}, {"policy.csv", p.CSV}} {
 		r := csv.NewReader(strings.NewReader(src.text))
 		r.TrimLeadingSpace, r.FieldsPerRecord, r.Comment, r.LazyQuotes = true, -1, '#', true
@@ -133,8 +169,22 @@ func New(p Policy) (*Enforcer, error) {
 			default:
 				return nil, fmt.Errorf("%s line %d: %q is neither \"p, subject, resource, action, object[, allow|deny]\" nor \"g, subject, role\"", src.name, line, strings.Join(rec, ", "))
 			}
+			if x.regex && rec[0] == "p" {
+				for _, f := range rec[2:5] {
+					if _, err := x.pattern(f); err != nil {
+						return nil, fmt.Errorf("%s line %d: %w", src.name, line, err)
+					}
+				}
+			}
 			if err := persist.LoadPolicyArray(rec, m); err != nil {
 				return nil, fmt.Errorf("%s line %d: %w", src.name, line, err)
+			}
+		}
+	}
+	for _, r := range p.ProjectRoles {
+		for _, line := range x.projectLines(r) {
+			if err := persist.LoadPolicyArray(line, m); err != nil {
+				x.ignored = append(x.ignored, fmt.Sprintf("project %s role %s: %v", r.Project, r.Name, err))
 			}
 		}
 	}
@@ -154,10 +204,85 @@ func New(p Policy) (*Enforcer, error) {
 	return x, nil
 }
 
-// match is a glob over the whole value, '*' crossing '/', as Argo CD's.
+// projectLines are r's p lines that stay within its project, and a g
+// line per group; each line left out is recorded in x.ignored.
+func (x *Enforcer) projectLines(r ProjectRole) [][]string {
+	subject := "proj:" + r.Project + ":" + r.Name
+	x.projects[subject] = r.Project
+	var out [][]string
+	for i, text := range r.Policies {
+		rec, err := csv.NewReader(strings.NewReader(text)).Read()
+		why := ""
+		switch {
+		case err != nil:
+			why = err.Error()
+		default:
+			for j := range rec {
+				rec[j] = strings.TrimSpace(rec[j])
+			}
+			if len(rec) == 5 {
+				rec = append(rec, "allow")
+			}
+			switch {
+			case len(rec) != 6 || rec[0] != "p" || (rec[5] != "allow" && rec[5] != "deny"):
+				why = "not \"p, subject, resource, action, object[, allow|deny]\""
+			case rec[1] != subject:
+				why = fmt.Sprintf("subject %q is not the role's own %q", rec[1], subject)
+			case !projectResources[rec[2]]:
+				why = fmt.Sprintf("resource %q is not one of the project's own", rec[2])
+			case !strings.HasPrefix(rec[4], r.Project+"/"):
+				why = fmt.Sprintf("object %q is not in project %s", rec[4], r.Project)
+			}
+			if why == "" && x.regex {
+				for _, f := range rec[2:5] {
+					if _, err := x.pattern(f); err != nil {
+						why = err.Error()
+					}
+				}
+			}
+		}
+		if why != "" {
+			x.ignored = append(x.ignored, fmt.Sprintf("project %s role %s policies[%d] %q: %s", r.Project, r.Name, i, text, why))
+			continue
+		}
+		out = append(out, rec)
+	}
+	for _, g := range r.Groups {
+		out = append(out, []string{"g", g, subject})
+	}
+	return out
+}
+
+// Ignored lists the project role lines left out, each with why.
+func (x *Enforcer) Ignored() []string { return x.ignored }
+
+// pattern compiles a regex-mode pattern; "*" alone is not one.
+func (x *Enforcer) pattern(p string) (*regexp.Regexp, error) {
+	if p == "*" {
+		return nil, nil
+	}
+	re, err := regexp.Compile(p)
+	if err != nil {
+		return nil, fmt.Errorf("policy.matchMode regex: %q: %w", p, err)
+	}
+	return re, nil
+}
+
+// match is a glob over the whole value, '*' crossing '/', as Argo CD's;
+// in regex mode a regular expression found anywhere in the value.
 func (x *Enforcer) match(pattern, val string) bool {
 	if pattern == val || pattern == "*" {
 		return true
+	}
+	if x.regex {
+		x.mu.Lock()
+		re, ok := x.res[pattern]
+		if !ok {
+			re, _ = x.pattern(pattern)
+			x.res[pattern] = re
+		}
+		x.mu.Unlock()
+		return re != nil && re.MatchString(val)
 	}
 	x.mu.Lock()
 	g, ok := x.globs[pattern]
@@ -178,10 +303,32 @@ func (x *Enforcer) match(pattern, val string) bool {
 // role:admin" is built in).
 func DenyAll() *Enforcer { return &Enforcer{nobody: true} }
 
-// User is who asks: their name and the groups their login carried.
+// User is who asks: their name, the groups their login carried, and
+// its other claims that policy scopes may name (email, say).
 type User struct {
-	Name   string   `json:"name"`
-	Groups []string `json:"groups,omitempty"`
+	Name   string              `json:"name"`
+	Groups []string            `json:"groups,omitempty"`
+	Claims map[string][]string `json:"claims,omitempty"`
+}
+
+// subjects are who u is to the policy: the default role, the name, and
+// the values of the scoped claims.
+func (x *Enforcer) subjects(u User) []string {
+	names := make([]string, 0, len(u.Groups)+2)
+	if x.fallback != "" {
+		names = append(names, x.fallback)
+	}
+	if u.Name != "" {
+		names = append(names, u.Name)
+	}
+	for _, s := range x.scopes {
+		if s == "groups" {
+			names = append(names, u.Groups...)
+		} else {
+			names = append(names, u.Claims[s]...)
+		}
+	}
+	return names
 }
 
 // Can says whether u may act on resource's object.
@@ -202,6 +349,9 @@ type Checker struct {
 type rule struct {
 	res, act, obj string
 	deny          bool
+	// project, for a project role's rule, is the project whose objects
+	// alone it may match.
+	project string
 }
 
 // For gathers u's rules.
@@ -209,17 +359,9 @@ func (x *Enforcer) For(u User) *Checker {
 	if x.nobody {
 		return &Checker{x: x}
 	}
-	names := make([]string, 0, len(u.Groups)+2)
-	if x.fallback != "" {
-		names = append(names, x.fallback)
-	}
-	if u.Name != "" {
-		names = append(names, u.Name)
-	}
-	names = append(names, u.Groups...)
 	policies, _ := x.e.GetPolicy()
 	c := &Checker{x: x}
-	for _, name := range names {
+	for _, name := range x.subjects(u) {
 		roles, _ := x.e.GetImplicitRolesForUser(name)
 		mine := map[string]bool{name: true}
 		for _, r := range roles {
@@ -228,7 +370,7 @@ func (x *Enforcer) For(u User) *Checker {
 		var rules []rule
 		for _, p := range policies {
 			if len(p) == 5 && mine[p[0]] {
-				rules = append(rules, rule{res: p[1], act: p[2], obj: p[3], deny: p[4] == "deny"})
+				rules = append(rules, rule{res: p[1], act: p[2], obj: p[3], deny: p[4] == "deny", project: x.projects[p[0]]})
 			}
 		}
 		c.subjects = append(c.subjects, rules)
@@ -242,6 +384,9 @@ func (c *Checker) Can(resource, action, object string) bool {
 	for _, rules := range c.subjects {
 		allow, deny := false, false
 		for _, r := range rules {
+			if r.project != "" && !strings.HasPrefix(object, r.project+"/") {
+				continue
+			}
 			if c.x.match(r.res, resource) && c.x.match(r.act, action) && c.x.match(r.obj, object) {
 				if r.deny {
 					deny = true
@@ -260,14 +405,7 @@ func (c *Checker) Can(resource, action, object string) bool {
 // casbinCan is the same question asked of casbin's own evaluator, for
 // tests that hold the two to one answer.
 func (x *Enforcer) casbinCan(u User, resource, action, object string) bool {
-	subjects := []string{}
-	if x.fallback != "" {
-		subjects = append(subjects, x.fallback)
-	}
-	if u.Name != "" {
-		subjects = append(subjects, u.Name)
-	}
-	for _, s := range append(subjects, u.Groups...) {
+	for _, s := range x.subjects(u) {
 		if ok, err := x.e.Enforce(s, resource, action, object); err == nil && ok {
 			return true
 		}

@@ -152,8 +152,18 @@ func (o *OIDC) callback(r *http.Request) (rbac.User, error) {
 	return u, nil
 }
 
+// tokenClaims say what the token is, not who holds it: no policy scope
+// names them.
+var tokenClaims = map[string]bool{"iss": true, "aud": true, "exp": true, "iat": true, "nbf": true, "nonce": true, "at_hash": true,
+	"c_hash": true, "auth_time": true, "azp": true, "jti": true, "sid": true}
+
+// maxClaim bounds a kept claim value: the session is a cookie.
+const maxClaim = 256
+
 // userOf names the user by preferred_username, else email, else sub,
-// with the groups claim's strings.
+// with the groups claim's strings as groups, and the other string
+// claims kept for policy scopes (argocd-rbac-cm's scopes, [groups,
+// email] say).
 func userOf(claims map[string]any, groupsClaim string) rbac.User {
 	var u rbac.User
 	for _, k := range []string{"preferred_username", "email", "sub"} {
@@ -162,15 +172,29 @@ func userOf(claims map[string]any, groupsClaim string) rbac.User {
 			break
 		}
 	}
-	switch g := claims[groupsClaim].(type) {
-	case []any:
-		for _, v := range g {
-			if s, ok := v.(string); ok {
-				u.Groups = append(u.Groups, s)
+	for k, v := range claims {
+		var vals []string
+		switch v := v.(type) {
+		case []any:
+			for _, e := range v {
+				if s, ok := e.(string); ok && len(s) <= maxClaim {
+					vals = append(vals, s)
+				}
+			}
+		case string:
+			if len(v) <= maxClaim {
+				vals = []string{v}
 			}
 		}
-	case string:
-		u.Groups = []string{g}
+		switch {
+		case k == groupsClaim:
+			u.Groups = vals
+		case len(vals) > 0 && !tokenClaims[k]:
+			if u.Claims == nil {
+				u.Claims = map[string][]string{}
+			}
+			u.Claims[k] = vals
+		}
 	}
 	return u
 }

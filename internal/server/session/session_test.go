@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,11 +16,15 @@ func TestUserOfClaims(t *testing.T) {
 		claims map[string]any
 		want   rbac.User
 	}{
-		{map[string]any{"sub": "1", "email": "a@x", "preferred_username": "alice", "groups": []any{"platform", "platform:Owners"}},
-			rbac.User{Name: "alice", Groups: []string{"platform", "platform:Owners"}}},
-		{map[string]any{"sub": "1", "email": "a@x"}, rbac.User{Name: "a@x"}},
-		{map[string]any{"sub": "1", "groups": "ops"}, rbac.User{Name: "1", Groups: []string{"ops"}}},
+		{map[string]any{"sub": "1", "email": "a@x", "preferred_username": "alice", "groups": []any{"platform", "platform:Owners"},
+			"email_verified": true, "iat": 17e8, "aud": "converge", "nonce": "n"},
+			rbac.User{Name: "alice", Groups: []string{"platform", "platform:Owners"},
+				Claims: map[string][]string{"sub": {"1"}, "email": {"a@x"}, "preferred_username": {"alice"}}}},
+		{map[string]any{"sub": "1", "email": "a@x"}, rbac.User{Name: "a@x", Claims: map[string][]string{"sub": {"1"}, "email": {"a@x"}}}},
+		{map[string]any{"sub": "1", "groups": "ops"}, rbac.User{Name: "1", Groups: []string{"ops"}, Claims: map[string][]string{"sub": {"1"}}}},
 		{map[string]any{"groups": []any{"ops"}}, rbac.User{Groups: []string{"ops"}}}, // no name: Callback refuses it
+		// A value too long for the session cookie is not kept.
+		{map[string]any{"sub": "1", "picture": strings.Repeat("x", 300)}, rbac.User{Name: "1", Claims: map[string][]string{"sub": {"1"}}}},
 	}
 	for _, tc := range tests {
 		if got := userOf(tc.claims, "groups"); !reflect.DeepEqual(got, tc.want) {

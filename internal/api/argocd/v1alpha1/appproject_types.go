@@ -27,6 +27,20 @@ type AppProjectSpec struct {
 	NamespaceResourceWhitelist []metav1.GroupKind       `json:"namespaceResourceWhitelist,omitempty"`
 	NamespaceResourceBlacklist []metav1.GroupKind       `json:"namespaceResourceBlacklist,omitempty"`
 	SyncWindows                []SyncWindow             `json:"syncWindows,omitempty"`
+	// Roles grant the project's own applications to groups, in the UI and
+	// API; read only from projects in the control-plane namespace.
+	Roles []ProjectRole `json:"roles,omitempty"`
+}
+
+// ProjectRole is an AppProject's role: subject "proj:<project>:<name>".
+type ProjectRole struct {
+	Name        string `json:"name"`
+	Description string `json:"description,omitempty"`
+	// Policies are "p, proj:<project>:<name>, applications, <action>,
+	// <project>/<object>, allow|deny" lines.
+	Policies []string `json:"policies,omitempty"`
+	// Groups are the SSO groups that hold the role.
+	Groups []string `json:"groups,omitempty"`
 }
 
 // SyncWindow is a time window in which syncs are allowed or denied, as
