@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/gorilla/securecookie"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -86,7 +87,7 @@ func addUI(ctx context.Context, mgr ctrl.Manager, o UIOptions, eng *engine.Engin
 	if err := mgr.Add(workloads); err != nil {
 		return err
 	}
-	p := &policyLoader{reader: mgr.GetAPIReader(), projects: mgr.GetCache(), key: types.NamespacedName{Namespace: o.RBACNamespace, Name: "argocd-rbac-cm"}}
+	p := &policyLoader{reader: mgr.GetAPIReader(), projects: mgr.GetCache(), log: mgr.GetLogger().WithName("ui-rbac"), key: types.NamespacedName{Namespace: o.RBACNamespace, Name: "argocd-rbac-cm"}}
 	h := server.New(server.Options{Commits: eng.Commit, Index: idx, Cache: mgr.GetCache(), Workloads: workloads, Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(),
 		Sessions: sessions, OIDC: sso, Policy: p.get, ControlNamespace: o.RBACNamespace, Recorder: mgr.GetEventRecorderFor("converge-ui")})
 	return mgr.Add(&httpServer{name: "ui", addr: o.Addr, handler: h, ready: o.Ready})
@@ -99,10 +100,14 @@ type policyLoader struct {
 	// projects lists the AppProjects of key's namespace, whose roles are
 	// policy too (Argo CD's projects live there).
 	projects client.Reader
-	key      types.NamespacedName
-	mu       sync.Mutex
-	at       time.Time
-	cur      *rbac.Enforcer
+	// log says why a policy does not parse and which project role lines
+	// were left out; said is what it last said.
+	log  logr.Logger
+	said string
+	key  types.NamespacedName
+	mu   sync.Mutex
+	at   time.Time
+	cur  *rbac.Enforcer
 }
 
 const policyEvery = 15 * time.Second
@@ -141,6 +146,17 @@ func (p *policyLoader) get() *rbac.Enforcer {
 	if err == nil {
 		if e, err = rbac.New(pol); err != nil {
 			e = denyAll
+		}
+	}
+	// Each problem is logged once, when it appears, not every load.
+	said := fmt.Sprint(err) + strings.Join(e.Ignored(), "; ")
+	if said != p.said {
+		p.said = said
+		if err != nil {
+			p.log.Error(err, "argocd-rbac-cm does not parse: the UI and API refuse everyone", "configMap", p.key)
+		}
+		if len(e.Ignored()) > 0 {
+			p.log.Info("AppProject role lines left out of the UI's RBAC", "lines", e.Ignored())
 		}
 	}
 	p.cur, p.at = e, time.Now()
