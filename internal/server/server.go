@@ -135,8 +135,13 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	u, err := s.o.Sessions.Login(in.Username, in.Password)
-	if errors.Is(err, session.ErrBadLogin) {
+	switch {
+	case errors.Is(err, session.ErrBadLogin):
 		writeError(w, http.StatusUnauthorized, err.Error())
+		return
+	case errors.Is(err, session.ErrTooManyLogins):
+		w.Header().Set("Retry-After", "60")
+		writeError(w, http.StatusTooManyRequests, err.Error())
 		return
 	}
 	if err == nil {

@@ -375,6 +375,21 @@ func TestSessionGuards(t *testing.T) {
 	if code, _ := boss.do("GET", "/api/v1/units", nil); code != http.StatusUnauthorized {
 		t.Errorf("after logout: %d, want 401", code)
 	}
+	// Guessing: after 5 wrong passwords (one above) the name is refused,
+	// the right password too, with 429 and a Retry-After.
+	for range 4 {
+		boss.do("POST", "/api/v1/session", map[string]string{"username": "boss", "password": "guess"})
+	}
+	req, _ = http.NewRequest("POST", w.url+"/api/v1/session", strings.NewReader(`{"username":"boss","password":"`+passwords["boss"]+`"}`))
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("the right password after 5 failures: %d (Retry-After %q), want 429", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	w.login(t, "viewer") // another name logs in
 }
 
 // TestPipelinePage: a promotion Pipeline is listed with the units, and

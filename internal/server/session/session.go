@@ -41,6 +41,13 @@ type Options struct {
 	Secure bool
 	// Accounts are local users, by name.
 	Accounts map[string]Account
+	// MaxFailures is how many failed logins a name may have within
+	// FailureWindow of the last before it is refused unchecked until the
+	// window passes; 0 is 5 in 5 minutes, as Argo CD's defaults.
+	MaxFailures   int
+	FailureWindow time.Duration
+	// MaxConcurrentLogins bounds password checks running at once; 0 is 50.
+	MaxConcurrentLogins int
 }
 
 // Account is a local user: a bcrypt hash of their password, and the
@@ -67,8 +74,9 @@ func RandomPassword() string {
 
 // Manager starts, reads and ends logins.
 type Manager struct {
-	o  Options
-	sc *securecookie.SecureCookie
+	o     Options
+	sc    *securecookie.SecureCookie
+	limit *limiter
 }
 
 type payload struct {
@@ -93,24 +101,30 @@ func New(o Options) (*Manager, error) {
 		return nil, errors.New("session keys: hash key of 32 or 64 bytes and block key of 32 bytes")
 	}
 	sc := securecookie.New(o.HashKey, o.BlockKey).MaxAge(int(o.TTL / time.Second))
-	return &Manager{o: o, sc: sc}, nil
+	return &Manager{o: o, sc: sc, limit: newLimiter(o.MaxFailures, o.FailureWindow, o.MaxConcurrentLogins)}, nil
 }
 
 // ErrBadLogin is a wrong name or password; it does not say which.
 var ErrBadLogin = errors.New("invalid username or password")
 
-// Login checks a local account's password.
+// Login checks a local account's password. A name with too many recent
+// failures, known or not, gets ErrTooManyLogins without a check.
 func (m *Manager) Login(name, password string) (rbac.User, error) {
-	acc, ok := m.o.Accounts[name]
-	if !ok {
-		// Spend the same time as a real check: no telling names apart.
-		bcrypt.CompareHashAndPassword(dummyHash, []byte(password))
-		return rbac.User{}, ErrBadLogin
-	}
-	if bcrypt.CompareHashAndPassword(acc.Hash, []byte(password)) != nil {
-		return rbac.User{}, ErrBadLogin
-	}
-	return rbac.User{Name: name, Groups: acc.Groups}, nil
+	var u rbac.User
+	err := m.limit.try(name, func() error {
+		acc, ok := m.o.Accounts[name]
+		if !ok {
+			// Spend the same time as a real check: no telling names apart.
+			bcrypt.CompareHashAndPassword(dummyHash, []byte(password))
+			return ErrBadLogin
+		}
+		if bcrypt.CompareHashAndPassword(acc.Hash, []byte(password)) != nil {
+			return ErrBadLogin
+		}
+		u = rbac.User{Name: name, Groups: acc.Groups}
+		return nil
+	})
+	return u, err
 }
 
 var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("not a password"), bcrypt.DefaultCost)
