@@ -3,9 +3,9 @@ package server
 import (
 	"context"
 	"sort"
+	"strings"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
@@ -41,10 +41,10 @@ var childKinds = map[string][]schema.GroupVersionKind{
 }
 
 // WorkloadTransform keeps of a workload object only what its health and
-// the tree read: identity, generation, owners, deletion, annotations,
-// the spec without its pod template or containers, and the status. Of a
-// small Pod's 2.5 kB of JSON it keeps 1.5 kB, mostly status; a
-// Deployment loses its whole pod template.
+// the tree read: identity, generation, owners, deletion, the annotations
+// health rules read, the spec without its pod template or containers,
+// and the status (of a Pod: phase, conditions and each container's
+// state). BenchmarkWorkloadCachePod measures what that saves.
 func WorkloadTransform(obj any) (any, error) {
 	u, ok := obj.(*unstructured.Unstructured)
 	if !ok {
@@ -56,34 +56,72 @@ func WorkloadTransform(obj any) (any, error) {
 			meta[k] = v
 		}
 	}
-	// Health reads some annotations (a Pod's restart-policy override, an
-	// HPA v1's conditions); kubectl's copy of the whole object is not one.
-	if a := u.GetAnnotations(); len(a) > 0 {
-		kept := map[string]any{}
-		for k, v := range a {
-			if k != corev1.LastAppliedConfigAnnotation {
-				kept[k] = v
-			}
-		}
-		meta["annotations"] = kept
+	if a := healthAnnotations(u.GetAnnotations()); len(a) > 0 {
+		meta["annotations"] = a
 	}
 	out := map[string]any{"apiVersion": u.GetAPIVersion(), "kind": u.GetKind(), "metadata": meta}
+	pod := u.GetKind() == "Pod" && u.GetAPIVersion() == "v1"
 	if spec, ok := u.Object["spec"].(map[string]any); ok {
 		kept := map[string]any{}
 		for k, v := range spec {
-			switch k {
-			case "template", "jobTemplate", "containers", "initContainers", "ephemeralContainers", "volumes", "volumeClaimTemplates", "selector",
-				"affinity", "tolerations":
+			switch {
+			case pod && k != "restartPolicy":
+			case k == "template" || k == "jobTemplate" || k == "volumeClaimTemplates" || k == "selector":
 			default:
 				kept[k] = v
 			}
 		}
 		out["spec"] = kept
 	}
-	if st, ok := u.Object["status"]; ok {
+	if st, ok := u.Object["status"].(map[string]any); ok {
+		if pod {
+			st = podStatus(st)
+		}
 		out["status"] = st
 	}
 	return &unstructured.Unstructured{Object: out}, nil
+}
+
+// healthAnnotations are the annotations health rules read: Argo CD's and
+// Helm's hook and restart-policy ones, and an HPA v1's conditions.
+func healthAnnotations(all map[string]string) map[string]any {
+	kept := map[string]any{}
+	for k, v := range all {
+		for _, prefix := range []string{"argocd.argoproj.io/", "helm.sh/", "autoscaling.alpha.kubernetes.io/"} {
+			if strings.HasPrefix(k, prefix) {
+				kept[k] = v
+			}
+		}
+	}
+	return kept
+}
+
+// podStatus is a Pod's status as health reads it.
+func podStatus(st map[string]any) map[string]any {
+	kept := map[string]any{}
+	for _, k := range []string{"phase", "reason", "message", "conditions"} {
+		if v, ok := st[k]; ok {
+			kept[k] = v
+		}
+	}
+	for _, k := range []string{"containerStatuses", "initContainerStatuses"} {
+		list, _ := st[k].([]any)
+		var out []any
+		for _, c := range list {
+			cm, _ := c.(map[string]any)
+			one := map[string]any{}
+			for _, f := range []string{"name", "ready", "started", "restartCount", "state", "lastState"} {
+				if v, ok := cm[f]; ok {
+					one[f] = v
+				}
+			}
+			out = append(out, one)
+		}
+		if out != nil {
+			kept[k] = out
+		}
+	}
+	return kept
 }
 
 // workloadWait bounds how long a tree waits for workload informers.
