@@ -19,7 +19,6 @@ import (
 	"converge.dev/converge/internal/engine"
 	"converge.dev/converge/internal/health"
 	"converge.dev/converge/internal/render/helm"
-	"converge.dev/converge/internal/server/session"
 	"converge.dev/converge/internal/source/git"
 	"converge.dev/converge/internal/source/oci"
 	"converge.dev/converge/internal/webhook"
@@ -27,8 +26,7 @@ import (
 
 func newControllerCmd() *cobra.Command {
 	var kubeconfig, kcontext, metrics, healthCM string
-	var uiAdmin bool
-	var oidcIssuer, oidcClient, uiURL string
+	var ui uiFlags
 	var o controller.Options
 	cmd := &cobra.Command{
 		Use:   "controller",
@@ -73,20 +71,10 @@ CRDs first with converge install.`,
 				Gitea:  os.Getenv("CONVERGE_WEBHOOK_GITEA_SECRET"),
 			}
 			o.Logger = klog.NewKlogr()
-			if oidcIssuer != "" {
-				if uiURL == "" {
-					return fmt.Errorf("--ui-oidc-issuer needs --ui-url, the UI's address as browsers reach it (for the callback)")
-				}
-				o.UI.OIDC = &session.OIDCConfig{Issuer: oidcIssuer, ClientID: oidcClient, RedirectURL: strings.TrimRight(uiURL, "/") + "/auth/callback",
-					ClientSecret: os.Getenv("CONVERGE_UI_OIDC_CLIENT_SECRET")}
-			}
-			o.UI.KeySecret.Namespace = o.UI.RBACNamespace
-			if uiAdmin {
-				var password string
-				if password, o.UI.Accounts, err = adminAccount(); err != nil {
+			if ui.o.Addr != "" {
+				if o.UI, err = ui.options(cmd.ErrOrStderr()); err != nil {
 					return err
 				}
-				fmt.Fprintf(cmd.ErrOrStderr(), "UI login: admin / %s (shown once)\n", password)
 			}
 			return controller.Run(cmd.Context(), cfg, o)
 		},
@@ -106,16 +94,7 @@ CRDs first with converge install.`,
 	fs.StringVar(&metrics, "metrics-addr", "", "address for Prometheus metrics, e.g. :8080 (default: off)")
 	fs.StringVar(&healthCM, "health-configmap", "", "NAMESPACE/NAME of a ConfigMap with custom health rules: keys\n"+
 		"resource.customizations.health.<group>_<kind> (Lua) and healthCheckExprs (CEL); read at start")
-	fs.StringVar(&o.UI.Addr, "ui-addr", "", "address of the web UI and its API (/api/v1), e.g. :8080 (default: off);\n"+
-		"logins are local accounts, access is Argo CD's RBAC from ConfigMap argocd-rbac-cm in --ui-rbac-namespace")
-	fs.StringVar(&o.UI.RBACNamespace, "ui-rbac-namespace", "argocd", "namespace of argocd-rbac-cm, and Argo CD's own namespace for RBAC objects")
-	fs.StringVar(&oidcIssuer, "ui-oidc-issuer", "", "OpenID Connect issuer to log in to the UI with (client secret from $CONVERGE_UI_OIDC_CLIENT_SECRET)")
-	fs.StringVar(&oidcClient, "ui-oidc-client-id", "", "the UI's client ID at --ui-oidc-issuer")
-	fs.StringVar(&uiURL, "ui-url", "", "the UI's address as browsers reach it, e.g. https://converge.example.com (for the OIDC callback)")
-	fs.BoolVar(&uiAdmin, "ui-admin", false, "make a local admin account for the UI and print its password once")
-	fs.StringVar(&o.UI.KeySecret.Name, "ui-session-secret", "", "Secret (in --ui-rbac-namespace) with the UI's session keys, made if missing,\n"+
-		"so that logins survive restarts and work on every replica (default: keys per process)")
-	fs.BoolVar(&o.UI.Secure, "ui-secure-cookies", false, "mark the UI's cookies HTTPS-only (behind a TLS proxy)")
+	ui.add(fs, "", " (default: off)")
 	fs.StringVar(&o.WebhookAddr, "webhook-addr", "", "address of the Git push receiver (POST /api/webhook), e.g. :8081 (default: off);\n"+
 		"secrets from $CONVERGE_WEBHOOK_GITHUB_SECRET, $CONVERGE_WEBHOOK_GITLAB_SECRET, $CONVERGE_WEBHOOK_GITEA_SECRET")
 	return cmd
@@ -149,12 +128,4 @@ func healthRules(ctx context.Context, cfg *rest.Config, ref string) (*health.Rul
 		return nil, fmt.Errorf("health rules in ConfigMap %s: %w", ref, err)
 	}
 	return rules, nil
-}
-
-// adminAccount makes the UI's local admin account with a fresh password,
-// for the caller to say once.
-func adminAccount() (string, map[string]session.Account, error) {
-	password := session.RandomPassword()
-	acc, err := session.NewAccount(password)
-	return password, map[string]session.Account{"admin": acc}, err
 }

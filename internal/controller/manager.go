@@ -233,7 +233,7 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 		}
 	}
 	if o.UI.Addr != "" {
-		if err := addUI(ctx, mgr, o.UI, o.Engine); err != nil {
+		if err := addUI(ctx, mgr, o.UI, o.Engine.Commit); err != nil {
 			return fmt.Errorf("ui: %w", err)
 		}
 	}

@@ -2,11 +2,13 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"sort"
 	"strings"
 	"sync"
+	"testing"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -15,16 +17,19 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/yaml"
 
 	"converge.dev/converge/internal/api/argocd/v1alpha1"
-	"converge.dev/converge/internal/engine"
 	"converge.dev/converge/internal/server"
 	"converge.dev/converge/internal/server/rbac"
 	"converge.dev/converge/internal/server/session"
+	"converge.dev/converge/internal/source/git"
 	"converge.dev/converge/internal/units"
 )
 
@@ -50,8 +55,47 @@ type UIOptions struct {
 	KeySecret types.NamespacedName
 }
 
+// ServeOptions configure a UI server run apart from the controller.
+type ServeOptions struct {
+	UI UIOptions
+	// Logger receives controller-runtime's logs. The zero Logger drops
+	// them.
+	Logger logr.Logger
+	// Commits reads a commit's author and message for history; nil shows
+	// revisions only (the server has no Git cache of its own).
+	Commits func(repoURL, sha string) (git.Commit, error)
+}
+
+// Serve runs the UI and its API alone, as Argo CD's argocd-server runs
+// apart from its application controller: its own caches of every unit,
+// whatever shard or label selector the controllers run with. Its actions
+// are writes to the units that the controllers carry out.
+func Serve(ctx context.Context, cfg *rest.Config, o ServeOptions) error {
+	if o.UI.Addr == "" {
+		return errors.New("the UI server needs an address")
+	}
+	s, err := Scheme()
+	if err != nil {
+		return err
+	}
+	if o.Logger.GetSink() != nil {
+		ctrl.SetLogger(o.Logger)
+	}
+	skipNames := testing.Testing()
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: s, Controller: config.Controller{SkipNameValidation: &skipNames},
+		Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
+		Cache: cache.Options{DefaultTransform: cache.TransformStripManagedFields()}})
+	if err != nil {
+		return fmt.Errorf("ui server manager: %w", err)
+	}
+	if err := addUI(ctx, mgr, o.UI, o.Commits); err != nil {
+		return fmt.Errorf("ui: %w", err)
+	}
+	return mgr.Start(ctx)
+}
+
 // addUI serves the UI from the manager's caches, on every replica.
-func addUI(ctx context.Context, mgr ctrl.Manager, o UIOptions, eng *engine.Engine) error {
+func addUI(ctx context.Context, mgr ctrl.Manager, o UIOptions, commits func(repoURL, sha string) (git.Commit, error)) error {
 	if o.RBACNamespace == "" {
 		o.RBACNamespace = "argocd"
 	}
@@ -88,7 +132,7 @@ func addUI(ctx context.Context, mgr ctrl.Manager, o UIOptions, eng *engine.Engin
 		return err
 	}
 	p := &policyLoader{reader: mgr.GetAPIReader(), projects: mgr.GetCache(), log: mgr.GetLogger().WithName("ui-rbac"), key: types.NamespacedName{Namespace: o.RBACNamespace, Name: "argocd-rbac-cm"}}
-	h := server.New(server.Options{Commits: eng.Commit, Index: idx, Cache: mgr.GetCache(), Workloads: workloads, Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(),
+	h := server.New(server.Options{Commits: commits, Index: idx, Cache: mgr.GetCache(), Workloads: workloads, Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(),
 		Sessions: sessions, OIDC: sso, Policy: p.get, ControlNamespace: o.RBACNamespace, Recorder: mgr.GetEventRecorderFor("converge-ui")})
 	return mgr.Add(&httpServer{name: "ui", addr: o.Addr, handler: h, ready: o.Ready})
 }
