@@ -30,6 +30,7 @@ import (
 	"converge.dev/converge/internal/server/rbac"
 	"converge.dev/converge/internal/server/session"
 	"converge.dev/converge/internal/source/git"
+	"converge.dev/converge/internal/tree"
 	"converge.dev/converge/internal/units"
 )
 
@@ -124,7 +125,7 @@ func addUI(ctx context.Context, mgr ctrl.Manager, o UIOptions, commits func(repo
 	// keeps only what health reads: the manager's informers are
 	// metadata-only, and full Pods would cost the most memory of all.
 	workloads, err := cache.New(mgr.GetConfig(), cache.Options{Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper(),
-		HTTPClient: mgr.GetHTTPClient(), DefaultTransform: server.WorkloadTransform})
+		HTTPClient: mgr.GetHTTPClient(), DefaultTransform: tree.WorkloadTransform})
 	if err != nil {
 		return fmt.Errorf("ui: workload cache: %w", err)
 	}

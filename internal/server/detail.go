@@ -19,6 +19,7 @@ import (
 	sourcev1 "converge.dev/converge/internal/api/fluxcd/source/v1"
 	"converge.dev/converge/internal/server/rbac"
 	"converge.dev/converge/internal/source/git"
+	"converge.dev/converge/internal/tree"
 	"converge.dev/converge/internal/units"
 )
 
@@ -77,17 +78,7 @@ type Condition struct {
 }
 
 // Node is one object of a unit's tree.
-type Node struct {
-	Group     string  `json:"group,omitempty"`
-	Version   string  `json:"version,omitempty"`
-	Kind      string  `json:"kind"`
-	Namespace string  `json:"namespace,omitempty"`
-	Name      string  `json:"name"`
-	Sync      string  `json:"sync,omitempty"`
-	Health    string  `json:"health,omitempty"`
-	Message   string  `json:"message,omitempty"`
-	Children  []*Node `json:"children,omitempty"`
-}
+type Node = tree.Node
 
 // History is one deployment of the unit.
 type History struct {
@@ -183,13 +174,7 @@ func (s *Server) application(ctx context.Context, key types.NamespacedName, d *D
 	for _, c := range a.Status.Conditions {
 		d.Conditions = append(d.Conditions, Condition{Type: c.Type, Status: "True", Message: c.Message, Since: timeOf(c.LastTransitionTime)})
 	}
-	for _, r := range a.Status.Resources {
-		n := &Node{Group: r.Group, Version: r.Version, Kind: r.Kind, Namespace: r.Namespace, Name: r.Name, Sync: r.Status}
-		if r.Health != nil {
-			n.Health, n.Message = r.Health.Status, r.Health.Message
-		}
-		d.Tree = append(d.Tree, n)
-	}
+	d.Tree = tree.FromApplication(a)
 	for i := len(a.Status.History) - 1; i >= 0; i-- { // newest first
 		h := a.Status.History[i]
 		d.History = append(d.History, History{ID: h.ID, Revision: h.Revision, DeployedAt: h.DeployedAt.Time, Source: h.Source.RepoURL + " " + h.Source.Path,
@@ -220,7 +205,7 @@ func (s *Server) kustomization(ctx context.Context, key types.NamespacedName, d 
 		return err
 	}
 	d.Conditions = fluxConditions(k.Status.Conditions)
-	d.Tree = inventoryTree(k.Status.Inventory)
+	d.Tree = tree.FromInventory(k.Status.Inventory)
 	if rev := k.Status.LastAppliedRevision; rev != "" {
 		h := History{Revision: rev, Status: "applied"}
 		// main@sha1:<commit>, from the GitRepository's URL.
@@ -252,26 +237,12 @@ func (s *Server) helmRelease(ctx context.Context, key types.NamespacedName, d *D
 		d.History = append(d.History, History{ID: int64(snap.Version), Revision: snap.ChartName + "@" + snap.ChartVersion, Status: snap.Status})
 	}
 	d.Suspended, d.AutoSync = h.Spec.Suspend, !h.Spec.Suspend
-	d.Tree = inventoryTree(h.Status.Inventory)
+	d.Tree = tree.FromInventory(h.Status.Inventory)
 	if h.Status.Inventory == nil {
 		d.TreeNote = "no release recorded its objects yet"
 	}
 	s.grow(ctx, d)
 	return nil
-}
-
-// inventoryTree is the top of a Flux unit's tree: its inventory.
-func inventoryTree(inv *kustomizev1.ResourceInventory) []*Node {
-	tree := []*Node{}
-	if inv == nil {
-		return tree
-	}
-	for _, e := range inv.Entries {
-		if ns, name, group, kind, ok := e.Parts(); ok {
-			tree = append(tree, &Node{Namespace: ns, Name: name, Group: group, Kind: kind, Version: e.Version})
-		}
-	}
-	return tree
 }
 
 func (s *Server) pipeline(ctx context.Context, key types.NamespacedName, d *Detail) error {
@@ -320,15 +291,6 @@ func timeOf(t *metav1.Time) time.Time {
 	return t.Time
 }
 
-func ownedBy(refs []metav1.OwnerReference, uid types.UID) bool {
-	for _, r := range refs {
-		if r.UID == uid {
-			return true
-		}
-	}
-	return false
-}
-
 // events answers GET .../events: the unit's Events, newest first. It is
 // the one read of the API server a unit's page makes.
 func (s *Server) events(w http.ResponseWriter, r *http.Request, u rbac.User) {
@@ -358,4 +320,12 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, u rbac.User) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Last.After(out[j].Last) })
 	writeJSON(w, http.StatusOK, out)
+}
+
+// grow adds the tree's children and health from the workload cache;
+// without one the tree is what the unit applied.
+func (s *Server) grow(ctx context.Context, d *Detail) {
+	if s.o.Workloads != nil {
+		tree.Grow(ctx, s.o.Workloads, d.Tree)
+	}
 }

@@ -24,10 +24,10 @@ type Options struct {
 	Index *units.Index
 	// Cache reads one unit from the manager's informers. Required.
 	Cache client.Reader
-	// Workloads reads workloads, Pods, Jobs and claims (the kinds of
-	// workloadKinds) for the tree's children and health; its informers
-	// should keep only what WorkloadTransform keeps. If nil, a tree is
-	// what the unit applied, with the health its status gives.
+	// Workloads reads workloads, Pods, Jobs and claims (the kinds
+	// tree.Grow reads) for the tree's children and health; its informers
+	// should keep only what tree.WorkloadTransform keeps. If nil, a tree
+	// is what the unit applied, with the health its status gives.
 	Workloads client.Reader
 	// Client writes what actions ask for. Required.
 	Client client.Client

@@ -31,6 +31,7 @@ import (
 	"converge.dev/converge/internal/server"
 	"converge.dev/converge/internal/server/rbac"
 	"converge.dev/converge/internal/server/session"
+	"converge.dev/converge/internal/tree"
 	"converge.dev/converge/internal/units"
 )
 
@@ -91,7 +92,7 @@ func start(t *testing.T) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	workloads, err := cache.New(cfg, cache.Options{Scheme: scheme, DefaultTransform: server.WorkloadTransform})
+	workloads, err := cache.New(cfg, cache.Options{Scheme: scheme, DefaultTransform: tree.WorkloadTransform})
 	if err != nil {
 		t.Fatal(err)
 	}

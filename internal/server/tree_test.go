@@ -18,6 +18,7 @@ import (
 	"converge.dev/converge/internal/clustertest"
 	"converge.dev/converge/internal/object"
 	"converge.dev/converge/internal/server"
+	"converge.dev/converge/internal/tree"
 	"converge.dev/converge/internal/units"
 )
 
@@ -162,7 +163,7 @@ spec:
 		p := pods.Items[0]
 		p.SetManagedFields(nil) // the manager's caches drop them too
 		whole, _ := json.Marshal(p.Object)
-		out, _ := server.WorkloadTransform(&p)
+		out, _ := tree.WorkloadTransform(&p)
 		kept, _ := json.Marshal(out.(*unstructured.Unstructured).Object)
 		t.Logf("a Pod: %d bytes of JSON, %d kept", len(whole), len(kept))
 	}

@@ -1,4 +1,4 @@
-package server
+package tree
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
@@ -14,7 +15,7 @@ import (
 	"converge.dev/converge/internal/health"
 )
 
-// workloadKinds are the kinds read from Options.Workloads: those whose
+// workloadKinds are the kinds Grow reads: those whose
 // health says something about what runs (workloads, their Pods, Jobs,
 // claims, autoscalers), and the owners of the tree's children. Any
 // other kind would cost a watch of all its objects for no answer.
@@ -124,44 +125,43 @@ func podStatus(st map[string]any) map[string]any {
 	return kept
 }
 
-// workloadWait bounds how long a tree waits for workload informers.
-const workloadWait = 5 * time.Second
+// Wait bounds how long Grow waits for a reader's informers.
+const Wait = 5 * time.Second
 
-// workload reads a node's object from the workload cache; false when
-// its kind is not one, or it is not there.
-func (s *Server) workload(ctx context.Context, gk schema.GroupKind, namespace, name string) (*unstructured.Unstructured, bool) {
+// workload reads a node's object; false when its kind is not a
+// workload kind, or it is not there.
+func workload(ctx context.Context, r client.Reader, gk schema.GroupKind, namespace, name string) (*unstructured.Unstructured, bool) {
 	v, ok := workloadKinds[gk]
-	if !ok || s.o.Workloads == nil {
+	if !ok {
 		return nil, false
 	}
 	u := &unstructured.Unstructured{}
 	u.SetGroupVersionKind(gk.WithVersion(v))
-	if err := s.o.Workloads.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, u); err != nil {
+	if err := r.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, u); err != nil {
 		return nil, false
 	}
 	return u, true
 }
 
-// grow adds to each node of the tree what it owns (Deployment →
-// ReplicaSet → Pod) and, where the unit's status does not say, the
-// node's health, all from the workload cache. Without one the tree is
-// what the unit applied, with the health its status gives.
-func (s *Server) grow(ctx context.Context, d *Detail) {
-	// A kind's informer starts on its first read and the read waits for
-	// it to sync; one that cannot (its LIST forbidden) must not hold the
-	// page: past the wait the tree is what is known.
-	ctx, cancel := context.WithTimeout(ctx, workloadWait)
+// Grow adds to each node what it owns (Deployment → ReplicaSet → Pod)
+// and, where the unit's status does not say, the node's health, read
+// from r: a workload cache (whose informers start on their first read,
+// so Grow waits at most Wait for them: one that cannot sync must not
+// hold the caller), or a client of the API server. Nodes r cannot read
+// are left as they are.
+func Grow(ctx context.Context, r client.Reader, nodes []*Node) {
+	ctx, cancel := context.WithTimeout(ctx, Wait)
 	defer cancel()
 	var walk func(n *Node, depth int)
 	walk = func(n *Node, depth int) {
 		gk := schema.GroupKind{Group: n.Group, Kind: n.Kind}
-		obj, ok := s.workload(ctx, gk, n.Namespace, n.Name)
+		obj, ok := workload(ctx, r, gk, n.Namespace, n.Name)
 		if !ok {
 			return
 		}
 		if n.Health == "" {
-			if r, ok := health.Assess(obj); ok {
-				n.Health, n.Message = string(r.Status), r.Message
+			if res, ok := health.Assess(obj); ok {
+				n.Health, n.Message = string(res.Status), res.Message
 			}
 		}
 		if depth > 3 {
@@ -170,7 +170,7 @@ func (s *Server) grow(ctx context.Context, d *Detail) {
 		for _, gvk := range childKinds[n.Kind] {
 			list := &unstructured.UnstructuredList{}
 			list.SetGroupVersionKind(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
-			if err := s.o.Workloads.List(ctx, list, client.InNamespace(n.Namespace)); err != nil {
+			if err := r.List(ctx, list, client.InNamespace(n.Namespace)); err != nil {
 				continue
 			}
 			for _, o := range list.Items {
@@ -184,7 +184,16 @@ func (s *Server) grow(ctx context.Context, d *Detail) {
 		}
 		sort.Slice(n.Children, func(i, j int) bool { return n.Children[i].Name < n.Children[j].Name })
 	}
-	for _, n := range d.Tree {
+	for _, n := range nodes {
 		walk(n, 0)
 	}
+}
+
+func ownedBy(refs []metav1.OwnerReference, uid types.UID) bool {
+	for _, r := range refs {
+		if r.UID == uid {
+			return true
+		}
+	}
+	return false
 }

@@ -1,4 +1,4 @@
-package server
+package tree
 
 import (
 	"encoding/json"
@@ -15,7 +15,7 @@ import (
 )
 
 // TestWorkloadTransformKeepsHealth: for every case of gitops-engine's
-// built-in health data whose kind the workload cache holds, the health
+// built-in health data whose kind Grow reads, the health
 // of the stripped object is the health of the whole one, and what is
 // kept is smaller.
 func TestWorkloadTransformKeepsHealth(t *testing.T) {
@@ -67,7 +67,7 @@ func TestWorkloadTransformKeepsHealth(t *testing.T) {
 // against the whole Pod an ordinary informer would hold (heap bytes of
 // 1,000 decoded objects, managedFields already gone):
 //
-//	go test ./internal/server -run '^$' -bench WorkloadCachePod -benchtime 1x
+//	go test ./internal/tree -run '^$' -bench WorkloadCachePod -benchtime 1x
 func BenchmarkWorkloadCachePod(b *testing.B) {
 	data, err := os.ReadFile(filepath.Join("testdata", "pod.yaml"))
 	if err != nil {
