@@ -154,39 +154,48 @@ func Grow(ctx context.Context, r client.Reader, nodes []*Node) {
 	defer cancel()
 	var walk func(n *Node, depth int)
 	walk = func(n *Node, depth int) {
-		gk := schema.GroupKind{Group: n.Group, Kind: n.Kind}
-		obj, ok := workload(ctx, r, gk, n.Namespace, n.Name)
-		if !ok {
+		if depth > maxDepth {
 			return
 		}
-		if n.Health == "" {
-			if res, ok := health.Assess(obj); ok {
-				n.Health, n.Message = string(res.Status), res.Message
-			}
-		}
-		if depth > 3 {
-			return
-		}
-		for _, gvk := range childKinds[n.Kind] {
-			list := &unstructured.UnstructuredList{}
-			list.SetGroupVersionKind(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
-			if err := r.List(ctx, list, client.InNamespace(n.Namespace)); err != nil {
-				continue
-			}
-			for _, o := range list.Items {
-				if !ownedBy(o.GetOwnerReferences(), obj.GetUID()) {
-					continue
+		if obj, ok := workload(ctx, r, schema.GroupKind{Group: n.Group, Kind: n.Kind}, n.Namespace, n.Name); ok {
+			if n.Health == "" {
+				if res, ok := health.Assess(obj); ok {
+					n.Health, n.Message = string(res.Status), res.Message
 				}
-				c := &Node{Group: gvk.Group, Version: gvk.Version, Kind: gvk.Kind, Namespace: o.GetNamespace(), Name: o.GetName()}
-				n.Children = append(n.Children, c)
-				walk(c, depth+1)
 			}
+			n.Children = append(n.Children, owned(ctx, r, n, obj)...)
 		}
-		sort.Slice(n.Children, func(i, j int) bool { return n.Children[i].Name < n.Children[j].Name })
+		for _, c := range n.Children {
+			walk(c, depth+1)
+		}
 	}
 	for _, n := range nodes {
 		walk(n, 0)
 	}
+}
+
+// maxDepth bounds Grow: units nest (an app of apps), workloads own
+// ReplicaSets that own Pods.
+const maxDepth = 10
+
+// owned are the objects of the kinds n's kind owns whose ownerReferences
+// name obj, sorted by name.
+func owned(ctx context.Context, r client.Reader, n *Node, obj *unstructured.Unstructured) []*Node {
+	var out []*Node
+	for _, gvk := range childKinds[n.Kind] {
+		list := &unstructured.UnstructuredList{}
+		list.SetGroupVersionKind(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
+		if err := r.List(ctx, list, client.InNamespace(n.Namespace)); err != nil {
+			continue
+		}
+		for _, o := range list.Items {
+			if ownedBy(o.GetOwnerReferences(), obj.GetUID()) {
+				out = append(out, &Node{Group: gvk.Group, Version: gvk.Version, Kind: gvk.Kind, Namespace: o.GetNamespace(), Name: o.GetName()})
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
 }
 
 func ownedBy(refs []metav1.OwnerReference, uid types.UID) bool {
