@@ -163,7 +163,7 @@ func (l *chartLoader) fromGitRepository(ctx context.Context, req chartRequest) (
 	if err := getReady(ctx, l.client, req, repo, &repo.Status.Conditions, &repo.Status.Artifact); err != nil {
 		return nil, err
 	}
-	auth, err := gitAuth(ctx, l.client, repo)
+	auth, err := flux.GitAuth(ctx, l.client, repo)
 	if err != nil {
 		return nil, fmt.Errorf("GitRepository %s: %w", req.Key, err)
 	}

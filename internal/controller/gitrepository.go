@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -26,7 +25,6 @@ import (
 	sourcev1 "converge.dev/converge/internal/api/fluxcd/source/v1"
 	"converge.dev/converge/internal/dialect/flux"
 	"converge.dev/converge/internal/engine"
-	"converge.dev/converge/internal/source/git"
 )
 
 // ReconcileRequestAnnotation asks Flux objects for an immediate
@@ -112,7 +110,7 @@ func gitIncludes(ctx context.Context, c client.Client, repo *sourcev1.GitReposit
 		if err := c.Get(ctx, key, dep); err != nil {
 			return nil, fmt.Errorf("GitRepository %s/%s spec.include[%d] %s: %w", repo.Namespace, repo.Name, i, key, err)
 		}
-		auth, err := gitAuth(ctx, c, dep)
+		auth, err := flux.GitAuth(ctx, c, dep)
 		if err != nil {
 			return nil, fmt.Errorf("GitRepository %s: %w", key, err)
 		}
@@ -148,7 +146,7 @@ func (r *GitRepositoryReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		meta.RemoveStatusCondition(&st.Conditions, "UnsupportedFields")
 	}
 
-	auth, err := gitAuth(ctx, r.Client, repo)
+	auth, err := flux.GitAuth(ctx, r.Client, repo)
 	if err == nil {
 		if repo.Annotations[ReconcileRequestAnnotation] != orig.Status.LastHandledReconcileAt {
 			r.Engine.Forget(repo.Spec.URL)
@@ -205,19 +203,4 @@ func (r *GitRepositoryReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		return ctrl.Result{RequeueAfter: min(interval, 30*time.Second)}, nil
 	}
 	return ctrl.Result{RequeueAfter: interval}, nil
-}
-
-// gitAuth reads credentials from spec.secretRef, as Flux names the keys.
-func gitAuth(ctx context.Context, c client.Client, repo *sourcev1.GitRepository) (git.Auth, error) {
-	if repo.Spec.SecretRef == nil {
-		return git.Auth{}, nil
-	}
-	sec := &corev1.Secret{}
-	key := types.NamespacedName{Namespace: repo.Namespace, Name: repo.Spec.SecretRef.Name}
-	if err := c.Get(ctx, key, sec); err != nil {
-		return git.Auth{}, fmt.Errorf("secretRef %s: %w", key, err)
-	}
-	d := sec.Data
-	return git.Auth{Username: string(d["username"]), Password: string(d["password"]), BearerToken: string(d["bearerToken"]),
-		SSHKey: d["identity"], KnownHosts: d["known_hosts"]}, nil
 }

@@ -259,7 +259,7 @@ func (r *KustomizationReconciler) reconcile(ctx context.Context, ks *kustomizev1
 	if gitRepo != nil {
 		// The GitRepository fetched this commit already; its credentials
 		// matter again only when the cache lost it.
-		if unitAuth, err = gitAuth(ctx, r.Client, gitRepo); err == nil {
+		if unitAuth, err = flux.GitAuth(ctx, r.Client, gitRepo); err == nil {
 			src.Includes, err = gitIncludes(ctx, r.Client, gitRepo)
 		}
 		if err != nil {

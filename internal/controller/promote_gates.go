@@ -530,7 +530,7 @@ func (run *pipelineRun) unitAt(ctx context.Context, t convergev1.StageTarget, re
 		if u, _, err = flux.ToUnit(ks, src, vars, keys); err != nil {
 			return u, fmt.Errorf("%s: %w", name, err)
 		}
-		if u.Auth, err = gitAuth(ctx, run.r.Client, repo); err != nil {
+		if u.Auth, err = flux.GitAuth(ctx, run.r.Client, repo); err != nil {
 			return u, fmt.Errorf("%s: %w", name, err)
 		}
 	default:

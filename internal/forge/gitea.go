@@ -109,6 +109,21 @@ func (g *Gitea) Get(ctx context.Context, number int) (State, error) {
 	return p.state(), nil
 }
 
+// PullOfCommit is the pull request whose merge made sha (or whose head it
+// is); false when the forge knows none.
+func (g *Gitea) PullOfCommit(ctx context.Context, sha string) (State, bool, error) {
+	var p giteaPR
+	err := g.call(ctx, "GET", g.repoPath("/commits/%s/pull", url.PathEscape(sha)), nil, &p)
+	var se *statusError
+	if errors.As(err, &se) && se.code == http.StatusNotFound {
+		return State{}, false, nil
+	}
+	if err != nil {
+		return State{}, false, err
+	}
+	return p.state(), true, nil
+}
+
 // SetBody replaces the body of pull request number.
 func (g *Gitea) SetBody(ctx context.Context, number int, body string) error {
 	return g.call(ctx, "PATCH", g.repoPath("/pulls/%d", number), map[string]string{"body": body}, nil)
