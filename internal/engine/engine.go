@@ -250,6 +250,16 @@ func (e *Engine) renderCheckout(ctx context.Context, u Unit, root, revision stri
 	return e.render(ctx, source.Snapshot{Revision: revision, Dir: root}, u)
 }
 
+// RenderLocal renders the unit's folder from a checkout at root, offline,
+// as a sync would render it: for checks before a merge (lint, validate).
+func (e *Engine) RenderLocal(ctx context.Context, u Unit, root string) ([]object.Decoded, error) {
+	objs, err := e.render(ctx, source.Snapshot{Revision: "local", Dir: root}, u)
+	if err != nil {
+		return nil, fmt.Errorf("render %s: %w", u.Path, err)
+	}
+	return objs, nil
+}
+
 // renderKind is the renderer of the unit's folder dir: the one it names,
 // or the detected one; a plain folder with components is built by
 // kustomize, as Flux does.
