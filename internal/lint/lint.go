@@ -11,18 +11,17 @@ package lint
 import (
 	"context"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
 
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 
 	"converge.dev/converge/internal/engine"
 	"converge.dev/converge/internal/object"
+	"converge.dev/converge/internal/reposcan"
 )
 
 // Severity is how bad a finding is: an error fails the check.
@@ -104,7 +103,7 @@ type Config struct {
 
 // Run lints the repository checked out at root.
 func Run(ctx context.Context, root string, o Options) ([]Finding, error) {
-	r, err := scan(root)
+	r, err := reposcan.Scan(root)
 	if err != nil {
 		return nil, err
 	}
@@ -120,7 +119,7 @@ func Run(ctx context.Context, root string, o Options) ([]Finding, error) {
 		}
 		out = append(out, Finding{Rule: rule.ID, Name: rule.Name, Severity: rule.Severity, File: file, Object: obj, Message: fmt.Sprintf(format, a...)})
 	}
-	for _, check := range []func(*repo, func(id, file, obj, format string, a ...any)){
+	for _, check := range []func(*reposcan.Repo, func(id, file, obj, format string, a ...any)){
 		environmentBranches, plaintextSecrets, codeOwners, pruneOnRoot, appSetPreserve, selfHeal, hpaReplicas,
 	} {
 		check(r, add)
@@ -139,127 +138,6 @@ func Run(ctx context.Context, root string, o Options) ([]Finding, error) {
 		return a.Object < b.Object
 	})
 	return out, nil
-}
-
-// repo is what scan read: every manifest, by file.
-type repo struct {
-	root string
-	docs []doc
-	// kustomizeDirs are folders with a kustomization file; referenced
-	// those another includes (a base, a component).
-	kustomizeDirs []string
-	referenced    map[string]bool
-	// codeowners is the CODEOWNERS file's patterns, nil without one.
-	codeowners []string
-	owners     string
-}
-
-type doc struct {
-	file string
-	obj  *unstructured.Unstructured
-}
-
-// scan reads every YAML manifest under root. A file that is not YAML
-// manifests (a Helm template, a values file) is not one.
-func scan(root string) (*repo, error) {
-	r := &repo{root: root, referenced: map[string]bool{}}
-	charts := map[string]bool{}
-	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(root, path)
-		rel = filepath.ToSlash(rel)
-		if d.IsDir() {
-			if d.Name() == ".git" || d.Name() == "node_modules" {
-				return filepath.SkipDir
-			}
-			if _, err := os.Stat(filepath.Join(path, "Chart.yaml")); err == nil {
-				charts[rel] = true
-			}
-			for _, k := range []string{"kustomization.yaml", "kustomization.yml", "Kustomization"} {
-				if _, err := os.Stat(filepath.Join(path, k)); err == nil {
-					r.kustomizeDirs = append(r.kustomizeDirs, rel)
-					r.reference(rel, filepath.Join(path, k))
-					break
-				}
-			}
-			return nil
-		}
-		switch rel {
-		case "CODEOWNERS", ".github/CODEOWNERS", ".gitea/CODEOWNERS", "docs/CODEOWNERS":
-			data, err := os.ReadFile(path)
-			if err != nil {
-				return err
-			}
-			r.owners, r.codeowners = rel, ownerPatterns(string(data))
-			return nil
-		}
-		ext := filepath.Ext(path)
-		if ext != ".yaml" && ext != ".yml" || inChart(rel, charts) {
-			return nil
-		}
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		objs, err := object.Decode(data, rel)
-		if err != nil {
-			return nil
-		}
-		for _, d := range objs {
-			r.docs = append(r.docs, doc{file: rel, obj: d.Object})
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("lint %s: %w", root, err)
-	}
-	return r, nil
-}
-
-// inChart says whether rel is inside a Helm chart's folder: its
-// templates are not manifests until rendered.
-func inChart(rel string, charts map[string]bool) bool {
-	for dir := filepath.Dir(rel); dir != "." && dir != "/"; dir = filepath.Dir(dir) {
-		if charts[filepath.ToSlash(dir)] {
-			return true
-		}
-	}
-	return false
-}
-
-// reference marks the folders a kustomization includes.
-func (r *repo) reference(dir, file string) {
-	data, err := os.ReadFile(file)
-	if err != nil {
-		return
-	}
-	var k struct {
-		Resources  []string `json:"resources"`
-		Bases      []string `json:"bases"`
-		Components []string `json:"components"`
-	}
-	if yaml.Unmarshal(data, &k) != nil {
-		return
-	}
-	for _, ref := range append(append(k.Resources, k.Bases...), k.Components...) {
-		if strings.Contains(ref, "://") {
-			continue
-		}
-		r.referenced[filepath.ToSlash(filepath.Clean(filepath.Join(dir, ref)))] = true
-	}
-}
-
-// of lists the documents of group/kind.
-func (r *repo) of(group, kind string) []doc {
-	var out []doc
-	for _, d := range r.docs {
-		if d.obj.GetKind() == kind && d.obj.GroupVersionKind().Group == group {
-			out = append(out, d)
-		}
-	}
-	return out
 }
 
 // disabled reads ConfigFile and the flags into a test of (rule, file).

@@ -3,19 +3,16 @@ package lint
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 
-	"converge.dev/converge/internal/api/argocd/v1alpha1"
-	"converge.dev/converge/internal/dialect/argocd"
 	"converge.dev/converge/internal/engine"
 	"converge.dev/converge/internal/object"
 	"converge.dev/converge/internal/promotion"
+	"converge.dev/converge/internal/reposcan"
 )
 
 type adder = func(id, file, obj, format string, a ...any)
@@ -37,40 +34,40 @@ func name(o *unstructured.Unstructured) string {
 
 // environmentBranches: Applications and GitRepositories that track a
 // branch named for an environment.
-func environmentBranches(r *repo, add adder) {
-	for _, d := range r.of("argoproj.io", "Application") {
-		rev, _, _ := unstructured.NestedString(d.obj.Object, "spec", "source", "targetRevision")
+func environmentBranches(r *reposcan.Repo, add adder) {
+	for _, d := range r.Of("argoproj.io", "Application") {
+		rev, _, _ := unstructured.NestedString(d.Obj.Object, "spec", "source", "targetRevision")
 		if envWord.MatchString(filepath.Base(rev)) {
-			add("CV001", d.file, name(d.obj), "tracks branch %q as its environment: keep one branch and a folder per environment", rev)
+			add("CV001", d.File, name(d.Obj), "tracks branch %q as its environment: keep one branch and a folder per environment", rev)
 		}
 	}
-	for _, d := range r.of("source.toolkit.fluxcd.io", "GitRepository") {
-		b, _, _ := unstructured.NestedString(d.obj.Object, "spec", "ref", "branch")
+	for _, d := range r.Of("source.toolkit.fluxcd.io", "GitRepository") {
+		b, _, _ := unstructured.NestedString(d.Obj.Object, "spec", "ref", "branch")
 		if envWord.MatchString(filepath.Base(b)) {
-			add("CV001", d.file, name(d.obj), "tracks branch %q as its environment: keep one branch and a folder per environment", b)
+			add("CV001", d.File, name(d.Obj), "tracks branch %q as its environment: keep one branch and a folder per environment", b)
 		}
 	}
 }
 
 // plaintextSecrets: Secrets with data that SOPS did not encrypt.
-func plaintextSecrets(r *repo, add adder) {
-	for _, d := range r.of("", "Secret") {
-		if _, sops := d.obj.Object["sops"]; sops {
+func plaintextSecrets(r *reposcan.Repo, add adder) {
+	for _, d := range r.Of("", "Secret") {
+		if _, sops := d.Obj.Object["sops"]; sops {
 			continue
 		}
-		data, _, _ := unstructured.NestedMap(d.obj.Object, "data")
-		str, _, _ := unstructured.NestedMap(d.obj.Object, "stringData")
+		data, _, _ := unstructured.NestedMap(d.Obj.Object, "data")
+		str, _, _ := unstructured.NestedMap(d.Obj.Object, "stringData")
 		if len(data)+len(str) > 0 {
-			add("CV004", d.file, name(d.obj), "holds %d value(s) in plain text: encrypt it with SOPS or use a secret store", len(data)+len(str))
+			add("CV004", d.File, name(d.Obj), "holds %d value(s) in plain text: encrypt it with SOPS or use a secret store", len(data)+len(str))
 		}
 	}
 }
 
 // codeOwners: every production folder is covered by a CODEOWNERS entry.
-func codeOwners(r *repo, add adder) {
+func codeOwners(r *reposcan.Repo, add adder) {
 	seen := map[string]bool{}
 	var dirs []string
-	for _, f := range append(r.kustomizeDirs, files(r)...) {
+	for _, f := range append(r.KustomizeDirs, files(r)...) {
 		parts := strings.Split(f, "/")
 		for i, p := range parts {
 			if p == "prod" || p == "production" || p == "prd" {
@@ -83,20 +80,21 @@ func codeOwners(r *repo, add adder) {
 			}
 		}
 	}
+	patterns := ownerPatterns(r.CodeOwnersText)
 	for _, dir := range dirs {
 		switch {
-		case r.codeowners == nil:
+		case r.CodeOwners == "":
 			add("CV005", dir, "", "production path with no CODEOWNERS file in the repository: nobody's review is required")
-		case !covered(r.codeowners, dir):
-			add("CV005", dir, "", "production path no entry of %s covers", r.owners)
+		case !covered(patterns, dir):
+			add("CV005", dir, "", "production path no entry of %s covers", r.CodeOwners)
 		}
 	}
 }
 
-func files(r *repo) []string {
+func files(r *reposcan.Repo) []string {
 	var out []string
-	for _, d := range r.docs {
-		out = append(out, filepath.ToSlash(filepath.Dir(d.file)))
+	for _, d := range r.Docs {
+		out = append(out, filepath.ToSlash(filepath.Dir(d.File)))
 	}
 	return out
 }
@@ -145,69 +143,60 @@ func covered(patterns []string, dir string) bool {
 	return false
 }
 
-// application reads an Application document.
-func application(d doc) (*v1alpha1.Application, bool) {
-	app := &v1alpha1.Application{}
-	if runtime.DefaultUnstructuredConverter.FromUnstructured(d.obj.Object, app) != nil {
-		return nil, false
-	}
-	return app, true
-}
-
 // pruneOnRoot: an Application whose folder holds Applications, with
 // automated prune.
-func pruneOnRoot(r *repo, add adder) {
-	for _, d := range r.of("argoproj.io", "Application") {
-		app, ok := application(d)
+func pruneOnRoot(r *reposcan.Repo, add adder) {
+	for _, d := range r.Of("argoproj.io", "Application") {
+		app, ok := reposcan.Application(d)
 		if !ok || app.Spec.Source == nil || app.Spec.SyncPolicy == nil || app.Spec.SyncPolicy.Automated == nil || !app.Spec.SyncPolicy.Automated.Prune {
 			continue
 		}
 		dir := strings.Trim(filepath.ToSlash(filepath.Clean(app.Spec.Source.Path)), "/")
 		children := 0
-		for _, c := range r.of("argoproj.io", "Application") {
-			if dir != "" && dir != "." && strings.HasPrefix(c.file, dir+"/") {
+		for _, c := range r.Of("argoproj.io", "Application") {
+			if dir != "" && dir != "." && strings.HasPrefix(c.File, dir+"/") {
 				children++
 			}
 		}
 		if children > 0 {
-			add("CV007", d.file, name(d.obj), "is the root of %d Application(s) in %s and prunes: moving a file deletes an application; turn prune off on the root", children, dir)
+			add("CV007", d.File, name(d.Obj), "is the root of %d Application(s) in %s and prunes: moving a file deletes an application; turn prune off on the root", children, dir)
 		}
 	}
 }
 
 // appSetPreserve: ApplicationSets that would delete what they generated.
-func appSetPreserve(r *repo, add adder) {
-	for _, d := range r.of("argoproj.io", "ApplicationSet") {
-		if keep, _, _ := unstructured.NestedBool(d.obj.Object, "spec", "syncPolicy", "preserveResourcesOnDeletion"); !keep {
-			add("CV008", d.file, name(d.obj), "has no syncPolicy.preserveResourcesOnDeletion: true: deleting it, or a generator losing an entry, deletes the workloads")
+func appSetPreserve(r *reposcan.Repo, add adder) {
+	for _, d := range r.Of("argoproj.io", "ApplicationSet") {
+		if keep, _, _ := unstructured.NestedBool(d.Obj.Object, "spec", "syncPolicy", "preserveResourcesOnDeletion"); !keep {
+			add("CV008", d.File, name(d.Obj), "has no syncPolicy.preserveResourcesOnDeletion: true: deleting it, or a generator losing an entry, deletes the workloads")
 		}
 	}
 }
 
 // selfHeal: Applications that self-heal in a repository with no
 // DriftPolicy.
-func selfHeal(r *repo, add adder) {
-	if len(r.of("converge.dev", "DriftPolicy")) > 0 {
+func selfHeal(r *reposcan.Repo, add adder) {
+	if len(r.Of("converge.dev", "DriftPolicy")) > 0 {
 		return
 	}
-	for _, d := range r.of("argoproj.io", "Application") {
-		if heal, _, _ := unstructured.NestedBool(d.obj.Object, "spec", "syncPolicy", "automated", "selfHeal"); heal {
-			add("CV009", d.file, name(d.obj), "self-heals with no DriftPolicy in the repository: an emergency fix is reverted as fast as any drift")
+	for _, d := range r.Of("argoproj.io", "Application") {
+		if heal, _, _ := unstructured.NestedBool(d.Obj.Object, "spec", "syncPolicy", "automated", "selfHeal"); heal {
+			add("CV009", d.File, name(d.Obj), "self-heals with no DriftPolicy in the repository: an emergency fix is reverted as fast as any drift")
 		}
 	}
 }
 
 // hpaReplicas: a workload an HPA scales whose manifest sets replicas,
 // with no Application ignoring them and no DriftPolicy about them.
-func hpaReplicas(r *repo, add adder) {
-	for _, p := range r.of("converge.dev", "DriftPolicy") {
-		if strings.Contains(fmt.Sprint(p.obj.Object["spec"]), "replicas") {
+func hpaReplicas(r *reposcan.Repo, add adder) {
+	for _, p := range r.Of("converge.dev", "DriftPolicy") {
+		if strings.Contains(fmt.Sprint(p.Obj.Object["spec"]), "replicas") {
 			return
 		}
 	}
 	ignored := map[string]bool{}
-	for _, d := range r.of("argoproj.io", "Application") {
-		if app, ok := application(d); ok {
+	for _, d := range r.Of("argoproj.io", "Application") {
+		if app, ok := reposcan.Application(d); ok {
 			for _, ig := range app.Spec.IgnoreDifferences {
 				if strings.Contains(strings.Join(ig.JSONPointers, " ")+strings.Join(ig.JQPathExpressions, " "), "replicas") {
 					ignored[ig.Kind] = true
@@ -215,85 +204,26 @@ func hpaReplicas(r *repo, add adder) {
 			}
 		}
 	}
-	for _, h := range r.of("autoscaling", "HorizontalPodAutoscaler") {
-		kind, _, _ := unstructured.NestedString(h.obj.Object, "spec", "scaleTargetRef", "kind")
-		target, _, _ := unstructured.NestedString(h.obj.Object, "spec", "scaleTargetRef", "name")
+	for _, h := range r.Of("autoscaling", "HorizontalPodAutoscaler") {
+		kind, _, _ := unstructured.NestedString(h.Obj.Object, "spec", "scaleTargetRef", "kind")
+		target, _, _ := unstructured.NestedString(h.Obj.Object, "spec", "scaleTargetRef", "name")
 		if ignored[kind] {
 			continue
 		}
-		for _, d := range r.docs {
-			if d.obj.GetKind() != kind || d.obj.GetName() != target {
+		for _, d := range r.Docs {
+			if d.Obj.GetKind() != kind || d.Obj.GetName() != target {
 				continue
 			}
-			if _, set, _ := unstructured.NestedFieldNoCopy(d.obj.Object, "spec", "replicas"); set {
-				add("CV010", d.file, name(d.obj), "sets spec.replicas while HorizontalPodAutoscaler %s scales it: drop replicas, or ignore /spec/replicas", h.obj.GetName())
+			if _, set, _ := unstructured.NestedFieldNoCopy(d.Obj.Object, "spec", "replicas"); set {
+				add("CV010", d.File, name(d.Obj), "sets spec.replicas while HorizontalPodAutoscaler %s scales it: drop replicas, or ignore /spec/replicas", h.Obj.GetName())
 			}
 		}
 	}
-}
-
-// unit is a folder rendered as a sync would render it.
-type unit struct {
-	u    engine.Unit
-	file string
-	// prod says the unit deploys staging or production.
-	prod bool
-}
-
-// units are the repository's Applications, Kustomizations and the
-// kustomize folders none of them or another kustomization includes.
-func units(r *repo) []unit {
-	var out []unit
-	covered := map[string]bool{}
-	exists := func(p string) bool {
-		st, err := os.Stat(filepath.Join(r.root, p))
-		return err == nil && st.IsDir()
-	}
-	for _, d := range r.of("argoproj.io", "Application") {
-		app, ok := application(d)
-		if !ok {
-			continue
-		}
-		u, _, err := argocd.ToUnit(app)
-		if err != nil || u.Path == "" || !exists(u.Path) {
-			continue
-		}
-		u.Path = clean(u.Path)
-		covered[u.Path] = true
-		out = append(out, unit{u: u, file: d.file, prod: prodWord.MatchString(u.Path) || prodWord.MatchString(app.Name) || prodWord.MatchString(u.DestNamespace)})
-	}
-	for _, d := range r.of("kustomize.toolkit.fluxcd.io", "Kustomization") {
-		p, _, _ := unstructured.NestedString(d.obj.Object, "spec", "path")
-		ns, _, _ := unstructured.NestedString(d.obj.Object, "spec", "targetNamespace")
-		p = clean(p)
-		if !exists(p) || covered[p] {
-			continue
-		}
-		covered[p] = true
-		u := engine.Unit{Path: p, DestNamespace: ns}
-		u.Render.Recurse = true
-		out = append(out, unit{u: u, file: d.file, prod: prodWord.MatchString(p) || prodWord.MatchString(d.obj.GetName()) || prodWord.MatchString(ns)})
-	}
-	for _, dir := range r.kustomizeDirs {
-		if covered[dir] || r.referenced[dir] {
-			continue
-		}
-		out = append(out, unit{u: engine.Unit{Path: dir}, file: dir, prod: prodWord.MatchString(dir)})
-	}
-	return out
-}
-
-func clean(p string) string {
-	p = strings.Trim(filepath.ToSlash(filepath.Clean(p)), "/")
-	if p == "" {
-		return "."
-	}
-	return p
 }
 
 // rendered checks what units render: images and sync waves. Without a
 // renderer it checks the manifests as written, each folder a unit.
-func rendered(ctx context.Context, r *repo, render func(context.Context, engine.Unit) ([]object.Decoded, error), add adder) error {
+func rendered(ctx context.Context, r *reposcan.Repo, render func(context.Context, engine.Unit) ([]object.Decoded, error), add adder) error {
 	type batch struct {
 		file string
 		prod bool
@@ -302,29 +232,30 @@ func rendered(ctx context.Context, r *repo, render func(context.Context, engine.
 	var batches []batch
 	if render == nil {
 		byDir := map[string]*batch{}
-		for _, d := range r.docs {
-			dir := filepath.ToSlash(filepath.Dir(d.file))
+		for _, d := range r.Docs {
+			dir := filepath.ToSlash(filepath.Dir(d.File))
 			b, ok := byDir[dir]
 			if !ok {
 				b = &batch{file: dir, prod: prodWord.MatchString(dir)}
 				byDir[dir] = b
 			}
-			b.objs = append(b.objs, d.obj)
+			b.objs = append(b.objs, d.Obj)
 		}
 		for _, b := range byDir {
 			batches = append(batches, *b)
 		}
 	} else {
-		for _, u := range units(r) {
-			objs, err := render(ctx, u.u)
+		for _, u := range r.Units() {
+			objs, err := render(ctx, u.Unit)
 			if err != nil {
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
-				add("CV000", u.file, "", "%s does not render, so its images and sync waves were not checked: %v", u.u.Path, err)
+				add("CV000", u.File, "", "%s does not render, so its images and sync waves were not checked: %v", u.Path, err)
 				continue
 			}
-			b := batch{file: u.file, prod: u.prod}
+			prod := prodWord.MatchString(u.Path) || prodWord.MatchString(u.Name) || prodWord.MatchString(u.DestNamespace)
+			b := batch{file: u.File, prod: prod}
 			for _, o := range objs {
 				b.objs = append(b.objs, o.Object)
 			}
