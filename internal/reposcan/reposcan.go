@@ -38,7 +38,9 @@ type Repo struct {
 // Doc is one manifest document and its file, relative to the root.
 type Doc struct {
 	File string
-	Obj  *unstructured.Unstructured
+	// Document counts from 1 in File.
+	Document int
+	Obj      *unstructured.Unstructured
 }
 
 // Scan reads every YAML manifest under root. A file that is not YAML
@@ -90,7 +92,7 @@ func Scan(root string) (*Repo, error) {
 			return nil
 		}
 		for _, d := range objs {
-			r.Docs = append(r.Docs, Doc{File: rel, Obj: d.Object})
+			r.Docs = append(r.Docs, Doc{File: rel, Document: d.Source.Document, Obj: d.Object})
 		}
 		return nil
 	})
