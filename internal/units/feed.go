@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -23,6 +24,22 @@ type Type struct {
 	Name      string
 	New       func() client.Object
 	Summarize func(client.Object) Summary
+}
+
+// GVK is the kind's served version.
+func (t Type) GVK() schema.GroupVersionKind {
+	return gvks[t.Name]
+}
+
+var gvks = map[string]schema.GroupVersionKind{
+	"Application":    v1alpha1.GroupVersion.WithKind("Application"),
+	"ApplicationSet": v1alpha1.GroupVersion.WithKind("ApplicationSet"),
+	"Kustomization":  kustomizev1.GroupVersion.WithKind("Kustomization"),
+	"HelmRelease":    helmv2.GroupVersion.WithKind("HelmRelease"),
+	"GitRepository":  sourcev1.GroupVersion.WithKind("GitRepository"),
+	"OCIRepository":  sourcev1.GroupVersion.WithKind("OCIRepository"),
+	"HelmRepository": sourcev1.GroupVersion.WithKind("HelmRepository"),
+	"Pipeline":       convergev1.GroupVersion.WithKind("Pipeline"),
 }
 
 // Types are the unit kinds of both dialects, and converge's Pipelines,
