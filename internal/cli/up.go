@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-logr/logr/funcr"
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -192,7 +193,10 @@ Ctrl-C stops the controller%s.
   converge cluster kubeconfig %s
 `, strings.Join(fleet, ", "), c.Kubeconfig(), fleet[0])
 	}
-	o := controller.Options{Engine: eng, Interval: 30 * time.Second}
+	// controller-runtime's own logs stay out of the terminal (unset, it
+	// prints a stack trace saying so): what the demo does shows in its
+	// units' status.
+	o := controller.Options{Engine: eng, Interval: 30 * time.Second, Logger: funcr.New(func(string, string) {}, funcr.Options{})}
 	if uiAddr != "" {
 		password, accounts, err := adminAccount()
 		if err != nil {
