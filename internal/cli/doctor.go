@@ -6,9 +6,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"converge.dev/converge/internal/controller"
 	"converge.dev/converge/internal/doctor"
 	"converge.dev/converge/internal/engine"
 	"converge.dev/converge/internal/lint"
@@ -29,15 +27,7 @@ and healthy; and, with --repo, the repository's anti-patterns (converge
 lint). It changes nothing, and exits 1 when an item fails.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := restConfig(kubeconfig, kcontext)
-			if err != nil {
-				return err
-			}
-			scheme, err := controller.Scheme()
-			if err != nil {
-				return err
-			}
-			c, err := client.New(cfg, client.Options{Scheme: scheme})
+			c, err := kubeClient(kubeconfig, kcontext)
 			if err != nil {
 				return err
 			}

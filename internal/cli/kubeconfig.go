@@ -6,6 +6,9 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"converge.dev/converge/internal/controller"
 )
 
 // restConfig loads a client configuration the way kubectl does: an
@@ -30,4 +33,18 @@ func dynamicClient(kubeconfig, context string) (dynamic.Interface, error) {
 		return nil, err
 	}
 	return dynamic.NewForConfig(cfg)
+}
+
+// kubeClient is a client of the kubeconfig and context's cluster that
+// knows converge's kinds and both dialects'.
+func kubeClient(kubeconfig, context string) (client.Client, error) {
+	cfg, err := restConfig(kubeconfig, context)
+	if err != nil {
+		return nil, err
+	}
+	scheme, err := controller.Scheme()
+	if err != nil {
+		return nil, err
+	}
+	return client.New(cfg, client.Options{Scheme: scheme})
 }

@@ -195,18 +195,6 @@ func stageReports(p *convergev1.Pipeline, promos []convergev1.Promotion, now tim
 	return out
 }
 
-func kubeClient(kubeconfig, kcontext string) (client.Client, error) {
-	cfg, err := restConfig(kubeconfig, kcontext)
-	if err != nil {
-		return nil, err
-	}
-	s, err := controller.Scheme()
-	if err != nil {
-		return nil, err
-	}
-	return client.New(cfg, client.Options{Scheme: s})
-}
-
 func getPipeline(ctx context.Context, c client.Reader, ns, name string) (*convergev1.Pipeline, error) {
 	p := &convergev1.Pipeline{}
 	if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, p); err != nil {

@@ -10,9 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"converge.dev/converge/internal/controller"
 	"converge.dev/converge/internal/source/git"
 	"converge.dev/converge/internal/trace"
 )
@@ -43,15 +41,7 @@ $` + envGitToken + ` or $` + envGitPassword + `.`,
 			if !ok || name == "" {
 				return fmt.Errorf("%q: want KIND/NAME, e.g. deployment/orders-api", args[0])
 			}
-			cfg, err := restConfig(kubeconfig, kcontext)
-			if err != nil {
-				return err
-			}
-			scheme, err := controller.Scheme()
-			if err != nil {
-				return err
-			}
-			c, err := client.New(cfg, client.Options{Scheme: scheme})
+			c, err := kubeClient(kubeconfig, kcontext)
 			if err != nil {
 				return err
 			}

@@ -6,9 +6,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"converge.dev/converge/internal/controller"
 	"converge.dev/converge/internal/tree"
 )
 
@@ -36,15 +34,7 @@ resource tree show them. It reads the cluster directly.`,
 			if namespace == "" {
 				namespace = "default"
 			}
-			cfg, err := restConfig(kubeconfig, kcontext)
-			if err != nil {
-				return err
-			}
-			scheme, err := controller.Scheme()
-			if err != nil {
-				return err
-			}
-			c, err := client.New(cfg, client.Options{Scheme: scheme})
+			c, err := kubeClient(kubeconfig, kcontext)
 			if err != nil {
 				return err
 			}
