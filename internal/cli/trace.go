@@ -16,8 +16,12 @@ import (
 )
 
 // envForgeToken is the forge token trace uses for a repository no
-// Pipeline names.
-const envForgeToken = "CONVERGE_FORGE_TOKEN"
+// Pipeline names, and envForgeURL the only URL prefix it and the Git
+// credentials are sent to.
+const (
+	envForgeToken = "CONVERGE_FORGE_TOKEN"
+	envForgeURL   = "CONVERGE_FORGE_URL"
+)
 
 func newTraceCmd() *cobra.Command {
 	var kubeconfig, kcontext, namespace, output string
@@ -30,11 +34,13 @@ object: the unit that applied it (Application, Kustomization or
 HelmRelease) and its source; the revision, with the commit's author,
 time and message; the converge promotion and the pull request that
 merged it, with its reviewers (from the forge: a Pipeline's token, else
-$` + envForgeToken + `); the environment (Pipeline stages, cluster); whether
+$` + envForgeToken + `, sent only to repositories under $` + envForgeURL + `);
+the environment (Pipeline stages, cluster); whether
 it is in sync and healthy, with its drift. A Pod or ReplicaSet is traced
 through its owners. For an object no unit applied it says so, and names
 the managers of its fields. Git credentials for Argo CD sources come from
-$` + envGitToken + ` or $` + envGitPassword + `.`,
+$` + envGitToken + ` or $` + envGitPassword + `, and go only to repositories under
+$` + envForgeURL + `: a unit's source URL is whatever its author wrote.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			kindArg, name, ok := strings.Cut(args[0], "/")
@@ -60,7 +66,7 @@ $` + envGitToken + ` or $` + envGitPassword + `.`,
 			if err != nil {
 				cache = os.TempDir()
 			}
-			o := trace.Options{Client: c, Forge: !noForge, ForgeToken: os.Getenv(envForgeToken),
+			o := trace.Options{Client: c, Forge: !noForge, ForgeToken: os.Getenv(envForgeToken), Trusted: os.Getenv(envForgeURL),
 				Git:     git.New(git.Options{CacheDir: filepath.Join(cache, "converge", "trace-git")}),
 				GitAuth: git.Auth{Password: os.Getenv(envGitPassword), BearerToken: os.Getenv(envGitToken)}}
 			if o.GitAuth.Password != "" {

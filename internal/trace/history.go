@@ -23,6 +23,9 @@ func (o Options) repoURL(ctx context.Context, rep *Report) (string, git.Auth, bo
 	url, _, _ := strings.Cut(rep.Source, " ")
 	switch {
 	case rep.Unit.Kind == "Application":
+		if !o.trusted(url) {
+			return url, git.Auth{}, url != ""
+		}
 		return url, o.GitAuth, url != ""
 	case strings.HasPrefix(rep.Source, "GitRepository/"):
 		repo, auth, err := gitRepository(ctx, o.Client, strings.TrimPrefix(url, "GitRepository/"))
@@ -88,7 +91,7 @@ func (o Options) promotion(ctx context.Context, rep *Report) {
 	if !o.Forge || rep.Revision == "" || !isSHA(rep.Revision) {
 		return
 	}
-	url, token := "", o.ForgeToken
+	url, token := "", ""
 	if pipeline != nil {
 		url = pipeline.Spec.Repo.URL
 		sec := &corev1.Secret{}
@@ -100,6 +103,9 @@ func (o Options) promotion(ctx context.Context, rep *Report) {
 		token = string(sec.Data["token"])
 	} else if u, _, ok := o.repoURL(ctx, rep); ok {
 		url = u
+		if o.trusted(u) {
+			token = o.ForgeToken
+		}
 	}
 	if url == "" {
 		return

@@ -110,6 +110,21 @@ type Options struct {
 	// anonymously).
 	Forge      bool
 	ForgeToken string
+	// Trusted is the URL prefix GitAuth and ForgeToken may be sent to:
+	// a unit's source URL is whatever its author wrote, and the
+	// caller's credentials must not follow it to another host. If
+	// empty, they are sent nowhere.
+	Trusted string
+}
+
+// trusted says whether the caller's credentials may go to url.
+func (o Options) trusted(url string) bool {
+	p := o.Trusted
+	if p == "" || !strings.HasPrefix(url, p) {
+		return false
+	}
+	// "https://gitea.internal" must not trust "https://gitea.internal.evil".
+	return strings.HasSuffix(p, "/") || len(url) == len(p) || url[len(p)] == '/'
 }
 
 // maxOwners bounds the walk up ownerReferences.
