@@ -53,6 +53,6 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.AddCommand(newClusterCmd(), newRenderCmd(), newDiffCmd(), newDriftCmd(), newOverrideCmd(), newSyncCmd(), newApprovePruneCmd(), newStatusCmd(), newHealthCmd(),
-		newUpCmd(), newControllerCmd(), newServerCmd(), newGetCmd(), newTreeCmd(), newTraceCmd(), newLintCmd(), newValidateCmd(), newDoctorCmd(), newInstallCmd(), newAppCmd(), newPromoteCmd(), newEvidenceCmd(), newVersionCmd())
+		newUpCmd(), newControllerCmd(), newServerCmd(), newGetCmd(), newTreeCmd(), newTraceCmd(), newLintCmd(), newValidateCmd(), newDoctorCmd(), newBootstrapCmd(), newInstallCmd(), newAppCmd(), newPromoteCmd(), newEvidenceCmd(), newVersionCmd())
 	return root
 }
