@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/cookiejar"
 	"os"
@@ -16,6 +17,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
@@ -153,7 +155,54 @@ func uiUnits(t *testing.T, out string, wantApps int) {
 // and Healthy, then stops it as Ctrl-C would and checks that the cluster
 // it created is gone.
 func TestUp(t *testing.T) {
-	runUp(t, nil, 3, nil)
+	var once sync.Once
+	runUp(t, nil, 3, func(home string) bool {
+		once.Do(func() { doctorOnUp(t, home) })
+		return true
+	})
+}
+
+// doctorOnUp runs converge doctor on up's cluster and its demo
+// repository: the units pass, what up leaves out warns (the controller
+// runs outside the cluster, no alert rule, no DriftPolicy, the demo's
+// lint warnings), nothing fails; then a GitRepository whose Secret is
+// missing fails the credentials item, and doctor exits 1.
+func doctorOnUp(t *testing.T, home string) {
+	t.Helper()
+	kubeconfig := filepath.Join(home, "clusters", "converge", "kubeconfig")
+	doctor := func() (int, map[string]string) {
+		var out, errb bytes.Buffer
+		code := cli.Run(context.Background(), []string{"doctor", "--kubeconfig", kubeconfig, "--repo", "file://" + filepath.Join(home, "demo", "apps.git"), "-o", "json"}, &out, &errb)
+		var items []struct{ ID, Result string }
+		if err := json.Unmarshal(out.Bytes(), &items); err != nil {
+			t.Fatalf("doctor -o json: %v\n%s\n%s", err, out.String(), errb.String())
+		}
+		got := map[string]string{}
+		for _, it := range items {
+			got[it.ID] = it.Result
+		}
+		return code, got
+	}
+	code, got := doctor()
+	want := map[string]string{"controller": "warn", "permissions": "warn", "resources": "warn", "metrics": "warn", "credentials": "pass",
+		"alerts": "warn", "override": "warn", "units": "pass", "repository": "warn"}
+	if code != 0 || fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("doctor on up's cluster: exit %d, %v; want 0, %v", code, got, want)
+	}
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository",
+		"metadata": map[string]any{"name": "private", "namespace": "default"},
+		"spec":     map[string]any{"url": "https://git.example.com/private.git", "interval": "10m", "secretRef": map[string]any{"name": "missing"}}}}
+	if _, err := dynamic.NewForConfigOrDie(cfg).Resource(schema.GroupVersionResource{Group: "source.toolkit.fluxcd.io", Version: "v1", Resource: "gitrepositories"}).
+		Namespace("default").Create(context.Background(), repo, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if code, got := doctor(); code != 1 || got["credentials"] != "fail" {
+		t.Errorf("doctor after a GitRepository lost its Secret: exit %d, %v", code, got)
+	}
 }
 
 // TestUpClusters runs `converge up --clusters 3`: two more local clusters,
