@@ -24,7 +24,9 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/yaml"
 
+	kustomizev1 "converge.dev/converge/internal/api/fluxcd/kustomize/v1"
 	"converge.dev/converge/internal/cluster"
+	"converge.dev/converge/internal/dialect/flux"
 	"converge.dev/converge/internal/install"
 	"converge.dev/converge/internal/object"
 	"converge.dev/converge/internal/plan"
@@ -36,8 +38,8 @@ import (
 // install.Namespace.
 const Name = "converge-system"
 
-// Unit is the root unit's owner id (flux.UnitName of its Kustomization).
-const Unit = "flux." + install.Namespace + "." + Name
+// Unit is the root unit's owner id, as its Kustomization writes it.
+var Unit = flux.UnitName(&kustomizev1.Kustomization{ObjectMeta: metav1.ObjectMeta{Namespace: install.Namespace, Name: Name}})
 
 // Options say what to bootstrap.
 type Options struct {

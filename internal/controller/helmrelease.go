@@ -406,12 +406,16 @@ func (r *HelmReleaseReconciler) reconcile(ctx context.Context, hr *helmv2.HelmRe
 			return ctrl.Result{RequeueAfter: 30 * time.Second}
 		}
 	}
-	inv, err := releaseInventory(act.engine, out.Release, chart)
-	if err != nil {
-		flux.MarkFailed(&st.Conditions, gen, "InventoryBuildFailed", err.Error(), false)
-		return ctrl.Result{RequeueAfter: 30 * time.Second}
+	// An unchanged release has the inventory it had: a resync does not
+	// decode its manifest again.
+	if out.Action != "unchanged" || st.Inventory == nil {
+		inv, err := releaseInventory(act.engine, out.Release, chart)
+		if err != nil {
+			flux.MarkFailed(&st.Conditions, gen, "InventoryBuildFailed", err.Error(), false)
+			return ctrl.Result{RequeueAfter: 30 * time.Second}
+		}
+		st.Inventory = inv
 	}
-	st.Inventory = inv
 	flux.MarkReady(&st.Conditions, gen, reason, msg)
 	flux.SetCondition(&st.Conditions, gen, "Released", metav1.ConditionTrue, reason, msg)
 	meta.RemoveStatusCondition(&st.Conditions, "Remediated")

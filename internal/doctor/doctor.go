@@ -318,7 +318,7 @@ func unitsConverged(ctx context.Context, o Options) Item {
 // listUnits summarises every unit of type t; an unserved kind has none.
 func listUnits(ctx context.Context, c client.Reader, t units.Type) ([]units.Summary, error) {
 	list := &unstructured.UnstructuredList{}
-	gvk := t.GVK()
+	gvk := t.GVK
 	list.SetGroupVersionKind(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
 	if err := c.List(ctx, list); err != nil {
 		return nil, err

@@ -11,6 +11,7 @@ import (
 
 	"converge.dev/converge/internal/engine"
 	"converge.dev/converge/internal/object"
+	"converge.dev/converge/internal/plan"
 	"converge.dev/converge/internal/promotion"
 	"converge.dev/converge/internal/reposcan"
 )
@@ -265,7 +266,7 @@ func rendered(ctx context.Context, r *reposcan.Repo, render func(context.Context
 	for _, b := range batches {
 		waves := 0
 		for _, o := range b.objs {
-			if _, ok := o.GetAnnotations()["argocd.argoproj.io/sync-wave"]; ok {
+			if _, ok := o.GetAnnotations()[plan.WaveAnnotation]; ok {
 				waves++
 			}
 			images(o, b.file, b.prod, add)

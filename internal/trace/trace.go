@@ -25,6 +25,7 @@ import (
 	"converge.dev/converge/internal/drift"
 	"converge.dev/converge/internal/health"
 	"converge.dev/converge/internal/object"
+	"converge.dev/converge/internal/plan"
 	"converge.dev/converge/internal/source/git"
 	"converge.dev/converge/internal/units"
 )
@@ -209,7 +210,7 @@ func owned(obj *unstructured.Unstructured) bool {
 
 // owner is the converge unit id an object carries.
 func owner(obj *unstructured.Unstructured) string {
-	return obj.GetAnnotations()["converge.dev/owner"]
+	return obj.GetAnnotations()[plan.OwnerAnnotation]
 }
 
 // helmRelease is "namespace/name" of the Helm release an object is in.

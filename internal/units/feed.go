@@ -21,45 +21,31 @@ import (
 // Type is a unit kind's Go type: how to make one, and how to summarise
 // it.
 type Type struct {
-	Name      string
+	Name string
+	// GVK is the kind's served version.
+	GVK       schema.GroupVersionKind
 	New       func() client.Object
 	Summarize func(client.Object) Summary
-}
-
-// GVK is the kind's served version.
-func (t Type) GVK() schema.GroupVersionKind {
-	return gvks[t.Name]
-}
-
-var gvks = map[string]schema.GroupVersionKind{
-	"Application":    v1alpha1.GroupVersion.WithKind("Application"),
-	"ApplicationSet": v1alpha1.GroupVersion.WithKind("ApplicationSet"),
-	"Kustomization":  kustomizev1.GroupVersion.WithKind("Kustomization"),
-	"HelmRelease":    helmv2.GroupVersion.WithKind("HelmRelease"),
-	"GitRepository":  sourcev1.GroupVersion.WithKind("GitRepository"),
-	"OCIRepository":  sourcev1.GroupVersion.WithKind("OCIRepository"),
-	"HelmRepository": sourcev1.GroupVersion.WithKind("HelmRepository"),
-	"Pipeline":       convergev1.GroupVersion.WithKind("Pipeline"),
 }
 
 // Types are the unit kinds of both dialects, and converge's Pipelines,
 // in the order a list shows them.
 var Types = []Type{
-	{"Application", func() client.Object { return &v1alpha1.Application{} },
+	{"Application", v1alpha1.GroupVersion.WithKind("Application"), func() client.Object { return &v1alpha1.Application{} },
 		func(o client.Object) Summary { return FromApplication(o.(*v1alpha1.Application)) }},
-	{"ApplicationSet", func() client.Object { return &v1alpha1.ApplicationSet{} },
+	{"ApplicationSet", v1alpha1.GroupVersion.WithKind("ApplicationSet"), func() client.Object { return &v1alpha1.ApplicationSet{} },
 		func(o client.Object) Summary { return FromApplicationSet(o.(*v1alpha1.ApplicationSet)) }},
-	{"Kustomization", func() client.Object { return &kustomizev1.Kustomization{} },
+	{"Kustomization", kustomizev1.GroupVersion.WithKind("Kustomization"), func() client.Object { return &kustomizev1.Kustomization{} },
 		func(o client.Object) Summary { return FromKustomization(o.(*kustomizev1.Kustomization)) }},
-	{"HelmRelease", func() client.Object { return &helmv2.HelmRelease{} },
+	{"HelmRelease", helmv2.GroupVersion.WithKind("HelmRelease"), func() client.Object { return &helmv2.HelmRelease{} },
 		func(o client.Object) Summary { return FromHelmRelease(o.(*helmv2.HelmRelease)) }},
-	{"GitRepository", func() client.Object { return &sourcev1.GitRepository{} },
+	{"GitRepository", sourcev1.GroupVersion.WithKind("GitRepository"), func() client.Object { return &sourcev1.GitRepository{} },
 		func(o client.Object) Summary { return FromGitRepository(o.(*sourcev1.GitRepository)) }},
-	{"OCIRepository", func() client.Object { return &sourcev1.OCIRepository{} },
+	{"OCIRepository", sourcev1.GroupVersion.WithKind("OCIRepository"), func() client.Object { return &sourcev1.OCIRepository{} },
 		func(o client.Object) Summary { return FromOCIRepository(o.(*sourcev1.OCIRepository)) }},
-	{"HelmRepository", func() client.Object { return &sourcev1.HelmRepository{} },
+	{"HelmRepository", sourcev1.GroupVersion.WithKind("HelmRepository"), func() client.Object { return &sourcev1.HelmRepository{} },
 		func(o client.Object) Summary { return FromHelmRepository(o.(*sourcev1.HelmRepository)) }},
-	{"Pipeline", func() client.Object { return &convergev1.Pipeline{} },
+	{"Pipeline", convergev1.GroupVersion.WithKind("Pipeline"), func() client.Object { return &convergev1.Pipeline{} },
 		func(o client.Object) Summary { return FromPipeline(o.(*convergev1.Pipeline)) }},
 }
 
