@@ -100,6 +100,14 @@ var older = map[string][]string{
 	"helmrepositories.source.toolkit.fluxcd.io":  {"v1beta1", "v1beta2"},
 	"helmcharts.source.toolkit.fluxcd.io":        {"v1beta1", "v1beta2"},
 	"ocirepositories.source.toolkit.fluxcd.io":   {"v1beta2"},
+	// The image API's v1beta2 and notification's v1beta2 are what most
+	// guides written before 2025 use.
+	"imagerepositories.image.toolkit.fluxcd.io":      {"v1beta2"},
+	"imagepolicies.image.toolkit.fluxcd.io":          {"v1beta2"},
+	"imageupdateautomations.image.toolkit.fluxcd.io": {"v1beta2"},
+	"providers.notification.toolkit.fluxcd.io":       {"v1beta2"},
+	"alerts.notification.toolkit.fluxcd.io":          {"v1beta2"},
+	"receivers.notification.toolkit.fluxcd.io":       {"v1beta2"},
 }
 
 func olderVersions(crd map[string]any) {
