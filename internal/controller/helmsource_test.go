@@ -170,10 +170,3 @@ func readyReason(conds []metav1.Condition) string {
 	}
 	return ""
 }
-
-func readyMessage(conds []metav1.Condition) string {
-	if r := meta.FindStatusCondition(conds, "Ready"); r != nil {
-		return r.Message
-	}
-	return ""
-}

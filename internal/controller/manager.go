@@ -25,7 +25,10 @@ import (
 	"converge.dev/converge/internal/api/argocd/v1alpha1"
 	convergev1 "converge.dev/converge/internal/api/converge/v1alpha1"
 	helmv2 "converge.dev/converge/internal/api/fluxcd/helm/v2"
+	imagev1 "converge.dev/converge/internal/api/fluxcd/image/v1"
 	kustomizev1 "converge.dev/converge/internal/api/fluxcd/kustomize/v1"
+	notificationv1 "converge.dev/converge/internal/api/fluxcd/notification/v1"
+	notificationv1beta3 "converge.dev/converge/internal/api/fluxcd/notification/v1beta3"
 	sourcev1 "converge.dev/converge/internal/api/fluxcd/source/v1"
 	"converge.dev/converge/internal/engine"
 	"converge.dev/converge/internal/helmrelease"
@@ -129,6 +132,15 @@ func Scheme() (*runtime.Scheme, error) {
 	if err := convergev1.AddToScheme(s); err != nil {
 		return nil, err
 	}
+	if err := imagev1.AddToScheme(s); err != nil {
+		return nil, err
+	}
+	if err := notificationv1.AddToScheme(s); err != nil {
+		return nil, err
+	}
+	if err := notificationv1beta3.AddToScheme(s); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -224,6 +236,16 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 	}
 	if err := (&PipelineReconciler{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Engine: o.Engine, gate: g, charts: charts}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("pipeline controller: %w", err)
+	}
+	tags := &imageTags{}
+	if err := (&ImageRepositoryReconciler{Client: mgr.GetClient(), tags: tags, gate: g}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("imagerepository controller: %w", err)
+	}
+	if err := (&ImagePolicyReconciler{Client: mgr.GetClient(), Engine: o.Engine, tags: tags, gate: g}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("imagepolicy controller: %w", err)
+	}
+	if err := (&ImageUpdateAutomationReconciler{Client: mgr.GetClient(), gate: g}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("imageupdateautomation controller: %w", err)
 	}
 	if o.WebhookAddr != "" {
 		mux := http.NewServeMux()

@@ -135,3 +135,21 @@ func (c *Checkout) Push(ctx context.Context, branch string) error {
 	}
 	return nil
 }
+
+// PushRefSpec pushes with a refspec of the caller's ("refs/heads/main:
+// refs/heads/auto"), as `git push origin <refspec>` does: a leading "+"
+// forces.
+func (c *Checkout) PushRefSpec(ctx context.Context, refspec string) error {
+	spec := config.RefSpec(refspec)
+	if err := spec.Validate(); err != nil {
+		return fmt.Errorf("refspec %q: %w", refspec, err)
+	}
+	err := c.repo.PushContext(ctx, &gogit.PushOptions{RemoteName: "origin", RefSpecs: []config.RefSpec{spec}, Auth: c.auth})
+	if errors.Is(err, gogit.NoErrAlreadyUpToDate) {
+		err = nil
+	}
+	if err != nil {
+		return fmt.Errorf("push %s to %s: %s", refspec, redact.URL(c.url), redact.Message(err.Error()))
+	}
+	return nil
+}

@@ -279,6 +279,16 @@ var known = map[string][]string{
 		"postBuild.substitute", "postBuild.substituteFrom", "deletionPolicy", "healthChecks", "namePrefix", "nameSuffix",
 		"commonMetadata.labels", "commonMetadata.annotations", "images", "patches", "decryption.provider", "decryption.secretRef.name",
 		"kubeConfig.secretRef.name", "kubeConfig.secretRef.key", "serviceAccountName", "components"},
+	"ImageRepository": {"image", "interval", "timeout", "secretRef.name", "insecure", "exclusionList", "suspend"},
+	"ImagePolicy": {"imageRepositoryRef.name", "imageRepositoryRef.namespace", "policy.semver.range", "policy.alphabetical.order",
+		"policy.numerical.order", "filterTags.pattern", "filterTags.extract", "digestReflectionPolicy", "interval", "suspend"},
+	"ImageUpdateAutomation": {"sourceRef.kind", "sourceRef.name", "sourceRef.namespace", "sourceRef.apiVersion", "git.checkout.ref.branch",
+		"git.commit.author.name", "git.commit.author.email", "git.commit.messageTemplate", "git.commit.messageTemplateValues",
+		"git.push.branch", "git.push.refspec", "interval", "policySelector", "update.path", "update.strategy", "suspend"},
+	"Provider": {"type", "channel", "username", "address", "timeout", "proxy", "secretRef.name", "certSecretRef.name", "suspend", "interval"},
+	"Alert": {"providerRef.name", "eventSeverity", "eventSources", "inclusionList", "exclusionList", "eventMetadata", "summary",
+		"suspend"},
+	"Receiver": {"type", "events", "resources", "secretRef.name", "interval", "suspend"},
 }
 
 // Supported lists the spec fields converge acts on for kind, as dotted

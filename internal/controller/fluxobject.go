@@ -1,0 +1,46 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
+
+	"converge.dev/converge/internal/dialect/flux"
+)
+
+// getFlux reads a Flux object into obj and names the spec fields
+// converge does not act on. It reads it whole (unstructured) because the
+// typed object has already dropped what converge does not know.
+func getFlux(ctx context.Context, c client.Client, key types.NamespacedName, obj client.Object) (unsupported []string, err error) {
+	gvk, err := apiutil.GVKForObject(obj, c.Scheme())
+	if err != nil {
+		return nil, err
+	}
+	raw := &unstructured.Unstructured{}
+	raw.SetGroupVersionKind(gvk)
+	if err := c.Get(ctx, key, raw); err != nil {
+		return nil, err
+	}
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(raw.Object, obj); err != nil {
+		return nil, fmt.Errorf("%s %s: %w", gvk.Kind, key, err)
+	}
+	return flux.Unsupported(raw), nil
+}
+
+// markUnsupported sets or clears the UnsupportedFields condition.
+func markUnsupported(conds *[]metav1.Condition, gen int64, fields []string) {
+	if len(fields) == 0 {
+		meta.RemoveStatusCondition(conds, "UnsupportedFields")
+		return
+	}
+	flux.SetCondition(conds, gen, "UnsupportedFields", metav1.ConditionTrue, "NotSupported",
+		"fields not supported by converge, ignored: "+strings.Join(fields, ", "))
+}
