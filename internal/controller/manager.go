@@ -247,9 +247,22 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 	if err := (&ImageUpdateAutomationReconciler{Client: mgr.GetClient(), gate: g}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("imageupdateautomation controller: %w", err)
 	}
+	if err := (&ProviderReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("provider controller: %w", err)
+	}
+	if err := (&AlertReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("alert controller: %w", err)
+	}
+	if err := (&ReceiverReconciler{Client: mgr.GetClient(), Serving: o.WebhookAddr != ""}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("receiver controller: %w", err)
+	}
+	if err := mgr.Add(&notifier{client: mgr.GetClient(), cache: mgr.GetCache(), gate: g, recorder: mgr.GetEventRecorder("converge-notifier")}); err != nil {
+		return fmt.Errorf("notifier: %w", err)
+	}
 	if o.WebhookAddr != "" {
 		mux := http.NewServeMux()
 		mux.Handle(WebhookPath, &webhookHandler{reader: mgr.GetClient(), writer: mgr.GetClient(), secrets: o.WebhookSecrets})
+		mux.Handle(HookPrefix, &receiverHandler{client: mgr.GetClient()})
 		if err := mgr.Add(&httpServer{name: "webhook receiver", addr: o.WebhookAddr, handler: mux, ready: o.WebhookReady, readTimeout: time.Minute}); err != nil {
 			return fmt.Errorf("webhook receiver: %w", err)
 		}

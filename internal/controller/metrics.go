@@ -39,7 +39,7 @@ var registerOnce sync.Once
 
 func registerMetrics() {
 	registerOnce.Do(func() {
-		metrics.Registry.MustRegister(syncTotal, syncDuration, appInfo, webhookDeliveries, webhookRefreshes, driftFields, forgeRequests)
+		metrics.Registry.MustRegister(syncTotal, syncDuration, appInfo, webhookDeliveries, webhookRefreshes, driftFields, forgeRequests, notifications)
 	})
 }
 
@@ -58,6 +58,12 @@ func setAppInfo(namespace, name, project, syncStatus, health string) {
 func deleteAppInfo(namespace, name string) {
 	appInfo.DeletePartialMatch(prometheus.Labels{"namespace": namespace, "name": name})
 }
+
+// notifications counts deliveries to Providers.
+var notifications = prometheus.NewCounterVec(prometheus.CounterOpts{
+	Name: "converge_notifications_total",
+	Help: "Events sent to notification Providers, by provider type and result (sent, failed, skipped: a commit status without a commit).",
+}, []string{"type", "result"})
 
 // forgeRequests counts requests to forges, for the cost of a promotion.
 var forgeRequests = prometheus.NewCounterVec(prometheus.CounterOpts{

@@ -26,21 +26,21 @@ import (
 
 var (
 	receiverOnce sync.Once
-	receiver     string
+	receiverURL  string
 )
 
 // webhookReceiver returns the test controller's receiver URL.
 func webhookReceiver(t testing.TB) string {
 	receiverOnce.Do(func() {
 		select {
-		case receiver = <-webhookURL:
+		case receiverURL = <-webhookURL:
 		case <-time.After(30 * time.Second):
 		}
 	})
-	if receiver == "" {
+	if receiverURL == "" {
 		t.Fatal("the controller's webhook receiver did not start")
 	}
-	return receiver
+	return receiverURL
 }
 
 func configMapYAML(name, value string) string {

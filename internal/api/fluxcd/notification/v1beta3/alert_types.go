@@ -9,11 +9,16 @@ func init() { SchemeBuilder.Register(&Alert{}, &AlertList{}) }
 // Alert sends the events of some objects to a Provider.
 //
 // +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Provider",type=string,JSONPath=`.spec.providerRef.name`
 type Alert struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 	Spec              AlertSpec `json:"spec,omitempty"`
+	// Status is converge's addition (Flux's v1beta3 has none): whether
+	// the Alert can be used, and if not, why.
+	Status Status `json:"status,omitempty"`
 }
 
 // AlertSpec is Flux's Alert.

@@ -1,14 +1,15 @@
 // Package v1beta3 holds the Go types of Flux's
 // notification.toolkit.fluxcd.io/v1beta3 Provider and Alert, as far as
 // converge supports them, so that existing manifests run unchanged.
-// Like Flux's, they have no status: a Provider or Alert is read when an
-// event is sent.
+// Flux's have no status; converge's add one saying whether each can be
+// used, and why not.
 //
 // +kubebuilder:object:generate=true
 // +groupName=notification.toolkit.fluxcd.io
 package v1beta3
 
 import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/scheme"
 )
@@ -25,4 +26,10 @@ var AddToScheme = SchemeBuilder.AddToScheme
 // LocalObjectReference names an object in the same namespace.
 type LocalObjectReference struct {
 	Name string `json:"name"`
+}
+
+// Status says whether a Provider or Alert can be used.
+type Status struct {
+	ObservedGeneration int64              `json:"observedGeneration,omitempty"`
+	Conditions         []metav1.Condition `json:"conditions,omitempty"`
 }

@@ -9,11 +9,16 @@ func init() { SchemeBuilder.Register(&Provider{}, &ProviderList{}) }
 // Provider is where notifications go and how.
 //
 // +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Type",type=string,JSONPath=`.spec.type`
 type Provider struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 	Spec              ProviderSpec `json:"spec,omitempty"`
+	// Status is converge's addition (Flux's v1beta3 has none): whether
+	// the Provider can be used, and if not, why.
+	Status Status `json:"status,omitempty"`
 }
 
 // ProviderSpec is Flux's Provider.
