@@ -164,6 +164,12 @@ func TestUpstreamSchemaScan(t *testing.T) {
 		{"HelmRepository", schema.GroupVersionResource{Group: "source.toolkit.fluxcd.io", Version: "v1", Resource: "helmrepositories"}, flux.Supported("HelmRepository"), flux.Unsupported},
 		{"HelmChart", schema.GroupVersionResource{Group: "source.toolkit.fluxcd.io", Version: "v1", Resource: "helmcharts"}, flux.Supported("HelmChart"), flux.Unsupported},
 		{"OCIRepository", schema.GroupVersionResource{Group: "source.toolkit.fluxcd.io", Version: "v1", Resource: "ocirepositories"}, flux.Supported("OCIRepository"), flux.Unsupported},
+		{"ImageRepository", schema.GroupVersionResource{Group: "image.toolkit.fluxcd.io", Version: "v1", Resource: "imagerepositories"}, flux.Supported("ImageRepository"), flux.Unsupported},
+		{"ImagePolicy", schema.GroupVersionResource{Group: "image.toolkit.fluxcd.io", Version: "v1", Resource: "imagepolicies"}, flux.Supported("ImagePolicy"), flux.Unsupported},
+		{"ImageUpdateAutomation", schema.GroupVersionResource{Group: "image.toolkit.fluxcd.io", Version: "v1", Resource: "imageupdateautomations"}, flux.Supported("ImageUpdateAutomation"), flux.Unsupported},
+		{"Provider", schema.GroupVersionResource{Group: "notification.toolkit.fluxcd.io", Version: "v1beta3", Resource: "providers"}, flux.Supported("Provider"), flux.Unsupported},
+		{"Alert", schema.GroupVersionResource{Group: "notification.toolkit.fluxcd.io", Version: "v1beta3", Resource: "alerts"}, flux.Supported("Alert"), flux.Unsupported},
+		{"Receiver", schema.GroupVersionResource{Group: "notification.toolkit.fluxcd.io", Version: "v1", Resource: "receivers"}, flux.Supported("Receiver"), flux.Unsupported},
 		{"Application", schema.GroupVersionResource{Group: "argoproj.io", Version: "v1alpha1", Resource: "applications"}, argocd.Supported(), argocd.Unsupported},
 		{"AppProject", schema.GroupVersionResource{Group: "argoproj.io", Version: "v1alpha1", Resource: "appprojects"}, argocd.ProjectSupported(), argocd.ProjectUnsupported},
 	}

@@ -288,7 +288,8 @@ var known = map[string][]string{
 	"Provider": {"type", "channel", "username", "address", "timeout", "proxy", "secretRef.name", "certSecretRef.name", "suspend", "interval"},
 	"Alert": {"providerRef.name", "eventSeverity", "eventSources", "inclusionList", "exclusionList", "eventMetadata", "summary",
 		"suspend"},
-	"Receiver": {"type", "events", "resources", "secretRef.name", "interval", "suspend"},
+	"Receiver": {"type", "events", "resources[].apiVersion", "resources[].kind", "resources[].name", "resources[].namespace",
+		"resources[].matchLabels", "secretRef.name", "interval", "suspend"},
 }
 
 // Supported lists the spec fields converge acts on for kind, as dotted
