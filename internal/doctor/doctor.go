@@ -240,8 +240,9 @@ func credentials(ctx context.Context, o Options) Item {
 	return it
 }
 
-// alerts: units in production have a drift and sync-failure alert. Flux
-// Alerts are what a user writes; converge does not run them yet.
+// alerts: units in production have a drift and sync-failure alert: a
+// PrometheusRule on converge's metrics, or a Flux Alert that converge
+// can send (its status Ready: a Provider that exists and is usable).
 func alerts(ctx context.Context, o Options) Item {
 	it := item("alerts", "drift and sync-failure alerts exist for high-risk units")
 	list := &unstructured.UnstructuredList{}
@@ -257,11 +258,41 @@ func alerts(ctx context.Context, o Options) Item {
 		}
 	}
 	if err == nil && len(list.Items) > 0 {
-		it.worse(Warn, "%d Flux Alert(s) exist, but converge does not send Flux notifications yet: add a PrometheusRule on converge_drift_fields or converge_app_sync_total{phase=\"Failed\"}", len(list.Items))
+		var broken []string
+		for _, a := range list.Items {
+			ready, msg := readyOf(&a)
+			if ready {
+				it.note("Flux Alert %s/%s sends sync failures to its Provider (drift that heals is alerted only by a PrometheusRule on converge_drift_fields)", a.GetNamespace(), a.GetName())
+				return it
+			}
+			broken = append(broken, fmt.Sprintf("%s/%s (%s)", a.GetNamespace(), a.GetName(), orNone(msg)))
+		}
+		it.worse(Warn, "%d Flux Alert(s), none usable: %s", len(list.Items), strings.Join(broken, "; "))
 		return it
 	}
 	it.worse(Warn, "no PrometheusRule alerts on converge's metrics (converge_drift_fields, converge_app_sync_total{phase=\"Failed\"}) and no Flux Alert: a failed sync or a drift in production pages nobody")
 	return it
+}
+
+// readyOf is an object's Ready condition: whether it is True, and its
+// message.
+func readyOf(u *unstructured.Unstructured) (bool, string) {
+	conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
+	for _, c := range conds {
+		m, _ := c.(map[string]any)
+		if m["type"] == "Ready" {
+			msg, _ := m["message"].(string)
+			return m["status"] == "True", msg
+		}
+	}
+	return false, ""
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "no status yet"
+	}
+	return s
 }
 
 // override: an emergency override procedure exists: converge's
