@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -150,8 +151,16 @@ func (r *ImagePolicyReconciler) pick(ctx context.Context, pol *imagev1.ImagePoli
 		return nil, "DependencyNotReady", fmt.Errorf("spec.imageRepositoryRef: ImageRepository %s: %w", key, err)
 	}
 	sc, ok := r.tags.get(key)
-	if !ok {
-		return nil, "DependencyNotReady", fmt.Errorf("ImageRepository %s has not been scanned yet", key)
+	if last := repo.Status.LastScanResult; !ok || last != nil && last.Revision != sc.revision {
+		if !meta.IsStatusConditionTrue(repo.Status.Conditions, flux.ReadyCondition) && last == nil {
+			return nil, "DependencyNotReady", fmt.Errorf("ImageRepository %s has not been scanned yet", key)
+		}
+		tags, _, _, err := scanTags(ctx, r.Client, repo)
+		if err != nil {
+			return nil, "DependencyNotReady", fmt.Errorf("ImageRepository %s: %w", key, err)
+		}
+		sc = scan{revision: tagsRevision(tags), tags: tags}
+		r.tags.set(key, sc)
 	}
 	tag, err := p.Latest(sc.tags)
 	if err != nil {

@@ -30,8 +30,10 @@ import (
 var defaultExclusions = []string{`^.*\.sig$`}
 
 // imageTags holds each ImageRepository's last scan in memory, for its
-// ImagePolicies, as Flux's reflector keeps them in its database. After a
-// restart the repositories scan again before their policies pick.
+// ImagePolicies, as Flux's reflector keeps them in its database. A
+// policy that finds no scan, or an older one than its repository's
+// status reports (after a restart, or when another replica holds the
+// repository's shard), scans itself.
 type imageTags struct {
 	mu   sync.RWMutex
 	tags map[types.NamespacedName]scan
@@ -92,7 +94,7 @@ func (r *ImageRepositoryReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	st.LastHandledReconcileAt = repo.Annotations[ReconcileRequestAnnotation]
 	markUnsupported(&st.Conditions, gen, unsupported)
 
-	tags, canonical, reason, err := r.scan(ctx, repo, interval)
+	tags, canonical, reason, err := scanTags(ctx, r.Client, repo)
 	if err == nil {
 		sc := scan{revision: tagsRevision(tags), tags: tags}
 		r.tags.set(req.NamespacedName, sc)
@@ -119,8 +121,8 @@ func (r *ImageRepositoryReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	return resync(interval), nil
 }
 
-// scan lists the tags the exclusion list keeps, sorted.
-func (r *ImageRepositoryReconciler) scan(ctx context.Context, repo *imagev1.ImageRepository, interval time.Duration) (tags []string, canonical, reason string, err error) {
+// scanTags lists the tags the exclusion list keeps, sorted.
+func scanTags(ctx context.Context, c client.Client, repo *imagev1.ImageRepository) (tags []string, canonical, reason string, err error) {
 	var excl []*regexp.Regexp
 	for i, e := range exclusions(repo) {
 		re, err := regexp.Compile(e)
@@ -129,7 +131,7 @@ func (r *ImageRepositoryReconciler) scan(ctx context.Context, repo *imagev1.Imag
 		}
 		excl = append(excl, re)
 	}
-	auth, err := imageAuth(ctx, r.Client, repo)
+	auth, err := imageAuth(ctx, c, repo)
 	if err != nil {
 		return nil, "", "AuthenticationFailed", err
 	}
@@ -137,7 +139,7 @@ func (r *ImageRepositoryReconciler) scan(ctx context.Context, repo *imagev1.Imag
 	if err != nil {
 		return nil, "", "InvalidImage", fmt.Errorf("spec.image: %w", err)
 	}
-	timeout := min(interval, time.Minute)
+	timeout := min(flux.Interval(&repo.Spec.Interval, 5*time.Minute), time.Minute)
 	if repo.Spec.Timeout != nil {
 		timeout = repo.Spec.Timeout.Duration
 	}

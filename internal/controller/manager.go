@@ -247,13 +247,13 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 	if err := (&ImageUpdateAutomationReconciler{Client: mgr.GetClient(), gate: g}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("imageupdateautomation controller: %w", err)
 	}
-	if err := (&ProviderReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
+	if err := (&ProviderReconciler{Client: mgr.GetClient(), gate: g}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("provider controller: %w", err)
 	}
-	if err := (&AlertReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
+	if err := (&AlertReconciler{Client: mgr.GetClient(), gate: g}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("alert controller: %w", err)
 	}
-	if err := (&ReceiverReconciler{Client: mgr.GetClient(), Serving: o.WebhookAddr != ""}).SetupWithManager(mgr); err != nil {
+	if err := (&ReceiverReconciler{Client: mgr.GetClient(), Serving: o.WebhookAddr != "", gate: g}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("receiver controller: %w", err)
 	}
 	if err := mgr.Add(&notifier{client: mgr.GetClient(), cache: mgr.GetCache(), gate: g, recorder: mgr.GetEventRecorder("converge-notifier")}); err != nil {

@@ -62,7 +62,7 @@ func deleteAppInfo(namespace, name string) {
 // notifications counts deliveries to Providers.
 var notifications = prometheus.NewCounterVec(prometheus.CounterOpts{
 	Name: "converge_notifications_total",
-	Help: "Events sent to notification Providers, by provider type and result (sent, failed, skipped: a commit status without a commit).",
+	Help: "Events sent to notification Providers, by provider type and result (sent; failed; skipped: a commit status without a commit; dropped: more than 1,000 waiting).",
 }, []string{"type", "result"})
 
 // forgeRequests counts requests to forges, for the cost of a promotion.

@@ -70,13 +70,16 @@ func providerTarget(ctx context.Context, c client.Reader, p *v1beta3.Provider) (
 // notifier, which resolves the Provider again each time.
 type ProviderReconciler struct {
 	Client client.Client
+
+	gate *gate
 }
 
 // SetupWithManager registers the reconciler.
 func (r *ProviderReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	return ctrl.NewControllerManagedBy(mgr).
-		For(&v1beta3.Provider{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
-		Complete(r)
+	b := ctrl.NewControllerManagedBy(mgr).
+		For(&v1beta3.Provider{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{})))
+	_, err := r.gate.build(b, &v1beta3.Provider{}, &v1beta3.ProviderList{}, r)
+	return err
 }
 
 // Reconcile checks one Provider.
@@ -115,13 +118,16 @@ func (r *ProviderReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 // reports events of.
 type AlertReconciler struct {
 	Client client.Client
+
+	gate *gate
 }
 
 // SetupWithManager registers the reconciler.
 func (r *AlertReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	return ctrl.NewControllerManagedBy(mgr).
-		For(&v1beta3.Alert{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
-		Complete(r)
+	b := ctrl.NewControllerManagedBy(mgr).
+		For(&v1beta3.Alert{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{})))
+	_, err := r.gate.build(b, &v1beta3.Alert{}, &v1beta3.AlertList{}, r)
+	return err
 }
 
 // Reconcile checks one Alert.

@@ -111,13 +111,14 @@ func (n *notifier) changed(ctx context.Context, old, cur any) {
 	if !ok1 || !ok2 {
 		return
 	}
+	// Most clusters have few Alerts or none: look before decoding.
+	var alerts v1beta3.AlertList
+	if err := n.client.List(ctx, &alerts); err != nil || len(alerts.Items) == 0 {
+		return
+	}
 	before, _, _ := n.eventOf(o)
 	after, e, ok := n.eventOf(c)
 	if !ok || before == after || !n.passes(ctx, c) {
-		return
-	}
-	var alerts v1beta3.AlertList
-	if err := n.client.List(ctx, &alerts); err != nil {
 		return
 	}
 	src := notify.Source{Kind: e.InvolvedObject.Kind, Namespace: c.GetNamespace(), Name: c.GetName(), Labels: c.GetLabels()}

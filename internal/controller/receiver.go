@@ -39,13 +39,16 @@ type ReceiverReconciler struct {
 	// Serving is false when the controller has no webhook address: a
 	// Receiver then says no call can reach it.
 	Serving bool
+
+	gate *gate
 }
 
 // SetupWithManager registers the reconciler.
 func (r *ReceiverReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	return ctrl.NewControllerManagedBy(mgr).
-		For(&notificationv1.Receiver{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
-		Complete(r)
+	b := ctrl.NewControllerManagedBy(mgr).
+		For(&notificationv1.Receiver{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{})))
+	_, err := r.gate.build(b, &notificationv1.Receiver{}, &notificationv1.ReceiverList{}, r)
+	return err
 }
 
 // receiverToken reads the token of a Receiver's Secret.
