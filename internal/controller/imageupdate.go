@@ -275,7 +275,15 @@ func (r *ImageUpdateAutomationReconciler) run(ctx context.Context, a *imagev1.Im
 		return out, flux.GitOperationFailedReason, err
 	}
 	out.commit = commit
-	if followed := orDefault(branch, co.Branch); out.branch == followed {
+	// The branch the GitRepository follows: its ref's, or with none, the
+	// default branch (what was cloned, unless the checkout named another).
+	followed := ""
+	if repo.Spec.Ref != nil {
+		followed = repo.Spec.Ref.Branch
+	} else if branch == "" {
+		followed = co.Branch
+	}
+	if followed != "" && out.branch == followed {
 		// The source need not wait for its interval to see the commit.
 		patch := client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"annotations":{"`+ReconcileRequestAnnotation+`":"`+time.Now().UTC().Format(time.RFC3339Nano)+`"}}}`))
 		_ = r.Client.Patch(ctx, repo, patch)
