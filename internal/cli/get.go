@@ -26,6 +26,9 @@ var kindAliases = map[string]string{
 	"gitrepository": "GitRepository", "gitrepositories": "GitRepository", "gitrepo": "GitRepository",
 	"ocirepository": "OCIRepository", "ocirepositories": "OCIRepository", "ocirepo": "OCIRepository",
 	"helmrepository": "HelmRepository", "helmrepositories": "HelmRepository", "helmrepo": "HelmRepository",
+	"imagerepository": "ImageRepository", "imagerepositories": "ImageRepository", "imagerepo": "ImageRepository",
+	"imagepolicy": "ImagePolicy", "imagepolicies": "ImagePolicy",
+	"imageupdateautomation": "ImageUpdateAutomation", "imageupdateautomations": "ImageUpdateAutomation", "imageupdate": "ImageUpdateAutomation",
 	"pipeline": "Pipeline", "pipelines": "Pipeline",
 }
 
@@ -34,7 +37,8 @@ func unitKind(arg string) (string, error) {
 	if k, ok := kindAliases[strings.ToLower(arg)]; ok {
 		return k, nil
 	}
-	return "", fmt.Errorf("kind %q: want one of application, applicationset, kustomization, helmrelease, gitrepository, ocirepository, helmrepository, pipeline", arg)
+	return "", fmt.Errorf("kind %q: want one of application, applicationset, kustomization, helmrelease, gitrepository, ocirepository, helmrepository, "+
+		"imagerepository, imagepolicy, imageupdateautomation, pipeline", arg)
 }
 
 func newGetCmd() *cobra.Command {

@@ -14,6 +14,7 @@ import (
 	"converge.dev/converge/internal/api/argocd/v1alpha1"
 	convergev1 "converge.dev/converge/internal/api/converge/v1alpha1"
 	helmv2 "converge.dev/converge/internal/api/fluxcd/helm/v2"
+	imagev1 "converge.dev/converge/internal/api/fluxcd/image/v1"
 	kustomizev1 "converge.dev/converge/internal/api/fluxcd/kustomize/v1"
 	sourcev1 "converge.dev/converge/internal/api/fluxcd/source/v1"
 )
@@ -45,6 +46,12 @@ var Types = []Type{
 		func(o client.Object) Summary { return FromOCIRepository(o.(*sourcev1.OCIRepository)) }},
 	{"HelmRepository", sourcev1.GroupVersion.WithKind("HelmRepository"), func() client.Object { return &sourcev1.HelmRepository{} },
 		func(o client.Object) Summary { return FromHelmRepository(o.(*sourcev1.HelmRepository)) }},
+	{"ImageRepository", imagev1.GroupVersion.WithKind("ImageRepository"), func() client.Object { return &imagev1.ImageRepository{} },
+		func(o client.Object) Summary { return FromImageRepository(o.(*imagev1.ImageRepository)) }},
+	{"ImagePolicy", imagev1.GroupVersion.WithKind("ImagePolicy"), func() client.Object { return &imagev1.ImagePolicy{} },
+		func(o client.Object) Summary { return FromImagePolicy(o.(*imagev1.ImagePolicy)) }},
+	{"ImageUpdateAutomation", imagev1.GroupVersion.WithKind("ImageUpdateAutomation"), func() client.Object { return &imagev1.ImageUpdateAutomation{} },
+		func(o client.Object) Summary { return FromImageUpdateAutomation(o.(*imagev1.ImageUpdateAutomation)) }},
 	{"Pipeline", convergev1.GroupVersion.WithKind("Pipeline"), func() client.Object { return &convergev1.Pipeline{} },
 		func(o client.Object) Summary { return FromPipeline(o.(*convergev1.Pipeline)) }},
 }

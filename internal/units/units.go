@@ -16,6 +16,7 @@ import (
 	"converge.dev/converge/internal/api/argocd/v1alpha1"
 	convergev1 "converge.dev/converge/internal/api/converge/v1alpha1"
 	helmv2 "converge.dev/converge/internal/api/fluxcd/helm/v2"
+	imagev1 "converge.dev/converge/internal/api/fluxcd/image/v1"
 	kustomizev1 "converge.dev/converge/internal/api/fluxcd/kustomize/v1"
 	sourcev1 "converge.dev/converge/internal/api/fluxcd/source/v1"
 )
@@ -38,14 +39,17 @@ type Ref struct {
 // Kinds are the kinds a Ref may name, with their dialect and the
 // resource name RBAC policies use.
 var Kinds = map[string]struct{ Dialect, Resource string }{
-	"Application":    {ArgoCD, "applications"},
-	"ApplicationSet": {ArgoCD, "applicationsets"},
-	"Kustomization":  {Flux, "kustomizations"},
-	"HelmRelease":    {Flux, "helmreleases"},
-	"GitRepository":  {Flux, "gitrepositories"},
-	"OCIRepository":  {Flux, "ocirepositories"},
-	"HelmRepository": {Flux, "helmrepositories"},
-	"Pipeline":       {Converge, "pipelines"},
+	"Application":           {ArgoCD, "applications"},
+	"ApplicationSet":        {ArgoCD, "applicationsets"},
+	"Kustomization":         {Flux, "kustomizations"},
+	"HelmRelease":           {Flux, "helmreleases"},
+	"GitRepository":         {Flux, "gitrepositories"},
+	"OCIRepository":         {Flux, "ocirepositories"},
+	"HelmRepository":        {Flux, "helmrepositories"},
+	"ImageRepository":       {Flux, "imagerepositories"},
+	"ImagePolicy":           {Flux, "imagepolicies"},
+	"ImageUpdateAutomation": {Flux, "imageupdateautomations"},
+	"Pipeline":              {Converge, "pipelines"},
 }
 
 // Summary is one unit as a list shows it. Sync and Health use Argo CD's
@@ -195,6 +199,40 @@ func FromOCIRepository(r *sourcev1.OCIRepository) Summary {
 
 func FromHelmRepository(r *sourcev1.HelmRepository) Summary {
 	return source("HelmRepository", r.ObjectMeta, r.Spec.URL, r.Spec.Suspend, r.Status.ObservedGeneration, r.Status.Conditions, r.Status.Artifact)
+}
+
+// FromImageRepository, FromImagePolicy and FromImageUpdateAutomation
+// summarise Flux's image automation: the image scanned and its newest
+// tag, the pick, the last commit pushed.
+func FromImageRepository(r *imagev1.ImageRepository) Summary {
+	s := base("ImageRepository", r.ObjectMeta)
+	s.Source = r.Spec.Image
+	if sc := r.Status.LastScanResult; sc != nil && len(sc.LatestTags) > 0 {
+		s.Revision = sc.LatestTags[0]
+	}
+	s.Sync, s.Health, s.Message = fluxState(r.Spec.Suspend, r.Generation, r.Status.ObservedGeneration, r.Status.Conditions)
+	return s
+}
+
+func FromImagePolicy(p *imagev1.ImagePolicy) Summary {
+	s := base("ImagePolicy", p.ObjectMeta)
+	s.Source = "ImageRepository/" + p.Spec.ImageRepositoryRef.Name
+	if ref := p.Status.LatestRef; ref != nil {
+		s.Source, s.Revision = ref.Name, ref.Tag
+		if ref.Digest != "" {
+			s.Revision += "@" + ref.Digest
+		}
+	}
+	s.Sync, s.Health, s.Message = fluxState(p.Spec.Suspend, p.Generation, p.Status.ObservedGeneration, p.Status.Conditions)
+	return s
+}
+
+func FromImageUpdateAutomation(a *imagev1.ImageUpdateAutomation) Summary {
+	s := base("ImageUpdateAutomation", a.ObjectMeta)
+	s.Source = "GitRepository/" + a.Spec.SourceRef.Name
+	s.Revision = a.Status.LastPushCommit
+	s.Sync, s.Health, s.Message = fluxState(a.Spec.Suspend, a.Generation, a.Status.ObservedGeneration, a.Status.Conditions)
+	return s
 }
 
 func source(kind string, m metav1.ObjectMeta, url string, suspend bool, observed int64, conds []metav1.Condition, art *sourcev1.Artifact) Summary {

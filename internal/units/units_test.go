@@ -14,6 +14,7 @@ import (
 	"converge.dev/converge/internal/api/argocd/v1alpha1"
 	convergev1 "converge.dev/converge/internal/api/converge/v1alpha1"
 	helmv2 "converge.dev/converge/internal/api/fluxcd/helm/v2"
+	imagev1 "converge.dev/converge/internal/api/fluxcd/image/v1"
 	kustomizev1 "converge.dev/converge/internal/api/fluxcd/kustomize/v1"
 	sourcev1 "converge.dev/converge/internal/api/fluxcd/source/v1"
 )
@@ -58,6 +59,18 @@ func summarise(t *testing.T, file string) Summary {
 		o := &sourcev1.GitRepository{}
 		decode(o)
 		return FromGitRepository(o)
+	case "ImageRepository":
+		o := &imagev1.ImageRepository{}
+		decode(o)
+		return FromImageRepository(o)
+	case "ImagePolicy":
+		o := &imagev1.ImagePolicy{}
+		decode(o)
+		return FromImagePolicy(o)
+	case "ImageUpdateAutomation":
+		o := &imagev1.ImageUpdateAutomation{}
+		decode(o)
+		return FromImageUpdateAutomation(o)
 	}
 	t.Fatalf("%s: kind %q", file, kind.Kind)
 	return Summary{}
@@ -72,6 +85,9 @@ func TestSummaries(t *testing.T) {
 		{"kustomization-suspended.yaml", "flux Kustomization flux-system/apps project= cluster=in-cluster source=GitRepository/shared/fleet rev=main@sha1:aaaa Synced/Suspended: Applied revision: main@sha1:aaaa"},
 		{"helmrelease-progressing.yaml", "flux HelmRelease apps/podinfo project= cluster=in-cluster source=HelmRepository/apps/podinfo podinfo rev=podinfo@6.5.0 Synced/Progressing: Helm upgrade succeeded"},
 		{"pipeline-rolledback.yaml", "converge Pipeline argocd/orders-api project= cluster= source=dev → staging rev= OutOfSync/Degraded: staging: rolled back in cluster: Rollout argocd/orders-api: RolloutAborted"},
+		{"imagerepository-ready.yaml", "flux ImageRepository flux-system/podinfo project= cluster= source=ghcr.io/stefanprodan/podinfo rev=6.5.0 Synced/Healthy: successful scan: found 3 tags"},
+		{"imagepolicy-digest.yaml", "flux ImagePolicy flux-system/podinfo project= cluster= source=ghcr.io/stefanprodan/podinfo rev=6.5.0@sha256:abcd Synced/Healthy: Latest image tag for ghcr.io/stefanprodan/podinfo resolved to 6.5.0"},
+		{"imageupdateautomation-failed.yaml", "flux ImageUpdateAutomation flux-system/podinfo-update project= cluster= source=GitRepository/fleet rev=0123abcd OutOfSync/Degraded: nothing committed: apps/web.yaml:12: marker flux-system:nope: ImagePolicy flux-system/nope does not exist"},
 		{"gitrepository-ready.yaml", "flux GitRepository flux-system/fleet project= cluster= source=https://git.example.com/fleet.git rev=main@sha1:cccc Synced/Healthy: stored artifact for revision main@sha1:cccc"},
 	}
 	for _, tc := range tests {
