@@ -207,7 +207,9 @@ func (r *ImageUpdateAutomationReconciler) run(ctx context.Context, a *imagev1.Im
 	}
 	markers, err := setters.Find(co.Dir, path)
 	if err != nil {
-		return out, "InvalidMarker", fmt.Errorf("%w: %w", errAutomation, err)
+		// Not errAutomation: a push, not a spec change, mends the files,
+		// so the run is retried.
+		return out, "InvalidMarker", fmt.Errorf("nothing committed: %w", err)
 	}
 	images := map[types.NamespacedName]setters.Image{}
 	var bad []string
