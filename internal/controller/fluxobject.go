@@ -3,10 +3,7 @@ package controller
 import (
 	"context"
 	"fmt"
-	"strings"
 
-	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -33,14 +30,4 @@ func getFlux(ctx context.Context, c client.Client, key types.NamespacedName, obj
 		return nil, fmt.Errorf("%s %s: %w", gvk.Kind, key, err)
 	}
 	return flux.Unsupported(raw), nil
-}
-
-// markUnsupported sets or clears the UnsupportedFields condition.
-func markUnsupported(conds *[]metav1.Condition, gen int64, fields []string) {
-	if len(fields) == 0 {
-		meta.RemoveStatusCondition(conds, "UnsupportedFields")
-		return
-	}
-	flux.SetCondition(conds, gen, "UnsupportedFields", metav1.ConditionTrue, "NotSupported",
-		"fields not supported by converge, ignored: "+strings.Join(fields, ", "))
 }

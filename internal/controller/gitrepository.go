@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -139,12 +138,7 @@ func (r *GitRepositoryReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	st := &repo.Status
 	interval := flux.Interval(&repo.Spec.Interval, time.Minute)
 	st.LastHandledReconcileAt = repo.Annotations[ReconcileRequestAnnotation]
-	if fields := flux.Unsupported(raw); len(fields) > 0 {
-		flux.SetCondition(&st.Conditions, gen, "UnsupportedFields", metav1.ConditionTrue, "NotSupported",
-			"fields not supported by converge, ignored: "+strings.Join(fields, ", "))
-	} else {
-		meta.RemoveStatusCondition(&st.Conditions, "UnsupportedFields")
-	}
+	flux.MarkUnsupported(&st.Conditions, gen, flux.Unsupported(raw))
 
 	auth, err := flux.GitAuth(ctx, r.Client, repo)
 	if err == nil {

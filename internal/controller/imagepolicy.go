@@ -83,7 +83,7 @@ func (r *ImagePolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	st := &pol.Status
 	gen := pol.Generation
 	st.LastHandledReconcileAt = pol.Annotations[ReconcileRequestAnnotation]
-	markUnsupported(&st.Conditions, gen, unsupported)
+	flux.MarkUnsupported(&st.Conditions, gen, unsupported)
 
 	ref, reason, err := r.pick(ctx, pol)
 	var wait bool

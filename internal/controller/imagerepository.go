@@ -92,7 +92,7 @@ func (r *ImageRepositoryReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	gen := repo.Generation
 	interval := flux.Interval(&repo.Spec.Interval, 5*time.Minute)
 	st.LastHandledReconcileAt = repo.Annotations[ReconcileRequestAnnotation]
-	markUnsupported(&st.Conditions, gen, unsupported)
+	flux.MarkUnsupported(&st.Conditions, gen, unsupported)
 
 	tags, canonical, reason, err := scanTags(ctx, r.Client, repo)
 	if err == nil {

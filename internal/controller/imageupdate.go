@@ -89,7 +89,7 @@ func (r *ImageUpdateAutomationReconciler) Reconcile(ctx context.Context, req ctr
 	gen := a.Generation
 	interval := flux.Interval(&a.Spec.Interval, 30*time.Minute)
 	st.LastHandledReconcileAt = a.Annotations[ReconcileRequestAnnotation]
-	markUnsupported(&st.Conditions, gen, unsupported)
+	flux.MarkUnsupported(&st.Conditions, gen, unsupported)
 
 	run, reason, err := r.run(ctx, a, unsupported)
 	if run.revision != "" {

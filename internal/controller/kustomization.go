@@ -202,12 +202,7 @@ func reportUnsupported(ctx context.Context, reader client.Reader, fallback clien
 	if err := reader.Get(ctx, key, raw); err != nil {
 		return client.IgnoreNotFound(err)
 	}
-	if fields := flux.Unsupported(raw); len(fields) > 0 {
-		flux.SetCondition(conds, gen, "UnsupportedFields", metav1.ConditionTrue, "NotSupported",
-			"fields not supported by converge, ignored: "+strings.Join(fields, ", "))
-	} else {
-		meta.RemoveStatusCondition(conds, "UnsupportedFields")
-	}
+	flux.MarkUnsupported(conds, gen, flux.Unsupported(raw))
 	return nil
 }
 

@@ -90,7 +90,7 @@ func (r *ProviderReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	orig := p.DeepCopy()
-	markUnsupported(&p.Status.Conditions, p.Generation, unsupported)
+	flux.MarkUnsupported(&p.Status.Conditions, p.Generation, unsupported)
 	t, err := providerTarget(ctx, r.Client, p)
 	if err == nil {
 		err = notify.Check(t)
@@ -138,7 +138,7 @@ func (r *AlertReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	orig := a.DeepCopy()
-	markUnsupported(&a.Status.Conditions, a.Generation, unsupported)
+	flux.MarkUnsupported(&a.Status.Conditions, a.Generation, unsupported)
 	err = checkAlert(ctx, r.Client, a)
 	if err == nil {
 		flux.MarkReady(&a.Status.Conditions, a.Generation, flux.SucceededReason, "Alert is usable")

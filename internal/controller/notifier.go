@@ -227,7 +227,7 @@ func (n *notifier) eventOf(o client.Object) (sig string, e notify.Event, ok bool
 	if err != nil {
 		return "", e, false
 	}
-	ready := readyOf(u)
+	ready := flux.ReadyOf(u)
 	if ready == nil || ready.Status == metav1.ConditionUnknown {
 		return "", e, false
 	}
@@ -240,20 +240,6 @@ func (n *notifier) eventOf(o client.Object) (sig string, e notify.Event, ok bool
 		e.Severity = notify.SeverityError
 	}
 	return strings.Join([]string{string(ready.Status), ready.Reason, ready.Message, rev}, "\x00"), e, true
-}
-
-// readyOf is the Ready condition of an object's status, if any.
-func readyOf(u map[string]any) *metav1.Condition {
-	conds, _, _ := unstructured.NestedSlice(u, "status", "conditions")
-	for _, c := range conds {
-		m, _ := c.(map[string]any)
-		if m["type"] != flux.ReadyCondition {
-			continue
-		}
-		str := func(k string) string { s, _ := m[k].(string); return s }
-		return &metav1.Condition{Type: flux.ReadyCondition, Status: metav1.ConditionStatus(str("status")), Reason: str("reason"), Message: str("message")}
-	}
-	return nil
 }
 
 // revisionOf is what a Flux object reports as its revision: what it

@@ -75,7 +75,7 @@ func (r *ReceiverReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	orig := rc.DeepCopy()
 	st := &rc.Status
 	gen := rc.Generation
-	markUnsupported(&st.Conditions, gen, unsupported)
+	flux.MarkUnsupported(&st.Conditions, gen, unsupported)
 	tok, err := receiverToken(ctx, r.Client, rc)
 	switch {
 	case err != nil:

@@ -16,6 +16,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -24,6 +25,7 @@ import (
 
 	convergev1 "converge.dev/converge/internal/api/converge/v1alpha1"
 	sourcev1 "converge.dev/converge/internal/api/fluxcd/source/v1"
+	"converge.dev/converge/internal/dialect/flux"
 	"converge.dev/converge/internal/units"
 )
 
@@ -260,10 +262,14 @@ func alerts(ctx context.Context, o Options) Item {
 	if err == nil && len(list.Items) > 0 {
 		var broken []string
 		for _, a := range list.Items {
-			ready, msg := readyOf(&a)
-			if ready {
+			ready := flux.ReadyOf(a.Object)
+			if ready != nil && ready.Status == metav1.ConditionTrue {
 				it.note("Flux Alert %s/%s sends sync failures to its Provider (drift that heals is alerted only by a PrometheusRule on converge_drift_fields)", a.GetNamespace(), a.GetName())
 				return it
+			}
+			msg := ""
+			if ready != nil {
+				msg = ready.Message
 			}
 			broken = append(broken, fmt.Sprintf("%s/%s (%s)", a.GetNamespace(), a.GetName(), orNone(msg)))
 		}
@@ -272,20 +278,6 @@ func alerts(ctx context.Context, o Options) Item {
 	}
 	it.worse(Warn, "no PrometheusRule alerts on converge's metrics (converge_drift_fields, converge_app_sync_total{phase=\"Failed\"}) and no Flux Alert: a failed sync or a drift in production pages nobody")
 	return it
-}
-
-// readyOf is an object's Ready condition: whether it is True, and its
-// message.
-func readyOf(u *unstructured.Unstructured) (bool, string) {
-	conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
-	for _, c := range conds {
-		m, _ := c.(map[string]any)
-		if m["type"] == "Ready" {
-			msg, _ := m["message"].(string)
-			return m["status"] == "True", msg
-		}
-	}
-	return false, ""
 }
 
 func orNone(s string) string {

@@ -317,6 +317,32 @@ func Unsupported(obj *unstructured.Unstructured) []string {
 	return out
 }
 
+// MarkUnsupported sets the UnsupportedFields condition naming fields, or
+// removes it when there are none.
+func MarkUnsupported(conds *[]metav1.Condition, gen int64, fields []string) {
+	if len(fields) == 0 {
+		meta.RemoveStatusCondition(conds, "UnsupportedFields")
+		return
+	}
+	SetCondition(conds, gen, "UnsupportedFields", metav1.ConditionTrue, "NotSupported",
+		"fields not supported by converge, ignored: "+strings.Join(fields, ", "))
+}
+
+// ReadyOf is the Ready condition of an object decoded as a map (its
+// type, status, reason and message), nil if it has none.
+func ReadyOf(obj map[string]any) *metav1.Condition {
+	conds, _, _ := unstructured.NestedSlice(obj, "status", "conditions")
+	for _, c := range conds {
+		m, _ := c.(map[string]any)
+		if m["type"] != ReadyCondition {
+			continue
+		}
+		str := func(k string) string { s, _ := m[k].(string); return s }
+		return &metav1.Condition{Type: ReadyCondition, Status: metav1.ConditionStatus(str("status")), Reason: str("reason"), Message: str("message")}
+	}
+	return nil
+}
+
 // Finalizer is Flux's finalizer: the Kustomization goes only after what
 // it applied was handled by its deletion policy.
 const Finalizer = "finalizers.fluxcd.io"

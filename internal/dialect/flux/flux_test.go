@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	sourcev1 "converge.dev/converge/internal/api/fluxcd/source/v1"
@@ -80,5 +81,27 @@ func TestInventory(t *testing.T) {
 	}
 	if got := strings.Join(ids, " "); got != "_shop__Namespace@v1 shop_web_apps_Deployment@v1" {
 		t.Errorf("inventory %s", got)
+	}
+}
+
+func TestReadyOfAndMarkUnsupported(t *testing.T) {
+	obj := map[string]any{"status": map[string]any{"conditions": []any{
+		map[string]any{"type": "Reconciling", "status": "True"},
+		map[string]any{"type": "Ready", "status": "False", "reason": "BuildFailed", "message": "kustomize build failed"},
+	}}}
+	if c := ReadyOf(obj); c == nil || c.Status != metav1.ConditionFalse || c.Reason != "BuildFailed" || c.Message != "kustomize build failed" {
+		t.Errorf("ReadyOf = %+v", c)
+	}
+	if c := ReadyOf(map[string]any{"status": map[string]any{}}); c != nil {
+		t.Errorf("ReadyOf without conditions = %+v", c)
+	}
+	var conds []metav1.Condition
+	MarkUnsupported(&conds, 3, []string{"spec.a", "spec.b"})
+	if len(conds) != 1 || conds[0].Message != "fields not supported by converge, ignored: spec.a, spec.b" || conds[0].ObservedGeneration != 3 {
+		t.Errorf("conditions %+v", conds)
+	}
+	MarkUnsupported(&conds, 4, nil)
+	if len(conds) != 0 {
+		t.Errorf("conditions after none: %+v", conds)
 	}
 }
