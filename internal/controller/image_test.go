@@ -25,6 +25,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/yaml"
 
 	imagev1 "converge.dev/converge/internal/api/fluxcd/image/v1"
@@ -181,7 +182,7 @@ func TestImageAutomation(t *testing.T) {
 			DigestReflectionPolicy: imagev1.ReflectIfNotPresent}})
 	create(t, c, &imagev1.ImageUpdateAutomation{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns},
 		Spec: imagev1.ImageUpdateAutomationSpec{SourceRef: imagev1.CrossNamespaceSourceReference{Kind: "GitRepository", Name: "images"},
-			Interval: metav1.Duration{Duration: 10 * time.Minute}, Update: &imagev1.UpdateStrategy{Path: "./deploy", Strategy: "Setters"},
+			Interval: metav1.Duration{Duration: 2 * time.Second}, Update: &imagev1.UpdateStrategy{Path: "./deploy", Strategy: "Setters"},
 			GitSpec: &imagev1.GitSpec{Checkout: &imagev1.GitCheckoutSpec{Reference: imagev1.GitRepositoryRef{Branch: "main"}},
 				Push: &imagev1.PushSpec{Branch: "main"},
 				Commit: imagev1.CommitSpec{Author: imagev1.CommitUser{Name: "image-bot", Email: "bot@converge.dev"},
@@ -235,13 +236,19 @@ func TestImageAutomation(t *testing.T) {
 		}
 		return out
 	}
-	time.Sleep(time.Second) // the last status writes of the chain
+	time.Sleep(3 * time.Second) // the last status writes of the chain, and the clone that sees the pushed head
 	before, reqs := versions(), reg.requests.Load()
+	cloned, unchanged := automationRuns("cloned"), automationRuns("unchanged")
 	time.Sleep(7 * time.Second)
 	if after := versions(); strings.Join(after, ",") != strings.Join(before, ",") {
 		t.Errorf("resource versions moved in steady state: %v to %v", before, after)
 	}
-	t.Logf("steady state: %d registry requests in 7s of 2s rescans, no writes", reg.requests.Load()-reqs)
+	// The automation's 2s runs ask Git for the head and clone nothing.
+	if c, u := automationRuns("cloned")-cloned, automationRuns("unchanged")-unchanged; c != 0 || u < 2 {
+		t.Errorf("steady state: %v runs cloned, %v found nothing new; want 0 and at least 2", c, u)
+	}
+	t.Logf("steady state: %d registry requests in 7s of 2s rescans, %v automation runs without a clone, no writes",
+		reg.requests.Load()-reqs, automationRuns("unchanged")-unchanged)
 
 	// Bad input, each named, and nothing committed.
 	t.Run("missing policy", func(t *testing.T) {
@@ -305,6 +312,24 @@ func TestImageAutomation(t *testing.T) {
 			t.Errorf("main moved from %s to %s: something was committed", before, now)
 		}
 	})
+}
+
+// automationRuns is converge_image_automation_runs_total{result}.
+func automationRuns(result string) float64 {
+	families, _ := ctrlmetrics.Registry.Gather()
+	for _, f := range families {
+		if f.GetName() != "converge_image_automation_runs_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "result" && l.GetValue() == result {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
 }
 
 // requestReconcile sets Flux's reconcile request annotation, as `flux

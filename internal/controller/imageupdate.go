@@ -25,7 +25,9 @@ import (
 	imagev1 "converge.dev/converge/internal/api/fluxcd/image/v1"
 	sourcev1 "converge.dev/converge/internal/api/fluxcd/source/v1"
 	"converge.dev/converge/internal/dialect/flux"
+	"converge.dev/converge/internal/engine"
 	"converge.dev/converge/internal/setters"
+	"converge.dev/converge/internal/source/git"
 	"converge.dev/converge/internal/writeback"
 )
 
@@ -36,6 +38,9 @@ const defaultCommitMessage = "Update from image update automation"
 // Git at their markers, commits and pushes.
 type ImageUpdateAutomationReconciler struct {
 	Client client.Client
+	// Engine resolves the branch head, so that a run with nothing new
+	// clones nothing.
+	Engine *engine.Engine
 
 	gate *gate
 }
@@ -91,7 +96,8 @@ func (r *ImageUpdateAutomationReconciler) Reconcile(ctx context.Context, req ctr
 	st.LastHandledReconcileAt = a.Annotations[ReconcileRequestAnnotation]
 	flux.MarkUnsupported(&st.Conditions, gen, unsupported)
 
-	run, reason, err := r.run(ctx, a, unsupported)
+	forced := a.Annotations[ReconcileRequestAnnotation] != orig.Status.LastHandledReconcileAt
+	run, reason, err := r.run(ctx, a, unsupported, forced)
 	if run.revision != "" {
 		st.ObservedSourceRevision = run.revision
 	}
@@ -129,7 +135,7 @@ func (r *ImageUpdateAutomationReconciler) Reconcile(ctx context.Context, req ctr
 // policy that does not exist, or a selected one that has no pick, fails
 // the run before anything is written: a half-updated repository is not
 // pushed.
-func (r *ImageUpdateAutomationReconciler) run(ctx context.Context, a *imagev1.ImageUpdateAutomation, unsupported []string) (automationRun, string, error) {
+func (r *ImageUpdateAutomationReconciler) run(ctx context.Context, a *imagev1.ImageUpdateAutomation, unsupported []string, forced bool) (automationRun, string, error) {
 	var out automationRun
 	for _, f := range unsupported {
 		if strings.HasPrefix(f, "spec.git.commit.signingKey") {
@@ -195,6 +201,13 @@ func (r *ImageUpdateAutomationReconciler) run(ctx context.Context, a *imagev1.Im
 	timeout := flux.Interval(repo.Spec.Timeout, time.Minute)
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	if !forced && r.unchanged(cctx, a, repo.Spec.URL, branch, auth, out.policies) {
+		// The last run at this head with these picks changed nothing.
+		imageAutomationRuns.WithLabelValues("unchanged").Inc()
+		out.revision = a.Status.ObservedSourceRevision
+		return out, "", nil
+	}
+	imageAutomationRuns.WithLabelValues("cloned").Inc()
 	co, err := writeback.Clone(cctx, repo.Spec.URL, branch, auth)
 	if err != nil {
 		return out, flux.GitOperationFailedReason, fmt.Errorf("GitRepository %s: %w", key, err)
@@ -291,6 +304,25 @@ func (r *ImageUpdateAutomationReconciler) run(ctx context.Context, a *imagev1.Im
 		_ = r.Client.Patch(ctx, repo, patch)
 	}
 	return out, "", nil
+}
+
+// unchanged reports whether the last run, Ready at this generation,
+// saw the branch's current head and the same picks: a run now would
+// find what it found. It asks the Git cache for the head (a fetch of
+// what is new) rather than cloning.
+func (r *ImageUpdateAutomationReconciler) unchanged(ctx context.Context, a *imagev1.ImageUpdateAutomation, url, branch string, auth git.Auth,
+	policies map[string]imagev1.ImageRef) bool {
+	st := a.Status
+	if r.Engine == nil || st.ObservedGeneration != a.Generation || !meta.IsStatusConditionTrue(st.Conditions, flux.ReadyCondition) ||
+		!equality.Semantic.DeepEqual(st.ObservedPolicies, policies) {
+		return false
+	}
+	rev := ""
+	if branch != "" {
+		rev = flux.Revision(&sourcev1.GitRepositoryRef{Branch: branch})
+	}
+	head, err := r.Engine.Resolve(ctx, url, rev, auth)
+	return err == nil && strings.HasSuffix(st.ObservedSourceRevision, "@sha1:"+head)
 }
 
 // readyMessage is the Ready condition's message, if any.

@@ -244,7 +244,7 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 	if err := (&ImagePolicyReconciler{Client: mgr.GetClient(), Engine: o.Engine, tags: tags, gate: g}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("imagepolicy controller: %w", err)
 	}
-	if err := (&ImageUpdateAutomationReconciler{Client: mgr.GetClient(), gate: g}).SetupWithManager(mgr); err != nil {
+	if err := (&ImageUpdateAutomationReconciler{Client: mgr.GetClient(), Engine: o.Engine, gate: g}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("imageupdateautomation controller: %w", err)
 	}
 	if err := (&ProviderReconciler{Client: mgr.GetClient(), gate: g}).SetupWithManager(mgr); err != nil {

@@ -39,7 +39,7 @@ var registerOnce sync.Once
 
 func registerMetrics() {
 	registerOnce.Do(func() {
-		metrics.Registry.MustRegister(syncTotal, syncDuration, appInfo, webhookDeliveries, webhookRefreshes, driftFields, forgeRequests, notifications)
+		metrics.Registry.MustRegister(syncTotal, syncDuration, appInfo, webhookDeliveries, webhookRefreshes, driftFields, forgeRequests, notifications, imageAutomationRuns)
 	})
 }
 
@@ -64,6 +64,13 @@ var notifications = prometheus.NewCounterVec(prometheus.CounterOpts{
 	Name: "converge_notifications_total",
 	Help: "Events sent to notification Providers, by provider type and result (sent; failed; skipped: a commit status without a commit; dropped: more than 1,000 waiting).",
 }, []string{"type", "result"})
+
+// imageAutomationRuns counts ImageUpdateAutomation runs by whether they
+// cloned the repository.
+var imageAutomationRuns = prometheus.NewCounterVec(prometheus.CounterOpts{
+	Name: "converge_image_automation_runs_total",
+	Help: "ImageUpdateAutomation runs past their checks, by result: cloned (the markers were read), unchanged (same branch head and picks as the last run: nothing cloned).",
+}, []string{"result"})
 
 // forgeRequests counts requests to forges, for the cost of a promotion.
 var forgeRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
