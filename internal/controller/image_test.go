@@ -25,7 +25,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/yaml"
 
 	imagev1 "converge.dev/converge/internal/api/fluxcd/image/v1"
@@ -316,20 +315,7 @@ func TestImageAutomation(t *testing.T) {
 
 // automationRuns is converge_image_automation_runs_total{result}.
 func automationRuns(result string) float64 {
-	families, _ := ctrlmetrics.Registry.Gather()
-	for _, f := range families {
-		if f.GetName() != "converge_image_automation_runs_total" {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "result" && l.GetValue() == result {
-					return m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	return 0
+	return counter("converge_image_automation_runs_total", map[string]string{"result": result})
 }
 
 // requestReconcile sets Flux's reconcile request annotation, as `flux

@@ -15,9 +15,11 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"converge.dev/converge/internal/api/argocd/v1alpha1"
 	kustomizev1 "converge.dev/converge/internal/api/fluxcd/kustomize/v1"
@@ -72,6 +74,11 @@ func (s *hmacSink) match(ok func(notify.Event) bool) (notify.Event, bool) {
 		}
 	}
 	return notify.Event{}, false
+}
+
+// notificationsTotal is converge_notifications_total{type, result}.
+func notificationsTotal(typ, result string) float64 {
+	return counter("converge_notifications_total", map[string]string{"type": typ, "result": result})
 }
 
 // waitCommitStatus waits for a status whose context starts with key on
@@ -130,7 +137,17 @@ func TestNotifications(t *testing.T) {
 				{Kind: "Application", Name: "*", MatchLabels: map[string]string{"team": "shop"}}}}})
 	create(t, c, &notificationv1.Receiver{ObjectMeta: metav1.ObjectMeta{Name: "gitea", Namespace: ns},
 		Spec: notificationv1.ReceiverSpec{Type: "gitea", Events: []string{"push"}, SecretRef: notificationv1.LocalObjectReference{Name: "receiver-token"},
-			Resources: []notificationv1.CrossNamespaceObjectReference{{Kind: "GitRepository", Name: "notified"}}}})
+			Resources: []notificationv1.CrossNamespaceObjectReference{{Kind: "GitRepository", Name: "notif*"}}}})
+	// A Provider whose endpoint refuses: the failure is counted and
+	// recorded on the Alert, and nothing is retried (a 403 will not pass).
+	refusing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusForbidden) }))
+	t.Cleanup(refusing.Close)
+	failedBefore := notificationsTotal("generic", "failed")
+	create(t, c, &v1beta3.Provider{ObjectMeta: metav1.ObjectMeta{Name: "refusing", Namespace: ns},
+		Spec: v1beta3.ProviderSpec{Type: "generic", Address: refusing.URL + "/events"}})
+	create(t, c, &v1beta3.Alert{ObjectMeta: metav1.ObjectMeta{Name: "refused", Namespace: ns},
+		Spec: v1beta3.AlertSpec{ProviderRef: v1beta3.LocalObjectReference{Name: "refusing"},
+			EventSources: []v1beta3.CrossNamespaceObjectReference{{Kind: "Kustomization", Name: "*"}}}})
 	for _, name := range []string{"gitea", "webhook"} {
 		waitObject(t, c, types.NamespacedName{Namespace: ns, Name: name}, &v1beta3.Provider{}, "ready", func(p *v1beta3.Provider) bool { return isReady(p.Status.Conditions) })
 	}
@@ -169,6 +186,25 @@ func TestNotifications(t *testing.T) {
 			Path: "./app", TargetNamespace: target, Prune: true, Interval: metav1.Duration{Duration: 10 * time.Minute}}})
 	waitKustomization(t, c, ns, "notified", "applied", func(k *kustomizev1.Kustomization) bool { return strings.HasSuffix(k.Status.LastAppliedRevision, first) })
 	waitCommitStatus(t, f, repo, first, "kustomization/notified/", "success")
+	err := wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		var evs eventsv1.EventList
+		if err := c.List(ctx, &evs, client.InNamespace(ns)); err != nil {
+			return false, nil
+		}
+		for _, e := range evs.Items {
+			if e.Regarding.Kind == "Alert" && e.Regarding.Name == "refused" && e.Reason == "NotificationFailed" &&
+				strings.Contains(e.Note, "generic provider: POST to "+strings.TrimPrefix(refusing.URL, "http://")+": status 403") {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		t.Errorf("no NotificationFailed event on Alert refused")
+	}
+	if n := notificationsTotal("generic", "failed") - failedBefore; n < 1 {
+		t.Errorf("converge_notifications_total{type=generic,result=failed} rose by %v", n)
+	}
 
 	// Argo CD's Applications are event sources too.
 	create(t, c, &v1alpha1.AppProject{ObjectMeta: metav1.ObjectMeta{Name: "default", Namespace: ns},
@@ -176,7 +212,7 @@ func TestNotifications(t *testing.T) {
 	a := app(clustertest.Namespace(t), "notified-app", repo.CloneURL, "app", nil)
 	a.Namespace, a.Labels = ns, map[string]string{"team": "shop"}
 	create(t, c, a)
-	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
+	err = wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
 		_, ok := sink.match(func(e notify.Event) bool {
 			return e.InvolvedObject.Kind == "Application" && e.Reason == "SyncSucceeded" && e.Revision() == first
 		})

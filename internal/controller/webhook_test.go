@@ -60,19 +60,29 @@ func app(ns, name, repoURL, path string, ann map[string]string) *v1alpha1.Applic
 }
 
 func refreshes(ns, name string) float64 {
+	return counter("converge_webhook_refreshes_total", map[string]string{"namespace": ns, "name": name})
+}
+
+// counter is the value of the series of metric name whose labels include
+// want; 0 if there is none.
+func counter(name string, want map[string]string) float64 {
 	families, _ := ctrlmetrics.Registry.Gather()
 	for _, f := range families {
-		if f.GetName() != "converge_webhook_refreshes_total" {
+		if f.GetName() != name {
 			continue
 		}
+	series:
 		for _, m := range f.GetMetric() {
 			l := map[string]string{}
 			for _, p := range m.GetLabel() {
 				l[p.GetName()] = p.GetValue()
 			}
-			if l["namespace"] == ns && l["name"] == name {
-				return m.GetCounter().GetValue()
+			for k, v := range want {
+				if l[k] != v {
+					continue series
+				}
 			}
+			return m.GetCounter().GetValue()
 		}
 	}
 	return 0
