@@ -89,15 +89,6 @@ type ImageRef struct {
 	Digest string `json:"digest,omitempty"`
 }
 
-// String is name:tag, with @digest when there is one.
-func (r ImageRef) String() string {
-	s := r.Name + ":" + r.Tag
-	if r.Digest != "" {
-		s += "@" + r.Digest
-	}
-	return s
-}
-
 // ImagePolicyStatus is Flux's status shape.
 type ImagePolicyStatus struct {
 	ObservedGeneration int64              `json:"observedGeneration,omitempty"`
