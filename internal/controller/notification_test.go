@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -143,6 +144,25 @@ func TestNotifications(t *testing.T) {
 	refusing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusForbidden) }))
 	t.Cleanup(refusing.Close)
 	failedBefore := notificationsTotal("generic", "failed")
+	// And one that answers 503 twice, then takes: a refused event is
+	// sent again.
+	var flakyMu sync.Mutex
+	var flakyBodies []string
+	flaky := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		flakyMu.Lock()
+		defer flakyMu.Unlock()
+		flakyBodies = append(flakyBodies, string(b))
+		if len(flakyBodies) <= 2 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	}))
+	t.Cleanup(flaky.Close)
+	create(t, c, &v1beta3.Provider{ObjectMeta: metav1.ObjectMeta{Name: "flaky", Namespace: ns},
+		Spec: v1beta3.ProviderSpec{Type: "generic", Address: flaky.URL + "/events"}})
+	create(t, c, &v1beta3.Alert{ObjectMeta: metav1.ObjectMeta{Name: "flaky", Namespace: ns},
+		Spec: v1beta3.AlertSpec{ProviderRef: v1beta3.LocalObjectReference{Name: "flaky"},
+			EventSources: []v1beta3.CrossNamespaceObjectReference{{Kind: "Kustomization", Name: "*"}}}})
 	create(t, c, &v1beta3.Provider{ObjectMeta: metav1.ObjectMeta{Name: "refusing", Namespace: ns},
 		Spec: v1beta3.ProviderSpec{Type: "generic", Address: refusing.URL + "/events"}})
 	create(t, c, &v1beta3.Alert{ObjectMeta: metav1.ObjectMeta{Name: "refused", Namespace: ns},
@@ -205,6 +225,18 @@ func TestNotifications(t *testing.T) {
 	if n := notificationsTotal("generic", "failed") - failedBefore; n < 1 {
 		t.Errorf("converge_notifications_total{type=generic,result=failed} rose by %v", n)
 	}
+	err = wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+		flakyMu.Lock()
+		defer flakyMu.Unlock()
+		return len(flakyBodies) >= 3, nil
+	})
+	flakyMu.Lock()
+	// Two senders work at once, so calls interleave: the first refused
+	// event must come again.
+	if err != nil || slices.Index(flakyBodies[1:], flakyBodies[0]) < 0 {
+		t.Errorf("the event the flaky endpoint refused first was not sent again: %q", flakyBodies)
+	}
+	flakyMu.Unlock()
 
 	// Argo CD's Applications are event sources too.
 	create(t, c, &v1alpha1.AppProject{ObjectMeta: metav1.ObjectMeta{Name: "default", Namespace: ns},
